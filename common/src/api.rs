@@ -1,0 +1,98 @@
+//! What the gateway (and the worker) call. Each trait has an in-process implementation (used by
+//! `strata local`, no sockets) and a remote one (gRPC to the master, HTTP to a worker).
+
+use std::pin::Pin;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::Stream;
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::proto::*;
+
+pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes>> + Send>>;
+
+#[async_trait]
+pub trait MasterApi: Send + Sync + 'static {
+    async fn create_bucket(&self, name: &str) -> Result<Bucket>;
+    async fn delete_bucket(&self, name: &str) -> Result<()>;
+    async fn get_bucket(&self, name: &str) -> Result<Bucket>;
+    async fn list_buckets(&self) -> Result<Vec<Bucket>>;
+
+    async fn lookup(&self, bucket: &str, key: &str) -> Result<ObjectMeta>;
+    async fn allocate_version(&self) -> Result<u64>;
+    async fn commit_object(&self, req: CommitObjectRequest) -> Result<CommitObjectResponse>;
+    async fn delete_object(&self, bucket: &str, key: &str) -> Result<DeleteObjectResponse>;
+    async fn list_objects(&self, req: ListObjectsRequest) -> Result<ListObjectsResponse>;
+
+    async fn create_upload(&self, upload: Upload) -> Result<Upload>;
+    async fn get_upload(&self, upload: UploadRef) -> Result<UploadState>;
+    async fn commit_part(&self, req: CommitPartRequest) -> Result<CommitPartResponse>;
+    async fn complete_upload(&self, req: CompleteUploadRequest) -> Result<CompleteUploadResponse>;
+    async fn abort_upload(&self, upload: UploadRef) -> Result<AbortUploadResponse>;
+    async fn list_uploads(&self, req: ListUploadsRequest) -> Result<ListUploadsResponse>;
+
+    /// The secret key of an S3 access key.
+    async fn get_credential(&self, access_key: &str) -> Result<String>;
+    /// The mount of a bucket; "" is the cluster's root under store (staging of multipart parts).
+    async fn get_mount(&self, bucket: &str) -> Result<Mount>;
+
+    async fn register_worker(&self, info: WorkerInfo) -> Result<WorkerInfo>;
+    async fn heartbeat(&self, req: HeartbeatRequest) -> Result<HeartbeatResponse>;
+    async fn list_workers(&self) -> Result<Vec<WorkerInfo>>;
+}
+
+/// A place in an under store: the mount of `bucket` ("" = root under store) and a key in it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UfsLocation {
+    pub bucket: String,
+    pub key: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReadRequest {
+    pub loc: UfsLocation,
+    pub version: u64,
+    pub object_size: u64,
+    /// The under store's tag when the object was written: a fill from a changed file fails.
+    pub ufs_etag: String,
+    pub offset: u64,
+    pub len: u64,
+    pub cache: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WriteRequest {
+    pub loc: UfsLocation,
+    pub version: u64,
+    /// Keep the written pages in this worker's cache.
+    pub cache: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WriteResult {
+    pub size: u64,
+    pub ufs_etag: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ComposeRequest {
+    pub target: UfsLocation,
+    pub version: u64,
+    /// Concatenated in this order.
+    pub sources: Vec<UfsLocation>,
+    pub cache: bool,
+}
+
+#[async_trait]
+pub trait WorkerApi: Send + Sync + 'static {
+    /// Streams `len` bytes at `offset` of an object version, from cache or the under store.
+    async fn read(&self, req: ReadRequest) -> Result<ByteStream>;
+    /// Writes `body` to the under store, atomically: an error in `body` leaves nothing there.
+    async fn write(&self, req: WriteRequest, body: ByteStream) -> Result<WriteResult>;
+    /// Writes the concatenation of `sources` as `target`, atomically.
+    async fn compose(&self, req: ComposeRequest) -> Result<WriteResult>;
+    /// Deletes under-store objects; missing ones are not an error.
+    async fn delete(&self, locs: Vec<UfsLocation>) -> Result<()>;
+}

@@ -1,0 +1,219 @@
+//! Configuration: defaults, then a TOML file, then `STRATA_*` environment variables (nested
+//! keys joined by `__`, e.g. `STRATA_CACHE__MEM_BYTES`), then command-line flags.
+
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::error::{Error, Result};
+
+pub const DEFAULT_GATEWAY_ADDR: &str = "127.0.0.1:9000";
+pub const DEFAULT_MASTER_ADDR: &str = "127.0.0.1:9100";
+pub const DEFAULT_WORKER_ADDR: &str = "127.0.0.1:9200";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where this process keeps its state (metadata, credentials, disk cache, local under store).
+    pub data_dir: PathBuf,
+    /// host:port this process listens on; the default depends on the role.
+    pub listen: Option<String>,
+    /// URL others reach this process at (workers: their data server), default from `listen`.
+    pub advertise: Option<String>,
+    /// Shared by every process of a cluster; every internal call carries it.
+    pub cluster_secret: Option<String>,
+    /// Master addresses for workers and gateways, e.g. `http://10.0.0.1:9100`.
+    #[serde(deserialize_with = "list")]
+    pub masters: Vec<String>,
+    /// Metadata store: `embedded:///path/meta.redb` (default `<data_dir>/meta.redb`) or `memory://`.
+    pub metadata: Option<String>,
+    /// The cluster's root under store, where `CreateBucket` makes folders (default `<data_dir>/ufs`).
+    pub root_ufs: Option<String>,
+    /// Override the generated root S3 credentials.
+    pub root_access_key: Option<String>,
+    pub root_secret_key: Option<String>,
+    #[serde(deserialize_with = "size")]
+    pub block_size: u64,
+    pub heartbeat_interval_ms: u64,
+    /// A worker silent this long is dropped from placement.
+    pub worker_timeout_ms: u64,
+    pub cache: CacheConfig,
+    /// Virtual-hosted-style addressing: requests to `BUCKET.<domain>` address BUCKET.
+    pub domain: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheConfig {
+    #[serde(deserialize_with = "size")]
+    pub page_size: u64,
+    #[serde(deserialize_with = "size")]
+    pub mem_bytes: u64,
+    /// Disk tier folder (default `<data_dir>/cache`); pages evicted from memory go here.
+    pub disk_dir: Option<PathBuf>,
+    #[serde(deserialize_with = "size")]
+    pub disk_bytes: u64,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            data_dir: PathBuf::from(".strata"),
+            listen: None,
+            advertise: None,
+            cluster_secret: None,
+            masters: Vec::new(),
+            metadata: None,
+            root_ufs: None,
+            root_access_key: None,
+            root_secret_key: None,
+            block_size: 64 << 20,
+            heartbeat_interval_ms: 2000,
+            worker_timeout_ms: 10_000,
+            cache: CacheConfig::default(),
+            domain: None,
+        }
+    }
+}
+
+impl Default for CacheConfig {
+    fn default() -> CacheConfig {
+        CacheConfig { page_size: 1 << 20, mem_bytes: 512 << 20, disk_dir: None, disk_bytes: 4 << 30 }
+    }
+}
+
+const SETTINGS: &[&str] = &[
+    "data_dir", "listen", "advertise", "cluster_secret", "masters", "metadata", "root_ufs",
+    "root_access_key", "root_secret_key", "block_size", "heartbeat_interval_ms",
+    "worker_timeout_ms", "cache", "domain",
+];
+
+impl Config {
+    /// Defaults < `file` (if any) < `STRATA_*` environment.
+    pub fn load(file: Option<&Path>) -> Result<Config> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(f) = file {
+            if !f.exists() {
+                return Err(Error::invalid(format!("config file {} does not exist", f.display())));
+            }
+            fig = fig.merge(Toml::file(f));
+        }
+        // Only the names of settings: other STRATA_* variables (STRATA_CONFIG, ...) are not ours.
+        let env = Env::prefixed("STRATA_").filter(|k| {
+            let top = k.as_str().split("__").next().unwrap_or_default();
+            SETTINGS.iter().any(|s| s.eq_ignore_ascii_case(top))
+        });
+        fig = fig.merge(env.split("__"));
+        let cfg: Config = fig.extract().map_err(|e| Error::invalid(format!("bad configuration: {e}")))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        if !self.cache.page_size.is_power_of_two() || self.cache.page_size < 4096 {
+            return Err(Error::invalid("cache.page_size must be a power of two of at least 4096"));
+        }
+        if self.block_size < self.cache.page_size || self.block_size % self.cache.page_size != 0 {
+            return Err(Error::invalid("block_size must be a multiple of cache.page_size"));
+        }
+        Ok(())
+    }
+
+    pub fn metadata_url(&self) -> String {
+        self.metadata
+            .clone()
+            .unwrap_or_else(|| format!("embedded://{}", abs(&self.data_dir.join("meta.redb")).display()))
+    }
+
+    pub fn root_ufs_url(&self) -> String {
+        self.root_ufs.clone().unwrap_or_else(|| format!("file://{}", abs(&self.data_dir.join("ufs")).display()))
+    }
+
+    pub fn disk_cache_dir(&self) -> PathBuf {
+        self.cache.disk_dir.clone().unwrap_or_else(|| self.data_dir.join("cache"))
+    }
+}
+
+/// An absolute form of `p` (relative to the current folder), without touching the disk.
+pub fn abs(p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir().map(|d| d.join(p)).unwrap_or_else(|_| p.to_path_buf())
+    }
+}
+
+/// Parses a size: a number of bytes, or a number with K/M/G/T (powers of 1024, `KiB` too).
+pub fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        "t" | "tb" | "tib" => 40,
+        _ => return None,
+    };
+    n.checked_mul(1u64 << shift)
+}
+
+fn size<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<u64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Size {
+        N(u64),
+        S(String),
+    }
+    match Size::deserialize(d)? {
+        Size::N(n) => Ok(n),
+        Size::S(s) => parse_size(&s)
+            .ok_or_else(|| serde::de::Error::custom(format!("{s:?} is not a size (use e.g. 1048576, 512MiB, 4GiB)"))),
+    }
+}
+
+/// A list, or a string of comma-separated items (handy in an environment variable).
+fn list<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum List {
+        L(Vec<String>),
+        S(String),
+    }
+    Ok(match List::deserialize(d)? {
+        List::L(l) => l,
+        List::S(s) => s.split(',').map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("4096"), Some(4096));
+        assert_eq!(parse_size("512MiB"), Some(512 << 20));
+        assert_eq!(parse_size("2 G"), Some(2 << 30));
+        assert_eq!(parse_size("2X"), None);
+        assert_eq!(parse_size(""), None);
+    }
+
+    #[test]
+    fn file_then_env() {
+        let dir = std::env::temp_dir().join(format!("strata-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("strata.toml");
+        std::fs::write(&f, "listen = \"127.0.0.1:1\"\n[cache]\nmem_bytes = \"64MiB\"\n").unwrap();
+        let cfg = Config::load(Some(&f)).unwrap();
+        assert_eq!(cfg.listen.as_deref(), Some("127.0.0.1:1"));
+        assert_eq!(cfg.cache.mem_bytes, 64 << 20);
+        std::fs::write(&f, "nonsense = 1\n").unwrap();
+        assert!(Config::load(Some(&f)).is_err(), "unknown keys are rejected");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}

@@ -1,0 +1,166 @@
+//! The metadata key layout. Every key is built here and nowhere else.
+//!
+//! Keys are tuples whose byte order is their logical order: a string element is `0x02`, its
+//! bytes with `0x00` escaped as `0x00 0xFF`, then `0x00`; a u64 element is `0x1C` and 8
+//! big-endian bytes. A trailing object key is written raw (no tag, no terminator) so that a key
+//! prefix is a byte prefix: listing `prefix` is the range `[base+prefix, base+prefix+0xFF)`,
+//! and 0xFF never occurs in UTF-8.
+//!
+//! | key                                         | value                     |
+//! |---------------------------------------------|---------------------------|
+//! | ("meta", "epoch")                           | u64 LE, the primary epoch |
+//! | ("meta", "version")                         | i64 LE, version id high-water mark |
+//! | ("meta", "worker_id")                       | i64 LE, worker id counter |
+//! | ("b", bucket)                               | Bucket                    |
+//! | ("o", bucket) + key                         | ObjectMeta                |
+//! | ("u", bucket) + key + 0x00 + upload_id      | Upload                    |
+//! | ("p", bucket, upload_id, part u64)          | PartMeta                  |
+//! | ("w", worker_id u64)                        | WorkerInfo                |
+
+const STRING: u8 = 0x02;
+const U64: u8 = 0x1C;
+
+#[derive(Default, Clone)]
+pub struct Tuple(Vec<u8>);
+
+impl Tuple {
+    pub fn new() -> Tuple {
+        Tuple(Vec::with_capacity(32))
+    }
+    pub fn str(mut self, s: &str) -> Tuple {
+        self.0.push(STRING);
+        for &b in s.as_bytes() {
+            self.0.push(b);
+            if b == 0 {
+                self.0.push(0xFF);
+            }
+        }
+        self.0.push(0);
+        self
+    }
+    pub fn u64(mut self, v: u64) -> Tuple {
+        self.0.push(U64);
+        self.0.extend_from_slice(&v.to_be_bytes());
+        self
+    }
+    /// Raw bytes: only as the last element.
+    pub fn raw(mut self, b: &[u8]) -> Tuple {
+        self.0.extend_from_slice(b);
+        self
+    }
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.0
+    }
+}
+
+/// The end of the range of every key that starts with `prefix`.
+pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    end.push(0xFF);
+    end
+}
+
+pub fn epoch() -> Vec<u8> {
+    Tuple::new().str("meta").str("epoch").into_bytes()
+}
+pub fn version_counter() -> Vec<u8> {
+    Tuple::new().str("meta").str("version").into_bytes()
+}
+pub fn worker_id_counter() -> Vec<u8> {
+    Tuple::new().str("meta").str("worker_id").into_bytes()
+}
+
+pub fn bucket(name: &str) -> Vec<u8> {
+    Tuple::new().str("b").str(name).into_bytes()
+}
+pub fn buckets() -> (Vec<u8>, Vec<u8>) {
+    let base = Tuple::new().str("b").into_bytes();
+    let end = prefix_end(&base);
+    (base, end)
+}
+
+fn objects_base(bucket: &str) -> Tuple {
+    Tuple::new().str("o").str(bucket)
+}
+pub fn object(bucket: &str, key: &str) -> Vec<u8> {
+    objects_base(bucket).raw(key.as_bytes()).into_bytes()
+}
+/// The range of the objects of `bucket` whose key starts with `prefix`.
+pub fn objects(bucket: &str, prefix: &str) -> (Vec<u8>, Vec<u8>) {
+    let begin = object(bucket, prefix);
+    let end = prefix_end(&begin);
+    (begin, end)
+}
+/// The object key back from a full metadata key in `objects(bucket, _)`.
+pub fn object_key_of(bucket: &str, full: &[u8]) -> Option<String> {
+    let base = objects_base(bucket).into_bytes();
+    full.strip_prefix(base.as_slice())
+        .and_then(|k| String::from_utf8(k.to_vec()).ok())
+}
+
+fn uploads_base(bucket: &str) -> Tuple {
+    Tuple::new().str("u").str(bucket)
+}
+pub fn upload(bucket: &str, key: &str, upload_id: &str) -> Vec<u8> {
+    let mut t = uploads_base(bucket).raw(key.as_bytes()).into_bytes();
+    t.push(0);
+    t.extend_from_slice(upload_id.as_bytes());
+    t
+}
+pub fn uploads(bucket: &str, prefix: &str) -> (Vec<u8>, Vec<u8>) {
+    let begin = uploads_base(bucket).raw(prefix.as_bytes()).into_bytes();
+    let end = prefix_end(&begin);
+    (begin, end)
+}
+
+pub fn part(bucket: &str, upload_id: &str, number: u32) -> Vec<u8> {
+    Tuple::new().str("p").str(bucket).str(upload_id).u64(number as u64).into_bytes()
+}
+pub fn parts(bucket: &str, upload_id: &str) -> (Vec<u8>, Vec<u8>) {
+    let begin = Tuple::new().str("p").str(bucket).str(upload_id).into_bytes();
+    let end = prefix_end(&begin);
+    (begin, end)
+}
+
+pub fn worker(id: u64) -> Vec<u8> {
+    Tuple::new().str("w").u64(id).into_bytes()
+}
+pub fn workers() -> (Vec<u8>, Vec<u8>) {
+    let begin = Tuple::new().str("w").into_bytes();
+    let end = prefix_end(&begin);
+    (begin, end)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_order_is_logical_order() {
+        let mut names = vec!["b", "a", "a\0", "a\0b", "ab", "", "zz"];
+        let mut encoded: Vec<_> = names.iter().map(|n| bucket(n)).collect();
+        encoded.sort();
+        names.sort();
+        assert_eq!(encoded, names.iter().map(|n| bucket(n)).collect::<Vec<_>>());
+        assert!(part("b", "u", 2) < part("b", "u", 10));
+        assert!(Tuple::new().u64(255).into_bytes() < Tuple::new().u64(256).into_bytes());
+    }
+
+    #[test]
+    fn bucket_names_do_not_bleed_into_each_other() {
+        let (begin, end) = objects("ab", "");
+        let other = object("abc", "x");
+        assert!(!(begin.as_slice() <= other.as_slice() && other.as_slice() < end.as_slice()));
+        assert_eq!(object_key_of("ab", &object("ab", "k/ü")).as_deref(), Some("k/ü"));
+        assert_eq!(object_key_of("ab", &other), None);
+    }
+
+    #[test]
+    fn prefix_range_holds_exactly_the_prefixed_keys() {
+        let (begin, end) = objects("b", "dir/");
+        for (k, inside) in [("dir/", true), ("dir/x", true), ("dir/\u{10FFFF}", true), ("dir0", false), ("dir", false)] {
+            let full = object("b", k);
+            assert_eq!(begin <= full && full < end, inside, "{k}");
+        }
+    }
+}

@@ -1,0 +1,21 @@
+//! Shared types of Strata: errors, config, the metadata key layout and store trait, the
+//! control-plane protocol and the data-plane API that gateway, master and worker speak.
+
+pub mod api;
+pub mod codec;
+pub mod config;
+pub mod error;
+pub mod ids;
+pub mod keys;
+pub mod kv;
+pub mod master_client;
+pub mod ops;
+pub mod placement;
+pub mod ufs;
+pub mod worker_client;
+
+pub mod proto {
+    tonic::include_proto!("strata.v1");
+}
+
+pub use error::{Error, ErrorKind, Result};

@@ -1,0 +1,93 @@
+//! What every process serves besides its API: `/healthz`, `/readyz`, `/metrics`; and the
+//! server loop with graceful shutdown.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::routing::get;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+static METRICS: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Installs the process-wide Prometheus recorder (once; later calls return the same handle).
+pub fn metrics_handle() -> Option<PrometheusHandle> {
+    METRICS
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets(&[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0])
+                .ok()?;
+            let handle = builder.install_recorder().ok()?;
+            let upkeep = handle.clone();
+            // The histogram buffers must be drained now and then; without a runtime, skip it.
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move {
+                    loop {
+                        tokio::time::sleep(Duration::from_secs(5)).await;
+                        upkeep.run_upkeep();
+                    }
+                });
+            }
+            Some(handle)
+        })
+        .clone()
+}
+
+/// Whether a process is ready to serve (e.g. a worker registered, a master opened its store).
+#[derive(Clone, Default)]
+pub struct Readiness(Arc<AtomicBool>);
+
+impl Readiness {
+    pub fn set(&self, ready: bool) {
+        self.0.store(ready, Ordering::Release)
+    }
+    pub fn get(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+pub async fn metrics_text() -> String {
+    metrics_handle().map(|h| h.render()).unwrap_or_default()
+}
+
+pub fn ops_router(ready: Readiness) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            "/readyz",
+            get(move || {
+                let ready = ready.clone();
+                async move {
+                    if ready.get() {
+                        (StatusCode::OK, "ready\n")
+                    } else {
+                        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+                    }
+                }
+            }),
+        )
+        .route("/metrics", get(metrics_text))
+}
+
+/// Serves `router` until `shutdown` fires, then drains open requests for up to `drain`.
+pub async fn serve(listener: TcpListener, router: Router, shutdown: CancellationToken, drain: Duration) -> std::io::Result<()> {
+    let token = shutdown.clone();
+    let server = axum::serve(listener, router).with_graceful_shutdown(async move { token.cancelled().await });
+    tokio::select! {
+        r = server => r,
+        _ = async { shutdown.cancelled().await; tokio::time::sleep(drain).await } => {
+            tracing::warn!("shutdown: open requests did not finish within {drain:?}; closing them");
+            Ok(())
+        }
+    }
+}
+
+pub async fn bind(addr: &str) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).await.map_err(|e| {
+        std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e} (is another process using it? choose another with --listen)"))
+    })
+}

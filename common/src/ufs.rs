@@ -1,0 +1,117 @@
+//! Under stores: one `object_store` per mount, and the mapping of S3 keys to paths in them.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use object_store::ObjectStore;
+use object_store::local::LocalFileSystem;
+use object_store::memory::InMemory;
+use object_store::path::Path;
+use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
+
+use crate::error::{Error, Result};
+use crate::proto::Mount;
+
+/// Opened under stores, by URI: opening is not free (an S3 client, a folder check).
+#[derive(Default)]
+pub struct UfsRegistry {
+    stores: Mutex<HashMap<String, Arc<dyn ObjectStore>>>,
+}
+
+impl UfsRegistry {
+    pub fn open(&self, mount: &Mount) -> Result<Arc<dyn ObjectStore>> {
+        let mut stores = self.stores.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = stores.get(&mount.uri) {
+            return Ok(s.clone());
+        }
+        let store = open_store(mount)?;
+        stores.insert(mount.uri.clone(), store.clone());
+        Ok(store)
+    }
+}
+
+fn open_store(mount: &Mount) -> Result<Arc<dyn ObjectStore>> {
+    let url = url::Url::parse(&mount.uri).map_err(|e| Error::invalid(format!("bad under store URI {:?}: {e}", mount.uri)))?;
+    match url.scheme() {
+        "file" => {
+            let dir = url
+                .to_file_path()
+                .map_err(|_| Error::invalid(format!("{:?} is not a local folder", mount.uri)))?;
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| Error::internal(format!("cannot create under store folder {}: {e}", dir.display())))?;
+            let fs = LocalFileSystem::new_with_prefix(&dir)
+                .map_err(|e| Error::internal(format!("cannot open under store folder {}: {e}", dir.display())))?
+                .with_automatic_cleanup(true)
+                .with_fsync(true);
+            Ok(Arc::new(fs))
+        }
+        "memory" => Ok(Arc::new(InMemory::new())),
+        other => Err(Error::invalid(format!(
+            "under store scheme {other}:// is not supported by this build (supported: file://, memory://)"
+        ))),
+    }
+}
+
+const ESCAPED: &AsciiSet = &CONTROLS.add(b'%').add(b'#');
+
+/// The path of an S3 key in an under store: the same tree as the bucket, each `/`-separated
+/// segment kept as it is but for `%`, `#` and control characters (percent-escaped), and the
+/// segments a file system reads as navigation: `.` and `..` become `%2E` and `%2E%2E`, an empty
+/// one `%`. So `../x` stays inside its mount, and the mapping is reversible ([`path_key`]).
+pub fn key_path(key: &str) -> Result<Path> {
+    let segments: Vec<String> = key
+        .split('/')
+        .map(|seg| match seg {
+            "" => "%".to_string(),
+            "." => "%2E".to_string(),
+            ".." => "%2E%2E".to_string(),
+            s => utf8_percent_encode(s, ESCAPED).to_string(),
+        })
+        .collect();
+    Path::parse(segments.join("/")).map_err(|e| Error::invalid(format!("key {key:?} has no under-store path: {e}")))
+}
+
+/// The S3 key of an under-store path written by [`key_path`] (or by anyone else).
+pub fn path_key(path: &Path) -> String {
+    path.parts()
+        .map(|p| match p.as_ref() {
+            "%" => String::new(),
+            s => percent_decode_str(s).decode_utf8_lossy().into_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use object_store::{ObjectStoreExt, PutPayload};
+
+    #[tokio::test]
+    async fn keys_stay_inside_their_folder_and_map_back() {
+        let root = tempfile_dir();
+        let inner = root.join("bucket");
+        std::fs::create_dir_all(&inner).unwrap();
+        let fs = LocalFileSystem::new_with_prefix(&inner).unwrap();
+        let keys = ["../x", "a/./b", "a//c", "/lead", "sp ace+%25#1?q", "a/%/d", "ü/..", "%2E%2E/y", "file#1", "dir/"];
+        for k in keys {
+            let p = key_path(k).unwrap();
+            assert_eq!(path_key(&p), k);
+            fs.put(&p, PutPayload::from_static(b"1")).await.unwrap_or_else(|e| panic!("{k}: {e}"));
+        }
+        // Nothing was written beside the bucket's folder.
+        let outside: Vec<_> = std::fs::read_dir(&root).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(outside, vec![std::ffi::OsString::from("bucket")]);
+        // Plain keys are plain files.
+        fs.put(&key_path("data/part-0.parquet").unwrap(), PutPayload::from_static(b"x")).await.unwrap();
+        assert!(inner.join("data/part-0.parquet").is_file());
+        assert!(inner.join("sp ace+%2525%231?q").is_file());
+        std::fs::remove_dir_all(&root).ok();
+    }
+
+    fn tempfile_dir() -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!("strata-ufs-{}-{}", std::process::id(), rand::random::<u32>()));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+}
