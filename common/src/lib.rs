@@ -9,6 +9,7 @@ pub mod ids;
 pub mod keys;
 pub mod kv;
 pub mod master_client;
+pub mod names;
 pub mod ops;
 pub mod placement;
 pub mod ufs;

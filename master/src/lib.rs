@@ -1,1 +1,15 @@
+//! The master: the namespace (buckets, objects, multipart uploads, mounts, credentials) in a
+//! transactional key-value store, and worker membership.
 
+mod buckets;
+mod credentials;
+mod grpc;
+mod master;
+mod membership;
+mod objects;
+mod uploads;
+pub mod store;
+
+pub use credentials::RootCredentials;
+pub use grpc::{router, run};
+pub use master::{Master, MasterOptions};

@@ -1,0 +1,90 @@
+//! The master's gRPC service (control plane for gateways and workers), `/healthz`, `/readyz`
+//! and `/metrics` on the same port.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use strata_common::api::MasterApi;
+use strata_common::master_client::SECRET_HEADER;
+use strata_common::ops::{Readiness, ops_router, serve};
+use strata_common::proto::master_server::{Master as MasterService, MasterServer};
+use strata_common::proto::*;
+use strata_common::ids;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status};
+
+use crate::master::Master;
+
+struct Service(Arc<Master>);
+
+/// Each RPC calls the in-process master, timed and counted.
+macro_rules! service {
+    ($($name:ident($req:ty) -> $resp:ty = |$m:ident, $r:ident| $body:expr;)*) => {
+        #[tonic::async_trait]
+        impl MasterService for Service {
+            $(
+            async fn $name(&self, req: Request<$req>) -> Result<Response<$resp>, Status> {
+                let $m = &self.0;
+                let $r = req.into_inner();
+                let started = std::time::Instant::now();
+                let out = $body.await;
+                metrics::histogram!("strata_master_rpc_seconds", "rpc" => stringify!($name)).record(started.elapsed().as_secs_f64());
+                if let Err(e) = &out {
+                    metrics::counter!("strata_master_rpc_errors_total", "rpc" => stringify!($name), "kind" => e.kind.as_str()).increment(1);
+                }
+                out.map(Response::new).map_err(Status::from)
+            }
+            )*
+        }
+    };
+}
+
+service! {
+    create_bucket(BucketName) -> Bucket = |m, r| m.create_bucket(&r.name);
+    delete_bucket(BucketName) -> Empty = |m, r| async { m.delete_bucket(&r.name).await.map(|_| Empty {}) };
+    get_bucket(BucketName) -> Bucket = |m, r| m.get_bucket(&r.name);
+    list_buckets(Empty) -> BucketList = |m, _r| async { m.list_buckets().await.map(|buckets| BucketList { buckets }) };
+    lookup(ObjectRef) -> ObjectMeta = |m, r| m.lookup(&r.bucket, &r.key);
+    allocate_version(Empty) -> VersionResponse = |m, _r| async { m.allocate_version().await.map(|version| VersionResponse { version }) };
+    commit_object(CommitObjectRequest) -> CommitObjectResponse = |m, r| m.commit_object(r);
+    delete_object(ObjectRef) -> DeleteObjectResponse = |m, r| m.delete_object(&r.bucket, &r.key);
+    list_objects(ListObjectsRequest) -> ListObjectsResponse = |m, r| m.list_objects(r);
+    create_upload(CreateUploadRequest) -> Upload = |m, r| m.create_upload(r.upload.unwrap_or_default());
+    get_upload(UploadRef) -> UploadState = |m, r| m.get_upload(r);
+    commit_part(CommitPartRequest) -> CommitPartResponse = |m, r| m.commit_part(r);
+    complete_upload(CompleteUploadRequest) -> CompleteUploadResponse = |m, r| m.complete_upload(r);
+    abort_upload(UploadRef) -> AbortUploadResponse = |m, r| m.abort_upload(r);
+    list_uploads(ListUploadsRequest) -> ListUploadsResponse = |m, r| m.list_uploads(r);
+    get_credential(CredentialRequest) -> CredentialResponse = |m, r| async {
+        m.get_credential(&r.access_key).await.map(|secret_key| CredentialResponse { access_key: r.access_key.clone(), secret_key })
+    };
+    get_mount(BucketName) -> Mount = |m, r| m.get_mount(&r.name);
+    register_worker(WorkerInfo) -> WorkerInfo = |m, r| m.register_worker(r);
+    heartbeat(HeartbeatRequest) -> HeartbeatResponse = |m, r| m.heartbeat(r);
+    list_workers(Empty) -> WorkerList = |m, _r| async { m.list_workers().await.map(|workers| WorkerList { workers }) };
+}
+
+/// The gRPC service behind the cluster secret, with the ops endpoints beside it.
+pub fn router(master: Arc<Master>, secret: String, ready: Readiness) -> Router {
+    let check = move |req: Request<()>| -> Result<Request<()>, Status> {
+        let given = req.metadata().get(SECRET_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
+        if ids::secret_eq(given, &secret) {
+            Ok(req)
+        } else {
+            Err(Status::unauthenticated("missing or wrong cluster secret: give every process the same cluster_secret"))
+        }
+    };
+    let server = MasterServer::new(Service(master)).max_decoding_message_size(64 << 20);
+    let grpc = tonic::service::interceptor::InterceptedService::new(server, check);
+    tonic::service::Routes::new(grpc).into_axum_router().merge(ops_router(ready))
+}
+
+/// Serves the master on `listener` until `shutdown`.
+pub async fn run(master: Arc<Master>, secret: String, listener: TcpListener, shutdown: CancellationToken) -> std::io::Result<()> {
+    let ready = Readiness::default();
+    ready.set(true);
+    tracing::info!(addr = %listener.local_addr()?, store = master.store_name(), "master serving");
+    serve(listener, router(master, secret, ready), shutdown, Duration::from_secs(10)).await
+}

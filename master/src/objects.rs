@@ -1,0 +1,242 @@
+use object_store::ObjectStoreExt;
+use strata_common::kv::{Txn, transact};
+use strata_common::proto::*;
+use strata_common::{Error, ErrorKind, Result, codec, keys, ufs};
+
+use crate::master::{Master, read_bucket};
+
+/// The longest listing page, as S3.
+pub const MAX_LIST_KEYS: u32 = 1000;
+
+pub(crate) fn no_such_key() -> Error {
+    Error::new(ErrorKind::NoSuchKey, "The specified key does not exist.")
+}
+
+/// Checks `If-Match` / `If-None-Match: *` of a write against the object it would replace.
+pub(crate) fn check_write_conditions(current: Option<&ObjectMeta>, if_match: &str, if_none_match_any: bool) -> Result<()> {
+    if if_none_match_any && current.is_some() {
+        return Err(Error::new(ErrorKind::PreconditionFailed, "At least one of the pre-conditions you specified did not hold"));
+    }
+    if !if_match.is_empty() {
+        match current {
+            None => return Err(no_such_key()),
+            Some(m) if !etag_matches(if_match, &m.etag) => {
+                return Err(Error::new(ErrorKind::PreconditionFailed, "At least one of the pre-conditions you specified did not hold"));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// `If-Match` values may be quoted, a list, or `*`.
+pub fn etag_matches(condition: &str, etag: &str) -> bool {
+    condition.split(',').map(|c| c.trim().trim_start_matches("W/").trim_matches('"')).any(|c| c == "*" || c == etag)
+}
+
+pub(crate) async fn read_object(t: &mut Txn, bucket: &str, key: &str) -> Result<Option<ObjectMeta>> {
+    t.get(&keys::object(bucket, key)).await?.map(|v| codec::decode(&v)).transpose()
+}
+
+impl Master {
+    pub(crate) async fn do_lookup(&self, bucket: &str, key: &str) -> Result<ObjectMeta> {
+        let (b, k) = (bucket.to_string(), key.to_string());
+        transact(self.store.as_ref(), |t| {
+            let (b, k) = (b.clone(), k.clone());
+            Box::pin(async move {
+                read_bucket(t, &b).await?;
+                read_object(t, &b, &k).await?.ok_or_else(no_such_key)
+            })
+        })
+        .await
+    }
+
+    pub(crate) async fn do_commit_object(&self, req: CommitObjectRequest) -> Result<CommitObjectResponse> {
+        let meta = req.meta.clone().ok_or_else(|| Error::invalid("commit without object metadata"))?;
+        transact(self.store.as_ref(), |t| {
+            let (req, meta) = (req.clone(), meta.clone());
+            Box::pin(async move {
+                read_bucket(t, &req.bucket).await?;
+                let current = read_object(t, &req.bucket, &meta.key).await?;
+                check_write_conditions(current.as_ref(), &req.if_match, req.if_none_match_any)?;
+                t.set(&keys::object(&req.bucket, &meta.key), &codec::encode(&meta));
+                Ok(CommitObjectResponse { replaced_version: current.map(|c| c.version).unwrap_or(0) })
+            })
+        })
+        .await
+    }
+
+    pub(crate) async fn do_delete_object(&self, bucket: &str, key: &str) -> Result<DeleteObjectResponse> {
+        let (b, k) = (bucket.to_string(), key.to_string());
+        let (bucket_meta, old) = transact(self.store.as_ref(), |t| {
+            let (b, k) = (b.clone(), k.clone());
+            Box::pin(async move {
+                let bucket = read_bucket(t, &b).await?;
+                let old = read_object(t, &b, &k).await?;
+                if old.is_some() {
+                    t.clear(&keys::object(&b, &k));
+                }
+                Ok((bucket, old))
+            })
+        })
+        .await?;
+        let Some(old) = old else {
+            return Ok(DeleteObjectResponse { existed: false, version: 0 });
+        };
+        // After the commit: the object is gone for readers; now the under store's copy.
+        if let Some(mount) = bucket_meta.mount {
+            let store = self.ufs.open(&mount)?;
+            match store.delete(&ufs::key_path(key)?).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => tracing::warn!(bucket, key, "deleted from the namespace but not from the under store: {e}"),
+            }
+        }
+        Ok(DeleteObjectResponse { existed: true, version: old.version })
+    }
+
+    pub(crate) async fn do_list_objects(&self, req: ListObjectsRequest) -> Result<ListObjectsResponse> {
+        transact(self.store.as_ref(), |t| {
+            let req = req.clone();
+            Box::pin(async move {
+                read_bucket(t, &req.bucket).await?;
+                list(t, &req).await
+            })
+        })
+        .await
+    }
+}
+
+/// One page of a listing. With a delimiter, each common prefix costs one range read: the scan
+/// jumps past every key under it instead of walking them.
+async fn list(t: &mut Txn, req: &ListObjectsRequest) -> Result<ListObjectsResponse> {
+    let max = req.max_keys.min(MAX_LIST_KEYS) as usize;
+    let mut resp = ListObjectsResponse::default();
+    if max == 0 {
+        return Ok(resp);
+    }
+    let (prefix_begin, end) = keys::objects(&req.bucket, &req.prefix);
+    let mut begin = prefix_begin;
+    if !req.start_after.is_empty() {
+        let mut after = keys::object(&req.bucket, &req.start_after);
+        after.push(0);
+        begin = begin.max(after);
+    }
+    let mut count = 0usize;
+    'scan: while begin < end {
+        let rows = t.get_range(&begin, &end, (max - count + 1).min(1001), false).await?;
+        if rows.is_empty() {
+            break;
+        }
+        for (full, value) in &rows {
+            let key = keys::object_key_of(&req.bucket, full).ok_or_else(|| Error::internal("object key out of its bucket's range"))?;
+            let rest = &key[req.prefix.len()..];
+            let cut = if req.delimiter.is_empty() { None } else { rest.find(req.delimiter.as_str()) };
+            if let Some(i) = cut {
+                let cp = format!("{}{}", req.prefix, &rest[..i + req.delimiter.len()]);
+                // A common prefix at or before the marker was returned by an earlier page.
+                if cp.as_str() > req.start_after.as_str() {
+                    if count == max {
+                        resp.truncated = true;
+                        break 'scan;
+                    }
+                    resp.common_prefixes.push(cp.clone());
+                    resp.next_marker = cp.clone();
+                    count += 1;
+                }
+                begin = keys::prefix_end(&keys::object(&req.bucket, &cp));
+                continue 'scan;
+            }
+            if count == max {
+                resp.truncated = true;
+                break 'scan;
+            }
+            let meta: ObjectMeta = codec::decode(value)?;
+            resp.next_marker = key.clone();
+            resp.objects.push(meta);
+            count += 1;
+            begin = full.clone();
+            begin.push(0);
+        }
+    }
+    Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    async fn master_with(keys: &[&str]) -> (Master, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let m = Master::new(
+            crate::store::open("memory://").unwrap(),
+            crate::MasterOptions {
+                root_ufs: format!("file://{}", dir.path().display()),
+                credentials: crate::RootCredentials { access_key: "a".into(), secret_key: "s".into() },
+                worker_timeout: Duration::from_secs(5),
+            },
+        )
+        .unwrap();
+        m.do_create_bucket("bkt").await.unwrap();
+        for k in keys {
+            let meta = ObjectMeta { key: k.to_string(), version: 1, ..Default::default() };
+            m.do_commit_object(CommitObjectRequest { bucket: "bkt".into(), meta: Some(meta), ..Default::default() })
+                .await
+                .unwrap();
+        }
+        (m, dir)
+    }
+
+    fn req(prefix: &str, delimiter: &str, after: &str, max: u32) -> ListObjectsRequest {
+        ListObjectsRequest { bucket: "bkt".into(), prefix: prefix.into(), delimiter: delimiter.into(), start_after: after.into(), max_keys: max }
+    }
+
+    #[tokio::test]
+    async fn lists_with_delimiter_and_pages() {
+        let (m, _d) = master_with(&["a/1", "a/2", "b", "c/x/1", "c/y", "d"]).await;
+        let r = m.do_list_objects(req("", "/", "", 1000)).await.unwrap();
+        let keys: Vec<_> = r.objects.iter().map(|o| o.key.as_str()).collect();
+        assert_eq!(keys, ["b", "d"]);
+        assert_eq!(r.common_prefixes, ["a/", "c/"]);
+        assert!(!r.truncated);
+
+        // Pages of two: a/ b | c/ d
+        let p1 = m.do_list_objects(req("", "/", "", 2)).await.unwrap();
+        assert_eq!((p1.common_prefixes.clone(), p1.truncated, p1.next_marker.as_str()), (vec!["a/".to_string()], true, "b"));
+        let p2 = m.do_list_objects(req("", "/", &p1.next_marker, 2)).await.unwrap();
+        assert_eq!(p2.common_prefixes, ["c/"]);
+        assert_eq!(p2.objects.iter().map(|o| o.key.as_str()).collect::<Vec<_>>(), ["d"]);
+        assert!(!p2.truncated);
+
+        // A marker that is a common prefix skips it.
+        let p = m.do_list_objects(req("", "/", "a/", 10)).await.unwrap();
+        assert_eq!(p.objects.first().map(|o| o.key.as_str()), Some("b"));
+
+        let sub = m.do_list_objects(req("c/", "/", "", 10)).await.unwrap();
+        assert_eq!(sub.common_prefixes, ["c/x/"]);
+        assert_eq!(sub.objects.iter().map(|o| o.key.as_str()).collect::<Vec<_>>(), ["c/y"]);
+
+        let flat = m.do_list_objects(req("c", "", "", 10)).await.unwrap();
+        assert_eq!(flat.objects.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn conditional_commits() {
+        let (m, _d) = master_with(&["k"]).await;
+        let meta = ObjectMeta { key: "k".into(), version: 2, etag: "e2".into(), ..Default::default() };
+        let r = m
+            .do_commit_object(CommitObjectRequest { bucket: "bkt".into(), meta: Some(meta.clone()), if_none_match_any: true, ..Default::default() })
+            .await;
+        assert_eq!(r.unwrap_err().kind, ErrorKind::PreconditionFailed);
+        let r = m
+            .do_commit_object(CommitObjectRequest { bucket: "bkt".into(), meta: Some(meta.clone()), if_match: "\"nope\"".into(), ..Default::default() })
+            .await;
+        assert_eq!(r.unwrap_err().kind, ErrorKind::PreconditionFailed);
+        let r = m.do_commit_object(CommitObjectRequest { bucket: "bkt".into(), meta: Some(meta), ..Default::default() }).await;
+        assert_eq!(r.unwrap().replaced_version, 1);
+        assert_eq!(m.do_lookup("bkt", "k").await.unwrap().etag, "e2");
+        assert_eq!(m.do_lookup("bkt", "zz").await.unwrap_err().kind, ErrorKind::NoSuchKey);
+        assert_eq!(m.do_lookup("nob", "k").await.unwrap_err().kind, ErrorKind::NoSuchBucket);
+        assert_eq!(m.do_delete_bucket("bkt").await.unwrap_err().kind, ErrorKind::BucketNotEmpty);
+    }
+}
