@@ -1,1 +1,101 @@
+//! The worker: a page cache over memory and disk in front of the under stores, serving
+//! object bytes to gateways and writing them through to the under stores.
 
+mod membership;
+pub mod pagestore;
+mod read;
+mod server;
+mod write;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use object_store::ObjectStore;
+use strata_common::api::*;
+use strata_common::proto::Mount;
+use strata_common::ufs::UfsRegistry;
+use strata_common::{Result, ufs};
+
+pub use membership::{register_and_heartbeat, WorkerIdentity};
+pub use pagestore::PageStore;
+pub use server::{router, run};
+
+/// How long a bucket's mount is trusted before it is asked of the master again.
+const MOUNT_TTL: Duration = Duration::from_secs(10);
+
+/// Cheap to clone: streams that outlive a call hold one.
+#[derive(Clone)]
+pub struct Worker(Arc<Inner>);
+
+pub struct Inner {
+    master: Arc<dyn MasterApi>,
+    ufs: UfsRegistry,
+    pub cache: PageStore,
+    mounts: Mutex<HashMap<String, (Mount, Instant)>>,
+    fills: read::Fills,
+}
+
+impl Worker {
+    pub fn new(master: Arc<dyn MasterApi>, cache: PageStore) -> Worker {
+        Worker(Arc::new(Inner {
+            master,
+            ufs: UfsRegistry::default(),
+            cache,
+            mounts: Mutex::new(HashMap::new()),
+            fills: Default::default(),
+        }))
+    }
+
+    async fn mount(&self, bucket: &str) -> Result<Mount> {
+        if let Some((m, at)) = self.mounts.lock().unwrap_or_else(|p| p.into_inner()).get(bucket) {
+            if at.elapsed() < MOUNT_TTL {
+                return Ok(m.clone());
+            }
+        }
+        let m = self.master.get_mount(bucket).await?;
+        self.mounts.lock().unwrap_or_else(|p| p.into_inner()).insert(bucket.to_string(), (m.clone(), Instant::now()));
+        Ok(m)
+    }
+
+    async fn store_and_path(&self, loc: &UfsLocation) -> Result<(Arc<dyn ObjectStore>, object_store::path::Path)> {
+        let mount = self.mount(&loc.bucket).await?;
+        Ok((self.ufs.open(&mount)?, ufs::key_path(&loc.key)?))
+    }
+}
+
+impl std::ops::Deref for Worker {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+#[async_trait]
+impl WorkerApi for Worker {
+    async fn read(&self, req: ReadRequest) -> Result<ByteStream> {
+        self.do_read(req).await
+    }
+    async fn write(&self, req: WriteRequest, body: ByteStream) -> Result<WriteResult> {
+        self.do_write(req, body).await
+    }
+    async fn compose(&self, req: ComposeRequest) -> Result<WriteResult> {
+        self.do_compose(req).await
+    }
+    async fn delete(&self, locs: Vec<UfsLocation>) -> Result<()> {
+        self.do_delete(locs).await
+    }
+}
+
+/// Maps an under store's error to ours, saying which object it was about.
+pub(crate) fn ufs_error(what: &str, e: object_store::Error) -> strata_common::Error {
+    use strata_common::{Error, ErrorKind};
+    match e {
+        object_store::Error::NotFound { .. } | object_store::Error::Precondition { .. } => Error::new(
+            ErrorKind::UfsChanged,
+            format!("{what}: the under store's copy changed or vanished behind Strata's back ({e})"),
+        ),
+        other => Error::unavailable(format!("{what}: under store error: {other}")),
+    }
+}

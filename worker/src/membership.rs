@@ -1,0 +1,87 @@
+//! Registration with the master and heartbeats. The worker keeps its id in its data folder so
+//! that after a restart it owns the same blocks (and its disk cache still serves them).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use strata_common::api::MasterApi;
+use strata_common::ops::Readiness;
+use strata_common::proto::{HeartbeatRequest, WorkerInfo};
+use tokio_util::sync::CancellationToken;
+
+use crate::Worker;
+
+pub struct WorkerIdentity {
+    /// Where the data server is reached (`in-process` inside `strata local`).
+    pub address: String,
+    /// File that keeps the id across restarts.
+    pub id_file: PathBuf,
+}
+
+fn load_id(f: &PathBuf) -> u64 {
+    std::fs::read_to_string(f).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0)
+}
+
+async fn register(worker: &Worker, master: &dyn MasterApi, me: &WorkerIdentity, shutdown: &CancellationToken) -> Option<u64> {
+    let mut delay = Duration::from_millis(100);
+    loop {
+        let info = WorkerInfo {
+            id: load_id(&me.id_file),
+            address: me.address.clone(),
+            capacity_bytes: worker.cache.capacity(),
+            used_bytes: worker.cache.usage().mem_used + worker.cache.usage().disk_used,
+            ..Default::default()
+        };
+        match master.register_worker(info).await {
+            Ok(info) => {
+                if let Err(e) = std::fs::write(&me.id_file, info.id.to_string()) {
+                    tracing::warn!("cannot keep the worker id in {}: {e}", me.id_file.display());
+                }
+                return Some(info.id);
+            }
+            Err(e) => tracing::warn!("cannot register with the master (will retry in {delay:?}): {e}"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return None,
+            _ = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// Registers, then heartbeats every `interval` until `shutdown`; registers again when the
+/// master has forgotten this worker (it restarted).
+pub async fn register_and_heartbeat(
+    worker: Worker,
+    master: Arc<dyn MasterApi>,
+    me: WorkerIdentity,
+    interval: Duration,
+    ready: Readiness,
+    shutdown: CancellationToken,
+) {
+    let Some(mut id) = register(&worker, master.as_ref(), &me, &shutdown).await else { return };
+    ready.set(true);
+    tracing::info!(worker = id, address = %me.address, "registered with the master");
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(interval) => {}
+        }
+        let u = worker.cache.usage();
+        metrics::gauge!("strata_worker_cache_bytes", "tier" => "mem").set(u.mem_used as f64);
+        metrics::gauge!("strata_worker_cache_bytes", "tier" => "disk").set(u.disk_used as f64);
+        let hb = HeartbeatRequest { worker_id: id, capacity_bytes: worker.cache.capacity(), used_bytes: u.mem_used + u.disk_used };
+        match master.heartbeat(hb).await {
+            Ok(r) if r.reregister => {
+                tracing::info!("the master does not know this worker (it restarted?); registering again");
+                match register(&worker, master.as_ref(), &me, &shutdown).await {
+                    Some(new_id) => id = new_id,
+                    None => return,
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!("heartbeat to the master failed: {e}"),
+        }
+    }
+}

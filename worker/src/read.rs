@@ -1,0 +1,105 @@
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt, stream};
+use object_store::{GetOptions, GetRange, ObjectStore};
+use strata_common::api::{ByteStream, ReadRequest};
+use strata_common::{Error, Result};
+
+use crate::pagestore::PageId;
+use crate::{Worker, ufs_error};
+
+/// One fill at a time per page: N readers of a missing page cause one under-store read.
+#[derive(Default)]
+pub(crate) struct Fills(Mutex<HashMap<PageId, Arc<tokio::sync::Mutex<()>>>>);
+
+impl Fills {
+    fn lock_for(&self, id: PageId) -> Arc<tokio::sync::Mutex<()>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).entry(id).or_default().clone()
+    }
+    fn done(&self, id: PageId, lock: &Arc<tokio::sync::Mutex<()>>) {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        // Only the map and this holder keep it: nobody else is waiting.
+        if Arc::strong_count(lock) <= 2 {
+            map.remove(&id);
+        }
+    }
+}
+
+/// Pages read ahead of the one being sent.
+const READ_AHEAD: usize = 4;
+
+impl Worker {
+    pub(crate) async fn do_read(&self, req: ReadRequest) -> Result<ByteStream> {
+        let end = req.offset.checked_add(req.len).filter(|e| *e <= req.object_size).ok_or_else(|| {
+            Error::invalid(format!("range {}+{} is outside the object's {} bytes", req.offset, req.len, req.object_size))
+        })?;
+        if req.len == 0 {
+            return Ok(stream::empty().boxed());
+        }
+        let (store, path) = self.store_and_path(&req.loc).await?;
+        let ps = self.cache.page_size();
+        let (first, last) = (req.offset / ps, (end - 1) / ps);
+        let this = self.clone();
+        let req = Arc::new(req);
+        let pages = stream::iter(first..=last)
+            .map(move |index| {
+                let (this, store, path, req) = (this.clone(), store.clone(), path.clone(), req.clone());
+                async move {
+                    let page = this.page(&store, &path, &req, index).await?;
+                    // Only the part of the page inside the range.
+                    let start = req.offset.saturating_sub(index * ps) as usize;
+                    let stop = ((end - index * ps).min(ps) as usize).min(page.len());
+                    if start > stop {
+                        return Err(Error::internal("cached page shorter than expected"));
+                    }
+                    Ok::<Bytes, Error>(page.slice(start..stop))
+                }
+            })
+            .buffered(READ_AHEAD);
+        Ok(pages.inspect_ok(|b| metrics::counter!("strata_worker_bytes_served_total").increment(b.len() as u64)).boxed())
+    }
+
+    async fn page(&self, store: &Arc<dyn ObjectStore>, path: &object_store::path::Path, req: &ReadRequest, index: u64) -> Result<Bytes> {
+        let id = PageId { version: req.version, index };
+        if let Some(p) = self.cache.get(id).await {
+            metrics::counter!("strata_worker_cache_hits_total").increment(1);
+            return Ok(p);
+        }
+        let lock = self.fills.lock_for(id);
+        let result = async {
+            let _guard = lock.lock().await;
+            if let Some(p) = self.cache.get(id).await {
+                metrics::counter!("strata_worker_cache_hits_total").increment(1);
+                return Ok(p);
+            }
+            metrics::counter!("strata_worker_cache_misses_total").increment(1);
+            let ps = self.cache.page_size();
+            let start = index * ps;
+            let stop = (start + ps).min(req.object_size);
+            let opts = GetOptions {
+                range: Some(GetRange::Bounded(start..stop)),
+                if_match: (!req.ufs_etag.is_empty()).then(|| req.ufs_etag.clone()),
+                ..Default::default()
+            };
+            let what = format!("reading {}/{}", req.loc.bucket, req.loc.key);
+            let got = store.get_opts(path, opts).await.map_err(|e| ufs_error(&what, e))?;
+            let data = got.bytes().await.map_err(|e| ufs_error(&what, e))?;
+            if data.len() as u64 != stop - start {
+                return Err(Error::new(
+                    strata_common::ErrorKind::UfsChanged,
+                    format!("{what}: the under store returned {} bytes for a {}-byte page", data.len(), stop - start),
+                ));
+            }
+            metrics::counter!("strata_worker_ufs_bytes_read_total").increment(data.len() as u64);
+            if req.cache {
+                self.cache.put(id, data.clone()).await;
+            }
+            Ok(data)
+        }
+        .await;
+        self.fills.done(id, &lock);
+        result
+    }
+}

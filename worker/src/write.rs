@@ -1,0 +1,154 @@
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+use strata_common::api::{ByteStream, ComposeRequest, UfsLocation, WriteRequest, WriteResult};
+use strata_common::{Error, Result};
+
+use crate::pagestore::PageId;
+use crate::{Worker, ufs_error};
+
+/// Bodies up to this size are one `put`; larger ones a multipart upload of parts this size.
+const PART: usize = 8 << 20;
+const PARTS_IN_FLIGHT: usize = 2;
+
+/// Writes one object into an under store, all or nothing, caching its pages on the way.
+struct Sink {
+    worker: Worker,
+    store: Arc<dyn ObjectStore>,
+    path: Path,
+    what: String,
+    buf: BytesMut,
+    upload: Option<WriteMultipart>,
+    size: u64,
+    cache: Option<(u64, BytesMut, u64)>, // version, current page, its index
+}
+
+impl Sink {
+    async fn new(worker: &Worker, loc: &UfsLocation, version: u64, cache: bool) -> Result<Sink> {
+        let (store, path) = worker.store_and_path(loc).await?;
+        Ok(Sink {
+            worker: worker.clone(),
+            store,
+            path,
+            what: format!("writing {}/{}", loc.bucket, loc.key),
+            buf: BytesMut::new(),
+            upload: None,
+            size: 0,
+            cache: cache.then(|| (version, BytesMut::new(), 0)),
+        })
+    }
+
+    async fn write(&mut self, data: Bytes) -> Result<()> {
+        self.size += data.len() as u64;
+        self.cache_pages(&data).await;
+        if self.upload.is_none() && self.buf.len() + data.len() <= PART {
+            self.buf.extend_from_slice(&data);
+            return Ok(());
+        }
+        if self.upload.is_none() {
+            let up = self.store.put_multipart(&self.path).await.map_err(|e| ufs_error(&self.what, e))?;
+            let mut w = WriteMultipart::new_with_chunk_size(up, PART);
+            w.put(std::mem::take(&mut self.buf).freeze());
+            self.upload = Some(w);
+        }
+        if let Some(w) = self.upload.as_mut() {
+            w.wait_for_capacity(PARTS_IN_FLIGHT).await.map_err(|e| ufs_error(&self.what, e))?;
+            w.put(data);
+        }
+        Ok(())
+    }
+
+    async fn cache_pages(&mut self, mut data: &[u8]) {
+        let ps = self.worker.cache.page_size() as usize;
+        let Some((version, page, index)) = self.cache.as_mut() else { return };
+        while !data.is_empty() {
+            let n = (ps - page.len()).min(data.len());
+            page.extend_from_slice(&data[..n]);
+            data = &data[n..];
+            if page.len() == ps {
+                let id = PageId { version: *version, index: *index };
+                *index += 1;
+                let full = std::mem::take(page).freeze();
+                self.worker.cache.put(id, full).await;
+            }
+        }
+    }
+
+    async fn finish(mut self) -> Result<WriteResult> {
+        if let Some((version, page, index)) = self.cache.take() {
+            if !page.is_empty() {
+                self.worker.cache.put(PageId { version, index }, page.freeze()).await;
+            }
+        }
+        let put = match self.upload.take() {
+            Some(w) => w.finish().await,
+            None => self.store.put(&self.path, PutPayload::from_bytes(std::mem::take(&mut self.buf).freeze())).await,
+        };
+        let put = put.map_err(|e| ufs_error(&self.what, e))?;
+        metrics::counter!("strata_worker_ufs_bytes_written_total").increment(self.size);
+        Ok(WriteResult { size: self.size, ufs_etag: put.e_tag.unwrap_or_default() })
+    }
+
+    async fn abort(mut self, version: u64) {
+        if let Some(w) = self.upload.take() {
+            if let Err(e) = w.abort().await {
+                tracing::warn!("{}: aborting the under store upload failed: {e}", self.what);
+            }
+        }
+        if self.cache.is_some() {
+            self.worker.cache.remove_version(version).await;
+        }
+    }
+}
+
+impl Worker {
+    pub(crate) async fn do_write(&self, req: WriteRequest, mut body: ByteStream) -> Result<WriteResult> {
+        let mut sink = Sink::new(self, &req.loc, req.version, req.cache).await?;
+        while let Some(chunk) = body.next().await {
+            let step = match chunk {
+                Ok(data) => sink.write(data).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = step {
+                sink.abort(req.version).await;
+                return Err(e);
+            }
+        }
+        sink.finish().await
+    }
+
+    pub(crate) async fn do_compose(&self, req: ComposeRequest) -> Result<WriteResult> {
+        let mut sink = Sink::new(self, &req.target, req.version, req.cache).await?;
+        for src in &req.sources {
+            let step = async {
+                let (store, path) = self.store_and_path(src).await?;
+                let what = format!("reading part {}", src.key);
+                let mut s = store.get(&path).await.map_err(|e| ufs_error(&what, e))?.into_stream();
+                while let Some(chunk) = s.next().await {
+                    sink.write(chunk.map_err(|e| ufs_error(&what, e))?).await?;
+                }
+                Ok::<(), Error>(())
+            }
+            .await;
+            if let Err(e) = step {
+                sink.abort(req.version).await;
+                return Err(e);
+            }
+        }
+        sink.finish().await
+    }
+
+    pub(crate) async fn do_delete(&self, locs: Vec<UfsLocation>) -> Result<()> {
+        for loc in locs {
+            let (store, path) = self.store_and_path(&loc).await?;
+            match store.delete(&path).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(ufs_error(&format!("deleting {}/{}", loc.bucket, loc.key), e)),
+            }
+        }
+        Ok(())
+    }
+}
