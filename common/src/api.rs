@@ -43,11 +43,26 @@ pub trait MasterApi: Send + Sync + 'static {
     async fn list_workers(&self) -> Result<Vec<WorkerInfo>>;
 }
 
-/// A place in an under store: the mount of `bucket` ("" = root under store) and a key in it.
+/// A place in an under store: the mount of `bucket` ("" = root under store) and a key in it,
+/// or with `staging` a name in Strata's staging folder of that mount, which no key reaches.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UfsLocation {
     pub bucket: String,
     pub key: String,
+    #[serde(default)]
+    pub staging: bool,
+}
+
+impl UfsLocation {
+    pub fn object(bucket: &str, key: &str) -> UfsLocation {
+        UfsLocation { bucket: bucket.into(), key: key.into(), staging: false }
+    }
+    pub fn staging(bucket: &str, name: &str) -> UfsLocation {
+        UfsLocation { bucket: bucket.into(), key: name.into(), staging: true }
+    }
+    pub fn path(&self) -> Result<object_store::path::Path> {
+        if self.staging { crate::ufs::staging_path(&self.key) } else { crate::ufs::key_path(&self.key) }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -71,6 +71,12 @@ pub fn key_path(key: &str) -> Result<Path> {
     Path::parse(segments.join("/")).map_err(|e| Error::invalid(format!("key {key:?} has no under-store path: {e}")))
 }
 
+/// Strata's own files in an under store (writes in flight, multipart parts) live under
+/// `%strata/`, a name [`key_path`] never produces: `%` in a key is always escaped.
+pub fn staging_path(name: &str) -> Result<Path> {
+    Path::parse(format!("%strata/{name}")).map_err(|e| Error::internal(format!("bad staging name {name:?}: {e}")))
+}
+
 /// The S3 key of an under-store path written by [`key_path`] (or by anyone else).
 pub fn path_key(path: &Path) -> String {
     path.parts()

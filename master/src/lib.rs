@@ -7,6 +7,7 @@ mod grpc;
 mod master;
 mod membership;
 mod objects;
+mod publish;
 mod uploads;
 pub mod store;
 

@@ -29,6 +29,7 @@ pub struct Master {
     credentials: RootCredentials,
     versions: Mutex<(u64, u64)>,
     pub(crate) membership: Membership,
+    pub(crate) key_locks: crate::publish::KeyLocks,
 }
 
 impl Master {
@@ -43,6 +44,7 @@ impl Master {
             credentials: opts.credentials,
             versions: Mutex::new((0, 0)),
             membership: Membership::new(opts.worker_timeout),
+            key_locks: Default::default(),
         })
     }
 

@@ -1,7 +1,6 @@
-use object_store::ObjectStoreExt;
 use strata_common::kv::{Txn, transact};
 use strata_common::proto::*;
-use strata_common::{Error, ErrorKind, Result, codec, keys, ufs};
+use strata_common::{Error, ErrorKind, Result, codec, keys};
 
 use crate::master::{Master, read_bucket};
 
@@ -53,45 +52,34 @@ impl Master {
 
     pub(crate) async fn do_commit_object(&self, req: CommitObjectRequest) -> Result<CommitObjectResponse> {
         let meta = req.meta.clone().ok_or_else(|| Error::invalid("commit without object metadata"))?;
-        transact(self.store.as_ref(), |t| {
+        let commit = transact(self.store.as_ref(), |t| {
             let (req, meta) = (req.clone(), meta.clone());
             Box::pin(async move {
-                read_bucket(t, &req.bucket).await?;
+                let bucket = read_bucket(t, &req.bucket).await?;
                 let current = read_object(t, &req.bucket, &meta.key).await?;
                 check_write_conditions(current.as_ref(), &req.if_match, req.if_none_match_any)?;
                 t.set(&keys::object(&req.bucket, &meta.key), &codec::encode(&meta));
-                Ok(CommitObjectResponse { replaced_version: current.map(|c| c.version).unwrap_or(0) })
+                let resp = CommitObjectResponse { replaced_version: current.map(|c| c.version).unwrap_or(0) };
+                Ok((resp, (!req.staging_key.is_empty()).then_some(bucket.mount).flatten()))
             })
-        })
-        .await
+        });
+        self.publish(&req.bucket, &meta.key, &req.staging_key, commit).await
     }
 
     pub(crate) async fn do_delete_object(&self, bucket: &str, key: &str) -> Result<DeleteObjectResponse> {
         let (b, k) = (bucket.to_string(), key.to_string());
-        let (bucket_meta, old) = transact(self.store.as_ref(), |t| {
+        let commit = transact(self.store.as_ref(), |t| {
             let (b, k) = (b.clone(), k.clone());
             Box::pin(async move {
                 let bucket = read_bucket(t, &b).await?;
-                let old = read_object(t, &b, &k).await?;
-                if old.is_some() {
-                    t.clear(&keys::object(&b, &k));
-                }
-                Ok((bucket, old))
+                let Some(old) = read_object(t, &b, &k).await? else {
+                    return Ok((DeleteObjectResponse { existed: false, version: 0 }, None));
+                };
+                t.clear(&keys::object(&b, &k));
+                Ok((DeleteObjectResponse { existed: true, version: old.version }, bucket.mount))
             })
-        })
-        .await?;
-        let Some(old) = old else {
-            return Ok(DeleteObjectResponse { existed: false, version: 0 });
-        };
-        // After the commit: the object is gone for readers; now the under store's copy.
-        if let Some(mount) = bucket_meta.mount {
-            let store = self.ufs.open(&mount)?;
-            match store.delete(&ufs::key_path(key)?).await {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => tracing::warn!(bucket, key, "deleted from the namespace but not from the under store: {e}"),
-            }
-        }
-        Ok(DeleteObjectResponse { existed: true, version: old.version })
+        });
+        self.publish(bucket, key, "", commit).await
     }
 
     pub(crate) async fn do_list_objects(&self, req: ListObjectsRequest) -> Result<ListObjectsResponse> {

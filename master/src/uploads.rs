@@ -1,5 +1,5 @@
 //! Multipart uploads. Parts are staged as objects in the root under store under
-//! `.strata/uploads/<upload id>/`; a completed upload is composed into the real key by a worker
+//! `%strata/uploads/<upload id>/`; a completed upload is composed into the real key by a worker
 //! before `complete_upload` commits it. Until then nothing of it is visible as an object.
 
 use object_store::ObjectStoreExt;
@@ -97,10 +97,11 @@ impl Master {
     pub(crate) async fn do_complete_upload(&self, req: CompleteUploadRequest) -> Result<CompleteUploadResponse> {
         let r = req.upload.clone().ok_or_else(|| Error::invalid("complete without upload"))?;
         let meta = req.meta.clone().ok_or_else(|| Error::invalid("complete without object metadata"))?;
-        let staged = transact(self.store.as_ref(), |t| {
+        let commit = transact(self.store.as_ref(), |t| {
             let (r, meta, req) = (r.clone(), meta.clone(), req.clone());
             Box::pin(async move {
                 read_upload(t, &r).await?;
+                let bucket = read_bucket(t, &r.bucket).await?;
                 let parts = read_parts(t, &r).await?;
                 // The parts composed must still be the parts of the upload (no re-upload since).
                 for used in &meta.parts {
@@ -116,10 +117,10 @@ impl Master {
                 check_write_conditions(current.as_ref(), &req.if_match, req.if_none_match_any)?;
                 t.set(&keys::object(&r.bucket, &r.key), &codec::encode(&meta));
                 clear_upload(t, &r);
-                Ok(parts)
+                Ok((parts, (!req.staging_key.is_empty()).then_some(bucket.mount).flatten()))
             })
-        })
-        .await?;
+        });
+        let staged = self.publish(&r.bucket, &r.key, &req.staging_key, commit).await?;
         self.delete_staged(&staged).await;
         Ok(CompleteUploadResponse { staged })
     }
@@ -174,7 +175,7 @@ impl Master {
             Err(e) => return tracing::warn!("cannot open the root under store to delete staged parts: {e}"),
         };
         for p in parts {
-            let path = match ufs::key_path(&p.staging_path) {
+            let path = match ufs::staging_path(&p.staging_path) {
                 Ok(p) => p,
                 Err(_) => continue,
             };

@@ -16,7 +16,7 @@ use object_store::ObjectStore;
 use strata_common::api::*;
 use strata_common::proto::Mount;
 use strata_common::ufs::UfsRegistry;
-use strata_common::{Result, ufs};
+use strata_common::Result;
 
 pub use membership::{register_and_heartbeat, WorkerIdentity};
 pub use pagestore::PageStore;
@@ -61,7 +61,7 @@ impl Worker {
 
     async fn store_and_path(&self, loc: &UfsLocation) -> Result<(Arc<dyn ObjectStore>, object_store::path::Path)> {
         let mount = self.mount(&loc.bucket).await?;
-        Ok((self.ufs.open(&mount)?, ufs::key_path(&loc.key)?))
+        Ok((self.ufs.open(&mount)?, loc.path()?))
     }
 }
 

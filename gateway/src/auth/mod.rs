@@ -1,0 +1,7 @@
+//! SigV4: the Authorization header and presigned URLs (`sigv4`), and aws-chunked streaming
+//! bodies with per-chunk signatures and trailers (`chunked`).
+
+pub mod chunked;
+pub mod sigv4;
+
+pub use sigv4::{Auth, Payload, authenticate};

@@ -1,0 +1,209 @@
+//! Turns method, path, query and headers into one [`Endpoint`] before any I/O.
+
+use axum::http::{HeaderMap, Method};
+use percent_encoding::percent_decode_str;
+
+use crate::error::{S3Error, S3Result};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    ListBuckets,
+    CreateBucket,
+    DeleteBucket,
+    HeadBucket,
+    GetBucketLocation,
+    GetBucketVersioning,
+    ListObjects,
+    ListObjectsV2,
+    ListMultipartUploads,
+    DeleteObjects,
+    GetObject,
+    HeadObject,
+    PutObject,
+    DeleteObject,
+    CreateMultipartUpload,
+    UploadPart { part_number: u32, upload_id: String },
+    CompleteMultipartUpload { upload_id: String },
+    AbortMultipartUpload { upload_id: String },
+    ListParts { upload_id: String },
+}
+
+/// The query string, decoded: `+` stays `+` (S3 clients encode spaces as %20).
+#[derive(Debug, Clone, Default)]
+pub struct Query(pub Vec<(String, String)>);
+
+impl Query {
+    pub fn parse(raw: Option<&str>) -> S3Result<Query> {
+        let mut out = Vec::new();
+        for pair in raw.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let dec = |s: &str| {
+                percent_decode_str(s)
+                    .decode_utf8()
+                    .map(|c| c.into_owned())
+                    .map_err(|_| S3Error::new("InvalidURI", "Couldn't parse the specified URI."))
+            };
+            out.push((dec(k)?, dec(v)?));
+        }
+        Ok(Query(out))
+    }
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+    pub fn has(&self, name: &str) -> bool {
+        self.0.iter().any(|(k, _)| k == name)
+    }
+}
+
+/// Sub-resources Strata does not implement: asked for, they answer NotImplemented rather than
+/// being mistaken for a plain bucket or object operation.
+const UNSUPPORTED: &[&str] = &[
+    "acl", "analytics", "accelerate", "attributes", "cors", "encryption", "intelligent-tiering", "inventory",
+    "legal-hold", "lifecycle", "logging", "metrics", "notification", "object-lock", "ownershipControls",
+    "policy", "policyStatus", "publicAccessBlock", "replication", "requestPayment", "restore", "retention",
+    "select", "tagging", "torrent", "versionId", "versions", "website",
+];
+
+pub fn route(method: &Method, bucket: Option<&str>, key: Option<&str>, q: &Query, headers: &HeaderMap) -> S3Result<Endpoint> {
+    if let Some(sub) = UNSUPPORTED.iter().find(|s| q.has(s)) {
+        return Err(S3Error::not_implemented(&format!("the ?{sub} sub-resource")));
+    }
+    let upload_id = || q.get("uploadId").map(str::to_string);
+    let endpoint = match (bucket, key) {
+        (None, _) => match *method {
+            Method::GET => Endpoint::ListBuckets,
+            _ => return Err(method_not_allowed()),
+        },
+        (Some(_), None) => match *method {
+            Method::GET if q.has("location") => Endpoint::GetBucketLocation,
+            Method::GET if q.has("versioning") => Endpoint::GetBucketVersioning,
+            Method::GET if q.has("uploads") => Endpoint::ListMultipartUploads,
+            Method::GET if q.get("list-type") == Some("2") => Endpoint::ListObjectsV2,
+            Method::GET if q.get("list-type").is_some() => {
+                return Err(S3Error::invalid_argument("list-type must be 2 when given"));
+            }
+            Method::GET => Endpoint::ListObjects,
+            Method::HEAD => Endpoint::HeadBucket,
+            Method::PUT if q.has("versioning") => return Err(S3Error::not_implemented("PutBucketVersioning")),
+            Method::PUT => Endpoint::CreateBucket,
+            Method::DELETE => Endpoint::DeleteBucket,
+            Method::POST if q.has("delete") => Endpoint::DeleteObjects,
+            _ => return Err(method_not_allowed()),
+        },
+        (Some(_), Some(_)) => match *method {
+            Method::GET | Method::HEAD if upload_id().is_some() && *method == Method::GET => {
+                Endpoint::ListParts { upload_id: upload_id().unwrap_or_default() }
+            }
+            Method::GET => Endpoint::GetObject,
+            Method::HEAD => Endpoint::HeadObject,
+            Method::PUT if q.has("partNumber") || q.has("uploadId") => {
+                let upload_id = upload_id().ok_or_else(|| S3Error::invalid_argument("partNumber without uploadId"))?;
+                let part_number = q
+                    .get("partNumber")
+                    .and_then(|p| p.parse::<u32>().ok())
+                    .filter(|p| (1..=10_000).contains(p))
+                    .ok_or_else(|| S3Error::invalid_argument("Part number must be an integer between 1 and 10000, inclusive"))?;
+                if headers.contains_key("x-amz-copy-source") {
+                    return Err(S3Error::not_implemented("UploadPartCopy"));
+                }
+                Endpoint::UploadPart { part_number, upload_id }
+            }
+            Method::PUT if headers.contains_key("x-amz-copy-source") => return Err(S3Error::not_implemented("CopyObject")),
+            Method::PUT => Endpoint::PutObject,
+            Method::DELETE => match upload_id() {
+                Some(upload_id) => Endpoint::AbortMultipartUpload { upload_id },
+                None => Endpoint::DeleteObject,
+            },
+            Method::POST if q.has("uploads") => Endpoint::CreateMultipartUpload,
+            Method::POST => match upload_id() {
+                Some(upload_id) => Endpoint::CompleteMultipartUpload { upload_id },
+                None => return Err(S3Error::not_implemented("this POST on an object")),
+            },
+            _ => return Err(method_not_allowed()),
+        },
+    };
+    Ok(endpoint)
+}
+
+fn method_not_allowed() -> S3Error {
+    S3Error::new("MethodNotAllowed", "The specified method is not allowed against this resource.")
+}
+
+/// Splits the request target into bucket and key: path style (`/bucket/key`), or virtual-hosted
+/// style (`bucket.<domain>` in Host, the whole path is the key). The key is percent-decoded.
+pub fn split_target(raw_path: &str, host: Option<&str>, domain: Option<&str>) -> S3Result<(Option<String>, Option<String>)> {
+    let decode = |s: &str| {
+        percent_decode_str(s)
+            .decode_utf8()
+            .map(|c| c.into_owned())
+            .map_err(|_| S3Error::new("InvalidURI", "Couldn't parse the specified URI."))
+    };
+    let host_bucket = match (host, domain) {
+        (Some(h), Some(d)) => {
+            let h = h.rsplit_once(':').filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit())).map(|(h, _)| h).unwrap_or(h);
+            h.strip_suffix(d).and_then(|b| b.strip_suffix('.')).filter(|b| !b.is_empty()).map(str::to_string)
+        }
+        _ => None,
+    };
+    let path = raw_path.strip_prefix('/').unwrap_or(raw_path);
+    if let Some(bucket) = host_bucket {
+        let key = decode(path)?;
+        return Ok((Some(bucket), (!key.is_empty()).then_some(key)));
+    }
+    if path.is_empty() {
+        return Ok((None, None));
+    }
+    let (bucket, key) = match path.split_once('/') {
+        Some((b, k)) => (b, Some(k)),
+        None => (path, None),
+    };
+    let key = match key {
+        Some(k) if !k.is_empty() => Some(decode(k)?),
+        _ => None,
+    };
+    Ok((Some(decode(bucket)?), key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(method: Method, target: &str) -> S3Result<Endpoint> {
+        let (path, query) = target.split_once('?').map(|(p, q)| (p, Some(q))).unwrap_or((target, None));
+        let (b, k) = split_target(path, None, None)?;
+        route(&method, b.as_deref(), k.as_deref(), &Query::parse(query)?, &HeaderMap::new())
+    }
+
+    #[test]
+    fn routes_the_documented_requests() {
+        assert_eq!(r(Method::GET, "/"), Ok(Endpoint::ListBuckets));
+        assert_eq!(r(Method::PUT, "/b"), Ok(Endpoint::CreateBucket));
+        assert_eq!(r(Method::GET, "/b?list-type=2&prefix=a%2Fb&delimiter=%2F"), Ok(Endpoint::ListObjectsV2));
+        assert_eq!(r(Method::GET, "/b/"), Ok(Endpoint::ListObjects));
+        assert_eq!(r(Method::GET, "/b?location"), Ok(Endpoint::GetBucketLocation));
+        assert_eq!(r(Method::POST, "/b?delete"), Ok(Endpoint::DeleteObjects));
+        assert_eq!(r(Method::GET, "/b/k%20x"), Ok(Endpoint::GetObject));
+        assert_eq!(r(Method::POST, "/b/k?uploads"), Ok(Endpoint::CreateMultipartUpload));
+        assert_eq!(
+            r(Method::PUT, "/b/k?partNumber=2&uploadId=u1"),
+            Ok(Endpoint::UploadPart { part_number: 2, upload_id: "u1".into() })
+        );
+        assert_eq!(r(Method::POST, "/b/k?uploadId=u1"), Ok(Endpoint::CompleteMultipartUpload { upload_id: "u1".into() }));
+        assert_eq!(r(Method::DELETE, "/b/k?uploadId=u1"), Ok(Endpoint::AbortMultipartUpload { upload_id: "u1".into() }));
+        assert_eq!(r(Method::GET, "/b/k?uploadId=u1"), Ok(Endpoint::ListParts { upload_id: "u1".into() }));
+        assert_eq!(r(Method::PUT, "/b/k?partNumber=0&uploadId=u").unwrap_err().code, "InvalidArgument");
+        assert_eq!(r(Method::GET, "/b?acl").unwrap_err().code, "NotImplemented");
+        assert_eq!(r(Method::PATCH, "/b/k").unwrap_err().code, "MethodNotAllowed");
+    }
+
+    #[test]
+    fn keys_are_decoded_and_kept_whole() {
+        let (b, k) = split_target("/b/a%2Bb%20c/..%2F/%E2%9C%93", None, None).unwrap();
+        assert_eq!((b.as_deref(), k.as_deref()), (Some("b"), Some("a+b c/../✓")));
+        let (b, k) = split_target("//lead", Some("bkt.s3.local:9000"), Some("s3.local")).unwrap();
+        assert_eq!((b.as_deref(), k.as_deref()), (Some("bkt"), Some("/lead")));
+        let (b, k) = split_target("/b//lead", None, None).unwrap();
+        assert_eq!((b.as_deref(), k.as_deref()), (Some("b"), Some("/lead")));
+        assert_eq!(Query::parse(Some("prefix=a+b%2Bc")).unwrap().get("prefix"), Some("a+b+c"));
+    }
+}
