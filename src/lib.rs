@@ -1,1 +1,171 @@
+//! The `strata` binary's roles: `local` (all three in one process), `master`, `worker`,
+//! `gateway`. Each runs until its shutdown token fires.
 
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use strata_common::api::{MasterApi, WorkerApi};
+use strata_common::config::{Config, DEFAULT_GATEWAY_ADDR, DEFAULT_MASTER_ADDR, DEFAULT_WORKER_ADDR, abs};
+use strata_common::master_client::GrpcMaster;
+use strata_common::ops::{Readiness, bind};
+use strata_gateway::{Gateway, GatewayOptions, IN_PROCESS};
+use strata_master::{Master, MasterOptions, RootCredentials};
+use strata_worker::{PageStore, Worker, WorkerIdentity, register_and_heartbeat};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+const REGION: &str = "us-east-1";
+
+fn open_master(cfg: &Config) -> Result<(Arc<Master>, RootCredentials)> {
+    std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("cannot create the data folder {}", cfg.data_dir.display()))?;
+    let store = strata_master::store::open(&cfg.metadata_url())?;
+    let creds = RootCredentials::load_or_create(&cfg.data_dir, cfg.root_access_key.as_deref(), cfg.root_secret_key.as_deref())?;
+    let master = Master::new(
+        store,
+        MasterOptions {
+            root_ufs: cfg.root_ufs_url(),
+            credentials: creds.clone(),
+            worker_timeout: Duration::from_millis(cfg.worker_timeout_ms),
+        },
+    )?;
+    Ok((Arc::new(master), creds))
+}
+
+fn open_cache(cfg: &Config) -> Result<PageStore> {
+    let dir = cfg.disk_cache_dir();
+    PageStore::open(cfg.cache.page_size, cfg.cache.mem_bytes, Some((&dir, cfg.cache.disk_bytes)))
+        .with_context(|| format!("cannot open the disk cache in {}", dir.display()))
+}
+
+fn gateway_options(cfg: &Config) -> GatewayOptions {
+    GatewayOptions { domain: cfg.domain.clone(), region: REGION.into(), block_size: cfg.block_size }
+}
+
+/// What a started `strata local` tells its user.
+pub struct LocalInfo {
+    pub endpoint: SocketAddr,
+    pub access_key: String,
+    pub secret_key: String,
+    pub data_dir: PathBuf,
+}
+
+/// `strata local`: master, worker and gateway in one process, talking without sockets.
+pub async fn run_local(cfg: Config, listener: TcpListener, shutdown: CancellationToken, started: impl FnOnce(&LocalInfo)) -> Result<()> {
+    let (master, creds) = open_master(&cfg)?;
+    let worker = Worker::new(master.clone() as Arc<dyn MasterApi>, open_cache(&cfg)?);
+    let me = WorkerIdentity { address: IN_PROCESS.into(), id_file: cfg.data_dir.join("worker_id") };
+    let hb = tokio::spawn(register_and_heartbeat(
+        worker.clone(),
+        master.clone() as Arc<dyn MasterApi>,
+        me,
+        Duration::from_millis(cfg.heartbeat_interval_ms),
+        Readiness::default(),
+        shutdown.clone(),
+    ));
+    let gw = Gateway::new(
+        master.clone() as Arc<dyn MasterApi>,
+        Some(Arc::new(worker) as Arc<dyn WorkerApi>),
+        strata_common::ids::secret_key(),
+        gateway_options(&cfg),
+    );
+    started(&LocalInfo {
+        endpoint: listener.local_addr()?,
+        access_key: creds.access_key,
+        secret_key: creds.secret_key,
+        data_dir: abs(&cfg.data_dir),
+    });
+    strata_gateway::run(gw, listener, shutdown.clone()).await?;
+    shutdown.cancel();
+    let _ = hb.await;
+    Ok(())
+}
+
+/// The cluster secret: configured, or for a master kept in (and generated into) its data folder.
+fn cluster_secret(cfg: &Config, role: &str) -> Result<String> {
+    if let Some(s) = &cfg.cluster_secret {
+        return Ok(s.clone());
+    }
+    if role != "master" {
+        bail!(
+            "no cluster secret: set cluster_secret in the config file or STRATA_CLUSTER_SECRET to the master's \
+             (the master keeps it in <its data folder>/cluster_secret)"
+        );
+    }
+    let path = cfg.data_dir.join("cluster_secret");
+    if let Ok(s) = std::fs::read_to_string(&path) {
+        return Ok(s.trim().to_string());
+    }
+    std::fs::create_dir_all(&cfg.data_dir)?;
+    let secret = strata_common::ids::secret_key();
+    write_private(&path, &secret)?;
+    tracing::info!(file = %path.display(), "generated the cluster secret; give it to workers and gateways as STRATA_CLUSTER_SECRET");
+    Ok(secret)
+}
+
+fn write_private(path: &Path, text: &str) -> Result<()> {
+    use std::io::Write;
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    let mut f = o.open(path).with_context(|| format!("cannot write {}", path.display()))?;
+    f.write_all(text.as_bytes())?;
+    Ok(())
+}
+
+fn masters(cfg: &Config) -> Vec<String> {
+    if cfg.masters.is_empty() { vec![format!("http://{DEFAULT_MASTER_ADDR}")] } else { cfg.masters.clone() }
+}
+
+fn master_client(cfg: &Config, secret: &str) -> Result<Arc<dyn MasterApi>> {
+    // Several master addresses are accepted for HA; until the HA work lands the first is used.
+    let first = masters(cfg).into_iter().next().unwrap_or_default();
+    Ok(Arc::new(GrpcMaster::new(&first, secret)?))
+}
+
+pub fn listen_addr(cfg: &Config, default: &str) -> String {
+    cfg.listen.clone().unwrap_or_else(|| default.to_string())
+}
+
+pub async fn run_master(cfg: Config, shutdown: CancellationToken) -> Result<()> {
+    let secret = cluster_secret(&cfg, "master")?;
+    let (master, creds) = open_master(&cfg)?;
+    let listener = bind(&listen_addr(&cfg, DEFAULT_MASTER_ADDR)).await?;
+    tracing::info!(access_key = %creds.access_key, "root S3 credentials are in {}", cfg.data_dir.join("credentials").display());
+    strata_master::run(master, secret, listener, shutdown).await?;
+    Ok(())
+}
+
+pub async fn run_worker(cfg: Config, shutdown: CancellationToken) -> Result<()> {
+    let secret = cluster_secret(&cfg, "worker")?;
+    std::fs::create_dir_all(&cfg.data_dir)?;
+    let listener = bind(&listen_addr(&cfg, DEFAULT_WORKER_ADDR)).await?;
+    let address = cfg.advertise.clone().unwrap_or(format!("http://{}", listener.local_addr()?));
+    let master = master_client(&cfg, &secret)?;
+    let worker = Worker::new(master.clone(), open_cache(&cfg)?);
+    let ready = Readiness::default();
+    let me = WorkerIdentity { address, id_file: cfg.data_dir.join("worker_id") };
+    let hb = tokio::spawn(register_and_heartbeat(
+        worker.clone(),
+        master,
+        me,
+        Duration::from_millis(cfg.heartbeat_interval_ms),
+        ready.clone(),
+        shutdown.clone(),
+    ));
+    strata_worker::run(worker, secret, listener, ready, shutdown.clone()).await?;
+    shutdown.cancel();
+    let _ = hb.await;
+    Ok(())
+}
+
+pub async fn run_gateway(cfg: Config, shutdown: CancellationToken) -> Result<()> {
+    let secret = cluster_secret(&cfg, "gateway")?;
+    let listener = bind(&listen_addr(&cfg, DEFAULT_GATEWAY_ADDR)).await?;
+    let gw = Gateway::new(master_client(&cfg, &secret)?, None, secret, gateway_options(&cfg));
+    strata_gateway::run(gw, listener, shutdown).await?;
+    Ok(())
+}

@@ -1,1 +1,113 @@
-fn main() {}
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use strata::{listen_addr, run_gateway, run_local, run_master, run_worker};
+use strata_common::config::{Config, DEFAULT_GATEWAY_ADDR};
+use tokio_util::sync::CancellationToken;
+
+/// Strata: an S3 endpoint that caches the data of slower stores.
+#[derive(Parser)]
+#[command(version)]
+struct Cli {
+    /// TOML config file (settings: see README); environment STRATA_* and flags override it.
+    #[arg(long, global = true, env = "STRATA_CONFIG")]
+    config: Option<PathBuf>,
+    /// Where this process keeps its state.
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    /// host:port to listen on.
+    #[arg(long, global = true)]
+    listen: Option<String>,
+    /// A master's address (worker, gateway); repeat for several.
+    #[arg(long = "master", global = true)]
+    masters: Vec<String>,
+    /// The URL gateways reach this worker at.
+    #[arg(long, global = true)]
+    advertise: Option<String>,
+    #[command(subcommand)]
+    role: Role,
+}
+
+#[derive(Subcommand)]
+enum Role {
+    /// Master, worker and gateway in one process on embedded defaults.
+    Local,
+    /// The metadata master.
+    Master,
+    /// A cache worker.
+    Worker,
+    /// A stateless S3 gateway.
+    Gateway,
+}
+
+fn config(cli: &Cli) -> Result<Config> {
+    let mut cfg = Config::load(cli.config.as_deref())?;
+    if let Some(d) = &cli.data_dir {
+        cfg.data_dir = d.clone();
+    }
+    if cli.listen.is_some() {
+        cfg.listen = cli.listen.clone();
+    }
+    if !cli.masters.is_empty() {
+        cfg.masters = cli.masters.clone();
+    }
+    if cli.advertise.is_some() {
+        cfg.advertise = cli.advertise.clone();
+    }
+    Ok(cfg)
+}
+
+fn shutdown_on_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let t = token.clone();
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        #[cfg(unix)]
+        let term = async {
+            match term.as_mut() {
+                Some(t) => t.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let term = std::future::pending::<()>();
+        tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+        tracing::info!("shutting down");
+        t.cancel();
+    });
+    token
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    strata_common::ops::metrics_handle();
+    let cli = Cli::parse();
+    let cfg = config(&cli)?;
+    let shutdown = shutdown_on_signal();
+    match cli.role {
+        Role::Local => {
+            let listener = strata_common::ops::bind(&listen_addr(&cfg, DEFAULT_GATEWAY_ADDR)).await?;
+            run_local(cfg, listener, shutdown, |info| {
+                println!("Strata is running (local mode: master, worker and gateway in one process).");
+                println!("  S3 endpoint:  http://{}", info.endpoint);
+                println!("  access key:   {}", info.access_key);
+                println!("  secret key:   {}", info.secret_key);
+                println!("  data folder:  {}", info.data_dir.display());
+                println!();
+                println!("  export AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY={}", info.access_key, info.secret_key);
+                println!("  aws --endpoint-url http://{} s3 mb s3://my-bucket", info.endpoint);
+            })
+            .await
+        }
+        Role::Master => run_master(cfg, shutdown).await,
+        Role::Worker => run_worker(cfg, shutdown).await,
+        Role::Gateway => run_gateway(cfg, shutdown).await,
+    }
+}

@@ -5,7 +5,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
 use strata_common::{Error, ErrorKind};
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct S3Error {
     pub code: &'static str,
     pub status: StatusCode,
@@ -83,7 +83,9 @@ fn status_of(code: &str) -> StatusCode {
         | "KeyTooLongError" | "IncompleteBody" | "XAmzContentSHA256Mismatch" | "InvalidURI"
         | "AuthorizationHeaderMalformed" | "AuthorizationQueryParametersError" | "InvalidEncodingMethod"
         | "InvalidTag" | "InvalidLocationConstraint" | "IllegalLocationConstraintException"
-        | "UnexpectedContent" | "MissingSecurityHeader" | "InvalidStorageClass" => StatusCode::BAD_REQUEST,
+        | "UnexpectedContent" | "MissingSecurityHeader" | "InvalidStorageClass" | "MaxMessageLengthExceeded" => {
+            StatusCode::BAD_REQUEST
+        }
         "NotImplemented" => StatusCode::NOT_IMPLEMENTED,
         "ServiceUnavailable" | "SlowDown" => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,

@@ -122,10 +122,11 @@ impl State {
                         self.phase = Phase::Data { left: size, sig, hash: Sha256::new() };
                     }
                 }
-                Phase::Data { left, .. } => {
+                Phase::Data { .. } => {
                     if self.buf.is_empty() && !self.fill().await? {
                         return Err(incomplete());
                     }
+                    let Phase::Data { left, .. } = &self.phase else { continue };
                     let n = (*left).min(self.buf.len() as u64) as usize;
                     let data = self.buf.split_to(n).freeze();
                     if let Phase::Data { left, sig, hash } = &mut self.phase {

@@ -1,0 +1,153 @@
+//! The HTTP front: one handler that parses, authenticates and dispatches every S3 request,
+//! stamps the request id, and counts requests, bytes and latency.
+
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method};
+use axum::response::{IntoResponse, Response};
+use strata_common::ids;
+use strata_common::ops::{Readiness, metrics_text, serve};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::Gateway;
+use crate::auth::{self, Auth};
+use crate::error::{S3Error, S3Result};
+use crate::ops;
+use crate::router::{Endpoint, Query, route, split_target};
+
+/// One authenticated S3 request.
+pub struct Ctx {
+    pub gw: Gateway,
+    pub bucket: String,
+    pub key: String,
+    pub query: Query,
+    pub headers: HeaderMap,
+    pub auth: Auth,
+}
+
+impl Ctx {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+async fn handle(State((gw, ready)): State<(Gateway, Readiness)>, req: Request) -> Response {
+    let request_id = ids::request_id();
+    let started = Instant::now();
+    let (parts, body) = req.into_parts();
+    let query = Query::parse(parts.uri.query()).unwrap_or_default();
+    // The ops endpoints answer unsigned GETs; a signed GET of /metrics lists bucket "metrics".
+    if parts.method == Method::GET && !auth::sigv4::has_auth(&parts.headers, &query) {
+        match parts.uri.path() {
+            "/healthz" => return "ok\n".into_response(),
+            "/readyz" if ready.get() => return "ready\n".into_response(),
+            "/readyz" => return (axum::http::StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response(),
+            "/metrics" => return metrics_text().await.into_response(),
+            _ => {}
+        }
+    }
+    let span = tracing::info_span!("s3", request_id = %request_id, method = %parts.method, path = %parts.uri.path());
+    let resource = parts.uri.path().to_string();
+    let (op, result) = async {
+        let mut op = "Unknown";
+        let result = async {
+            let host = parts.headers.get("host").and_then(|h| h.to_str().ok());
+            let (bucket, key) = split_target(parts.uri.path(), host, gw.opts.domain.as_deref())?;
+            let query = Query::parse(parts.uri.query())?;
+            let endpoint = route(&parts.method, bucket.as_deref(), key.as_deref(), &query, &parts.headers)?;
+            op = op_name(&endpoint);
+            let g = gw.clone();
+            let auth = auth::authenticate(&parts.method, parts.uri.path(), &query, &parts.headers, chrono::Utc::now(), |ak| async move {
+                g.secret_of(ak).await
+            })
+            .await?;
+            let ctx = Ctx {
+                gw: gw.clone(),
+                bucket: bucket.unwrap_or_default(),
+                key: key.unwrap_or_default(),
+                query,
+                headers: parts.headers.clone(),
+                auth,
+            };
+            ops::dispatch(ctx, endpoint, body).await
+        }
+        .await;
+        (op, result)
+    }
+    .instrument(span.clone())
+    .await;
+    let mut resp = match result {
+        Ok(r) => r,
+        Err(e) => {
+            if e.status.is_server_error() {
+                tracing::warn!(parent: &span, code = e.code, "{}", e.message);
+            } else {
+                tracing::debug!(parent: &span, code = e.code, "{}", e.message);
+            }
+            let mut r = e.to_response(&resource, &request_id);
+            if parts.method == Method::HEAD {
+                *r.body_mut() = Body::empty();
+            }
+            r
+        }
+    };
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        h.insert("x-amz-request-id", v.clone());
+        h.insert("x-amz-id-2", v);
+    }
+    h.insert("server", HeaderValue::from_static("Strata"));
+    let status = resp.status().as_u16().to_string();
+    metrics::counter!("strata_gateway_requests_total", "op" => op, "status" => status).increment(1);
+    metrics::histogram!("strata_gateway_request_seconds", "op" => op).record(started.elapsed().as_secs_f64());
+    tracing::info!(parent: &span, op, status = resp.status().as_u16(), ms = started.elapsed().as_millis() as u64, "done");
+    resp
+}
+
+fn op_name(e: &Endpoint) -> &'static str {
+    match e {
+        Endpoint::ListBuckets => "ListBuckets",
+        Endpoint::CreateBucket => "CreateBucket",
+        Endpoint::DeleteBucket => "DeleteBucket",
+        Endpoint::HeadBucket => "HeadBucket",
+        Endpoint::GetBucketLocation => "GetBucketLocation",
+        Endpoint::GetBucketVersioning => "GetBucketVersioning",
+        Endpoint::ListObjects => "ListObjects",
+        Endpoint::ListObjectsV2 => "ListObjectsV2",
+        Endpoint::ListMultipartUploads => "ListMultipartUploads",
+        Endpoint::DeleteObjects => "DeleteObjects",
+        Endpoint::GetObject => "GetObject",
+        Endpoint::HeadObject => "HeadObject",
+        Endpoint::PutObject => "PutObject",
+        Endpoint::DeleteObject => "DeleteObject",
+        Endpoint::CreateMultipartUpload => "CreateMultipartUpload",
+        Endpoint::UploadPart { .. } => "UploadPart",
+        Endpoint::CompleteMultipartUpload { .. } => "CompleteMultipartUpload",
+        Endpoint::AbortMultipartUpload { .. } => "AbortMultipartUpload",
+        Endpoint::ListParts { .. } => "ListParts",
+    }
+}
+
+pub fn router(gw: Gateway, ready: Readiness) -> Router {
+    Router::new().fallback(handle).with_state((gw, ready))
+}
+
+/// Serves S3 on `listener` until `shutdown`, then drains open requests.
+pub async fn run(gw: Gateway, listener: TcpListener, shutdown: CancellationToken) -> std::io::Result<()> {
+    let ready = Readiness::default();
+    ready.set(true);
+    tracing::info!(addr = %listener.local_addr()?, "gateway serving S3");
+    serve(listener, router(gw, ready), shutdown, Duration::from_secs(30)).await
+}
+
+/// Reads a small request body (XML) whole, up to `limit` bytes.
+pub async fn small_body(body: Body, limit: usize) -> S3Result<bytes::Bytes> {
+    axum::body::to_bytes(body, limit).await.map_err(|_| {
+        S3Error::new("MaxMessageLengthExceeded", format!("Your request was too big (at most {limit} bytes here)"))
+    })
+}

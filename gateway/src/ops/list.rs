@@ -1,0 +1,95 @@
+use axum::response::Response;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as TOKEN;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use strata_common::proto::ListObjectsRequest;
+
+use super::bucket::owner;
+use crate::error::{S3Error, S3Result};
+use crate::http::Ctx;
+use crate::xml::{self, NS};
+
+/// `encoding-type=url`: like S3, everything but unreserved characters and `/` is escaped.
+const URL: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~').remove(b'/');
+
+fn max_keys(ctx: &Ctx, name: &str) -> S3Result<u32> {
+    match ctx.query.get(name) {
+        None => Ok(1000),
+        Some(v) => v
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n >= 0)
+            .map(|n| n.min(1000) as u32)
+            .ok_or_else(|| S3Error::invalid_argument(format!("Provided {name} not an integer or within integer range"))),
+    }
+}
+
+pub async fn list_objects(ctx: &Ctx, v2: bool) -> S3Result<Response> {
+    let q = &ctx.query;
+    let url_encode = match q.get("encoding-type") {
+        None => false,
+        Some("url") => true,
+        Some(_) => return Err(S3Error::new("InvalidArgument", "Invalid Encoding Method specified in Request")),
+    };
+    let enc = |s: &str| if url_encode { utf8_percent_encode(s, URL).to_string() } else { s.to_string() };
+    let prefix = q.get("prefix").unwrap_or("").to_string();
+    let delimiter = q.get("delimiter").unwrap_or("").to_string();
+    let max = max_keys(ctx, "max-keys")?;
+    let token = if v2 { q.get("continuation-token") } else { None };
+    let start_after = match (v2, token) {
+        (true, Some(t)) => {
+            let raw = TOKEN.decode(t).map_err(|_| S3Error::invalid_argument("The continuation token provided is incorrect"))?;
+            String::from_utf8(raw).map_err(|_| S3Error::invalid_argument("The continuation token provided is incorrect"))?
+        }
+        (true, None) => q.get("start-after").unwrap_or("").to_string(),
+        (false, _) => q.get("marker").unwrap_or("").to_string(),
+    };
+    let page = ctx
+        .gw
+        .master
+        .list_objects(ListObjectsRequest {
+            bucket: ctx.bucket.clone(),
+            prefix: prefix.clone(),
+            delimiter: delimiter.clone(),
+            start_after,
+            max_keys: max,
+        })
+        .await?;
+    let fetch_owner = !v2 || q.get("fetch-owner") == Some("true");
+    let contents: Vec<xml::ObjectXml> = page
+        .objects
+        .iter()
+        .map(|o| xml::ObjectXml {
+            key: enc(&o.key),
+            last_modified: xml::time(o.last_modified_ms),
+            etag: format!("\"{}\"", o.etag),
+            size: o.size,
+            storage_class: "STANDARD",
+            owner: fetch_owner.then(|| owner(ctx)),
+        })
+        .collect();
+    let common_prefixes: Vec<xml::PrefixXml> = page.common_prefixes.iter().map(|p| xml::PrefixXml { prefix: enc(p) }).collect();
+    let mut result = xml::ListBucketResult {
+        xmlns: NS,
+        name: ctx.bucket.clone(),
+        prefix: enc(&prefix),
+        max_keys: max,
+        delimiter: (!delimiter.is_empty()).then(|| enc(&delimiter)),
+        encoding_type: url_encode.then(|| "url".to_string()),
+        is_truncated: page.truncated,
+        ..Default::default()
+    };
+    if v2 {
+        result.key_count = Some(contents.len() + common_prefixes.len());
+        result.continuation_token = token.map(str::to_string);
+        result.next_continuation_token = page.truncated.then(|| TOKEN.encode(page.next_marker.as_bytes()));
+        result.start_after = q.get("start-after").map(enc);
+    } else {
+        result.marker = Some(enc(q.get("marker").unwrap_or("")));
+        // S3 gives NextMarker only with a delimiter; without one, clients use the last key.
+        result.next_marker = (page.truncated && !delimiter.is_empty()).then(|| enc(&page.next_marker));
+    }
+    result.contents = contents;
+    result.common_prefixes = common_prefixes;
+    xml::response("ListBucketResult", &result)
+}

@@ -1,0 +1,51 @@
+//! One module per family of S3 operations.
+
+mod bucket;
+mod delete;
+mod get;
+mod list;
+mod multipart;
+mod put;
+
+use axum::body::Body;
+use axum::response::Response;
+
+use crate::error::S3Result;
+use crate::http::Ctx;
+use crate::router::Endpoint;
+
+pub async fn dispatch(ctx: Ctx, endpoint: Endpoint, body: Body) -> S3Result<Response> {
+    match endpoint {
+        Endpoint::ListBuckets => bucket::list_buckets(&ctx).await,
+        Endpoint::CreateBucket => bucket::create_bucket(&ctx, body).await,
+        Endpoint::DeleteBucket => bucket::delete_bucket(&ctx).await,
+        Endpoint::HeadBucket => bucket::head_bucket(&ctx).await,
+        Endpoint::GetBucketLocation => bucket::get_bucket_location(&ctx).await,
+        Endpoint::GetBucketVersioning => bucket::get_bucket_versioning(&ctx).await,
+        Endpoint::ListObjects => list::list_objects(&ctx, false).await,
+        Endpoint::ListObjectsV2 => list::list_objects(&ctx, true).await,
+        Endpoint::ListMultipartUploads => multipart::list_uploads(&ctx).await,
+        Endpoint::DeleteObjects => delete::delete_objects(&ctx, body).await,
+        Endpoint::GetObject => get::get_object(&ctx, true).await,
+        Endpoint::HeadObject => get::get_object(&ctx, false).await,
+        Endpoint::PutObject => put::put_object(&ctx, body).await,
+        Endpoint::DeleteObject => delete::delete_object(&ctx).await,
+        Endpoint::CreateMultipartUpload => multipart::create(&ctx).await,
+        Endpoint::UploadPart { part_number, upload_id } => multipart::upload_part(&ctx, part_number, &upload_id, body).await,
+        Endpoint::CompleteMultipartUpload { upload_id } => multipart::complete(&ctx, &upload_id, body).await,
+        Endpoint::AbortMultipartUpload { upload_id } => multipart::abort(&ctx, &upload_id).await,
+        Endpoint::ListParts { upload_id } => multipart::list_parts(&ctx, &upload_id).await,
+    }
+}
+
+/// An empty response with `status`.
+pub fn empty(status: axum::http::StatusCode) -> Response {
+    let mut r = Response::new(Body::empty());
+    *r.status_mut() = status;
+    r
+}
+
+/// The HTTP date of a time in ms.
+pub fn http_date(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default().format("%a, %d %b %Y %H:%M:%S GMT").to_string()
+}
