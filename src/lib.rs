@@ -20,9 +20,11 @@ use tokio_util::sync::CancellationToken;
 const REGION: &str = "us-east-1";
 
 fn open_master(cfg: &Config) -> Result<(Arc<Master>, RootCredentials)> {
-    std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("cannot create the data folder {}", cfg.data_dir.display()))?;
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("cannot create the data folder {}", cfg.data_dir.display()))?;
     let store = strata_master::store::open(&cfg.metadata_url())?;
-    let creds = RootCredentials::load_or_create(&cfg.data_dir, cfg.root_access_key.as_deref(), cfg.root_secret_key.as_deref())?;
+    let creds =
+        RootCredentials::load_or_create(&cfg.data_dir, cfg.root_access_key.as_deref(), cfg.root_secret_key.as_deref())?;
     let master = Master::new(
         store,
         MasterOptions {
@@ -53,7 +55,12 @@ pub struct LocalInfo {
 }
 
 /// `strata local`: master, worker and gateway in one process, talking without sockets.
-pub async fn run_local(cfg: Config, listener: TcpListener, shutdown: CancellationToken, started: impl FnOnce(&LocalInfo)) -> Result<()> {
+pub async fn run_local(
+    cfg: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+    started: impl FnOnce(&LocalInfo),
+) -> Result<()> {
     let (master, creds) = open_master(&cfg)?;
     let worker = Worker::new(master.clone() as Arc<dyn MasterApi>, open_cache(&cfg)?);
     let me = WorkerIdentity { address: IN_PROCESS.into(), id_file: cfg.data_dir.join("worker_id") };

@@ -17,7 +17,9 @@ pub fn encode<M: Message>(m: &M) -> Vec<u8> {
 
 pub fn decode<M: Message + Default>(bytes: &[u8]) -> Result<M> {
     match bytes.split_first() {
-        Some((&SCHEMA_V1, body)) => M::decode(body).map_err(|e| Error::internal(format!("corrupt metadata value: {e}"))),
+        Some((&SCHEMA_V1, body)) => {
+            M::decode(body).map_err(|e| Error::internal(format!("corrupt metadata value: {e}")))
+        }
         Some((v, _)) => Err(Error::internal(format!(
             "metadata value has schema version {v}, newer than this build understands; upgrade this process"
         ))),

@@ -85,9 +85,20 @@ impl Default for CacheConfig {
 }
 
 const SETTINGS: &[&str] = &[
-    "data_dir", "listen", "advertise", "cluster_secret", "masters", "metadata", "root_ufs",
-    "root_access_key", "root_secret_key", "block_size", "heartbeat_interval_ms",
-    "worker_timeout_ms", "cache", "domain",
+    "data_dir",
+    "listen",
+    "advertise",
+    "cluster_secret",
+    "masters",
+    "metadata",
+    "root_ufs",
+    "root_access_key",
+    "root_secret_key",
+    "block_size",
+    "heartbeat_interval_ms",
+    "worker_timeout_ms",
+    "cache",
+    "domain",
 ];
 
 impl Config {
@@ -115,7 +126,7 @@ impl Config {
         if !self.cache.page_size.is_power_of_two() || self.cache.page_size < 4096 {
             return Err(Error::invalid("cache.page_size must be a power of two of at least 4096"));
         }
-        if self.block_size < self.cache.page_size || self.block_size % self.cache.page_size != 0 {
+        if self.block_size < self.cache.page_size || !self.block_size.is_multiple_of(self.cache.page_size) {
             return Err(Error::invalid("block_size must be a multiple of cache.page_size"));
         }
         Ok(())

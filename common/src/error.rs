@@ -98,18 +98,15 @@ impl From<Error> for tonic::Status {
 
 impl From<tonic::Status> for Error {
     fn from(s: tonic::Status) -> Error {
-        let kind = s
-            .metadata()
-            .get(KIND_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(ErrorKind::parse)
-            .unwrap_or(match s.code() {
+        let kind = s.metadata().get(KIND_HEADER).and_then(|v| v.to_str().ok()).and_then(ErrorKind::parse).unwrap_or(
+            match s.code() {
                 tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => {
                     ErrorKind::Unavailable
                 }
                 tonic::Code::Unauthenticated | tonic::Code::PermissionDenied => ErrorKind::AccessDenied,
                 _ => ErrorKind::Internal,
-            });
+            },
+        );
         Error::new(kind, s.message().to_string())
     }
 }

@@ -94,8 +94,7 @@ pub fn objects(bucket: &str, prefix: &str) -> (Vec<u8>, Vec<u8>) {
 /// The object key back from a full metadata key in `objects(bucket, _)`.
 pub fn object_key_of(bucket: &str, full: &[u8]) -> Option<String> {
     let base = objects_base(bucket).into_bytes();
-    full.strip_prefix(base.as_slice())
-        .and_then(|k| String::from_utf8(k.to_vec()).ok())
+    full.strip_prefix(base.as_slice()).and_then(|k| String::from_utf8(k.to_vec()).ok())
 }
 
 fn uploads_base(bucket: &str) -> Tuple {
@@ -137,7 +136,7 @@ mod tests {
 
     #[test]
     fn byte_order_is_logical_order() {
-        let mut names = vec!["b", "a", "a\0", "a\0b", "ab", "", "zz"];
+        let mut names = ["b", "a", "a\0", "a\0b", "ab", "", "zz"];
         let mut encoded: Vec<_> = names.iter().map(|n| bucket(n)).collect();
         encoded.sort();
         names.sort();
@@ -158,7 +157,8 @@ mod tests {
     #[test]
     fn prefix_range_holds_exactly_the_prefixed_keys() {
         let (begin, end) = objects("b", "dir/");
-        for (k, inside) in [("dir/", true), ("dir/x", true), ("dir/\u{10FFFF}", true), ("dir0", false), ("dir", false)] {
+        for (k, inside) in [("dir/", true), ("dir/x", true), ("dir/\u{10FFFF}", true), ("dir0", false), ("dir", false)]
+        {
             let full = object("b", k);
             assert_eq!(begin <= full && full < end, inside, "{k}");
         }

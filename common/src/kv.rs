@@ -119,21 +119,25 @@ pub mod conformance {
     }
 
     pub async fn set_get_clear(s: &dyn KvStore) {
-        transact(s, |t| Box::pin(async move {
-            t.set(b"a", b"1");
-            t.set(b"b", b"2");
-            Ok(())
-        }))
+        transact(s, |t| {
+            Box::pin(async move {
+                t.set(b"a", b"1");
+                t.set(b"b", b"2");
+                Ok(())
+            })
+        })
         .await
         .expect("commit");
         let got = transact(s, |t| Box::pin(async move { Ok((t.get(b"a").await?, t.get(b"zz").await?)) }))
             .await
             .expect("read");
         assert_eq!(got, (Some(k("1")), None));
-        transact(s, |t| Box::pin(async move {
-            t.clear(b"a");
-            Ok(())
-        }))
+        transact(s, |t| {
+            Box::pin(async move {
+                t.clear(b"a");
+                Ok(())
+            })
+        })
         .await
         .expect("clear");
         let got = transact(s, |t| Box::pin(async move { t.get(b"a").await })).await.expect("read");
@@ -141,25 +145,30 @@ pub mod conformance {
     }
 
     pub async fn ranges(s: &dyn KvStore) {
-        transact(s, |t| Box::pin(async move {
-            for key in ["k1", "k2", "k3", "k4", "l1"] {
-                t.set(key.as_bytes(), key.as_bytes());
-            }
-            Ok(())
-        }))
+        transact(s, |t| {
+            Box::pin(async move {
+                for key in ["k1", "k2", "k3", "k4", "l1"] {
+                    t.set(key.as_bytes(), key.as_bytes());
+                }
+                Ok(())
+            })
+        })
         .await
         .expect("commit");
-        let keys = |rows: Vec<KeyValue>| rows.into_iter().map(|(k, _)| String::from_utf8(k).unwrap()).collect::<Vec<_>>();
+        let keys =
+            |rows: Vec<KeyValue>| rows.into_iter().map(|(k, _)| String::from_utf8(k).unwrap()).collect::<Vec<_>>();
         let all = transact(s, |t| Box::pin(async move { t.get_range(b"k", b"l", 0, false).await })).await.unwrap();
         assert_eq!(keys(all), ["k1", "k2", "k3", "k4"]);
         let two = transact(s, |t| Box::pin(async move { t.get_range(b"k", b"l", 2, false).await })).await.unwrap();
         assert_eq!(keys(two), ["k1", "k2"]);
         let rev = transact(s, |t| Box::pin(async move { t.get_range(b"k", b"l", 3, true).await })).await.unwrap();
         assert_eq!(keys(rev), ["k4", "k3", "k2"]);
-        transact(s, |t| Box::pin(async move {
-            t.clear_range(b"k2", b"k4");
-            Ok(())
-        }))
+        transact(s, |t| {
+            Box::pin(async move {
+                t.clear_range(b"k2", b"k4");
+                Ok(())
+            })
+        })
         .await
         .unwrap();
         let left = transact(s, |t| Box::pin(async move { t.get_range(b"", b"\xff", 0, false).await })).await.unwrap();
@@ -167,25 +176,29 @@ pub mod conformance {
     }
 
     pub async fn read_your_writes(s: &dyn KvStore) {
-        transact(s, |t| Box::pin(async move {
-            t.set(b"r2", b"old");
-            t.set(b"r4", b"x");
-            Ok(())
-        }))
+        transact(s, |t| {
+            Box::pin(async move {
+                t.set(b"r2", b"old");
+                t.set(b"r4", b"x");
+                Ok(())
+            })
+        })
         .await
         .unwrap();
-        let seen = transact(s, |t| Box::pin(async move {
-            t.set(b"r1", b"new");
-            t.set(b"r2", b"changed");
-            t.set(b"r3", b"gone");
-            t.clear(b"r3");
-            t.clear_range(b"r4", b"r5");
-            t.set(b"r5", b"after");
-            let point = t.get(b"r2").await?;
-            let rows = t.get_range(b"r", b"s", 0, false).await?;
-            let rev = t.get_range(b"r", b"s", 2, true).await?;
-            Ok((point, rows, rev))
-        }))
+        let seen = transact(s, |t| {
+            Box::pin(async move {
+                t.set(b"r1", b"new");
+                t.set(b"r2", b"changed");
+                t.set(b"r3", b"gone");
+                t.clear(b"r3");
+                t.clear_range(b"r4", b"r5");
+                t.set(b"r5", b"after");
+                let point = t.get(b"r2").await?;
+                let rows = t.get_range(b"r", b"s", 0, false).await?;
+                let rev = t.get_range(b"r", b"s", 2, true).await?;
+                Ok((point, rows, rev))
+            })
+        })
         .await
         .unwrap();
         assert_eq!(seen.0, Some(k("changed")));
@@ -195,17 +208,21 @@ pub mod conformance {
 
     pub async fn atomic_add(s: &dyn KvStore) {
         for _ in 0..3 {
-            transact(s, |t| Box::pin(async move {
-                t.atomic_add(b"ctr", 5);
-                Ok(())
-            }))
+            transact(s, |t| {
+                Box::pin(async move {
+                    t.atomic_add(b"ctr", 5);
+                    Ok(())
+                })
+            })
             .await
             .unwrap();
         }
-        let v = transact(s, |t| Box::pin(async move {
-            t.atomic_add(b"ctr", -1);
-            t.get(b"ctr").await
-        }))
+        let v = transact(s, |t| {
+            Box::pin(async move {
+                t.atomic_add(b"ctr", -1);
+                t.get(b"ctr").await
+            })
+        })
         .await
         .unwrap();
         assert_eq!(v.map(|v| decode_i64(&v)), Some(14));
@@ -236,11 +253,13 @@ pub mod conformance {
             let s = s.clone();
             tasks.push(tokio::spawn(async move {
                 for _ in 0..10 {
-                    transact(s.as_ref(), |t| Box::pin(async move {
-                        let v = t.get(b"n").await?.map(|v| decode_i64(&v)).unwrap_or(0);
-                        t.set(b"n", &(v + 1).to_le_bytes());
-                        Ok(())
-                    }))
+                    transact(s.as_ref(), |t| {
+                        Box::pin(async move {
+                            let v = t.get(b"n").await?.map(|v| decode_i64(&v)).unwrap_or(0);
+                            t.set(b"n", &(v + 1).to_le_bytes());
+                            Ok(())
+                        })
+                    })
                     .await
                     .unwrap();
                 }
@@ -254,10 +273,12 @@ pub mod conformance {
     }
 
     pub async fn failed_closure_writes_nothing(s: &dyn KvStore) {
-        let r: Result<()> = transact(s, |t| Box::pin(async move {
-            t.set(b"f", b"1");
-            Err(Error::invalid("no"))
-        }))
+        let r: Result<()> = transact(s, |t| {
+            Box::pin(async move {
+                t.set(b"f", b"1");
+                Err(Error::invalid("no"))
+            })
+        })
         .await;
         assert!(r.is_err());
         let v = transact(s, |t| Box::pin(async move { t.get(b"f").await })).await.unwrap();

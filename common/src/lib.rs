@@ -8,6 +8,7 @@ pub mod error;
 pub mod ids;
 pub mod keys;
 pub mod kv;
+pub mod locks;
 pub mod master_client;
 pub mod names;
 pub mod ops;

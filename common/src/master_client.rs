@@ -44,10 +44,8 @@ impl GrpcMaster {
             .connect_timeout(Duration::from_secs(3))
             .timeout(Duration::from_secs(60))
             .tcp_nodelay(true);
-        let value = secret
-            .parse()
-            .map_err(|_| Error::invalid("the cluster secret must be printable ASCII"))
-            .map(Some)?;
+        let value =
+            secret.parse().map_err(|_| Error::invalid("the cluster secret must be printable ASCII")).map(Some)?;
         let client = MasterClient::with_interceptor(endpoint.connect_lazy(), SecretInterceptor { value })
             .max_decoding_message_size(64 << 20);
         Ok(GrpcMaster { client, address: url })

@@ -56,7 +56,9 @@ mod tests {
         for ok in ["abc", "my-bucket.v2", "0bucket9", &"a".repeat(63)] {
             assert!(check_bucket_name(ok).is_ok(), "{ok}");
         }
-        for bad in ["ab", "ABC", "-abc", "abc-", "a..b", "192.168.1.1", "xn--abc", "a_b", &"a".repeat(64), "bucket-s3alias"] {
+        for bad in
+            ["ab", "ABC", "-abc", "abc-", "a..b", "192.168.1.1", "xn--abc", "a_b", &"a".repeat(64), "bucket-s3alias"]
+        {
             assert!(check_bucket_name(bad).is_err(), "{bad}");
         }
     }

@@ -74,7 +74,12 @@ pub fn ops_router(ready: Readiness) -> Router {
 }
 
 /// Serves `router` until `shutdown` fires, then drains open requests for up to `drain`.
-pub async fn serve(listener: TcpListener, router: Router, shutdown: CancellationToken, drain: Duration) -> std::io::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+    drain: Duration,
+) -> std::io::Result<()> {
     let token = shutdown.clone();
     let server = axum::serve(listener, router).with_graceful_shutdown(async move { token.cancelled().await });
     tokio::select! {
@@ -88,6 +93,9 @@ pub async fn serve(listener: TcpListener, router: Router, shutdown: Cancellation
 
 pub async fn bind(addr: &str) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await.map_err(|e| {
-        std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e} (is another process using it? choose another with --listen)"))
+        std::io::Error::new(
+            e.kind(),
+            format!("cannot listen on {addr}: {e} (is another process using it? choose another with --listen)"),
+        )
     })
 }

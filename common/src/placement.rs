@@ -20,7 +20,7 @@ fn score(worker: &WorkerInfo, version: u64, block: u64) -> f64 {
 }
 
 /// Workers in the order a block should be tried: the owner first.
-pub fn rank<'a>(workers: &'a [WorkerInfo], version: u64, block: u64) -> Vec<&'a WorkerInfo> {
+pub fn rank(workers: &[WorkerInfo], version: u64, block: u64) -> Vec<&WorkerInfo> {
     let mut scored: Vec<(f64, &WorkerInfo)> = workers.iter().map(|w| (score(w, version, block), w)).collect();
     scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.id.cmp(&b.1.id)));
     scored.into_iter().map(|(_, w)| w).collect()

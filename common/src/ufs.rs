@@ -31,12 +31,12 @@ impl UfsRegistry {
 }
 
 fn open_store(mount: &Mount) -> Result<Arc<dyn ObjectStore>> {
-    let url = url::Url::parse(&mount.uri).map_err(|e| Error::invalid(format!("bad under store URI {:?}: {e}", mount.uri)))?;
+    let url =
+        url::Url::parse(&mount.uri).map_err(|e| Error::invalid(format!("bad under store URI {:?}: {e}", mount.uri)))?;
     match url.scheme() {
         "file" => {
-            let dir = url
-                .to_file_path()
-                .map_err(|_| Error::invalid(format!("{:?} is not a local folder", mount.uri)))?;
+            let dir =
+                url.to_file_path().map_err(|_| Error::invalid(format!("{:?} is not a local folder", mount.uri)))?;
             std::fs::create_dir_all(&dir)
                 .map_err(|e| Error::internal(format!("cannot create under store folder {}: {e}", dir.display())))?;
             let fs = LocalFileSystem::new_with_prefix(&dir)

@@ -32,9 +32,7 @@ pub fn encode_request<T: Serialize>(req: &T) -> Result<String> {
 }
 
 pub fn decode_request<T: DeserializeOwned>(header: &str) -> Result<T> {
-    let json = percent_decode_str(header)
-        .decode_utf8()
-        .map_err(|_| Error::invalid("request header is not UTF-8"))?;
+    let json = percent_decode_str(header).decode_utf8().map_err(|_| Error::invalid("request header is not UTF-8"))?;
     serde_json::from_str(&json).map_err(|e| Error::invalid(format!("bad request header: {e}")))
 }
 
@@ -65,10 +63,7 @@ impl HttpWorker {
     }
 
     async fn send(&self, rb: reqwest::RequestBuilder) -> Result<reqwest::Response> {
-        let resp = rb
-            .send()
-            .await
-            .map_err(|e| Error::unavailable(format!("worker {} unreachable: {e}", self.base)))?;
+        let resp = rb.send().await.map_err(|e| Error::unavailable(format!("worker {} unreachable: {e}", self.base)))?;
         if resp.status().is_success() {
             return Ok(resp);
         }
@@ -82,9 +77,7 @@ impl HttpWorker {
 
     async fn json<T: DeserializeOwned>(&self, rb: reqwest::RequestBuilder) -> Result<T> {
         let resp = self.send(rb).await?;
-        resp.json()
-            .await
-            .map_err(|e| Error::unavailable(format!("bad answer from worker {}: {e}", self.base)))
+        resp.json().await.map_err(|e| Error::unavailable(format!("bad answer from worker {}: {e}", self.base)))
     }
 }
 

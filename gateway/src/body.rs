@@ -122,33 +122,36 @@ struct Verify {
 
 impl Verify {
     fn conclude(&mut self) -> S3Result<Verified> {
-        if let Some(len) = self.expect.length {
-            if self.size != len {
-                return Err(S3Error::new(
-                    "IncompleteBody",
-                    format!("You did not provide the number of bytes specified ({len}); {} arrived", self.size),
-                ));
-            }
+        if let Some(len) = self.expect.length
+            && self.size != len
+        {
+            return Err(S3Error::new(
+                "IncompleteBody",
+                format!("You did not provide the number of bytes specified ({len}); {} arrived", self.size),
+            ));
         }
         let md5: [u8; 16] = std::mem::take(&mut self.md5).finalize().into();
-        if let Some(given) = &self.expect.content_md5 {
-            if B64.decode(given).map(|g| g != md5).unwrap_or(true) {
-                return Err(S3Error::new("BadDigest", "The Content-MD5 you specified did not match what we received."));
-            }
+        if let Some(given) = &self.expect.content_md5
+            && B64.decode(given).map(|g| g != md5).unwrap_or(true)
+        {
+            return Err(S3Error::new("BadDigest", "The Content-MD5 you specified did not match what we received."));
         }
-        if let (Some(h), Some(want)) = (self.sha256.take(), &self.expect.sha256_hex) {
-            if hex::encode(h.finalize()) != *want {
-                return Err(S3Error::new(
-                    "XAmzContentSHA256Mismatch",
-                    "The provided 'x-amz-content-sha256' header does not match what was computed.",
-                ));
-            }
+        if let (Some(h), Some(want)) = (self.sha256.take(), &self.expect.sha256_hex)
+            && hex::encode(h.finalize()) != *want
+        {
+            return Err(S3Error::new(
+                "XAmzContentSHA256Mismatch",
+                "The provided 'x-amz-content-sha256' header does not match what was computed.",
+            ));
         }
         let checksum = match (self.expect.checksum.take(), self.checksum.take()) {
             (Some((algo, given)), Some(h)) => {
                 let value = B64.encode(h.finish());
                 let given = given.or_else(|| {
-                    self.expect.trailers.as_ref().and_then(|t| t.lock().unwrap_or_else(|p| p.into_inner()).get(algo.header()).cloned())
+                    self.expect
+                        .trailers
+                        .as_ref()
+                        .and_then(|t| t.lock().unwrap_or_else(|p| p.into_inner()).get(algo.header()).cloned())
                 });
                 match given {
                     Some(g) if g == value => Some((algo, value)),
@@ -239,7 +242,10 @@ mod tests {
     use super::*;
     use futures::TryStreamExt;
 
-    async fn run(data: &'static [u8], expect: Expect) -> (Result<Vec<Bytes>, strata_common::Error>, Option<S3Result<Verified>>) {
+    async fn run(
+        data: &'static [u8],
+        expect: Expect,
+    ) -> (Result<Vec<Bytes>, strata_common::Error>, Option<S3Result<Verified>>) {
         let outcome = Outcome::default();
         let body: BodyStream = futures::stream::iter(data.chunks(3).map(|c| Ok(Bytes::from_static(c)))).boxed();
         let r = verify(body, expect, outcome.clone()).try_collect().await;
@@ -250,20 +256,37 @@ mod tests {
     #[tokio::test]
     async fn checks_each_digest() {
         // CRC32 of "hello" is 0x3610a686.
-        let (r, o) = run(b"hello", Expect { checksum: Some((ChecksumAlgo::Crc32, Some("NhCmhg==".into()))), ..Default::default() }).await;
+        let (r, o) = run(
+            b"hello",
+            Expect { checksum: Some((ChecksumAlgo::Crc32, Some("NhCmhg==".into()))), ..Default::default() },
+        )
+        .await;
         assert!(r.is_ok());
         let v = o.unwrap().unwrap();
         assert_eq!(hex::encode(v.md5), "5d41402abc4b2a76b9719d911017c592");
-        let (r, o) = run(b"hellp", Expect { checksum: Some((ChecksumAlgo::Crc32, Some("NhCmhg==".into()))), ..Default::default() }).await;
+        let (r, o) = run(
+            b"hellp",
+            Expect { checksum: Some((ChecksumAlgo::Crc32, Some("NhCmhg==".into()))), ..Default::default() },
+        )
+        .await;
         assert!(r.is_err());
         assert_eq!(o.unwrap().unwrap_err().code, "BadDigest");
-        let (_, o) = run(b"hello", Expect { content_md5: Some("XUFAKrxLKna5cZ2REBfFkg==".into()), ..Default::default() }).await;
+        let (_, o) =
+            run(b"hello", Expect { content_md5: Some("XUFAKrxLKna5cZ2REBfFkg==".into()), ..Default::default() }).await;
         assert!(o.unwrap().is_ok());
         let (_, o) = run(b"hello", Expect { sha256_hex: Some("00".repeat(32)), ..Default::default() }).await;
         assert_eq!(o.unwrap().unwrap_err().code, "XAmzContentSHA256Mismatch");
         let (_, o) = run(b"hello", Expect { length: Some(6), ..Default::default() }).await;
         assert_eq!(o.unwrap().unwrap_err().code, "IncompleteBody");
-        let (_, o) = run(b"hello", Expect { checksum: Some((ChecksumAlgo::Crc64Nvme, None)), trailers: Some(Trailers::default()), ..Default::default() }).await;
+        let (_, o) = run(
+            b"hello",
+            Expect {
+                checksum: Some((ChecksumAlgo::Crc64Nvme, None)),
+                trailers: Some(Trailers::default()),
+                ..Default::default()
+            },
+        )
+        .await;
         assert_eq!(o.unwrap().unwrap_err().code, "InvalidRequest");
     }
 }

@@ -68,24 +68,47 @@ impl S3Error {
 /// The HTTP status of each S3 error code.
 fn status_of(code: &str) -> StatusCode {
     match code {
-        "AccessDenied" | "InvalidAccessKeyId" | "SignatureDoesNotMatch" | "RequestTimeTooSkewed"
+        "AccessDenied"
+        | "InvalidAccessKeyId"
+        | "SignatureDoesNotMatch"
+        | "RequestTimeTooSkewed"
         | "InvalidObjectState" => StatusCode::FORBIDDEN,
         "NoSuchBucket" | "NoSuchKey" | "NoSuchUpload" | "NoSuchTagSet" => StatusCode::NOT_FOUND,
-        "BucketAlreadyExists" | "BucketAlreadyOwnedByYou" | "BucketNotEmpty" | "OperationAborted"
+        "BucketAlreadyExists"
+        | "BucketAlreadyOwnedByYou"
+        | "BucketNotEmpty"
+        | "OperationAborted"
         | "ConditionalRequestConflict" => StatusCode::CONFLICT,
         "PreconditionFailed" => StatusCode::PRECONDITION_FAILED,
         "NotModified" => StatusCode::NOT_MODIFIED,
         "InvalidRange" => StatusCode::RANGE_NOT_SATISFIABLE,
         "MethodNotAllowed" => StatusCode::METHOD_NOT_ALLOWED,
         "MissingContentLength" => StatusCode::LENGTH_REQUIRED,
-        "EntityTooLarge" | "EntityTooSmall" | "BadDigest" | "InvalidArgument" | "InvalidRequest" | "InvalidDigest"
-        | "InvalidBucketName" | "InvalidPart" | "InvalidPartOrder" | "MalformedXML" | "MetadataTooLarge"
-        | "KeyTooLongError" | "IncompleteBody" | "XAmzContentSHA256Mismatch" | "InvalidURI"
-        | "AuthorizationHeaderMalformed" | "AuthorizationQueryParametersError" | "InvalidEncodingMethod"
-        | "InvalidTag" | "InvalidLocationConstraint" | "IllegalLocationConstraintException"
-        | "UnexpectedContent" | "MissingSecurityHeader" | "InvalidStorageClass" | "MaxMessageLengthExceeded" => {
-            StatusCode::BAD_REQUEST
-        }
+        "EntityTooLarge"
+        | "EntityTooSmall"
+        | "BadDigest"
+        | "InvalidArgument"
+        | "InvalidRequest"
+        | "InvalidDigest"
+        | "InvalidBucketName"
+        | "InvalidPart"
+        | "InvalidPartOrder"
+        | "MalformedXML"
+        | "MetadataTooLarge"
+        | "KeyTooLongError"
+        | "IncompleteBody"
+        | "XAmzContentSHA256Mismatch"
+        | "InvalidURI"
+        | "AuthorizationHeaderMalformed"
+        | "AuthorizationQueryParametersError"
+        | "InvalidEncodingMethod"
+        | "InvalidTag"
+        | "InvalidLocationConstraint"
+        | "IllegalLocationConstraintException"
+        | "UnexpectedContent"
+        | "MissingSecurityHeader"
+        | "InvalidStorageClass"
+        | "MaxMessageLengthExceeded" => StatusCode::BAD_REQUEST,
         "NotImplemented" => StatusCode::NOT_IMPLEMENTED,
         "ServiceUnavailable" | "SlowDown" => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,

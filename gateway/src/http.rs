@@ -62,9 +62,14 @@ async fn handle(State((gw, ready)): State<(Gateway, Readiness)>, req: Request) -
             let endpoint = route(&parts.method, bucket.as_deref(), key.as_deref(), &query, &parts.headers)?;
             op = op_name(&endpoint);
             let g = gw.clone();
-            let auth = auth::authenticate(&parts.method, parts.uri.path(), &query, &parts.headers, chrono::Utc::now(), |ak| async move {
-                g.secret_of(ak).await
-            })
+            let auth = auth::authenticate(
+                &parts.method,
+                parts.uri.path(),
+                &query,
+                &parts.headers,
+                chrono::Utc::now(),
+                |ak| async move { g.secret_of(ak).await },
+            )
             .await?;
             let ctx = Ctx {
                 gw: gw.clone(),

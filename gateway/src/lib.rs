@@ -42,7 +42,12 @@ const SECRET_TTL: Duration = Duration::from_secs(60);
 
 impl Gateway {
     /// `local`: the in-process worker of `strata local`, reached without sockets.
-    pub fn new(master: Arc<dyn MasterApi>, local: Option<Arc<dyn WorkerApi>>, cluster_secret: String, opts: GatewayOptions) -> Gateway {
+    pub fn new(
+        master: Arc<dyn MasterApi>,
+        local: Option<Arc<dyn WorkerApi>>,
+        cluster_secret: String,
+        opts: GatewayOptions,
+    ) -> Gateway {
         Gateway(Arc::new(Inner {
             workers: workers::WorkerPool::new(master.clone(), local, cluster_secret),
             master,
@@ -52,10 +57,10 @@ impl Gateway {
     }
 
     async fn secret_of(&self, access_key: String) -> error::S3Result<String> {
-        if let Some((s, at)) = self.0.secrets.lock().unwrap_or_else(|p| p.into_inner()).get(&access_key) {
-            if at.elapsed() < SECRET_TTL {
-                return Ok(s.clone());
-            }
+        if let Some((s, at)) = self.0.secrets.lock().unwrap_or_else(|p| p.into_inner()).get(&access_key)
+            && at.elapsed() < SECRET_TTL
+        {
+            return Ok(s.clone());
         }
         let secret = self.0.master.get_credential(&access_key).await?;
         self.0.secrets.lock().unwrap_or_else(|p| p.into_inner()).insert(access_key, (secret.clone(), Instant::now()));

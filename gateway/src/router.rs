@@ -58,13 +58,43 @@ impl Query {
 /// Sub-resources Strata does not implement: asked for, they answer NotImplemented rather than
 /// being mistaken for a plain bucket or object operation.
 const UNSUPPORTED: &[&str] = &[
-    "acl", "analytics", "accelerate", "attributes", "cors", "encryption", "intelligent-tiering", "inventory",
-    "legal-hold", "lifecycle", "logging", "metrics", "notification", "object-lock", "ownershipControls",
-    "policy", "policyStatus", "publicAccessBlock", "replication", "requestPayment", "restore", "retention",
-    "select", "tagging", "torrent", "versionId", "versions", "website",
+    "acl",
+    "analytics",
+    "accelerate",
+    "attributes",
+    "cors",
+    "encryption",
+    "intelligent-tiering",
+    "inventory",
+    "legal-hold",
+    "lifecycle",
+    "logging",
+    "metrics",
+    "notification",
+    "object-lock",
+    "ownershipControls",
+    "policy",
+    "policyStatus",
+    "publicAccessBlock",
+    "replication",
+    "requestPayment",
+    "restore",
+    "retention",
+    "select",
+    "tagging",
+    "torrent",
+    "versionId",
+    "versions",
+    "website",
 ];
 
-pub fn route(method: &Method, bucket: Option<&str>, key: Option<&str>, q: &Query, headers: &HeaderMap) -> S3Result<Endpoint> {
+pub fn route(
+    method: &Method,
+    bucket: Option<&str>,
+    key: Option<&str>,
+    q: &Query,
+    headers: &HeaderMap,
+) -> S3Result<Endpoint> {
     if let Some(sub) = UNSUPPORTED.iter().find(|s| q.has(s)) {
         return Err(S3Error::not_implemented(&format!("the ?{sub} sub-resource")));
     }
@@ -102,13 +132,17 @@ pub fn route(method: &Method, bucket: Option<&str>, key: Option<&str>, q: &Query
                     .get("partNumber")
                     .and_then(|p| p.parse::<u32>().ok())
                     .filter(|p| (1..=10_000).contains(p))
-                    .ok_or_else(|| S3Error::invalid_argument("Part number must be an integer between 1 and 10000, inclusive"))?;
+                    .ok_or_else(|| {
+                        S3Error::invalid_argument("Part number must be an integer between 1 and 10000, inclusive")
+                    })?;
                 if headers.contains_key("x-amz-copy-source") {
                     return Err(S3Error::not_implemented("UploadPartCopy"));
                 }
                 Endpoint::UploadPart { part_number, upload_id }
             }
-            Method::PUT if headers.contains_key("x-amz-copy-source") => return Err(S3Error::not_implemented("CopyObject")),
+            Method::PUT if headers.contains_key("x-amz-copy-source") => {
+                return Err(S3Error::not_implemented("CopyObject"));
+            }
             Method::PUT => Endpoint::PutObject,
             Method::DELETE => match upload_id() {
                 Some(upload_id) => Endpoint::AbortMultipartUpload { upload_id },
@@ -131,7 +165,11 @@ fn method_not_allowed() -> S3Error {
 
 /// Splits the request target into bucket and key: path style (`/bucket/key`), or virtual-hosted
 /// style (`bucket.<domain>` in Host, the whole path is the key). The key is percent-decoded.
-pub fn split_target(raw_path: &str, host: Option<&str>, domain: Option<&str>) -> S3Result<(Option<String>, Option<String>)> {
+pub fn split_target(
+    raw_path: &str,
+    host: Option<&str>,
+    domain: Option<&str>,
+) -> S3Result<(Option<String>, Option<String>)> {
     let decode = |s: &str| {
         percent_decode_str(s)
             .decode_utf8()
@@ -140,7 +178,8 @@ pub fn split_target(raw_path: &str, host: Option<&str>, domain: Option<&str>) ->
     };
     let host_bucket = match (host, domain) {
         (Some(h), Some(d)) => {
-            let h = h.rsplit_once(':').filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit())).map(|(h, _)| h).unwrap_or(h);
+            let h =
+                h.rsplit_once(':').filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit())).map(|(h, _)| h).unwrap_or(h);
             h.strip_suffix(d).and_then(|b| b.strip_suffix('.')).filter(|b| !b.is_empty()).map(str::to_string)
         }
         _ => None,
@@ -188,8 +227,14 @@ mod tests {
             r(Method::PUT, "/b/k?partNumber=2&uploadId=u1"),
             Ok(Endpoint::UploadPart { part_number: 2, upload_id: "u1".into() })
         );
-        assert_eq!(r(Method::POST, "/b/k?uploadId=u1"), Ok(Endpoint::CompleteMultipartUpload { upload_id: "u1".into() }));
-        assert_eq!(r(Method::DELETE, "/b/k?uploadId=u1"), Ok(Endpoint::AbortMultipartUpload { upload_id: "u1".into() }));
+        assert_eq!(
+            r(Method::POST, "/b/k?uploadId=u1"),
+            Ok(Endpoint::CompleteMultipartUpload { upload_id: "u1".into() })
+        );
+        assert_eq!(
+            r(Method::DELETE, "/b/k?uploadId=u1"),
+            Ok(Endpoint::AbortMultipartUpload { upload_id: "u1".into() })
+        );
         assert_eq!(r(Method::GET, "/b/k?uploadId=u1"), Ok(Endpoint::ListParts { upload_id: "u1".into() }));
         assert_eq!(r(Method::PUT, "/b/k?partNumber=0&uploadId=u").unwrap_err().code, "InvalidArgument");
         assert_eq!(r(Method::GET, "/b?acl").unwrap_err().code, "NotImplemented");

@@ -76,17 +76,20 @@ impl WorkerPool {
 
     /// The workers for a block, owner first. Errors when none is alive.
     pub async fn ranked(&self, version: u64, block: u64) -> S3Result<Vec<Arc<dyn WorkerApi>>> {
-        if !self.fresh() {
-            if let Err(e) = self.refresh().await {
-                // A stale list beats none while the master is briefly away.
-                tracing::warn!("cannot refresh the worker list: {}", e.message);
-            }
+        if !self.fresh()
+            && let Err(e) = self.refresh().await
+        {
+            // A stale list beats none while the master is briefly away.
+            tracing::warn!("cannot refresh the worker list: {}", e.message);
         }
         let s = self.state.read().unwrap_or_else(|p| p.into_inner());
         let order: Vec<Arc<dyn WorkerApi>> =
             rank(&s.workers, version, block).into_iter().filter_map(|w| s.handles.get(&w.id).cloned()).collect();
         if order.is_empty() {
-            return Err(S3Error::new("ServiceUnavailable", "No worker is alive to serve the data; start a worker or check its logs."));
+            return Err(S3Error::new(
+                "ServiceUnavailable",
+                "No worker is alive to serve the data; start a worker or check its logs.",
+            ));
         }
         Ok(order)
     }

@@ -28,10 +28,7 @@ pub fn parse<'de, T: Deserialize<'de>>(body: &'de [u8]) -> S3Result<T> {
 
 /// ISO 8601 with milliseconds, as S3 writes times in XML.
 pub fn time(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-        .to_string()
+    chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
 #[derive(Serialize)]
@@ -341,14 +338,19 @@ mod tests {
         };
         let text = quick_xml::se::to_string_with_root("ListBucketResult", &r).unwrap();
         assert!(text.starts_with("<ListBucketResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"), "{text}");
-        assert!(text.contains("<Contents><Key>a&amp;b</Key><LastModified>1970-01-01T00:00:00.000Z</LastModified>"), "{text}");
+        assert!(
+            text.contains("<Contents><Key>a&amp;b</Key><LastModified>1970-01-01T00:00:00.000Z</LastModified>"),
+            "{text}"
+        );
         assert!(text.contains("<CommonPrefixes><Prefix>d/</Prefix></CommonPrefixes>"), "{text}");
         let c: CompleteMultipartUpload = parse(
             b"<CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Part><ETag>\"x\"</ETag><PartNumber>1</PartNumber><ChecksumCRC32>AAAA</ChecksumCRC32></Part></CompleteMultipartUpload>",
         )
         .unwrap();
         assert_eq!((c.parts[0].part_number, c.parts[0].etag.as_str()), (1, "\"x\""));
-        let d: Delete = parse(b"<Delete><Object><Key>k1</Key></Object><Object><Key>k2</Key></Object><Quiet>true</Quiet></Delete>").unwrap();
+        let d: Delete =
+            parse(b"<Delete><Object><Key>k1</Key></Object><Object><Key>k2</Key></Object><Quiet>true</Quiet></Delete>")
+                .unwrap();
         assert_eq!((d.objects.len(), d.quiet), (2, true));
         assert!(parse::<Delete>(b"<Delete><Object>").is_err());
     }

@@ -46,7 +46,9 @@ impl Master {
                 let b = read_bucket(t, &n).await?;
                 let (ob, oe) = keys::objects(&n, "");
                 let (ub, ue) = keys::uploads(&n, "");
-                if !t.get_range(&ob, &oe, 1, false).await?.is_empty() || !t.get_range(&ub, &ue, 1, false).await?.is_empty() {
+                if !t.get_range(&ob, &oe, 1, false).await?.is_empty()
+                    || !t.get_range(&ub, &ue, 1, false).await?.is_empty()
+                {
                     return Err(Error::new(ErrorKind::BucketNotEmpty, "The bucket you tried to delete is not empty"));
                 }
                 t.clear(&keys::bucket(&n));
@@ -55,7 +57,8 @@ impl Master {
         })
         .await?;
         // The folder goes too when it is an empty local one; anything else stays in the under store.
-        if let Some(path) = bucket.mount.and_then(|m| url::Url::parse(&m.uri).ok()).and_then(|u| u.to_file_path().ok()) {
+        if let Some(path) = bucket.mount.and_then(|m| url::Url::parse(&m.uri).ok()).and_then(|u| u.to_file_path().ok())
+        {
             let _ = std::fs::remove_dir(path);
         }
         tracing::info!(bucket = name, "bucket deleted");

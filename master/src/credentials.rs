@@ -38,14 +38,20 @@ impl RootCredentials {
                     .filter_map(|l| l.split_once('='))
                     .find(|(k, _)| k.trim() == name)
                     .map(|(_, v)| v.trim().to_string())
-                    .ok_or_else(|| Error::internal(format!("{} has no {name}; delete it to generate new credentials", path.display())))
+                    .ok_or_else(|| {
+                        Error::internal(format!(
+                            "{} has no {name}; delete it to generate new credentials",
+                            path.display()
+                        ))
+                    })
             };
             return Ok(RootCredentials { access_key: field("access_key")?, secret_key: field("secret_key")? });
         }
         let creds = RootCredentials { access_key: ids::access_key_id(), secret_key: ids::secret_key() };
         std::fs::create_dir_all(data_dir)
             .map_err(|e| Error::internal(format!("cannot create {}: {e}", data_dir.display())))?;
-        let mut f = open_private(&path).map_err(|e| Error::internal(format!("cannot write {}: {e}", path.display())))?;
+        let mut f =
+            open_private(&path).map_err(|e| Error::internal(format!("cannot write {}: {e}", path.display())))?;
         writeln!(f, "access_key = {}\nsecret_key = {}", creds.access_key, creds.secret_key)?;
         f.sync_all()?;
         Ok(creds)

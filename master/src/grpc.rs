@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use axum::Router;
 use strata_common::api::MasterApi;
+use strata_common::ids;
 use strata_common::master_client::SECRET_HEADER;
 use strata_common::ops::{Readiness, ops_router, serve};
 use strata_common::proto::master_server::{Master as MasterService, MasterServer};
 use strata_common::proto::*;
-use strata_common::ids;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
@@ -82,7 +82,12 @@ pub fn router(master: Arc<Master>, secret: String, ready: Readiness) -> Router {
 }
 
 /// Serves the master on `listener` until `shutdown`.
-pub async fn run(master: Arc<Master>, secret: String, listener: TcpListener, shutdown: CancellationToken) -> std::io::Result<()> {
+pub async fn run(
+    master: Arc<Master>,
+    secret: String,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
     let ready = Readiness::default();
     ready.set(true);
     tracing::info!(addr = %listener.local_addr()?, store = master.store_name(), "master serving");

@@ -8,8 +8,8 @@ mod master;
 mod membership;
 mod objects;
 mod publish;
-mod uploads;
 pub mod store;
+mod uploads;
 
 pub use credentials::RootCredentials;
 pub use grpc::{router, run};

@@ -80,7 +80,10 @@ impl Master {
         if ids::secret_eq(access_key, &self.credentials.access_key) {
             return Ok(self.credentials.secret_key.clone());
         }
-        Err(Error::new(ErrorKind::InvalidAccessKeyId, "The AWS Access Key Id you provided does not exist in our records."))
+        Err(Error::new(
+            ErrorKind::InvalidAccessKeyId,
+            "The AWS Access Key Id you provided does not exist in our records.",
+        ))
     }
 
     pub(crate) async fn mount_of(&self, bucket: &str) -> Result<Mount> {

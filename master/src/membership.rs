@@ -40,7 +40,8 @@ impl Membership {
     /// Workers heard from within the timeout, by id.
     pub fn live(&self) -> Vec<WorkerInfo> {
         let cutoff = ids::now_ms() - self.timeout.as_millis() as i64;
-        let mut live: Vec<WorkerInfo> = self.lock().values().filter(|w| w.last_heartbeat_ms >= cutoff).cloned().collect();
+        let mut live: Vec<WorkerInfo> =
+            self.lock().values().filter(|w| w.last_heartbeat_ms >= cutoff).cloned().collect();
         live.sort_by_key(|w| w.id);
         live
     }
@@ -72,4 +73,3 @@ impl Master {
         Ok(info)
     }
 }
-

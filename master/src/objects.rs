@@ -12,15 +12,25 @@ pub(crate) fn no_such_key() -> Error {
 }
 
 /// Checks `If-Match` / `If-None-Match: *` of a write against the object it would replace.
-pub(crate) fn check_write_conditions(current: Option<&ObjectMeta>, if_match: &str, if_none_match_any: bool) -> Result<()> {
+pub(crate) fn check_write_conditions(
+    current: Option<&ObjectMeta>,
+    if_match: &str,
+    if_none_match_any: bool,
+) -> Result<()> {
     if if_none_match_any && current.is_some() {
-        return Err(Error::new(ErrorKind::PreconditionFailed, "At least one of the pre-conditions you specified did not hold"));
+        return Err(Error::new(
+            ErrorKind::PreconditionFailed,
+            "At least one of the pre-conditions you specified did not hold",
+        ));
     }
     if !if_match.is_empty() {
         match current {
             None => return Err(no_such_key()),
             Some(m) if !etag_matches(if_match, &m.etag) => {
-                return Err(Error::new(ErrorKind::PreconditionFailed, "At least one of the pre-conditions you specified did not hold"));
+                return Err(Error::new(
+                    ErrorKind::PreconditionFailed,
+                    "At least one of the pre-conditions you specified did not hold",
+                ));
             }
             Some(_) => {}
         }
@@ -116,7 +126,8 @@ async fn list(t: &mut Txn, req: &ListObjectsRequest) -> Result<ListObjectsRespon
             break;
         }
         for (full, value) in &rows {
-            let key = keys::object_key_of(&req.bucket, full).ok_or_else(|| Error::internal("object key out of its bucket's range"))?;
+            let key = keys::object_key_of(&req.bucket, full)
+                .ok_or_else(|| Error::internal("object key out of its bucket's range"))?;
             let rest = &key[req.prefix.len()..];
             let cut = if req.delimiter.is_empty() { None } else { rest.find(req.delimiter.as_str()) };
             if let Some(i) = cut {
@@ -176,7 +187,13 @@ mod tests {
     }
 
     fn req(prefix: &str, delimiter: &str, after: &str, max: u32) -> ListObjectsRequest {
-        ListObjectsRequest { bucket: "bkt".into(), prefix: prefix.into(), delimiter: delimiter.into(), start_after: after.into(), max_keys: max }
+        ListObjectsRequest {
+            bucket: "bkt".into(),
+            prefix: prefix.into(),
+            delimiter: delimiter.into(),
+            start_after: after.into(),
+            max_keys: max,
+        }
     }
 
     #[tokio::test]
@@ -190,7 +207,10 @@ mod tests {
 
         // Pages of two: a/ b | c/ d
         let p1 = m.do_list_objects(req("", "/", "", 2)).await.unwrap();
-        assert_eq!((p1.common_prefixes.clone(), p1.truncated, p1.next_marker.as_str()), (vec!["a/".to_string()], true, "b"));
+        assert_eq!(
+            (p1.common_prefixes.clone(), p1.truncated, p1.next_marker.as_str()),
+            (vec!["a/".to_string()], true, "b")
+        );
         let p2 = m.do_list_objects(req("", "/", &p1.next_marker, 2)).await.unwrap();
         assert_eq!(p2.common_prefixes, ["c/"]);
         assert_eq!(p2.objects.iter().map(|o| o.key.as_str()).collect::<Vec<_>>(), ["d"]);
@@ -213,14 +233,26 @@ mod tests {
         let (m, _d) = master_with(&["k"]).await;
         let meta = ObjectMeta { key: "k".into(), version: 2, etag: "e2".into(), ..Default::default() };
         let r = m
-            .do_commit_object(CommitObjectRequest { bucket: "bkt".into(), meta: Some(meta.clone()), if_none_match_any: true, ..Default::default() })
+            .do_commit_object(CommitObjectRequest {
+                bucket: "bkt".into(),
+                meta: Some(meta.clone()),
+                if_none_match_any: true,
+                ..Default::default()
+            })
             .await;
         assert_eq!(r.unwrap_err().kind, ErrorKind::PreconditionFailed);
         let r = m
-            .do_commit_object(CommitObjectRequest { bucket: "bkt".into(), meta: Some(meta.clone()), if_match: "\"nope\"".into(), ..Default::default() })
+            .do_commit_object(CommitObjectRequest {
+                bucket: "bkt".into(),
+                meta: Some(meta.clone()),
+                if_match: "\"nope\"".into(),
+                ..Default::default()
+            })
             .await;
         assert_eq!(r.unwrap_err().kind, ErrorKind::PreconditionFailed);
-        let r = m.do_commit_object(CommitObjectRequest { bucket: "bkt".into(), meta: Some(meta), ..Default::default() }).await;
+        let r = m
+            .do_commit_object(CommitObjectRequest { bucket: "bkt".into(), meta: Some(meta), ..Default::default() })
+            .await;
         assert_eq!(r.unwrap().replaced_version, 1);
         assert_eq!(m.do_lookup("bkt", "k").await.unwrap().etag, "e2");
         assert_eq!(m.do_lookup("bkt", "zz").await.unwrap_err().kind, ErrorKind::NoSuchKey);

@@ -6,9 +6,7 @@
 //! metadata won, and a write that fails its commit (a condition, a deleted bucket) never
 //! touches the object already there.
 
-use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
 
 use object_store::ObjectStoreExt;
 use strata_common::proto::Mount;
@@ -16,21 +14,7 @@ use strata_common::{Error, Result, ufs};
 
 use crate::master::Master;
 
-#[derive(Default)]
-pub(crate) struct KeyLocks(Mutex<HashMap<(String, String), Arc<tokio::sync::Mutex<()>>>>);
-
-impl KeyLocks {
-    fn get(&self, bucket: &str, key: &str) -> Arc<tokio::sync::Mutex<()>> {
-        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        map.entry((bucket.to_string(), key.to_string())).or_default().clone()
-    }
-    fn release(&self, bucket: &str, key: &str, lock: Arc<tokio::sync::Mutex<()>>) {
-        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if Arc::strong_count(&lock) <= 2 {
-            map.remove(&(bucket.to_string(), key.to_string()));
-        }
-    }
-}
+pub(crate) type KeyLocks = strata_common::locks::KeyedLocks<(String, String)>;
 
 impl Master {
     /// Runs `commit` (a metadata transaction) for `bucket/key` and then, if it succeeded, moves
@@ -40,28 +24,19 @@ impl Master {
     where
         F: Future<Output = Result<(T, Option<Mount>)>>,
     {
-        let lock = self.key_locks.get(bucket, key);
-        let result = {
-            let _held = lock.lock().await;
-            let outcome = commit.await;
-            match outcome {
-                Ok((value, Some(mount))) => match self.move_into_place(&mount, key, staging).await {
-                    Ok(()) => Ok(value),
-                    Err(e) => Err(e),
-                },
-                Ok((value, None)) => Ok(value),
-                Err(e) => {
-                    if !staging.is_empty() {
-                        if let Ok(mount) = self.mount_of(bucket).await {
-                            self.remove_staged(&mount, staging).await;
-                        }
-                    }
-                    Err(e)
+        let _held = self.key_locks.lock((bucket.to_string(), key.to_string())).await;
+        match commit.await {
+            Ok((value, Some(mount))) => self.move_into_place(&mount, key, staging).await.map(|_| value),
+            Ok((value, None)) => Ok(value),
+            Err(e) => {
+                if !staging.is_empty()
+                    && let Ok(mount) = self.mount_of(bucket).await
+                {
+                    self.remove_staged(&mount, staging).await;
                 }
+                Err(e)
             }
-        };
-        self.key_locks.release(bucket, key, lock);
-        result
+        }
     }
 
     async fn move_into_place(&self, mount: &Mount, key: &str, staging: &str) -> Result<()> {

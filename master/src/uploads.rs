@@ -86,10 +86,10 @@ impl Master {
                 return Err(e);
             }
         };
-        if let Some(old) = &replaced {
-            if old.staging_path != part.staging_path {
-                self.delete_staged(std::slice::from_ref(old)).await;
-            }
+        if let Some(old) = &replaced
+            && old.staging_path != part.staging_path
+        {
+            self.delete_staged(std::slice::from_ref(old)).await;
         }
         Ok(CommitPartResponse { replaced })
     }
@@ -105,7 +105,8 @@ impl Master {
                 let parts = read_parts(t, &r).await?;
                 // The parts composed must still be the parts of the upload (no re-upload since).
                 for used in &meta.parts {
-                    let same = parts.iter().any(|p| p.number == used.number && p.etag == used.etag && p.size == used.size);
+                    let same =
+                        parts.iter().any(|p| p.number == used.number && p.etag == used.etag && p.size == used.size);
                     if !same {
                         return Err(Error::new(
                             ErrorKind::InvalidPart,
@@ -157,7 +158,8 @@ impl Master {
                     };
                     begin = begin.max(after);
                 }
-                let max = if req.max_uploads == 0 { MAX_LIST_KEYS } else { req.max_uploads.min(MAX_LIST_KEYS) } as usize;
+                let max =
+                    if req.max_uploads == 0 { MAX_LIST_KEYS } else { req.max_uploads.min(MAX_LIST_KEYS) } as usize;
                 let rows = t.get_range(&begin, &end, max + 1, false).await?;
                 let truncated = rows.len() > max;
                 let uploads = rows.iter().take(max).map(|(_, v)| codec::decode(v)).collect::<Result<Vec<Upload>>>()?;

@@ -13,12 +13,12 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use object_store::ObjectStore;
+use strata_common::Result;
 use strata_common::api::*;
 use strata_common::proto::Mount;
 use strata_common::ufs::UfsRegistry;
-use strata_common::Result;
 
-pub use membership::{register_and_heartbeat, WorkerIdentity};
+pub use membership::{WorkerIdentity, register_and_heartbeat};
 pub use pagestore::PageStore;
 pub use server::{router, run};
 
@@ -49,10 +49,10 @@ impl Worker {
     }
 
     async fn mount(&self, bucket: &str) -> Result<Mount> {
-        if let Some((m, at)) = self.mounts.lock().unwrap_or_else(|p| p.into_inner()).get(bucket) {
-            if at.elapsed() < MOUNT_TTL {
-                return Ok(m.clone());
-            }
+        if let Some((m, at)) = self.mounts.lock().unwrap_or_else(|p| p.into_inner()).get(bucket)
+            && at.elapsed() < MOUNT_TTL
+        {
+            return Ok(m.clone());
         }
         let m = self.master.get_mount(bucket).await?;
         self.mounts.lock().unwrap_or_else(|p| p.into_inner()).insert(bucket.to_string(), (m.clone(), Instant::now()));

@@ -23,7 +23,12 @@ fn load_id(f: &PathBuf) -> u64 {
     std::fs::read_to_string(f).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0)
 }
 
-async fn register(worker: &Worker, master: &dyn MasterApi, me: &WorkerIdentity, shutdown: &CancellationToken) -> Option<u64> {
+async fn register(
+    worker: &Worker,
+    master: &dyn MasterApi,
+    me: &WorkerIdentity,
+    shutdown: &CancellationToken,
+) -> Option<u64> {
     let mut delay = Duration::from_millis(100);
     loop {
         let info = WorkerInfo {
@@ -71,7 +76,11 @@ pub async fn register_and_heartbeat(
         let u = worker.cache.usage();
         metrics::gauge!("strata_worker_cache_bytes", "tier" => "mem").set(u.mem_used as f64);
         metrics::gauge!("strata_worker_cache_bytes", "tier" => "disk").set(u.disk_used as f64);
-        let hb = HeartbeatRequest { worker_id: id, capacity_bytes: worker.cache.capacity(), used_bytes: u.mem_used + u.disk_used };
+        let hb = HeartbeatRequest {
+            worker_id: id,
+            capacity_bytes: worker.cache.capacity(),
+            used_bytes: u.mem_used + u.disk_used,
+        };
         match master.heartbeat(hb).await {
             Ok(r) if r.reregister => {
                 tracing::info!("the master does not know this worker (it restarted?); registering again");

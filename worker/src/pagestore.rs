@@ -118,7 +118,9 @@ impl PageStore {
     }
 
     fn file(&self, id: PageId) -> Option<PathBuf> {
-        self.disk.as_ref().map(|d| d.join(format!("{:02x}", id.version & 0xFF)).join(format!("{}-{}", id.version, id.index)))
+        self.disk
+            .as_ref()
+            .map(|d| d.join(format!("{:02x}", id.version & 0xFF)).join(format!("{}-{}", id.version, id.index)))
     }
 
     pub fn usage(&self) -> Usage {
@@ -232,10 +234,10 @@ impl PageStore {
     }
 
     pub async fn remove(&self, id: PageId) {
-        if self.forget(id) == Some(Tier::Disk) {
-            if let Some(p) = self.file(id) {
-                let _ = tokio::fs::remove_file(p).await;
-            }
+        if self.forget(id) == Some(Tier::Disk)
+            && let Some(p) = self.file(id)
+        {
+            let _ = tokio::fs::remove_file(p).await;
         }
     }
 

@@ -1,5 +1,4 @@
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt, stream};
@@ -11,21 +10,7 @@ use crate::pagestore::PageId;
 use crate::{Worker, ufs_error};
 
 /// One fill at a time per page: N readers of a missing page cause one under-store read.
-#[derive(Default)]
-pub(crate) struct Fills(Mutex<HashMap<PageId, Arc<tokio::sync::Mutex<()>>>>);
-
-impl Fills {
-    fn lock_for(&self, id: PageId) -> Arc<tokio::sync::Mutex<()>> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).entry(id).or_default().clone()
-    }
-    fn done(&self, id: PageId, lock: &Arc<tokio::sync::Mutex<()>>) {
-        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        // Only the map and this holder keep it: nobody else is waiting.
-        if Arc::strong_count(lock) <= 2 {
-            map.remove(&id);
-        }
-    }
-}
+pub(crate) type Fills = strata_common::locks::KeyedLocks<PageId>;
 
 /// Pages read ahead of the one being sent.
 const READ_AHEAD: usize = 4;
@@ -33,7 +18,10 @@ const READ_AHEAD: usize = 4;
 impl Worker {
     pub(crate) async fn do_read(&self, req: ReadRequest) -> Result<ByteStream> {
         let end = req.offset.checked_add(req.len).filter(|e| *e <= req.object_size).ok_or_else(|| {
-            Error::invalid(format!("range {}+{} is outside the object's {} bytes", req.offset, req.len, req.object_size))
+            Error::invalid(format!(
+                "range {}+{} is outside the object's {} bytes",
+                req.offset, req.len, req.object_size
+            ))
         })?;
         if req.len == 0 {
             return Ok(stream::empty().boxed());
@@ -58,18 +46,25 @@ impl Worker {
                 }
             })
             .buffered(READ_AHEAD);
-        Ok(pages.inspect_ok(|b| metrics::counter!("strata_worker_bytes_served_total").increment(b.len() as u64)).boxed())
+        Ok(pages
+            .inspect_ok(|b| metrics::counter!("strata_worker_bytes_served_total").increment(b.len() as u64))
+            .boxed())
     }
 
-    async fn page(&self, store: &Arc<dyn ObjectStore>, path: &object_store::path::Path, req: &ReadRequest, index: u64) -> Result<Bytes> {
+    async fn page(
+        &self,
+        store: &Arc<dyn ObjectStore>,
+        path: &object_store::path::Path,
+        req: &ReadRequest,
+        index: u64,
+    ) -> Result<Bytes> {
         let id = PageId { version: req.version, index };
         if let Some(p) = self.cache.get(id).await {
             metrics::counter!("strata_worker_cache_hits_total").increment(1);
             return Ok(p);
         }
-        let lock = self.fills.lock_for(id);
-        let result = async {
-            let _guard = lock.lock().await;
+        let _filling = self.fills.lock(id).await;
+        {
             if let Some(p) = self.cache.get(id).await {
                 metrics::counter!("strata_worker_cache_hits_total").increment(1);
                 return Ok(p);
@@ -98,8 +93,5 @@ impl Worker {
             }
             Ok(data)
         }
-        .await;
-        self.fills.done(id, &lock);
-        result
     }
 }

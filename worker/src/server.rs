@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use axum::Json;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -10,7 +11,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
-use axum::Json;
 use futures::{StreamExt, TryStreamExt};
 use strata_common::api::*;
 use strata_common::master_client::SECRET_HEADER;
@@ -62,10 +62,8 @@ async fn read(State(w): State<Worker>, headers: HeaderMap) -> Result<Response, A
 
 async fn write(State(w): State<Worker>, headers: HeaderMap, body: Body) -> Result<Json<WriteResult>, ApiError> {
     let req: WriteRequest = request(&headers)?;
-    let stream = body
-        .into_data_stream()
-        .map_err(|e| Error::unavailable(format!("the gateway's body broke off: {e}")))
-        .boxed();
+    let stream =
+        body.into_data_stream().map_err(|e| Error::unavailable(format!("the gateway's body broke off: {e}"))).boxed();
     Ok(Json(w.write(req, stream).await?))
 }
 
@@ -97,7 +95,13 @@ pub fn router(worker: Worker, secret: String, ready: Readiness) -> Router {
     api.merge(ops_router(ready))
 }
 
-pub async fn run(worker: Worker, secret: String, listener: TcpListener, ready: Readiness, shutdown: CancellationToken) -> std::io::Result<()> {
+pub async fn run(
+    worker: Worker,
+    secret: String,
+    listener: TcpListener,
+    ready: Readiness,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
     tracing::info!(addr = %listener.local_addr()?, "worker serving");
     serve(listener, router(worker, secret, ready), shutdown, Duration::from_secs(10)).await
 }

@@ -78,10 +78,10 @@ impl Sink {
     }
 
     async fn finish(mut self) -> Result<WriteResult> {
-        if let Some((version, page, index)) = self.cache.take() {
-            if !page.is_empty() {
-                self.worker.cache.put(PageId { version, index }, page.freeze()).await;
-            }
+        if let Some((version, page, index)) = self.cache.take()
+            && !page.is_empty()
+        {
+            self.worker.cache.put(PageId { version, index }, page.freeze()).await;
         }
         let put = match self.upload.take() {
             Some(w) => w.finish().await,
@@ -93,10 +93,10 @@ impl Sink {
     }
 
     async fn abort(mut self, version: u64) {
-        if let Some(w) = self.upload.take() {
-            if let Err(e) = w.abort().await {
-                tracing::warn!("{}: aborting the under store upload failed: {e}", self.what);
-            }
+        if let Some(w) = self.upload.take()
+            && let Err(e) = w.abort().await
+        {
+            tracing::warn!("{}: aborting the under store upload failed: {e}", self.what);
         }
         if self.cache.is_some() {
             self.worker.cache.remove_version(version).await;

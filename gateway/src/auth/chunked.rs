@@ -31,7 +31,10 @@ struct Signer {
 
 impl Signer {
     fn chunk(&mut self, data_hash: &str) -> String {
-        let sts = format!("AWS4-HMAC-SHA256-PAYLOAD\n{}\n{}\n{}\n{EMPTY_SHA256}\n{data_hash}", self.date, self.scope, self.prev);
+        let sts = format!(
+            "AWS4-HMAC-SHA256-PAYLOAD\n{}\n{}\n{}\n{EMPTY_SHA256}\n{data_hash}",
+            self.date, self.scope, self.prev
+        );
         calculate_signature(&self.key, sts.as_bytes())
     }
     fn trailer(&mut self, trailer_text: &str) -> String {
@@ -59,7 +62,10 @@ struct State {
 }
 
 fn incomplete() -> S3Error {
-    S3Error::new("IncompleteBody", "You did not provide the number of bytes specified by the Content-Length HTTP header")
+    S3Error::new(
+        "IncompleteBody",
+        "You did not provide the number of bytes specified by the Content-Length HTTP header",
+    )
 }
 
 fn bad_signature() -> S3Error {
@@ -91,7 +97,8 @@ impl State {
         loop {
             if let Some(i) = self.buf.windows(2).position(|w| w == b"\r\n") {
                 let line = self.buf.split_to(i + 2);
-                return String::from_utf8(line[..i].to_vec()).map_err(|_| S3Error::invalid_argument("aws-chunked framing is not text"));
+                return String::from_utf8(line[..i].to_vec())
+                    .map_err(|_| S3Error::invalid_argument("aws-chunked framing is not text"));
             }
             if self.buf.len() > MAX_LINE {
                 return Err(S3Error::invalid_argument("aws-chunked chunk header too long"));
@@ -159,10 +166,10 @@ impl State {
                     if name == "x-amz-trailer-signature" {
                         let Phase::Trailer { text } = &self.phase else { continue };
                         let text = text.clone();
-                        if let Some(s) = self.signer.as_mut() {
-                            if !secret_eq(&s.trailer(&text), &value) {
-                                return Err(bad_signature());
-                            }
+                        if let Some(s) = self.signer.as_mut()
+                            && !secret_eq(&s.trailer(&text), &value)
+                        {
+                            return Err(bad_signature());
                         }
                     } else {
                         if let Phase::Trailer { text } = &mut self.phase {
@@ -196,8 +203,17 @@ impl State {
 }
 
 /// Decodes an aws-chunked body; `auth` set checks every chunk signature (and the trailer's).
-pub fn decode(body: BodyStream, auth: Option<&Auth>, trailers: Trailers) -> impl Stream<Item = S3Result<Bytes>> + Send + 'static {
-    let signer = auth.map(|a| Signer { key: a.signing_key.clone(), date: a.amz_date.clone(), scope: a.scope.clone(), prev: a.signature.clone() });
+pub fn decode(
+    body: BodyStream,
+    auth: Option<&Auth>,
+    trailers: Trailers,
+) -> impl Stream<Item = S3Result<Bytes>> + Send + 'static {
+    let signer = auth.map(|a| Signer {
+        key: a.signing_key.clone(),
+        date: a.amz_date.clone(),
+        scope: a.scope.clone(),
+        prev: a.signature.clone(),
+    });
     let state = State { inner: body, buf: BytesMut::new(), phase: Phase::Header, signer, trailers, eof: false };
     futures::stream::unfold(Some(state), |st| async move {
         let mut st = st?;
@@ -217,7 +233,9 @@ mod tests {
     use futures::TryStreamExt;
 
     fn auth() -> Auth {
-        let key = crate::auth::sigv4::signing_key("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "20130524", "us-east-1", "s3").unwrap();
+        let key =
+            crate::auth::sigv4::signing_key("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "20130524", "us-east-1", "s3")
+                .unwrap();
         Auth {
             access_key: "AKIAIOSFODNN7EXAMPLE".into(),
             payload: crate::auth::Payload::StreamingSigned { trailer: false },
@@ -247,7 +265,8 @@ mod tests {
     async fn run(raw: Vec<u8>, auth: Option<&Auth>, piece: usize) -> S3Result<(Vec<u8>, Trailers)> {
         let pieces: Vec<S3Result<Bytes>> = raw.chunks(piece).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
         let trailers = Trailers::default();
-        let out: Vec<Bytes> = decode(futures::stream::iter(pieces).boxed(), auth, trailers.clone()).try_collect().await?;
+        let out: Vec<Bytes> =
+            decode(futures::stream::iter(pieces).boxed(), auth, trailers.clone()).try_collect().await?;
         Ok((out.concat(), trailers))
     }
 

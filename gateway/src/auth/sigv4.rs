@@ -1,7 +1,7 @@
 use std::time::{Duration, SystemTime};
 
-use axum::http::{HeaderMap, Method};
 use aws_sigv4::sign::v4::{calculate_signature, generate_signing_key};
+use axum::http::{HeaderMap, Method};
 use chrono::{NaiveDate, NaiveDateTime, Utc};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, percent_encode, utf8_percent_encode};
 use sha2::{Digest, Sha256};
@@ -21,7 +21,9 @@ pub enum Payload {
     /// The hex SHA-256 the body must hash to.
     Sha256(String),
     /// aws-chunked with a signature per chunk (and a signed trailer when `trailer`).
-    StreamingSigned { trailer: bool },
+    StreamingSigned {
+        trailer: bool,
+    },
     /// aws-chunked, unsigned, with a trailer.
     StreamingUnsignedTrailer,
 }
@@ -68,9 +70,9 @@ fn parse_credential(c: &str, err: fn(&str) -> S3Error) -> S3Result<(String, Stri
 }
 
 fn parse_header(auth: &str, headers: &HeaderMap) -> S3Result<Parsed> {
-    let rest = auth
-        .strip_prefix("AWS4-HMAC-SHA256 ")
-        .ok_or_else(|| S3Error::invalid_argument("Unsupported Authorization Type: only AWS4-HMAC-SHA256 is supported"))?;
+    let rest = auth.strip_prefix("AWS4-HMAC-SHA256 ").ok_or_else(|| {
+        S3Error::invalid_argument("Unsupported Authorization Type: only AWS4-HMAC-SHA256 is supported")
+    })?;
     let (mut cred, mut signed, mut sig) = (None, None, None);
     for field in rest.split(',') {
         match field.trim().split_once('=') {
@@ -90,7 +92,9 @@ fn parse_header(auth: &str, headers: &HeaderMap) -> S3Result<Parsed> {
         None => header(headers, "date")
             .and_then(|d| chrono::DateTime::parse_from_rfc2822(d).ok())
             .map(|d| d.with_timezone(&Utc).format("%Y%m%dT%H%M%SZ").to_string())
-            .ok_or_else(|| S3Error::new("AccessDenied", "AWS authentication requires a valid Date or x-amz-date header"))?,
+            .ok_or_else(|| {
+                S3Error::new("AccessDenied", "AWS authentication requires a valid Date or x-amz-date header")
+            })?,
     };
     Ok(Parsed {
         access_key,
@@ -110,8 +114,9 @@ fn parse_query(q: &Query) -> S3Result<Parsed> {
         return Err(err("X-Amz-Algorithm only supports \"AWS4-HMAC-SHA256\""));
     }
     let need = |n: &str| q.get(n).ok_or_else(|| err(&format!("Query-string authentication requires {n}")));
-    let (access_key, date, region, service) =
-        parse_credential(need("X-Amz-Credential")?, |m| S3Error::new("AuthorizationQueryParametersError", m.to_string()))?;
+    let (access_key, date, region, service) = parse_credential(need("X-Amz-Credential")?, |m| {
+        S3Error::new("AuthorizationQueryParametersError", m.to_string())
+    })?;
     Ok(Parsed {
         access_key,
         date,
@@ -133,10 +138,18 @@ pub fn has_auth(headers: &HeaderMap, q: &Query) -> bool {
 }
 
 /// The canonical request of SigV4 for S3 from the raw request path (never normalised).
-pub fn canonical_request(method: &Method, path: &str, q: &Query, headers: &HeaderMap, signed: &[String], payload_hash: &str) -> String {
+pub fn canonical_request(
+    method: &Method,
+    path: &str,
+    q: &Query,
+    headers: &HeaderMap,
+    signed: &[String],
+    payload_hash: &str,
+) -> String {
     // Whatever the client escaped or not, the canonical form escapes each segment exactly once.
     let segment = |s: &str| percent_encode(&percent_decode_str(s).collect::<Vec<u8>>(), URI).to_string();
-    let uri = if path.is_empty() { "/".to_string() } else { path.split('/').map(segment).collect::<Vec<_>>().join("/") };
+    let uri =
+        if path.is_empty() { "/".to_string() } else { path.split('/').map(segment).collect::<Vec<_>>().join("/") };
     let mut params: Vec<(String, String)> =
         q.0.iter().filter(|(k, _)| k != "X-Amz-Signature").map(|(k, v)| (uri_encode(k), uri_encode(v))).collect();
     params.sort();
@@ -158,14 +171,22 @@ pub fn string_to_sign(amz_date: &str, scope: &str, canonical: &str) -> String {
 }
 
 pub fn signing_key(secret: &str, date: &str, region: &str, service: &str) -> S3Result<Vec<u8>> {
-    let day = NaiveDate::parse_from_str(date, "%Y%m%d").map_err(|_| malformed("the Credential date is not YYYYMMDD"))?;
+    let day =
+        NaiveDate::parse_from_str(date, "%Y%m%d").map_err(|_| malformed("the Credential date is not YYYYMMDD"))?;
     let secs = day.and_hms_opt(12, 0, 0).map(|t| t.and_utc().timestamp()).unwrap_or(0);
     let time = SystemTime::UNIX_EPOCH + Duration::from_secs(secs.max(0) as u64);
     Ok(generate_signing_key(secret, time, region, service).as_ref().to_vec())
 }
 
 /// Checks the request's SigV4 signature. `secret_of` finds the secret key of an access key.
-pub async fn authenticate<F, Fut>(method: &Method, path: &str, q: &Query, headers: &HeaderMap, now: chrono::DateTime<Utc>, secret_of: F) -> S3Result<Auth>
+pub async fn authenticate<F, Fut>(
+    method: &Method,
+    path: &str,
+    q: &Query,
+    headers: &HeaderMap,
+    now: chrono::DateTime<Utc>,
+    secret_of: F,
+) -> S3Result<Auth>
 where
     F: FnOnce(String) -> Fut,
     Fut: std::future::Future<Output = S3Result<String>>,
@@ -173,10 +194,17 @@ where
     let p = match header(headers, "authorization") {
         Some(a) => parse_header(a, headers)?,
         None if q.has("X-Amz-Signature") || q.has("X-Amz-Credential") => parse_query(q)?,
-        None => return Err(S3Error::new("AccessDenied", "Access Denied: the request carries no signature (anonymous access is not allowed)")),
+        None => {
+            return Err(S3Error::new(
+                "AccessDenied",
+                "Access Denied: the request carries no signature (anonymous access is not allowed)",
+            ));
+        }
     };
     let when = NaiveDateTime::parse_from_str(&p.amz_date, "%Y%m%dT%H%M%SZ")
-        .map_err(|_| S3Error::new("AccessDenied", "X-Amz-Date must be in the ISO8601 basic format YYYYMMDD'T'HHMMSS'Z'"))?
+        .map_err(|_| {
+            S3Error::new("AccessDenied", "X-Amz-Date must be in the ISO8601 basic format YYYYMMDD'T'HHMMSS'Z'")
+        })?
         .and_utc();
     if !p.amz_date.starts_with(&p.date) {
         return Err(malformed("the Credential date does not match X-Amz-Date"));
@@ -187,7 +215,10 @@ where
             .and_then(|e| e.parse().ok())
             .filter(|e| (1..=MAX_PRESIGNED_EXPIRY).contains(e))
             .ok_or_else(|| {
-                S3Error::new("AuthorizationQueryParametersError", "X-Amz-Expires must be a number of seconds from 1 to 604800")
+                S3Error::new(
+                    "AuthorizationQueryParametersError",
+                    "X-Amz-Expires must be a number of seconds from 1 to 604800",
+                )
             })?;
         if now.timestamp() > when.timestamp() + expires {
             return Err(S3Error::new("AccessDenied", "Request has expired"));
@@ -196,7 +227,10 @@ where
             return Err(S3Error::new("AccessDenied", "Request is not valid yet"));
         }
     } else if (now.timestamp() - when.timestamp()).abs() > MAX_SKEW {
-        return Err(S3Error::new("RequestTimeTooSkewed", "The difference between the request time and the server's time is too large."));
+        return Err(S3Error::new(
+            "RequestTimeTooSkewed",
+            "The difference between the request time and the server's time is too large.",
+        ));
     }
     if !p.signed_headers.iter().any(|h| h == "host") {
         return Err(malformed("the host header must be signed"));
@@ -214,7 +248,11 @@ where
         "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER" => Payload::StreamingSigned { trailer: true },
         "STREAMING-UNSIGNED-PAYLOAD-TRAILER" => Payload::StreamingUnsignedTrailer,
         h if h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) => Payload::Sha256(h.to_ascii_lowercase()),
-        _ => return Err(S3Error::invalid_argument("x-amz-content-sha256 must be UNSIGNED-PAYLOAD, STREAMING-… or a SHA-256 in hex")),
+        _ => {
+            return Err(S3Error::invalid_argument(
+                "x-amz-content-sha256 must be UNSIGNED-PAYLOAD, STREAMING-… or a SHA-256 in hex",
+            ));
+        }
     };
     let secret = secret_of(p.access_key.clone()).await?;
     let scope = format!("{}/{}/{}/aws4_request", p.date, p.region, p.service);
@@ -260,7 +298,9 @@ mod tests {
     }
 
     fn auth(signed: &str, sig: &str) -> String {
-        format!("AWS4-HMAC-SHA256 Credential={AK}/20130524/us-east-1/s3/aws4_request,SignedHeaders={signed},Signature={sig}")
+        format!(
+            "AWS4-HMAC-SHA256 Credential={AK}/20130524/us-east-1/s3/aws4_request,SignedHeaders={signed},Signature={sig}"
+        )
     }
 
     #[tokio::test]
@@ -270,7 +310,13 @@ mod tests {
             ("range", "bytes=0-9"),
             ("x-amz-content-sha256", EMPTY_SHA256),
             ("x-amz-date", "20130524T000000Z"),
-            ("authorization", &auth("host;range;x-amz-content-sha256;x-amz-date", "f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41")),
+            (
+                "authorization",
+                &auth(
+                    "host;range;x-amz-content-sha256;x-amz-date",
+                    "f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41",
+                ),
+            ),
         ]);
         let a = check(Method::GET, "/test.txt", None, h.clone(), "20130524T000500Z").await.unwrap();
         assert_eq!(a.payload, Payload::Sha256(EMPTY_SHA256.into()));
@@ -287,7 +333,13 @@ mod tests {
             ("x-amz-date", "20130524T000000Z"),
             ("x-amz-storage-class", "REDUCED_REDUNDANCY"),
             ("x-amz-content-sha256", "44ce7dd67c959e0d3524ffac1771dfbba87d2b6b4b4e99e42034a8b803f8b072"),
-            ("authorization", &auth("date;host;x-amz-content-sha256;x-amz-date;x-amz-storage-class", "98ad721746da40c64f1a55b78f14c238d841ea1380cd77a1b5971af0ece108bd")),
+            (
+                "authorization",
+                &auth(
+                    "date;host;x-amz-content-sha256;x-amz-date;x-amz-storage-class",
+                    "98ad721746da40c64f1a55b78f14c238d841ea1380cd77a1b5971af0ece108bd",
+                ),
+            ),
         ]);
         check(Method::PUT, "/test%24file.text", None, h, "20130524T000000Z").await.unwrap();
     }
@@ -324,7 +376,13 @@ mod tests {
             ("x-amz-content-sha256", EMPTY_SHA256),
             ("authorization", &auth("host;x-amz-date", "00").replace(AK, "NOPE")),
         ]);
-        assert_eq!(check(Method::GET, "/", None, h, "20130524T000000Z").await.err().unwrap().code, "InvalidAccessKeyId");
-        assert_eq!(check(Method::GET, "/", None, HeaderMap::new(), "20130524T000000Z").await.err().unwrap().code, "AccessDenied");
+        assert_eq!(
+            check(Method::GET, "/", None, h, "20130524T000000Z").await.err().unwrap().code,
+            "InvalidAccessKeyId"
+        );
+        assert_eq!(
+            check(Method::GET, "/", None, HeaderMap::new(), "20130524T000000Z").await.err().unwrap().code,
+            "AccessDenied"
+        );
     }
 }

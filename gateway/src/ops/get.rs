@@ -132,7 +132,8 @@ fn preconditions(h: &HeaderMap, meta: &ObjectMeta) -> S3Result<Option<StatusCode
 /// `bytes=a-b`, `bytes=a-`, `bytes=-n` as (start, length); None for a header S3 ignores.
 pub fn parse_range(header: &str, size: u64) -> S3Result<Option<(u64, u64)>> {
     let unsatisfiable = || {
-        S3Error::new("InvalidRange", "The requested range is not satisfiable").with_header("content-range", format!("bytes */{size}"))
+        S3Error::new("InvalidRange", "The requested range is not satisfiable")
+            .with_header("content-range", format!("bytes */{size}"))
     };
     let Some(spec) = header.trim().strip_prefix("bytes=") else { return Ok(None) };
     if spec.contains(',') {

@@ -15,12 +15,9 @@ const URL: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').
 fn max_keys(ctx: &Ctx, name: &str) -> S3Result<u32> {
     match ctx.query.get(name) {
         None => Ok(1000),
-        Some(v) => v
-            .parse::<i64>()
-            .ok()
-            .filter(|n| *n >= 0)
-            .map(|n| n.min(1000) as u32)
-            .ok_or_else(|| S3Error::invalid_argument(format!("Provided {name} not an integer or within integer range"))),
+        Some(v) => v.parse::<i64>().ok().filter(|n| *n >= 0).map(|n| n.min(1000) as u32).ok_or_else(|| {
+            S3Error::invalid_argument(format!("Provided {name} not an integer or within integer range"))
+        }),
     }
 }
 
@@ -38,8 +35,11 @@ pub async fn list_objects(ctx: &Ctx, v2: bool) -> S3Result<Response> {
     let token = if v2 { q.get("continuation-token") } else { None };
     let start_after = match (v2, token) {
         (true, Some(t)) => {
-            let raw = TOKEN.decode(t).map_err(|_| S3Error::invalid_argument("The continuation token provided is incorrect"))?;
-            String::from_utf8(raw).map_err(|_| S3Error::invalid_argument("The continuation token provided is incorrect"))?
+            let raw = TOKEN
+                .decode(t)
+                .map_err(|_| S3Error::invalid_argument("The continuation token provided is incorrect"))?;
+            String::from_utf8(raw)
+                .map_err(|_| S3Error::invalid_argument("The continuation token provided is incorrect"))?
         }
         (true, None) => q.get("start-after").unwrap_or("").to_string(),
         (false, _) => q.get("marker").unwrap_or("").to_string(),
@@ -68,7 +68,8 @@ pub async fn list_objects(ctx: &Ctx, v2: bool) -> S3Result<Response> {
             owner: fetch_owner.then(|| owner(ctx)),
         })
         .collect();
-    let common_prefixes: Vec<xml::PrefixXml> = page.common_prefixes.iter().map(|p| xml::PrefixXml { prefix: enc(p) }).collect();
+    let common_prefixes: Vec<xml::PrefixXml> =
+        page.common_prefixes.iter().map(|p| xml::PrefixXml { prefix: enc(p) }).collect();
     let mut result = xml::ListBucketResult {
         xmlns: NS,
         name: ctx.bucket.clone(),

@@ -31,7 +31,9 @@ pub async fn dispatch(ctx: Ctx, endpoint: Endpoint, body: Body) -> S3Result<Resp
         Endpoint::PutObject => put::put_object(&ctx, body).await,
         Endpoint::DeleteObject => delete::delete_object(&ctx).await,
         Endpoint::CreateMultipartUpload => multipart::create(&ctx).await,
-        Endpoint::UploadPart { part_number, upload_id } => multipart::upload_part(&ctx, part_number, &upload_id, body).await,
+        Endpoint::UploadPart { part_number, upload_id } => {
+            multipart::upload_part(&ctx, part_number, &upload_id, body).await
+        }
         Endpoint::CompleteMultipartUpload { upload_id } => multipart::complete(&ctx, &upload_id, body).await,
         Endpoint::AbortMultipartUpload { upload_id } => multipart::abort(&ctx, &upload_id).await,
         Endpoint::ListParts { upload_id } => multipart::list_parts(&ctx, &upload_id).await,

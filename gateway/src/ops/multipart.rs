@@ -3,9 +3,9 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use md5::{Digest, Md5};
 use strata_common::api::{ComposeRequest, UfsLocation};
+use strata_common::ids;
 use strata_common::names::check_key;
 use strata_common::proto::*;
-use strata_common::ids;
 
 use super::get::set;
 use super::put::{checksum_of, stored_headers, user_metadata, write_body, write_conditions};
@@ -24,7 +24,10 @@ fn upload_ref(ctx: &Ctx, upload_id: &str) -> UploadRef {
 pub async fn create(ctx: &Ctx) -> S3Result<Response> {
     check_key(&ctx.key)?;
     let algo = match ctx.header("x-amz-checksum-algorithm") {
-        Some(a) => Some(ChecksumAlgo::parse(a).ok_or_else(|| S3Error::invalid_request(format!("Checksum algorithm {a} is not supported")))?),
+        Some(a) => Some(
+            ChecksumAlgo::parse(a)
+                .ok_or_else(|| S3Error::invalid_request(format!("Checksum algorithm {a} is not supported")))?,
+        ),
         None => None,
     };
     let upload = ctx
@@ -41,7 +44,12 @@ pub async fn create(ctx: &Ctx) -> S3Result<Response> {
         .await?;
     let mut r = xml::response(
         "InitiateMultipartUploadResult",
-        &xml::InitiateMultipartUploadResult { xmlns: NS, bucket: ctx.bucket.clone(), key: ctx.key.clone(), upload_id: upload.upload_id },
+        &xml::InitiateMultipartUploadResult {
+            xmlns: NS,
+            bucket: ctx.bucket.clone(),
+            key: ctx.key.clone(),
+            upload_id: upload.upload_id,
+        },
     )?;
     if let Some(a) = algo {
         set(r.headers_mut(), "x-amz-checksum-algorithm", a.name());
@@ -81,7 +89,10 @@ pub async fn complete(ctx: &Ctx, upload_id: &str, body: Body) -> S3Result<Respon
         return Err(S3Error::malformed_xml());
     }
     if req.parts.windows(2).any(|w| w[0].part_number >= w[1].part_number) {
-        return Err(S3Error::new("InvalidPartOrder", "The list of parts was not in ascending order. Parts must be ordered by part number."));
+        return Err(S3Error::new(
+            "InvalidPartOrder",
+            "The list of parts was not in ascending order. Parts must be ordered by part number.",
+        ));
     }
     let (if_match, if_none_match_any) = write_conditions(ctx).await?;
     let r = upload_ref(ctx, upload_id);
@@ -97,7 +108,10 @@ pub async fn complete(ctx: &Ctx, upload_id: &str, body: Body) -> S3Result<Respon
             )
         })?;
         if i + 1 < req.parts.len() && stored.size < MIN_PART {
-            return Err(S3Error::new("EntityTooSmall", "Your proposed upload is smaller than the minimum allowed object size."));
+            return Err(S3Error::new(
+                "EntityTooSmall",
+                "Your proposed upload is smaller than the minimum allowed object size.",
+            ));
         }
         used.push(stored.clone());
     }
@@ -140,11 +154,20 @@ pub async fn complete(ctx: &Ctx, upload_id: &str, body: Body) -> S3Result<Respon
         checksums: checksums.clone(),
         block_size: ctx.gw.opts.block_size,
         ufs_etag: written.ufs_etag,
-        parts: used.iter().map(|p| PartInfo { number: p.number, size: p.size, etag: p.etag.clone(), checksums: p.checksums.clone() }).collect(),
+        parts: used
+            .iter()
+            .map(|p| PartInfo { number: p.number, size: p.size, etag: p.etag.clone(), checksums: p.checksums.clone() })
+            .collect(),
     };
     ctx.gw
         .master
-        .complete_upload(CompleteUploadRequest { upload: Some(r), meta: Some(meta), if_match, if_none_match_any, staging_key: staging })
+        .complete_upload(CompleteUploadRequest {
+            upload: Some(r),
+            meta: Some(meta),
+            if_match,
+            if_none_match_any,
+            staging_key: staging,
+        })
         .await?;
     let find = |a: ChecksumAlgo| checksums.iter().find(|c| c.algorithm == a.name()).map(|c| c.value.clone());
     xml::response(
@@ -177,7 +200,8 @@ pub async fn list_parts(ctx: &Ctx, upload_id: &str) -> S3Result<Response> {
     let after: Vec<&PartMeta> = state.parts.iter().filter(|p| p.number > marker).collect();
     let page: Vec<&PartMeta> = after.iter().take(max as usize).copied().collect();
     let truncated = after.len() > page.len();
-    let find = |p: &PartMeta, a: ChecksumAlgo| p.checksums.iter().find(|c| c.algorithm == a.name()).map(|c| c.value.clone());
+    let find =
+        |p: &PartMeta, a: ChecksumAlgo| p.checksums.iter().find(|c| c.algorithm == a.name()).map(|c| c.value.clone());
     let upload = state.upload.unwrap_or_default();
     xml::response(
         "ListPartsResult",

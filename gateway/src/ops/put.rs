@@ -5,9 +5,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use futures::{StreamExt, TryStreamExt};
 use strata_common::api::{UfsLocation, WriteRequest, WriteResult};
+use strata_common::ids;
 use strata_common::names::check_key;
 use strata_common::proto::{Checksum, CommitObjectRequest, ObjectMeta};
-use strata_common::ids;
 
 use super::get::{STORED_HEADERS, set};
 use crate::auth::Payload;
@@ -32,7 +32,10 @@ pub fn user_metadata(h: &HeaderMap) -> S3Result<HashMap<String, String>> {
         }
     }
     if size > MAX_USER_METADATA {
-        return Err(S3Error::new("MetadataTooLarge", "Your metadata headers exceed the maximum allowed metadata size (2 KiB)."));
+        return Err(S3Error::new(
+            "MetadataTooLarge",
+            "Your metadata headers exceed the maximum allowed metadata size (2 KiB).",
+        ));
     }
     Ok(out)
 }
@@ -61,7 +64,10 @@ pub fn prepare_body(ctx: &Ctx, body: Body) -> S3Result<(strata_common::api::Byte
     let (stream, length) = if chunked {
         let length = number("x-amz-decoded-content-length")?;
         if length.is_none() {
-            return Err(S3Error::new("MissingContentLength", "You must provide the x-amz-decoded-content-length HTTP header."));
+            return Err(S3Error::new(
+                "MissingContentLength",
+                "You must provide the x-amz-decoded-content-length HTTP header.",
+            ));
         }
         let signed = matches!(ctx.auth.payload, Payload::StreamingSigned { .. }).then_some(&ctx.auth);
         (chunked::decode(raw, signed, trailers.clone()).boxed() as BodyStream, length)
@@ -75,18 +81,20 @@ pub fn prepare_body(ctx: &Ctx, body: Body) -> S3Result<(strata_common::api::Byte
     for algo in body::ALL_ALGOS {
         if let Some(v) = ctx.header(algo.header()) {
             if checksum.is_some() {
-                return Err(S3Error::invalid_request("Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed."));
+                return Err(S3Error::invalid_request(
+                    "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.",
+                ));
             }
             checksum = Some((algo, Some(v.to_string())));
         }
     }
-    if checksum.is_none() {
-        if let Some(t) = ctx.header("x-amz-trailer") {
-            let algo = t.trim().strip_prefix("x-amz-checksum-").and_then(ChecksumAlgo::parse).ok_or_else(|| {
-                S3Error::invalid_request(format!("The value specified in the x-amz-trailer header is not supported: {t}"))
-            })?;
-            checksum = Some((algo, None));
-        }
+    if checksum.is_none()
+        && let Some(t) = ctx.header("x-amz-trailer")
+    {
+        let algo = t.trim().strip_prefix("x-amz-checksum-").and_then(ChecksumAlgo::parse).ok_or_else(|| {
+            S3Error::invalid_request(format!("The value specified in the x-amz-trailer header is not supported: {t}"))
+        })?;
+        checksum = Some((algo, None));
     }
     if let Some(md5) = ctx.header("content-md5") {
         use base64::Engine;
@@ -105,14 +113,20 @@ pub fn prepare_body(ctx: &Ctx, body: Body) -> S3Result<(strata_common::api::Byte
         trailers: Some(trailers),
     };
     let outcome = Outcome::default();
-    let counted = stream.inspect_ok(|b| metrics::counter!("strata_gateway_bytes_in_total").increment(b.len() as u64)).boxed();
-    Ok((body::verify(counted, expect, outcome.clone()), outcome))
-        .map(|(s, o)| (s, o, length))
+    let counted =
+        stream.inspect_ok(|b| metrics::counter!("strata_gateway_bytes_in_total").increment(b.len() as u64)).boxed();
+    Ok((body::verify(counted, expect, outcome.clone()), outcome)).map(|(s, o)| (s, o, length))
 }
 
 /// Streams a verified body into the under store through the worker that owns block 0 of
 /// `version`; returns what the worker wrote and what the body turned out to be.
-pub async fn write_body(ctx: &Ctx, body: Body, loc: UfsLocation, version: u64, cache: bool) -> S3Result<(WriteResult, Verified)> {
+pub async fn write_body(
+    ctx: &Ctx,
+    body: Body,
+    loc: UfsLocation,
+    version: u64,
+    cache: bool,
+) -> S3Result<(WriteResult, Verified)> {
     let (stream, outcome, length) = prepare_body(ctx, body)?;
     let workers = ctx.gw.workers.ranked(version, 0).await?;
     let cache = cache && ctx.gw.workers.single_owner(version, length, ctx.gw.opts.block_size).await;
@@ -120,7 +134,9 @@ pub async fn write_body(ctx: &Ctx, body: Body, loc: UfsLocation, version: u64, c
     let verdict = outcome.lock().unwrap_or_else(|p| p.into_inner()).take();
     match (written, verdict) {
         (Ok(w), Some(Ok(v))) if w.size == v.size => Ok((w, v)),
-        (Ok(w), Some(Ok(v))) => Err(S3Error::internal(format!("the worker wrote {} bytes of a {}-byte body", w.size, v.size))),
+        (Ok(w), Some(Ok(v))) => {
+            Err(S3Error::internal(format!("the worker wrote {} bytes of a {}-byte body", w.size, v.size)))
+        }
         (_, Some(Err(e))) => Err(e),
         (Err(e), _) => Err(e.into()),
         (Ok(_), None) => Err(S3Error::internal("the body was written but never verified")),
@@ -146,14 +162,17 @@ pub async fn write_conditions(ctx: &Ctx) -> S3Result<(String, bool)> {
             Err(e) if e.is(strata_common::ErrorKind::NoSuchKey) => None,
             Err(e) => return Err(e.into()),
         };
-        let failed = || S3Error::new("PreconditionFailed", "At least one of the pre-conditions you specified did not hold");
+        let failed =
+            || S3Error::new("PreconditionFailed", "At least one of the pre-conditions you specified did not hold");
         if if_none_match_any && current.is_some() {
             return Err(failed());
         }
         if !if_match.is_empty() {
             match &current {
                 None => return Err(S3Error::new("NoSuchKey", "The specified key does not exist.")),
-                Some(m) if !if_match.split(',').any(|c| c.trim().trim_matches('"') == m.etag || c.trim() == "*") => return Err(failed()),
+                Some(m) if !if_match.split(',').any(|c| c.trim().trim_matches('"') == m.etag || c.trim() == "*") => {
+                    return Err(failed());
+                }
                 Some(_) => {}
             }
         }

@@ -16,9 +16,7 @@ pub fn open(url: &str) -> Result<Arc<dyn KvStore>> {
     if let Some(path) = url.strip_prefix("embedded://") {
         return Ok(Arc::new(RedbStore::open(std::path::Path::new(path))?));
     }
-    Err(Error::invalid(format!(
-        "unknown metadata store {url:?}: use embedded:///path/meta.redb or memory://"
-    )))
+    Err(Error::invalid(format!("unknown metadata store {url:?}: use embedded:///path/meta.redb or memory://")))
 }
 
 #[cfg(test)]
@@ -48,10 +46,12 @@ mod tests {
         let url = format!("embedded://{}/meta.redb", dir.path().display());
         {
             let s = open(&url).unwrap();
-            strata_common::kv::transact(s.as_ref(), |t| Box::pin(async move {
-                t.set(b"k", b"v");
-                Ok(())
-            }))
+            strata_common::kv::transact(s.as_ref(), |t| {
+                Box::pin(async move {
+                    t.set(b"k", b"v");
+                    Ok(())
+                })
+            })
             .await
             .unwrap();
         }

@@ -58,9 +58,7 @@ impl RedbStore {
     }
 
     pub fn memory() -> Result<RedbStore> {
-        let db = Database::builder()
-            .create_with_backend(redb::backends::InMemoryBackend::new())
-            .map_err(db_err)?;
+        let db = Database::builder().create_with_backend(redb::backends::InMemoryBackend::new()).map_err(db_err)?;
         RedbStore::init(db, "memory")
     }
 
@@ -166,7 +164,8 @@ impl KvTxn for RedbTxn {
         let limit = if limit == 0 { usize::MAX } else { limit };
         let bounds = (Bound::Included(begin), Bound::Excluded(end));
         let mut snap = self.table.range::<&[u8]>(bounds).map_err(db_err)?;
-        let own: Vec<(Vec<u8>, Op)> = self.writes.range::<[u8], _>(bounds).map(|(k, v)| (k.clone(), v.clone())).collect();
+        let own: Vec<(Vec<u8>, Op)> =
+            self.writes.range::<[u8], _>(bounds).map(|(k, v)| (k.clone(), v.clone())).collect();
         let mut own = own.into_iter();
         let (mut next_snap, mut next_own) = (None, None);
         // Merge the snapshot with our own writes, in key order (or reversed).
@@ -252,7 +251,11 @@ impl KvTxn for RedbTxn {
         if begin >= end {
             return;
         }
-        let doomed: Vec<Vec<u8>> = self.writes.range::<[u8], _>((Bound::Included(begin), Bound::Excluded(end))).map(|(k, _)| k.clone()).collect();
+        let doomed: Vec<Vec<u8>> = self
+            .writes
+            .range::<[u8], _>((Bound::Included(begin), Bound::Excluded(end)))
+            .map(|(k, _)| k.clone())
+            .collect();
         for k in doomed {
             self.writes.remove(&k);
         }
@@ -303,8 +306,10 @@ impl KvTxn for RedbTxn {
             {
                 let mut t = w.open_table(TABLE).map_err(db_err)?;
                 for (b, e) in &cleared {
-                    t.retain_in::<&[u8], _>((Bound::Included(b.as_slice()), Bound::Excluded(e.as_slice())), |_, _| false)
-                        .map_err(db_err)?;
+                    t.retain_in::<&[u8], _>((Bound::Included(b.as_slice()), Bound::Excluded(e.as_slice())), |_, _| {
+                        false
+                    })
+                    .map_err(db_err)?;
                 }
                 for (k, op) in &writes {
                     match op {
