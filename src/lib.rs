@@ -64,14 +64,19 @@ pub async fn run_local(
     let (master, creds) = open_master(&cfg)?;
     let worker = Worker::new(master.clone() as Arc<dyn MasterApi>, open_cache(&cfg)?);
     let me = WorkerIdentity { address: IN_PROCESS.into(), id_file: cfg.data_dir.join("worker_id") };
+    let registered = Readiness::default();
     let hb = tokio::spawn(register_and_heartbeat(
         worker.clone(),
         master.clone() as Arc<dyn MasterApi>,
         me,
         Duration::from_millis(cfg.heartbeat_interval_ms),
-        Readiness::default(),
+        registered.clone(),
         shutdown.clone(),
     ));
+    // In-process registration takes a moment: serve only once the worker is in placement.
+    while !registered.get() && !shutdown.is_cancelled() {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let gw = Gateway::new(
         master.clone() as Arc<dyn MasterApi>,
         Some(Arc::new(worker) as Arc<dyn WorkerApi>),

@@ -134,7 +134,7 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 pub fn has_auth(headers: &HeaderMap, q: &Query) -> bool {
-    headers.contains_key("authorization") || q.has("X-Amz-Signature")
+    headers.contains_key("authorization") || q.has("X-Amz-Signature") || q.has("AWSAccessKeyId")
 }
 
 /// The canonical request of SigV4 for S3 from the raw request path (never normalised).
@@ -194,6 +194,9 @@ where
     let p = match header(headers, "authorization") {
         Some(a) => parse_header(a, headers)?,
         None if q.has("X-Amz-Signature") || q.has("X-Amz-Credential") => parse_query(q)?,
+        None if q.has("AWSAccessKeyId") => {
+            return Err(S3Error::invalid_argument("Signature Version 2 is not supported; presign with SigV4 (signature_version='s3v4')"));
+        }
         None => {
             return Err(S3Error::new(
                 "AccessDenied",
