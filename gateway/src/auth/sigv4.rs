@@ -195,7 +195,9 @@ where
         Some(a) => parse_header(a, headers)?,
         None if q.has("X-Amz-Signature") || q.has("X-Amz-Credential") => parse_query(q)?,
         None if q.has("AWSAccessKeyId") => {
-            return Err(S3Error::invalid_argument("Signature Version 2 is not supported; presign with SigV4 (signature_version='s3v4')"));
+            return Err(S3Error::invalid_argument(
+                "Signature Version 2 is not supported; presign with SigV4 (signature_version='s3v4')",
+            ));
         }
         None => {
             return Err(S3Error::new(
