@@ -36,6 +36,13 @@ fn open_master(cfg: &Config) -> Result<(Arc<Master>, RootCredentials)> {
     Ok((Arc::new(master), creds))
 }
 
+/// Starts the background job that aborts multipart uploads older than `multipart_expiry_secs`.
+fn spawn_upload_expiry(master: &Arc<Master>, cfg: &Config, shutdown: &CancellationToken) {
+    let max_age = Duration::from_secs(cfg.multipart_expiry_secs);
+    let every = (max_age / 10).clamp(Duration::from_secs(1), Duration::from_secs(600));
+    tokio::spawn(strata_master::expire_uploads(master.clone(), max_age, every, shutdown.clone()));
+}
+
 fn open_cache(cfg: &Config) -> Result<PageStore> {
     let dir = cfg.disk_cache_dir();
     PageStore::open(cfg.cache.page_size, cfg.cache.mem_bytes, Some((&dir, cfg.cache.disk_bytes)))
@@ -62,6 +69,7 @@ pub async fn run_local(
     started: impl FnOnce(&LocalInfo),
 ) -> Result<()> {
     let (master, creds) = open_master(&cfg)?;
+    spawn_upload_expiry(&master, &cfg, &shutdown);
     let worker = Worker::new(master.clone() as Arc<dyn MasterApi>, open_cache(&cfg)?);
     let me = WorkerIdentity { address: IN_PROCESS.into(), id_file: cfg.data_dir.join("worker_id") };
     let registered = Readiness::default();
@@ -145,6 +153,7 @@ pub fn listen_addr(cfg: &Config, default: &str) -> String {
 pub async fn run_master(cfg: Config, shutdown: CancellationToken) -> Result<()> {
     let secret = cluster_secret(&cfg, "master")?;
     let (master, creds) = open_master(&cfg)?;
+    spawn_upload_expiry(&master, &cfg, &shutdown);
     let listener = bind(&listen_addr(&cfg, DEFAULT_MASTER_ADDR)).await?;
     tracing::info!(access_key = %creds.access_key, "root S3 credentials are in {}", cfg.data_dir.join("credentials").display());
     strata_master::run(master, secret, listener, shutdown).await?;

@@ -33,6 +33,9 @@ pub trait MasterApi: Send + Sync + 'static {
     async fn abort_upload(&self, upload: UploadRef) -> Result<AbortUploadResponse>;
     async fn list_uploads(&self, req: ListUploadsRequest) -> Result<ListUploadsResponse>;
 
+    /// Replaces the tags of an object, or of the bucket when `req.key` is empty.
+    async fn set_tags(&self, req: SetTagsRequest) -> Result<()>;
+
     /// The secret key of an S3 access key.
     async fn get_credential(&self, access_key: &str) -> Result<String>;
     /// The mount of a bucket; "" is the cluster's root under store (staging of multipart parts).

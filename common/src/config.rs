@@ -40,6 +40,8 @@ pub struct Config {
     /// A worker silent this long is dropped from placement.
     pub worker_timeout_ms: u64,
     pub cache: CacheConfig,
+    /// Multipart uploads left unfinished this long are aborted and their parts deleted.
+    pub multipart_expiry_secs: u64,
     /// Virtual-hosted-style addressing: requests to `BUCKET.<domain>` address BUCKET.
     pub domain: Option<String>,
 }
@@ -73,6 +75,7 @@ impl Default for Config {
             heartbeat_interval_ms: 2000,
             worker_timeout_ms: 10_000,
             cache: CacheConfig::default(),
+            multipart_expiry_secs: 7 * 24 * 3600,
             domain: None,
         }
     }

@@ -109,6 +109,9 @@ impl MasterApi for GrpcMaster {
     async fn list_uploads(&self, req: ListUploadsRequest) -> Result<ListUploadsResponse> {
         call!(self.list_uploads(req))
     }
+    async fn set_tags(&self, req: SetTagsRequest) -> Result<()> {
+        call!(self.set_tags(req)).map(|_| ())
+    }
     async fn get_credential(&self, access_key: &str) -> Result<String> {
         call!(self.get_credential(CredentialRequest { access_key: access_key.into() })).map(|c| c.secret_key)
     }

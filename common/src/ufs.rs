@@ -71,6 +71,44 @@ pub fn key_path(key: &str) -> Result<Path> {
     Path::parse(segments.join("/")).map_err(|e| Error::invalid(format!("key {key:?} has no under-store path: {e}")))
 }
 
+/// The longest file name most file systems take (NAME_MAX).
+const NAME_MAX: usize = 255;
+
+/// Whether `key` can become a file under a local-folder mount: S3 allows keys a file system
+/// does not (a segment over 255 bytes; `a` and `a/b` both). Checked before a write commits,
+/// so that such a key is refused instead of committed without its bytes. Other under stores
+/// take any key.
+pub fn check_placeable(mount: &Mount, key: &str) -> Result<()> {
+    let Some(root) =
+        url::Url::parse(&mount.uri).ok().filter(|u| u.scheme() == "file").and_then(|u| u.to_file_path().ok())
+    else {
+        return Ok(());
+    };
+    let path = key_path(key)?;
+    let parts: Vec<String> = path.parts().map(|p| p.as_ref().to_string()).collect();
+    let refuse = |why: String| {
+        Err(Error::invalid(format!("the bucket's under store is a local folder, which cannot hold key {key:?}: {why}")))
+    };
+    if let Some(long) = parts.iter().find(|p| p.len() > NAME_MAX) {
+        return refuse(format!("the part {}... is longer than {NAME_MAX} bytes", &long[..long.len().min(32)]));
+    }
+    let mut at = root;
+    for (i, part) in parts.iter().enumerate() {
+        at.push(part);
+        let last = i + 1 == parts.len();
+        match std::fs::metadata(&at) {
+            Ok(m) if !last && m.is_file() => {
+                let prefix: Vec<&str> = key.split('/').take(i + 1).collect();
+                return refuse(format!("{} is an object, so it cannot also be a folder", prefix.join("/")));
+            }
+            Ok(m) if last && m.is_dir() => return refuse("other keys use it as a folder".into()),
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    Ok(())
+}
+
 /// Strata's own files in an under store (writes in flight, multipart parts) live under
 /// `%strata/`, a name [`key_path`] never produces: `%` in a key is always escaped.
 pub fn staging_path(name: &str) -> Result<Path> {

@@ -94,7 +94,8 @@ impl Hasher {
 pub struct Expect {
     pub content_md5: Option<String>,
     pub sha256_hex: Option<String>,
-    /// The algorithm, and its value when given as a header (else it comes in a trailer).
+    /// The algorithm, and its value when given as a header (else it comes in a trailer, or
+    /// without `trailers` it is only computed).
     pub checksum: Option<(ChecksumAlgo, Option<String>)>,
     pub length: Option<u64>,
     pub trailers: Option<Trailers>,
@@ -161,6 +162,8 @@ impl Verify {
                             format!("The {} you specified did not match the calculated checksum.", algo.name()),
                         ));
                     }
+                    // Asked to compute it (a copy), not to check it.
+                    None if self.expect.trailers.is_none() => Some((algo, value)),
                     None => {
                         return Err(S3Error::invalid_request(format!(
                             "x-amz-trailer announced {} but the body carried no such trailer",

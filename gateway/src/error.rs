@@ -81,7 +81,7 @@ fn status_of(code: &str) -> StatusCode {
         | "ConditionalRequestConflict" => StatusCode::CONFLICT,
         "PreconditionFailed" => StatusCode::PRECONDITION_FAILED,
         "NotModified" => StatusCode::NOT_MODIFIED,
-        "InvalidRange" => StatusCode::RANGE_NOT_SATISFIABLE,
+        "InvalidRange" | "InvalidPartNumber" => StatusCode::RANGE_NOT_SATISFIABLE,
         "MethodNotAllowed" => StatusCode::METHOD_NOT_ALLOWED,
         "MissingContentLength" => StatusCode::LENGTH_REQUIRED,
         "EntityTooLarge"
@@ -108,7 +108,8 @@ fn status_of(code: &str) -> StatusCode {
         | "UnexpectedContent"
         | "MissingSecurityHeader"
         | "InvalidStorageClass"
-        | "MaxMessageLengthExceeded" => StatusCode::BAD_REQUEST,
+        | "MaxMessageLengthExceeded"
+        | "BadRequest" => StatusCode::BAD_REQUEST,
         "NotImplemented" => StatusCode::NOT_IMPLEMENTED,
         "ServiceUnavailable" | "SlowDown" => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,

@@ -135,6 +135,14 @@ fn op_name(e: &Endpoint) -> &'static str {
         Endpoint::CompleteMultipartUpload { .. } => "CompleteMultipartUpload",
         Endpoint::AbortMultipartUpload { .. } => "AbortMultipartUpload",
         Endpoint::ListParts { .. } => "ListParts",
+        Endpoint::CopyObject => "CopyObject",
+        Endpoint::UploadPartCopy { .. } => "UploadPartCopy",
+        Endpoint::GetObjectTagging => "GetObjectTagging",
+        Endpoint::PutObjectTagging => "PutObjectTagging",
+        Endpoint::DeleteObjectTagging => "DeleteObjectTagging",
+        Endpoint::GetBucketTagging => "GetBucketTagging",
+        Endpoint::PutBucketTagging => "PutBucketTagging",
+        Endpoint::DeleteBucketTagging => "DeleteBucketTagging",
     }
 }
 

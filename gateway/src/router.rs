@@ -26,6 +26,14 @@ pub enum Endpoint {
     CompleteMultipartUpload { upload_id: String },
     AbortMultipartUpload { upload_id: String },
     ListParts { upload_id: String },
+    CopyObject,
+    UploadPartCopy { part_number: u32, upload_id: String },
+    GetObjectTagging,
+    PutObjectTagging,
+    DeleteObjectTagging,
+    GetBucketTagging,
+    PutBucketTagging,
+    DeleteBucketTagging,
 }
 
 /// The query string, decoded: `+` stays `+` (S3 clients encode spaces as %20).
@@ -81,7 +89,6 @@ const UNSUPPORTED: &[&str] = &[
     "restore",
     "retention",
     "select",
-    "tagging",
     "torrent",
     "versionId",
     "versions",
@@ -105,6 +112,9 @@ pub fn route(
             _ => return Err(method_not_allowed()),
         },
         (Some(_), None) => match *method {
+            Method::GET if q.has("tagging") => Endpoint::GetBucketTagging,
+            Method::PUT if q.has("tagging") => Endpoint::PutBucketTagging,
+            Method::DELETE if q.has("tagging") => Endpoint::DeleteBucketTagging,
             Method::GET if q.has("location") => Endpoint::GetBucketLocation,
             Method::GET if q.has("versioning") => Endpoint::GetBucketVersioning,
             Method::GET if q.has("uploads") => Endpoint::ListMultipartUploads,
@@ -121,9 +131,10 @@ pub fn route(
             _ => return Err(method_not_allowed()),
         },
         (Some(_), Some(_)) => match *method {
-            Method::GET | Method::HEAD if upload_id().is_some() && *method == Method::GET => {
-                Endpoint::ListParts { upload_id: upload_id().unwrap_or_default() }
-            }
+            Method::GET if q.has("tagging") => Endpoint::GetObjectTagging,
+            Method::PUT if q.has("tagging") => Endpoint::PutObjectTagging,
+            Method::DELETE if q.has("tagging") => Endpoint::DeleteObjectTagging,
+            Method::GET if upload_id().is_some() => Endpoint::ListParts { upload_id: upload_id().unwrap_or_default() },
             Method::GET => Endpoint::GetObject,
             Method::HEAD => Endpoint::HeadObject,
             Method::PUT if q.has("partNumber") || q.has("uploadId") => {
@@ -136,13 +147,12 @@ pub fn route(
                         S3Error::invalid_argument("Part number must be an integer between 1 and 10000, inclusive")
                     })?;
                 if headers.contains_key("x-amz-copy-source") {
-                    return Err(S3Error::not_implemented("UploadPartCopy"));
+                    Endpoint::UploadPartCopy { part_number, upload_id }
+                } else {
+                    Endpoint::UploadPart { part_number, upload_id }
                 }
-                Endpoint::UploadPart { part_number, upload_id }
             }
-            Method::PUT if headers.contains_key("x-amz-copy-source") => {
-                return Err(S3Error::not_implemented("CopyObject"));
-            }
+            Method::PUT if headers.contains_key("x-amz-copy-source") => Endpoint::CopyObject,
             Method::PUT => Endpoint::PutObject,
             Method::DELETE => match upload_id() {
                 Some(upload_id) => Endpoint::AbortMultipartUpload { upload_id },
@@ -238,6 +248,8 @@ mod tests {
         assert_eq!(r(Method::GET, "/b/k?uploadId=u1"), Ok(Endpoint::ListParts { upload_id: "u1".into() }));
         assert_eq!(r(Method::PUT, "/b/k?partNumber=0&uploadId=u").unwrap_err().code, "InvalidArgument");
         assert_eq!(r(Method::GET, "/b?acl").unwrap_err().code, "NotImplemented");
+        assert_eq!(r(Method::GET, "/b/k?tagging"), Ok(Endpoint::GetObjectTagging));
+        assert_eq!(r(Method::PUT, "/b?tagging"), Ok(Endpoint::PutBucketTagging));
         assert_eq!(r(Method::PATCH, "/b/k").unwrap_err().code, "MethodNotAllowed");
     }
 

@@ -13,6 +13,7 @@ impl Master {
             created_ms: ids::now_ms(),
             mount: Some(Mount { uri: format!("{}/{name}", self.root_ufs), ..Default::default() }),
             owner: String::new(),
+            tags: Default::default(),
         };
         // The folder first: a bucket that exists always has one.
         if let Some(m) = &bucket.mount {

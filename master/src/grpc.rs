@@ -57,6 +57,7 @@ service! {
     complete_upload(CompleteUploadRequest) -> CompleteUploadResponse = |m, r| m.complete_upload(r);
     abort_upload(UploadRef) -> AbortUploadResponse = |m, r| m.abort_upload(r);
     list_uploads(ListUploadsRequest) -> ListUploadsResponse = |m, r| m.list_uploads(r);
+    set_tags(SetTagsRequest) -> Empty = |m, r| async { m.set_tags(r).await.map(|_| Empty {}) };
     get_credential(CredentialRequest) -> CredentialResponse = |m, r| async {
         m.get_credential(&r.access_key).await.map(|secret_key| CredentialResponse { access_key: r.access_key.clone(), secret_key })
     };

@@ -14,3 +14,4 @@ mod uploads;
 pub use credentials::RootCredentials;
 pub use grpc::{router, run};
 pub use master::{Master, MasterOptions};
+pub use uploads::expire_uploads;

@@ -158,6 +158,9 @@ impl MasterApi for Master {
     async fn list_uploads(&self, req: ListUploadsRequest) -> Result<ListUploadsResponse> {
         self.do_list_uploads(req).await
     }
+    async fn set_tags(&self, req: SetTagsRequest) -> Result<()> {
+        self.do_set_tags(req).await
+    }
     async fn get_credential(&self, access_key: &str) -> Result<String> {
         self.credential(access_key)
     }

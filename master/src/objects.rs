@@ -92,6 +92,25 @@ impl Master {
         self.publish(bucket, key, "", commit).await
     }
 
+    pub(crate) async fn do_set_tags(&self, req: SetTagsRequest) -> Result<()> {
+        transact(self.store.as_ref(), |t| {
+            let req = req.clone();
+            Box::pin(async move {
+                let mut bucket = read_bucket(t, &req.bucket).await?;
+                if req.key.is_empty() {
+                    bucket.tags = req.tags;
+                    t.set(&keys::bucket(&req.bucket), &codec::encode(&bucket));
+                    return Ok(());
+                }
+                let mut meta = read_object(t, &req.bucket, &req.key).await?.ok_or_else(no_such_key)?;
+                meta.tags = req.tags;
+                t.set(&keys::object(&req.bucket, &req.key), &codec::encode(&meta));
+                Ok(())
+            })
+        })
+        .await
+    }
+
     pub(crate) async fn do_list_objects(&self, req: ListObjectsRequest) -> Result<ListObjectsResponse> {
         transact(self.store.as_ref(), |t| {
             let req = req.clone();

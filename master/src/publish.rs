@@ -25,6 +25,13 @@ impl Master {
         F: Future<Output = Result<(T, Option<Mount>)>>,
     {
         let _held = self.key_locks.lock((bucket.to_string(), key.to_string())).await;
+        if !staging.is_empty() {
+            let mount = self.mount_of(bucket).await?;
+            if let Err(e) = ufs::check_placeable(&mount, key) {
+                self.remove_staged(&mount, staging).await;
+                return Err(e);
+            }
+        }
         match commit.await {
             Ok((value, Some(mount))) => self.move_into_place(&mount, key, staging).await.map(|_| value),
             Ok((value, None)) => Ok(value),

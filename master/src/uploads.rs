@@ -188,3 +188,94 @@ impl Master {
         }
     }
 }
+
+impl Master {
+    /// Aborts every multipart upload started more than `max_age` ago; returns how many.
+    pub async fn abort_stale_uploads(&self, max_age: std::time::Duration) -> Result<usize> {
+        let cutoff = ids::now_ms() - max_age.as_millis() as i64;
+        let mut aborted = 0;
+        for bucket in self.do_list_buckets().await? {
+            let (mut key_marker, mut upload_id_marker) = (String::new(), String::new());
+            loop {
+                let page = self
+                    .do_list_uploads(ListUploadsRequest {
+                        bucket: bucket.name.clone(),
+                        key_marker: key_marker.clone(),
+                        upload_id_marker: upload_id_marker.clone(),
+                        ..Default::default()
+                    })
+                    .await?;
+                for u in page.uploads.iter().filter(|u| u.initiated_ms < cutoff) {
+                    let r = UploadRef { bucket: u.bucket.clone(), key: u.key.clone(), upload_id: u.upload_id.clone() };
+                    match self.do_abort_upload(r).await {
+                        Ok(_) => aborted += 1,
+                        Err(e) if e.is(ErrorKind::NoSuchUpload) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                match (page.truncated, page.uploads.last()) {
+                    (true, Some(last)) => {
+                        key_marker = last.key.clone();
+                        upload_id_marker = last.upload_id.clone();
+                    }
+                    _ => break,
+                }
+            }
+        }
+        if aborted > 0 {
+            tracing::info!(aborted, "aborted multipart uploads left unfinished for more than {max_age:?}");
+        }
+        Ok(aborted)
+    }
+}
+
+/// Runs [`Master::abort_stale_uploads`] every `every` until `shutdown`.
+pub async fn expire_uploads(
+    master: std::sync::Arc<Master>,
+    max_age: std::time::Duration,
+    every: std::time::Duration,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        if let Err(e) = master.abort_stale_uploads(max_age).await {
+            tracing::warn!("cleaning up stale multipart uploads failed (will retry): {e}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn stale_uploads_are_aborted_and_their_parts_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = Master::new(
+            crate::store::open("memory://").unwrap(),
+            crate::MasterOptions {
+                root_ufs: format!("file://{}", dir.path().display()),
+                credentials: crate::RootCredentials { access_key: "a".into(), secret_key: "s".into() },
+                worker_timeout: std::time::Duration::from_secs(5),
+            },
+        )
+        .unwrap();
+        m.do_create_bucket("bkt").await.unwrap();
+        let u =
+            m.do_create_upload(Upload { bucket: "bkt".into(), key: "k".into(), ..Default::default() }).await.unwrap();
+        let staged = dir.path().join("%strata/uploads/x");
+        std::fs::create_dir_all(&staged).unwrap();
+        std::fs::write(staged.join("1-5"), b"part").unwrap();
+        let r = UploadRef { bucket: "bkt".into(), key: "k".into(), upload_id: u.upload_id.clone() };
+        let part = PartMeta { number: 1, staging_path: "uploads/x/1-5".into(), ..Default::default() };
+        m.do_commit_part(CommitPartRequest { upload: Some(r.clone()), part: Some(part) }).await.unwrap();
+        assert_eq!(m.abort_stale_uploads(std::time::Duration::from_secs(3600)).await.unwrap(), 0);
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        assert_eq!(m.abort_stale_uploads(std::time::Duration::from_millis(1)).await.unwrap(), 1);
+        assert_eq!(m.do_get_upload(r).await.unwrap_err().kind, ErrorKind::NoSuchUpload);
+        assert!(!staged.join("1-5").exists());
+    }
+}

@@ -98,6 +98,8 @@ pub struct Running {
 
 impl Running {
     pub async fn stop(self) {
+        // Pooled client connections keep server-side state alive; close them first.
+        drop(self.s3);
         self.shutdown.cancel();
         for t in self.tasks {
             let _ = tokio::time::timeout(Duration::from_secs(20), t).await;

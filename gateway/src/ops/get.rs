@@ -19,19 +19,20 @@ pub const STORED_HEADERS: [&str; 6] =
 const BLOCKS_AHEAD: usize = 2;
 
 pub async fn get_object(ctx: &Ctx, with_body: bool) -> S3Result<Response> {
-    if ctx.query.has("partNumber") {
-        return Err(S3Error::not_implemented("GetObject with partNumber"));
-    }
     let meta = ctx.gw.master.lookup(&ctx.bucket, &ctx.key).await?;
-    if let Some(status) = preconditions(&ctx.headers, &meta)? {
+    if let Some(status) = preconditions(&ctx.headers, &meta, "")? {
         let mut r = super::empty(status);
         set(r.headers_mut(), "etag", &format!("\"{}\"", meta.etag));
         set(r.headers_mut(), "last-modified", &http_date(meta.last_modified_ms));
         return Ok(r);
     }
-    let range = match ctx.header("range") {
-        Some(r) => parse_range(r, meta.size)?,
-        None => None,
+    let range = match (ctx.query.get("partNumber"), ctx.header("range")) {
+        (Some(_), Some(_)) => {
+            return Err(S3Error::invalid_request("Cannot specify both Range header and partNumber query parameter"));
+        }
+        (Some(n), None) => part_range(&meta, n)?,
+        (None, Some(r)) => parse_range(r, meta.size)?,
+        (None, None) => None,
     };
     let (start, len) = range.unwrap_or((0, meta.size));
     let mut resp = Response::new(Body::empty());
@@ -89,6 +90,9 @@ pub fn object_headers(h: &mut HeaderMap, meta: &ObjectMeta) {
     for (k, v) in &meta.user_metadata {
         set(h, &format!("x-amz-meta-{k}"), v);
     }
+    if !meta.tags.is_empty() {
+        set(h, "x-amz-tagging-count", &meta.tags.len().to_string());
+    }
     if !meta.parts.is_empty() {
         set(h, "x-amz-mp-parts-count", &meta.parts.len().to_string());
     }
@@ -102,10 +106,26 @@ fn parse_http_date(s: &str) -> Option<i64> {
     chrono::DateTime::parse_from_rfc2822(s).ok().map(|d| d.timestamp())
 }
 
-/// The conditional headers of GET and HEAD, as S3 combines them: a status to answer instead
-/// of the object, or None to send it.
-fn preconditions(h: &HeaderMap, meta: &ObjectMeta) -> S3Result<Option<StatusCode>> {
-    let get = |n: &str| h.get(n).and_then(|v| v.to_str().ok());
+/// The range of part `n` of a multipart object; a plain object is its only part.
+fn part_range(meta: &ObjectMeta, n: &str) -> S3Result<Option<(u64, u64)>> {
+    let n: usize =
+        n.parse().ok().filter(|n| (1..=10_000).contains(n)).ok_or_else(|| {
+            S3Error::invalid_argument("Part number must be an integer between 1 and 10000, inclusive")
+        })?;
+    let not_there = || S3Error::new("InvalidPartNumber", "The requested partnumber is not satisfiable");
+    if meta.parts.is_empty() {
+        return if n == 1 { Ok(None) } else { Err(not_there()) };
+    }
+    let part = meta.parts.get(n - 1).ok_or_else(not_there)?;
+    let start: u64 = meta.parts[..n - 1].iter().map(|p| p.size).sum();
+    Ok(Some((start, part.size)))
+}
+
+/// The conditional headers of GET and HEAD (`prefix` ""), or of a copy's source (`prefix`
+/// "x-amz-copy-source-"), as S3 combines them: a status to answer instead of the object
+/// (304), or None to go on.
+pub fn preconditions(h: &HeaderMap, meta: &ObjectMeta, prefix: &str) -> S3Result<Option<StatusCode>> {
+    let get = |n: &str| h.get(format!("{prefix}{n}").as_str()).and_then(|v| v.to_str().ok());
     let modified = meta.last_modified_ms / 1000;
     let failed = || S3Error::new("PreconditionFailed", "At least one of the pre-conditions you specified did not hold");
     match get("if-match") {
@@ -170,6 +190,9 @@ pub fn parse_range(header: &str, size: u64) -> S3Result<Option<(u64, u64)>> {
 /// The bytes `[start, start+len)` of an object: each block from the worker that owns it (the
 /// next one in rendezvous order when it is down), the next blocks opened ahead.
 pub fn read_range(gw: &Gateway, bucket: &str, meta: &ObjectMeta, start: u64, len: u64) -> ByteStream {
+    if len == 0 {
+        return stream::empty().boxed();
+    }
     let bs = if meta.block_size == 0 { gw.opts.block_size } else { meta.block_size };
     let end = start + len;
     let gw = gw.clone();

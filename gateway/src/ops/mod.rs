@@ -1,11 +1,13 @@
 //! One module per family of S3 operations.
 
 mod bucket;
+mod copy;
 mod delete;
 mod get;
 mod list;
 mod multipart;
 mod put;
+mod tagging;
 
 use axum::body::Body;
 use axum::response::Response;
@@ -37,6 +39,16 @@ pub async fn dispatch(ctx: Ctx, endpoint: Endpoint, body: Body) -> S3Result<Resp
         Endpoint::CompleteMultipartUpload { upload_id } => multipart::complete(&ctx, &upload_id, body).await,
         Endpoint::AbortMultipartUpload { upload_id } => multipart::abort(&ctx, &upload_id).await,
         Endpoint::ListParts { upload_id } => multipart::list_parts(&ctx, &upload_id).await,
+        Endpoint::CopyObject => copy::copy_object(&ctx).await,
+        Endpoint::UploadPartCopy { part_number, upload_id } => {
+            copy::upload_part_copy(&ctx, part_number, &upload_id).await
+        }
+        Endpoint::GetObjectTagging => tagging::get(&ctx, false).await,
+        Endpoint::PutObjectTagging => tagging::put(&ctx, false, body).await,
+        Endpoint::DeleteObjectTagging => tagging::delete(&ctx, false).await,
+        Endpoint::GetBucketTagging => tagging::get(&ctx, true).await,
+        Endpoint::PutBucketTagging => tagging::put(&ctx, true, body).await,
+        Endpoint::DeleteBucketTagging => tagging::delete(&ctx, true).await,
     }
 }
 

@@ -4,11 +4,10 @@ use axum::response::Response;
 use md5::{Digest, Md5};
 use strata_common::api::{ComposeRequest, UfsLocation};
 use strata_common::ids;
-use strata_common::names::check_key;
 use strata_common::proto::*;
 
 use super::get::set;
-use super::put::{checksum_of, stored_headers, user_metadata, write_body, write_conditions};
+use super::put::{check_key, checksum_of, stored_headers, user_metadata, write_body, write_conditions};
 use crate::body::{ChecksumAlgo, composite};
 use crate::error::{S3Error, S3Result};
 use crate::http::{Ctx, small_body};
@@ -39,6 +38,7 @@ pub async fn create(ctx: &Ctx) -> S3Result<Response> {
             headers: stored_headers(&ctx.headers),
             user_metadata: user_metadata(&ctx.headers)?,
             checksum_algorithm: algo.map(|a| a.name().to_string()).unwrap_or_default(),
+            tags: super::tagging::from_header(ctx.header("x-amz-tagging"))?,
             ..Default::default()
         })
         .await?;
@@ -158,6 +158,7 @@ pub async fn complete(ctx: &Ctx, upload_id: &str, body: Body) -> S3Result<Respon
             .iter()
             .map(|p| PartInfo { number: p.number, size: p.size, etag: p.etag.clone(), checksums: p.checksums.clone() })
             .collect(),
+        tags: upload.tags.clone(),
     };
     ctx.gw
         .master

@@ -6,7 +6,6 @@ use axum::response::Response;
 use futures::{StreamExt, TryStreamExt};
 use strata_common::api::{UfsLocation, WriteRequest, WriteResult};
 use strata_common::ids;
-use strata_common::names::check_key;
 use strata_common::proto::{Checksum, CommitObjectRequest, ObjectMeta};
 
 use super::get::{STORED_HEADERS, set};
@@ -118,8 +117,7 @@ pub fn prepare_body(ctx: &Ctx, body: Body) -> S3Result<(strata_common::api::Byte
     Ok((body::verify(counted, expect, outcome.clone()), outcome)).map(|(s, o)| (s, o, length))
 }
 
-/// Streams a verified body into the under store through the worker that owns block 0 of
-/// `version`; returns what the worker wrote and what the body turned out to be.
+/// Streams a request body into the under store (see [`send`]).
 pub async fn write_body(
     ctx: &Ctx,
     body: Body,
@@ -128,9 +126,21 @@ pub async fn write_body(
     cache: bool,
 ) -> S3Result<(WriteResult, Verified)> {
     let (stream, outcome, length) = prepare_body(ctx, body)?;
-    let workers = ctx.gw.workers.ranked(version, 0).await?;
-    let cache = cache && ctx.gw.workers.single_owner(version, length, ctx.gw.opts.block_size).await;
-    let written = workers[0].write(WriteRequest { loc, version, cache }, stream).await;
+    send(ctx, stream, outcome, length, WriteRequest { loc, version, cache }).await
+}
+
+/// Streams a verifying stream into the under store through the worker that owns block 0 of
+/// `version`; returns what the worker wrote and what the bytes turned out to be.
+pub async fn send(
+    ctx: &Ctx,
+    stream: strata_common::api::ByteStream,
+    outcome: Outcome,
+    length: Option<u64>,
+    mut req: WriteRequest,
+) -> S3Result<(WriteResult, Verified)> {
+    let workers = ctx.gw.workers.ranked(req.version, 0).await?;
+    req.cache = req.cache && ctx.gw.workers.single_owner(req.version, length, ctx.gw.opts.block_size).await;
+    let written = workers[0].write(req, stream).await;
     let verdict = outcome.lock().unwrap_or_else(|p| p.into_inner()).take();
     match (written, verdict) {
         (Ok(w), Some(Ok(v))) if w.size == v.size => Ok((w, v)),
@@ -180,9 +190,18 @@ pub async fn write_conditions(ctx: &Ctx) -> S3Result<(String, bool)> {
     Ok((if_match, if_none_match_any))
 }
 
+/// S3's key rules: not empty, at most 1024 bytes.
+pub fn check_key(key: &str) -> S3Result<()> {
+    if key.len() > strata_common::names::MAX_KEY_LEN {
+        return Err(S3Error::new("KeyTooLongError", "Your key is too long"));
+    }
+    Ok(strata_common::names::check_key(key)?)
+}
+
 pub async fn put_object(ctx: &Ctx, body: Body) -> S3Result<Response> {
     check_key(&ctx.key)?;
     let user_metadata = user_metadata(&ctx.headers)?;
+    let tags = super::tagging::from_header(ctx.header("x-amz-tagging"))?;
     let (if_match, if_none_match_any) = write_conditions(ctx).await?;
     let version = ctx.gw.master.allocate_version().await?;
     let staging = format!("tmp/{version}");
@@ -199,6 +218,7 @@ pub async fn put_object(ctx: &Ctx, body: Body) -> S3Result<Response> {
         block_size: ctx.gw.opts.block_size,
         ufs_etag: written.ufs_etag,
         parts: Vec::new(),
+        tags,
     };
     ctx.gw
         .master

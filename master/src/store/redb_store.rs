@@ -48,12 +48,23 @@ impl RedbStore {
             std::fs::create_dir_all(dir)
                 .map_err(|e| Error::internal(format!("cannot create {}: {e}", dir.display())))?;
         }
-        let db = Database::create(path).map_err(|e| {
-            Error::internal(format!(
-                "cannot open the metadata store {}: {e} (is another master using this data folder?)",
-                path.display()
-            ))
-        })?;
+        // A process that just let go of the file (a restart) may need a moment to release it.
+        let mut tries = 0;
+        let db = loop {
+            match Database::create(path) {
+                Ok(db) => break db,
+                Err(redb::DatabaseError::DatabaseAlreadyOpen) if tries < 100 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                Err(e) => {
+                    return Err(Error::internal(format!(
+                        "cannot open the metadata store {}: {e} (is another master using this data folder?)",
+                        path.display()
+                    )));
+                }
+            }
+        };
         RedbStore::init(db, "embedded")
     }
 

@@ -1,0 +1,204 @@
+//! CopyObject and UploadPartCopy: the source's bytes stream from the workers that cache them
+//! into a new write, checked on the way like any body.
+
+use axum::http::StatusCode;
+use axum::response::Response;
+use futures::{StreamExt, TryStreamExt};
+use percent_encoding::percent_decode_str;
+use strata_common::api::{UfsLocation, WriteRequest};
+use strata_common::ids;
+use strata_common::proto::*;
+
+use super::get::{preconditions, read_range};
+use super::put::{MAX_PUT, check_key, checksum_of, send, stored_headers, user_metadata, write_conditions};
+use super::tagging;
+use crate::body::{self, BodyStream, ChecksumAlgo, Expect, Outcome, Verified};
+use crate::error::{S3Error, S3Result};
+use crate::http::Ctx;
+use crate::xml::{self, NS};
+
+/// `x-amz-copy-source`: `[/]bucket/key`, URL-encoded.
+fn source(ctx: &Ctx) -> S3Result<(String, String)> {
+    let raw = ctx.header("x-amz-copy-source").unwrap_or("");
+    let (path, version) = match raw.split_once('?') {
+        Some((p, q)) => (p, q.strip_prefix("versionId=")),
+        None => (raw, None),
+    };
+    if version.is_some_and(|v| v != "null") {
+        return Err(S3Error::invalid_argument("Strata keeps no object versions: versionId must be absent or null"));
+    }
+    let path = percent_decode_str(path.trim_start_matches('/'))
+        .decode_utf8()
+        .map_err(|_| S3Error::invalid_argument("x-amz-copy-source is not valid UTF-8"))?;
+    match path.split_once('/') {
+        Some((b, k)) if !b.is_empty() && !k.is_empty() => Ok((b.to_string(), k.to_string())),
+        _ => {
+            Err(S3Error::invalid_argument("Copy Source must mention the source bucket and key: sourcebucket/sourcekey"))
+        }
+    }
+}
+
+/// The source's metadata, once its `x-amz-copy-source-if-*` conditions hold.
+async fn source_meta(ctx: &Ctx, bucket: &str, key: &str) -> S3Result<ObjectMeta> {
+    let meta = ctx.gw.master.lookup(bucket, key).await?;
+    if preconditions(&ctx.headers, &meta, "x-amz-copy-source-")?.is_some() {
+        return Err(S3Error::new(
+            "PreconditionFailed",
+            "At least one of the pre-conditions you specified did not hold",
+        ));
+    }
+    Ok(meta)
+}
+
+/// Streams `len` bytes at `start` of the source into `dest`, hashing them (MD5 and `algo`).
+async fn copy_bytes(
+    ctx: &Ctx,
+    src_bucket: &str,
+    src: &ObjectMeta,
+    (start, len): (u64, u64),
+    algo: Option<ChecksumAlgo>,
+    dest: WriteRequest,
+) -> S3Result<(strata_common::api::WriteResult, Verified)> {
+    let bytes: BodyStream = read_range(&ctx.gw, src_bucket, src, start, len).map_err(S3Error::from).boxed();
+    let expect = Expect { length: Some(len), checksum: algo.map(|a| (a, None)), ..Default::default() };
+    let outcome = Outcome::default();
+    let stream = body::verify(bytes, expect, outcome.clone());
+    send(ctx, stream, outcome, Some(len), dest).await
+}
+
+fn checksum_fields(checksums: &[Checksum]) -> xml::CopyResult {
+    let find = |a: ChecksumAlgo| checksums.iter().find(|c| c.algorithm == a.name()).map(|c| c.value.clone());
+    xml::CopyResult {
+        xmlns: NS,
+        last_modified: String::new(),
+        etag: String::new(),
+        checksum_crc32: find(ChecksumAlgo::Crc32),
+        checksum_crc32c: find(ChecksumAlgo::Crc32c),
+        checksum_crc64nvme: find(ChecksumAlgo::Crc64Nvme),
+        checksum_sha1: find(ChecksumAlgo::Sha1),
+        checksum_sha256: find(ChecksumAlgo::Sha256),
+    }
+}
+
+fn requested_algo(ctx: &Ctx) -> S3Result<Option<ChecksumAlgo>> {
+    match ctx.header("x-amz-checksum-algorithm") {
+        Some(a) => ChecksumAlgo::parse(a)
+            .map(Some)
+            .ok_or_else(|| S3Error::invalid_request(format!("Checksum algorithm {a} is not supported"))),
+        None => Ok(None),
+    }
+}
+
+fn directive(ctx: &Ctx, name: &str) -> S3Result<bool> {
+    match ctx.header(name) {
+        None | Some("COPY") => Ok(false),
+        Some("REPLACE") => Ok(true),
+        Some(other) => Err(S3Error::invalid_argument(format!("Unknown {name}: {other}"))),
+    }
+}
+
+pub async fn copy_object(ctx: &Ctx) -> S3Result<Response> {
+    check_key(&ctx.key)?;
+    let (src_bucket, src_key) = source(ctx)?;
+    let replace_meta = directive(ctx, "x-amz-metadata-directive")?;
+    let replace_tags = directive(ctx, "x-amz-tagging-directive")?;
+    if src_bucket == ctx.bucket && src_key == ctx.key && !replace_meta && !replace_tags {
+        return Err(S3Error::invalid_request(
+            "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.",
+        ));
+    }
+    let src = source_meta(ctx, &src_bucket, &src_key).await?;
+    if src.size > MAX_PUT {
+        return Err(S3Error::invalid_request(
+            "The specified copy source is larger than the maximum allowable size for a copy source: 5368709120",
+        ));
+    }
+    let (headers, user_metadata) = if replace_meta {
+        (stored_headers(&ctx.headers), user_metadata(&ctx.headers)?)
+    } else {
+        (src.headers.clone(), src.user_metadata.clone())
+    };
+    let tags = if replace_tags { tagging::from_header(ctx.header("x-amz-tagging"))? } else { src.tags.clone() };
+    // Keep the source's full-object checksum unless another algorithm is asked for.
+    let algo = requested_algo(ctx)?.or_else(|| {
+        src.checksums.iter().find(|c| !c.value.contains('-')).and_then(|c| ChecksumAlgo::parse(&c.algorithm))
+    });
+    let (if_match, if_none_match_any) = write_conditions(ctx).await?;
+    let version = ctx.gw.master.allocate_version().await?;
+    let staging = format!("tmp/{version}");
+    let dest = WriteRequest { loc: UfsLocation::staging(&ctx.bucket, &staging), version, cache: true };
+    let (written, verified) = copy_bytes(ctx, &src_bucket, &src, (0, src.size), algo, dest).await?;
+    let meta = ObjectMeta {
+        key: ctx.key.clone(),
+        version,
+        size: written.size,
+        etag: hex::encode(verified.md5),
+        last_modified_ms: ids::now_ms(),
+        headers,
+        user_metadata,
+        checksums: checksum_of(&verified),
+        block_size: ctx.gw.opts.block_size,
+        ufs_etag: written.ufs_etag,
+        parts: Vec::new(),
+        tags,
+    };
+    ctx.gw
+        .master
+        .commit_object(CommitObjectRequest {
+            bucket: ctx.bucket.clone(),
+            meta: Some(meta.clone()),
+            if_match,
+            if_none_match_any,
+            staging_key: staging,
+        })
+        .await?;
+    let mut result = checksum_fields(&meta.checksums);
+    result.last_modified = xml::time(meta.last_modified_ms);
+    result.etag = format!("\"{}\"", meta.etag);
+    xml::response("CopyObjectResult", &result)
+}
+
+/// `x-amz-copy-source-range: bytes=first-last`, inside the source.
+fn copy_range(ctx: &Ctx, size: u64) -> S3Result<(u64, u64)> {
+    let Some(r) = ctx.header("x-amz-copy-source-range") else { return Ok((0, size)) };
+    let bad = || S3Error::invalid_argument(format!("Range specified is not valid for source object of size: {size}"));
+    let (a, b) = r.trim().strip_prefix("bytes=").and_then(|s| s.split_once('-')).ok_or_else(bad)?;
+    let (a, b): (u64, u64) = (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
+    if a > b || b >= size {
+        return Err(bad());
+    }
+    Ok((a, b - a + 1))
+}
+
+pub async fn upload_part_copy(ctx: &Ctx, number: u32, upload_id: &str) -> S3Result<Response> {
+    let r = UploadRef { bucket: ctx.bucket.clone(), key: ctx.key.clone(), upload_id: upload_id.to_string() };
+    let upload = ctx.gw.master.get_upload(r.clone()).await?.upload.unwrap_or_default();
+    let (src_bucket, src_key) = source(ctx)?;
+    let src = source_meta(ctx, &src_bucket, &src_key).await?;
+    let range = copy_range(ctx, src.size)?;
+    if range.1 > MAX_PUT {
+        return Err(S3Error::new("EntityTooLarge", "Your proposed upload exceeds the maximum allowed object size."));
+    }
+    let algo = ChecksumAlgo::parse(&upload.checksum_algorithm);
+    let version = ctx.gw.master.allocate_version().await?;
+    let staging = format!("uploads/{upload_id}/{number}-{version}");
+    let dest = WriteRequest { loc: UfsLocation::staging("", &staging), version, cache: false };
+    let (written, verified) = copy_bytes(ctx, &src_bucket, &src, range, algo, dest).await?;
+    let part = PartMeta {
+        number,
+        size: written.size,
+        etag: hex::encode(verified.md5),
+        version,
+        staging_path: staging,
+        checksums: checksum_of(&verified),
+        last_modified_ms: ids::now_ms(),
+        ufs_etag: written.ufs_etag,
+    };
+    ctx.gw.master.commit_part(CommitPartRequest { upload: Some(r), part: Some(part.clone()) }).await?;
+    let mut result = checksum_fields(&part.checksums);
+    result.last_modified = xml::time(part.last_modified_ms);
+    result.etag = format!("\"{}\"", part.etag);
+    let mut resp = xml::response("CopyPartResult", &result)?;
+    *resp.status_mut() = StatusCode::OK;
+    Ok(resp)
+}
