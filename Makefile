@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 BIN := $(CARGO_TARGET_DIR)/debug/strata
 RELEASE_BIN := $(CARGO_TARGET_DIR)/release/strata
 
-.PHONY: run build release test lint unit compat bench venv clean
+.PHONY: run build release test lint unit compat test-spark bench venv clean
 
 ## Start a local endpoint (master, worker and gateway in one process) on 127.0.0.1:9000.
 run: release
@@ -18,8 +18,8 @@ build:
 release:
 	cargo build --release --bin strata
 
-## Everything CI runs: lint, Rust unit and integration tests, the compat suite.
-test: lint unit compat
+## Everything CI runs: lint, Rust unit and integration tests, the compat suites.
+test: lint unit compat test-spark
 
 lint:
 	cargo fmt --all --check
@@ -37,7 +37,17 @@ $(VENV)/.installed: compat-tests/requirements.txt
 	touch $@
 
 compat: build venv
-	STRATA_BIN=$(BIN) $(PY) -m pytest -q -p no:cacheprovider compat-tests
+	STRATA_BIN=$(BIN) $(PY) -m pytest -q -p no:cacheprovider -m "not spark" compat-tests
+
+## Spark 3.5 with s3a (hadoop-aws 3.3.1): Parquet datasets and the magic committer.
+test-spark: build $(VENV)/.spark
+	STRATA_BIN=$(BIN) $(PY) -m pytest -q -p no:cacheprovider -m spark compat-tests
+
+$(VENV)/.spark: $(VENV)/.installed
+	command -v java >/dev/null || (apt-get update -q && apt-get install -y -q openjdk-17-jre-headless)
+	$(VENV)/bin/pip install --quiet pyspark==3.5.9
+	$(VENV)/bin/pip install --quiet --no-deps sagemaker_pyspark==1.4.5
+	touch $@
 
 ## Throughput and gateway memory of 1 GiB through a three-process cluster.
 bench: release venv
