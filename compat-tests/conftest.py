@@ -82,7 +82,7 @@ class Cluster:
 
     def start(self, name, args, env, ready_url):
         log = open(self.logs / f"{name}.log", "ab")
-        full_env = dict(os.environ, RUST_LOG="info", **self.env, **env)
+        full_env = dict(os.environ, RUST_LOG="info", STRATA_DOMAIN="s3.strata.test", **self.env, **env)
         p = subprocess.Popen([BIN, *args], env=full_env, stdout=log, stderr=log)
         self.procs[name] = (p, args, env, ready_url)
         wait_ready(ready_url, p, name)

@@ -183,3 +183,51 @@ def test_listing_v1_markers_and_url_encoding(strata, bucket, s3):
     assert [o["Key"] for o in r["Contents"]] == ["e%f", "z"]
     raw = requests.get(strata.endpoint + "/healthz")
     assert raw.status_code == 200
+
+
+@pytest.mark.parametrize("algo", ["CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256"])
+def test_every_checksum_algorithm(strata, bucket, s3, algo):
+    body = os.urandom(300_000)
+    put = s3.put_object(Bucket=bucket, Key="c-" + algo, Body=body, ChecksumAlgorithm=algo)
+    value = put["Checksum" + algo]
+    head = s3.head_object(Bucket=bucket, Key="c-" + algo, ChecksumMode="ENABLED")
+    assert head["Checksum" + algo] == value
+    got = s3.get_object(Bucket=bucket, Key="c-" + algo, ChecksumMode="ENABLED")
+    assert got["Body"].read() == body and got["Checksum" + algo] == value
+    wrong = {"CRC32": "AAAAAA==", "CRC32C": "AAAAAA==", "CRC64NVME": "AAAAAAAAAAA=",
+             "SHA1": "A" * 27 + "=", "SHA256": "A" * 43 + "="}[algo]
+    with pytest.raises(ClientError) as e:
+        s3.put_object(Bucket=bucket, Key="bad-" + algo, Body=body, **{"Checksum" + algo: wrong})
+    assert code(e) == ("BadDigest", 400)
+    with pytest.raises(ClientError):
+        s3.head_object(Bucket=bucket, Key="bad-" + algo)
+    # Multipart: each part's checksum is checked and returned, the object gets the composite.
+    up = s3.create_multipart_upload(Bucket=bucket, Key="m-" + algo, ChecksumAlgorithm=algo)
+    parts = [os.urandom(5 << 20), body]
+    done = []
+    for i, p in enumerate(parts, 1):
+        r = s3.upload_part(Bucket=bucket, Key="m-" + algo, UploadId=up["UploadId"], PartNumber=i, Body=p,
+                           ChecksumAlgorithm=algo)
+        done.append({"PartNumber": i, "ETag": r["ETag"], "Checksum" + algo: r["Checksum" + algo]})
+    r = s3.complete_multipart_upload(Bucket=bucket, Key="m-" + algo, UploadId=up["UploadId"],
+                                     MultipartUpload={"Parts": done})
+    assert r["Checksum" + algo].endswith("-2")
+    head = s3.head_object(Bucket=bucket, Key="m-" + algo, ChecksumMode="ENABLED")
+    assert head["Checksum" + algo] == r["Checksum" + algo]
+    assert s3.get_object(Bucket=bucket, Key="m-" + algo)["Body"].read() == b"".join(parts)
+
+
+def test_virtual_hosted_style(strata, bucket, s3):
+    """With `domain` set, BUCKET.DOMAIN addresses the bucket (the fixture sets s3.strata.test)."""
+    from botocore.auth import S3SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+    s3.put_object(Bucket=bucket, Key="vh/key.txt", Body=b"virtual")
+    port = strata.endpoint.rsplit(":", 1)[1]
+    host = f"{bucket}.s3.strata.test:{port}"
+    req = AWSRequest(method="GET", url=f"http://{host}/vh/key.txt")
+    S3SigV4Auth(Credentials(strata.access_key, strata.secret_key), "s3", "us-east-1").add_auth(req)
+    headers = dict(req.headers)
+    headers["Host"] = host
+    r = requests.get(f"{strata.endpoint}/vh/key.txt", headers=headers)
+    assert (r.status_code, r.content) == (200, b"virtual")

@@ -3,6 +3,7 @@ use strata_common::proto::*;
 use strata_common::{Error, ErrorKind, Result, codec, keys};
 
 use crate::master::{Master, read_bucket};
+use crate::publish::Committed;
 
 /// The longest listing page, as S3.
 pub const MAX_LIST_KEYS: u32 = 1000;
@@ -69,8 +70,9 @@ impl Master {
                 let current = read_object(t, &req.bucket, &meta.key).await?;
                 check_write_conditions(current.as_ref(), &req.if_match, req.if_none_match_any)?;
                 t.set(&keys::object(&req.bucket, &meta.key), &codec::encode(&meta));
-                let resp = CommitObjectResponse { replaced_version: current.map(|c| c.version).unwrap_or(0) };
-                Ok((resp, (!req.staging_key.is_empty()).then_some(bucket.mount).flatten()))
+                let value = CommitObjectResponse { replaced_version: current.as_ref().map(|c| c.version).unwrap_or(0) };
+                let mount = (!req.staging_key.is_empty()).then_some(bucket.mount).flatten();
+                Ok(Committed { value, mount, replaced: current, version: meta.version })
             })
         });
         self.publish(&req.bucket, &meta.key, &req.staging_key, commit).await
@@ -83,10 +85,12 @@ impl Master {
             Box::pin(async move {
                 let bucket = read_bucket(t, &b).await?;
                 let Some(old) = read_object(t, &b, &k).await? else {
-                    return Ok((DeleteObjectResponse { existed: false, version: 0 }, None));
+                    let value = DeleteObjectResponse { existed: false, version: 0 };
+                    return Ok(Committed { value, mount: None, replaced: None, version: 0 });
                 };
                 t.clear(&keys::object(&b, &k));
-                Ok((DeleteObjectResponse { existed: true, version: old.version }, bucket.mount))
+                let value = DeleteObjectResponse { existed: true, version: old.version };
+                Ok(Committed { value, mount: bucket.mount, replaced: Some(old), version: 0 })
             })
         });
         self.publish(bucket, key, "", commit).await

@@ -9,6 +9,7 @@ use strata_common::{Error, ErrorKind, Result, codec, ids, keys, ufs};
 
 use crate::master::{Master, read_bucket};
 use crate::objects::{MAX_LIST_KEYS, check_write_conditions, read_object};
+use crate::publish::Committed;
 
 fn no_such_upload() -> Error {
     Error::new(
@@ -118,7 +119,8 @@ impl Master {
                 check_write_conditions(current.as_ref(), &req.if_match, req.if_none_match_any)?;
                 t.set(&keys::object(&r.bucket, &r.key), &codec::encode(&meta));
                 clear_upload(t, &r);
-                Ok((parts, (!req.staging_key.is_empty()).then_some(bucket.mount).flatten()))
+                let mount = (!req.staging_key.is_empty()).then_some(bucket.mount).flatten();
+                Ok(Committed { value: parts, mount, replaced: current, version: meta.version })
             })
         });
         let staged = self.publish(&r.bucket, &r.key, &req.staging_key, commit).await?;
