@@ -31,6 +31,34 @@ pub fn time(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
+/// The `Checksum<ALGO>` elements of a result, from the stored checksums.
+#[derive(Serialize, Default)]
+pub struct ChecksumsXml {
+    #[serde(rename = "ChecksumCRC32", skip_serializing_if = "Option::is_none")]
+    pub crc32: Option<String>,
+    #[serde(rename = "ChecksumCRC32C", skip_serializing_if = "Option::is_none")]
+    pub crc32c: Option<String>,
+    #[serde(rename = "ChecksumCRC64NVME", skip_serializing_if = "Option::is_none")]
+    pub crc64nvme: Option<String>,
+    #[serde(rename = "ChecksumSHA1", skip_serializing_if = "Option::is_none")]
+    pub sha1: Option<String>,
+    #[serde(rename = "ChecksumSHA256", skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+}
+
+impl ChecksumsXml {
+    pub fn of(checksums: &[strata_common::proto::Checksum]) -> ChecksumsXml {
+        let find = |name: &str| checksums.iter().find(|c| c.algorithm == name).map(|c| c.value.clone());
+        ChecksumsXml {
+            crc32: find("CRC32"),
+            crc32c: find("CRC32C"),
+            crc64nvme: find("CRC64NVME"),
+            sha1: find("SHA1"),
+            sha256: find("SHA256"),
+        }
+    }
+}
+
 #[derive(Serialize)]
 pub struct Owner {
     #[serde(rename = "ID")]
@@ -143,16 +171,8 @@ pub struct CompleteMultipartUploadResult {
     pub key: String,
     #[serde(rename = "ETag")]
     pub etag: String,
-    #[serde(rename = "ChecksumCRC32", skip_serializing_if = "Option::is_none")]
-    pub checksum_crc32: Option<String>,
-    #[serde(rename = "ChecksumCRC32C", skip_serializing_if = "Option::is_none")]
-    pub checksum_crc32c: Option<String>,
-    #[serde(rename = "ChecksumCRC64NVME", skip_serializing_if = "Option::is_none")]
-    pub checksum_crc64nvme: Option<String>,
-    #[serde(rename = "ChecksumSHA1", skip_serializing_if = "Option::is_none")]
-    pub checksum_sha1: Option<String>,
-    #[serde(rename = "ChecksumSHA256", skip_serializing_if = "Option::is_none")]
-    pub checksum_sha256: Option<String>,
+    #[serde(flatten)]
+    pub checksums: ChecksumsXml,
     #[serde(rename = "ChecksumType", skip_serializing_if = "Option::is_none")]
     pub checksum_type: Option<String>,
 }
@@ -181,16 +201,8 @@ pub struct PartXml {
     pub etag: String,
     #[serde(rename = "Size")]
     pub size: u64,
-    #[serde(rename = "ChecksumCRC32", skip_serializing_if = "Option::is_none")]
-    pub checksum_crc32: Option<String>,
-    #[serde(rename = "ChecksumCRC32C", skip_serializing_if = "Option::is_none")]
-    pub checksum_crc32c: Option<String>,
-    #[serde(rename = "ChecksumCRC64NVME", skip_serializing_if = "Option::is_none")]
-    pub checksum_crc64nvme: Option<String>,
-    #[serde(rename = "ChecksumSHA1", skip_serializing_if = "Option::is_none")]
-    pub checksum_sha1: Option<String>,
-    #[serde(rename = "ChecksumSHA256", skip_serializing_if = "Option::is_none")]
-    pub checksum_sha256: Option<String>,
+    #[serde(flatten)]
+    pub checksums: ChecksumsXml,
 }
 
 #[derive(Serialize)]
@@ -345,16 +357,8 @@ pub struct CopyResult {
     pub last_modified: String,
     #[serde(rename = "ETag")]
     pub etag: String,
-    #[serde(rename = "ChecksumCRC32", skip_serializing_if = "Option::is_none")]
-    pub checksum_crc32: Option<String>,
-    #[serde(rename = "ChecksumCRC32C", skip_serializing_if = "Option::is_none")]
-    pub checksum_crc32c: Option<String>,
-    #[serde(rename = "ChecksumCRC64NVME", skip_serializing_if = "Option::is_none")]
-    pub checksum_crc64nvme: Option<String>,
-    #[serde(rename = "ChecksumSHA1", skip_serializing_if = "Option::is_none")]
-    pub checksum_sha1: Option<String>,
-    #[serde(rename = "ChecksumSHA256", skip_serializing_if = "Option::is_none")]
-    pub checksum_sha256: Option<String>,
+    #[serde(flatten)]
+    pub checksums: ChecksumsXml,
 }
 
 #[cfg(test)]
@@ -395,5 +399,13 @@ mod tests {
                 .unwrap();
         assert_eq!((d.objects.len(), d.quiet), (2, true));
         assert!(parse::<Delete>(b"<Delete><Object>").is_err());
+        let c = strata_common::proto::Checksum { algorithm: "CRC32".into(), value: "NhCmhg==".into() };
+        let copy =
+            CopyResult { xmlns: NS, last_modified: time(0), etag: "\"e\"".into(), checksums: ChecksumsXml::of(&[c]) };
+        let text = quick_xml::se::to_string_with_root("CopyObjectResult", &copy).unwrap();
+        assert!(
+            text.ends_with("<ETag>\"e\"</ETag><ChecksumCRC32>NhCmhg==</ChecksumCRC32></CopyObjectResult>"),
+            "{text}"
+        );
     }
 }

@@ -104,6 +104,17 @@ impl Master {
     }
 }
 
+/// A master on the memory store whose root under store is `dir`, for tests.
+#[cfg(test)]
+pub(crate) fn test_master(dir: &std::path::Path) -> Master {
+    let opts = MasterOptions {
+        root_ufs: format!("file://{}", dir.display()),
+        credentials: RootCredentials { access_key: "a".into(), secret_key: "s".into() },
+        worker_timeout: Duration::from_secs(5),
+    };
+    Master::new(crate::store::open("memory://").expect("memory store"), opts).expect("test master")
+}
+
 pub(crate) async fn read_bucket(t: &mut strata_common::kv::Txn, name: &str) -> Result<Bucket> {
     match t.get(&keys::bucket(name)).await? {
         Some(v) => codec::decode(&v),

@@ -186,19 +186,10 @@ async fn list(t: &mut Txn, req: &ListObjectsRequest) -> Result<ListObjectsRespon
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     async fn master_with(keys: &[&str]) -> (Master, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
-        let m = Master::new(
-            crate::store::open("memory://").unwrap(),
-            crate::MasterOptions {
-                root_ufs: format!("file://{}", dir.path().display()),
-                credentials: crate::RootCredentials { access_key: "a".into(), secret_key: "s".into() },
-                worker_timeout: Duration::from_secs(5),
-            },
-        )
-        .unwrap();
+        let m = crate::master::test_master(dir.path());
         m.do_create_bucket("bkt").await.unwrap();
         for k in keys {
             let meta = ObjectMeta { key: k.to_string(), version: 1, ..Default::default() };

@@ -126,15 +126,7 @@ mod tests {
     #[tokio::test]
     async fn a_commit_whose_bytes_cannot_move_is_undone() {
         let dir = tempfile::tempdir().unwrap();
-        let m = Master::new(
-            crate::store::open("memory://").unwrap(),
-            crate::MasterOptions {
-                root_ufs: format!("file://{}", dir.path().display()),
-                credentials: crate::RootCredentials { access_key: "a".into(), secret_key: "s".into() },
-                worker_timeout: std::time::Duration::from_secs(5),
-            },
-        )
-        .unwrap();
+        let m = crate::master::test_master(dir.path());
         m.do_create_bucket("bkt").await.unwrap();
         let staged = dir.path().join("bkt/%strata/tmp");
         std::fs::create_dir_all(&staged).unwrap();

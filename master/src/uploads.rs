@@ -256,15 +256,7 @@ mod tests {
     #[tokio::test]
     async fn stale_uploads_are_aborted_and_their_parts_deleted() {
         let dir = tempfile::tempdir().unwrap();
-        let m = Master::new(
-            crate::store::open("memory://").unwrap(),
-            crate::MasterOptions {
-                root_ufs: format!("file://{}", dir.path().display()),
-                credentials: crate::RootCredentials { access_key: "a".into(), secret_key: "s".into() },
-                worker_timeout: std::time::Duration::from_secs(5),
-            },
-        )
-        .unwrap();
+        let m = crate::master::test_master(dir.path());
         m.do_create_bucket("bkt").await.unwrap();
         let u =
             m.do_create_upload(Upload { bucket: "bkt".into(), key: "k".into(), ..Default::default() }).await.unwrap();

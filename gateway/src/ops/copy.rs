@@ -6,11 +6,13 @@ use axum::response::Response;
 use futures::{StreamExt, TryStreamExt};
 use percent_encoding::percent_decode_str;
 use strata_common::api::{UfsLocation, WriteRequest};
-use strata_common::ids;
 use strata_common::proto::*;
 
 use super::get::{preconditions, read_range};
-use super::put::{MAX_PUT, check_key, checksum_of, send, stored_headers, user_metadata, write_conditions};
+use super::multipart::commit_written_part;
+use super::put::{
+    Described, MAX_PUT, check_key, commit_written, send, stored_headers, user_metadata, write_conditions,
+};
 use super::tagging;
 use crate::body::{self, BodyStream, ChecksumAlgo, Expect, Outcome, Verified};
 use crate::error::{S3Error, S3Result};
@@ -66,20 +68,6 @@ async fn copy_bytes(
     send(ctx, stream, outcome, Some(len), dest).await
 }
 
-fn checksum_fields(checksums: &[Checksum]) -> xml::CopyResult {
-    let find = |a: ChecksumAlgo| checksums.iter().find(|c| c.algorithm == a.name()).map(|c| c.value.clone());
-    xml::CopyResult {
-        xmlns: NS,
-        last_modified: String::new(),
-        etag: String::new(),
-        checksum_crc32: find(ChecksumAlgo::Crc32),
-        checksum_crc32c: find(ChecksumAlgo::Crc32c),
-        checksum_crc64nvme: find(ChecksumAlgo::Crc64Nvme),
-        checksum_sha1: find(ChecksumAlgo::Sha1),
-        checksum_sha256: find(ChecksumAlgo::Sha256),
-    }
-}
-
 fn requested_algo(ctx: &Ctx) -> S3Result<Option<ChecksumAlgo>> {
     match ctx.header("x-amz-checksum-algorithm") {
         Some(a) => ChecksumAlgo::parse(a)
@@ -128,33 +116,15 @@ pub async fn copy_object(ctx: &Ctx) -> S3Result<Response> {
     let staging = format!("tmp/{version}");
     let dest = WriteRequest { loc: UfsLocation::staging(&ctx.bucket, &staging), version, cache: true };
     let (written, verified) = copy_bytes(ctx, &src_bucket, &src, (0, src.size), algo, dest).await?;
-    let meta = ObjectMeta {
-        key: ctx.key.clone(),
-        version,
-        size: written.size,
-        etag: hex::encode(verified.md5),
-        last_modified_ms: ids::now_ms(),
-        headers,
-        user_metadata,
-        checksums: checksum_of(&verified),
-        block_size: ctx.gw.opts.block_size,
-        ufs_etag: written.ufs_etag,
-        parts: Vec::new(),
-        tags,
+    let described = Described { headers, user_metadata, tags };
+    let meta =
+        commit_written(ctx, described, (version, staging), (written, verified), (if_match, if_none_match_any)).await?;
+    let result = xml::CopyResult {
+        xmlns: NS,
+        last_modified: xml::time(meta.last_modified_ms),
+        etag: format!("\"{}\"", meta.etag),
+        checksums: xml::ChecksumsXml::of(&meta.checksums),
     };
-    ctx.gw
-        .master
-        .commit_object(CommitObjectRequest {
-            bucket: ctx.bucket.clone(),
-            meta: Some(meta.clone()),
-            if_match,
-            if_none_match_any,
-            staging_key: staging,
-        })
-        .await?;
-    let mut result = checksum_fields(&meta.checksums);
-    result.last_modified = xml::time(meta.last_modified_ms);
-    result.etag = format!("\"{}\"", meta.etag);
     xml::response("CopyObjectResult", &result)
 }
 
@@ -184,20 +154,13 @@ pub async fn upload_part_copy(ctx: &Ctx, number: u32, upload_id: &str) -> S3Resu
     let staging = format!("uploads/{upload_id}/{number}-{version}");
     let dest = WriteRequest { loc: UfsLocation::staging("", &staging), version, cache: false };
     let (written, verified) = copy_bytes(ctx, &src_bucket, &src, range, algo, dest).await?;
-    let part = PartMeta {
-        number,
-        size: written.size,
-        etag: hex::encode(verified.md5),
-        version,
-        staging_path: staging,
-        checksums: checksum_of(&verified),
-        last_modified_ms: ids::now_ms(),
-        ufs_etag: written.ufs_etag,
+    let part = commit_written_part(ctx, r, number, (version, staging), (written, verified)).await?;
+    let result = xml::CopyResult {
+        xmlns: NS,
+        last_modified: xml::time(part.last_modified_ms),
+        etag: format!("\"{}\"", part.etag),
+        checksums: xml::ChecksumsXml::of(&part.checksums),
     };
-    ctx.gw.master.commit_part(CommitPartRequest { upload: Some(r), part: Some(part.clone()) }).await?;
-    let mut result = checksum_fields(&part.checksums);
-    result.last_modified = xml::time(part.last_modified_ms);
-    result.etag = format!("\"{}\"", part.etag);
     let mut resp = xml::response("CopyPartResult", &result)?;
     *resp.status_mut() = StatusCode::OK;
     Ok(resp)

@@ -2,13 +2,13 @@ use axum::body::Body;
 use axum::http::StatusCode;
 use axum::response::Response;
 use md5::{Digest, Md5};
-use strata_common::api::{ComposeRequest, UfsLocation};
+use strata_common::api::{ComposeRequest, UfsLocation, WriteResult};
 use strata_common::ids;
 use strata_common::proto::*;
 
 use super::get::set;
 use super::put::{check_key, checksum_of, stored_headers, user_metadata, write_body, write_conditions};
-use crate::body::{ChecksumAlgo, composite};
+use crate::body::{ChecksumAlgo, Verified, composite};
 use crate::error::{S3Error, S3Result};
 use crate::http::{Ctx, small_body};
 use crate::xml::{self, NS};
@@ -57,23 +57,35 @@ pub async fn create(ctx: &Ctx) -> S3Result<Response> {
     Ok(r)
 }
 
+/// Records bytes written to `staging` as part `number` of an upload.
+pub async fn commit_written_part(
+    ctx: &Ctx,
+    upload: UploadRef,
+    number: u32,
+    (version, staging_path): (u64, String),
+    (written, verified): (WriteResult, Verified),
+) -> S3Result<PartMeta> {
+    let part = PartMeta {
+        number,
+        size: written.size,
+        etag: hex::encode(verified.md5),
+        version,
+        staging_path,
+        checksums: checksum_of(&verified),
+        last_modified_ms: ids::now_ms(),
+        ufs_etag: written.ufs_etag,
+    };
+    ctx.gw.master.commit_part(CommitPartRequest { upload: Some(upload), part: Some(part.clone()) }).await?;
+    Ok(part)
+}
+
 pub async fn upload_part(ctx: &Ctx, number: u32, upload_id: &str, body: Body) -> S3Result<Response> {
     let r = upload_ref(ctx, upload_id);
     ctx.gw.master.get_upload(r.clone()).await?;
     let version = ctx.gw.master.allocate_version().await?;
     let staging = format!("uploads/{upload_id}/{number}-{version}");
     let (written, verified) = write_body(ctx, body, UfsLocation::staging("", &staging), version, false).await?;
-    let part = PartMeta {
-        number,
-        size: written.size,
-        etag: hex::encode(verified.md5),
-        version,
-        staging_path: staging,
-        checksums: checksum_of(&verified),
-        last_modified_ms: ids::now_ms(),
-        ufs_etag: written.ufs_etag,
-    };
-    ctx.gw.master.commit_part(CommitPartRequest { upload: Some(r), part: Some(part.clone()) }).await?;
+    let part = commit_written_part(ctx, r, number, (version, staging), (written, verified)).await?;
     let mut resp = super::empty(StatusCode::OK);
     set(resp.headers_mut(), "etag", &format!("\"{}\"", part.etag));
     for c in &part.checksums {
@@ -170,7 +182,6 @@ pub async fn complete(ctx: &Ctx, upload_id: &str, body: Body) -> S3Result<Respon
             staging_key: staging,
         })
         .await?;
-    let find = |a: ChecksumAlgo| checksums.iter().find(|c| c.algorithm == a.name()).map(|c| c.value.clone());
     xml::response(
         "CompleteMultipartUploadResult",
         &xml::CompleteMultipartUploadResult {
@@ -179,11 +190,7 @@ pub async fn complete(ctx: &Ctx, upload_id: &str, body: Body) -> S3Result<Respon
             bucket: ctx.bucket.clone(),
             key: ctx.key.clone(),
             etag: format!("\"{etag}\""),
-            checksum_crc32: find(ChecksumAlgo::Crc32),
-            checksum_crc32c: find(ChecksumAlgo::Crc32c),
-            checksum_crc64nvme: find(ChecksumAlgo::Crc64Nvme),
-            checksum_sha1: find(ChecksumAlgo::Sha1),
-            checksum_sha256: find(ChecksumAlgo::Sha256),
+            checksums: xml::ChecksumsXml::of(&checksums),
             checksum_type: (!checksums.is_empty()).then(|| "COMPOSITE".to_string()),
         },
     )
@@ -201,8 +208,6 @@ pub async fn list_parts(ctx: &Ctx, upload_id: &str) -> S3Result<Response> {
     let after: Vec<&PartMeta> = state.parts.iter().filter(|p| p.number > marker).collect();
     let page: Vec<&PartMeta> = after.iter().take(max as usize).copied().collect();
     let truncated = after.len() > page.len();
-    let find =
-        |p: &PartMeta, a: ChecksumAlgo| p.checksums.iter().find(|c| c.algorithm == a.name()).map(|c| c.value.clone());
     let upload = state.upload.unwrap_or_default();
     xml::response(
         "ListPartsResult",
@@ -224,11 +229,7 @@ pub async fn list_parts(ctx: &Ctx, upload_id: &str) -> S3Result<Response> {
                     last_modified: xml::time(p.last_modified_ms),
                     etag: format!("\"{}\"", p.etag),
                     size: p.size,
-                    checksum_crc32: find(p, ChecksumAlgo::Crc32),
-                    checksum_crc32c: find(p, ChecksumAlgo::Crc32c),
-                    checksum_crc64nvme: find(p, ChecksumAlgo::Crc64Nvme),
-                    checksum_sha1: find(p, ChecksumAlgo::Sha1),
-                    checksum_sha256: find(p, ChecksumAlgo::Sha256),
+                    checksums: xml::ChecksumsXml::of(&p.checksums),
                 })
                 .collect(),
         },

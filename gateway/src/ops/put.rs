@@ -198,6 +198,47 @@ pub fn check_key(key: &str) -> S3Result<()> {
     Ok(strata_common::names::check_key(key)?)
 }
 
+/// What describes a new object besides its bytes.
+pub struct Described {
+    pub headers: HashMap<String, String>,
+    pub user_metadata: HashMap<String, String>,
+    pub tags: HashMap<String, String>,
+}
+
+/// Commits the metadata of bytes written to `staging` as the object of the request's key,
+/// under the write's conditions (`If-Match`, `If-None-Match: *`).
+pub async fn commit_written(
+    ctx: &Ctx,
+    described: Described,
+    (version, staging): (u64, String),
+    (written, verified): (WriteResult, Verified),
+    (if_match, if_none_match_any): (String, bool),
+) -> S3Result<ObjectMeta> {
+    let meta = ObjectMeta {
+        key: ctx.key.clone(),
+        version,
+        size: written.size,
+        etag: hex::encode(verified.md5),
+        last_modified_ms: ids::now_ms(),
+        headers: described.headers,
+        user_metadata: described.user_metadata,
+        checksums: checksum_of(&verified),
+        block_size: ctx.gw.opts.block_size,
+        ufs_etag: written.ufs_etag,
+        parts: Vec::new(),
+        tags: described.tags,
+    };
+    let req = CommitObjectRequest {
+        bucket: ctx.bucket.clone(),
+        meta: Some(meta.clone()),
+        if_match,
+        if_none_match_any,
+        staging_key: staging,
+    };
+    ctx.gw.master.commit_object(req).await?;
+    Ok(meta)
+}
+
 pub async fn put_object(ctx: &Ctx, body: Body) -> S3Result<Response> {
     check_key(&ctx.key)?;
     let user_metadata = user_metadata(&ctx.headers)?;
@@ -206,30 +247,9 @@ pub async fn put_object(ctx: &Ctx, body: Body) -> S3Result<Response> {
     let version = ctx.gw.master.allocate_version().await?;
     let staging = format!("tmp/{version}");
     let (written, verified) = write_body(ctx, body, UfsLocation::staging(&ctx.bucket, &staging), version, true).await?;
-    let meta = ObjectMeta {
-        key: ctx.key.clone(),
-        version,
-        size: written.size,
-        etag: hex::encode(verified.md5),
-        last_modified_ms: ids::now_ms(),
-        headers: stored_headers(&ctx.headers),
-        user_metadata,
-        checksums: checksum_of(&verified),
-        block_size: ctx.gw.opts.block_size,
-        ufs_etag: written.ufs_etag,
-        parts: Vec::new(),
-        tags,
-    };
-    ctx.gw
-        .master
-        .commit_object(CommitObjectRequest {
-            bucket: ctx.bucket.clone(),
-            meta: Some(meta.clone()),
-            if_match,
-            if_none_match_any,
-            staging_key: staging,
-        })
-        .await?;
+    let described = Described { headers: stored_headers(&ctx.headers), user_metadata, tags };
+    let meta =
+        commit_written(ctx, described, (version, staging), (written, verified), (if_match, if_none_match_any)).await?;
     let mut r = super::empty(StatusCode::OK);
     set(r.headers_mut(), "etag", &format!("\"{}\"", meta.etag));
     for c in &meta.checksums {
