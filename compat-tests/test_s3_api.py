@@ -231,3 +231,26 @@ def test_virtual_hosted_style(strata, bucket, s3):
     headers["Host"] = host
     r = requests.get(f"{strata.endpoint}/vh/key.txt", headers=headers)
     assert (r.status_code, r.content) == (200, b"virtual")
+
+
+def test_list_multipart_uploads(strata, bucket, s3):
+    ids = {}
+    for k in ["a/1", "a/2", "b", "c/x/1", "c/y"]:
+        ids[k] = s3.create_multipart_upload(Bucket=bucket, Key=k)["UploadId"]
+    second = s3.create_multipart_upload(Bucket=bucket, Key="b")["UploadId"]
+    r = s3.list_multipart_uploads(Bucket=bucket, Delimiter="/")
+    assert [p["Prefix"] for p in r["CommonPrefixes"]] == ["a/", "c/"]
+    assert [u["Key"] for u in r["Uploads"]] == ["b", "b"]
+    assert {u["UploadId"] for u in r["Uploads"]} == {ids["b"], second}
+    r = s3.list_multipart_uploads(Bucket=bucket, Prefix="c/", Delimiter="/")
+    assert [p["Prefix"] for p in r["CommonPrefixes"]] == ["c/x/"]
+    assert [u["Key"] for u in r["Uploads"]] == ["c/y"]
+    page = s3.list_multipart_uploads(Bucket=bucket, MaxUploads=2)
+    assert page["IsTruncated"] and len(page["Uploads"]) == 2
+    rest = s3.list_multipart_uploads(Bucket=bucket, KeyMarker=page["NextKeyMarker"],
+                                     UploadIdMarker=page["NextUploadIdMarker"])
+    listed = page["Uploads"] + rest["Uploads"]
+    assert len(listed) == 6 and not rest["IsTruncated"]
+    assert [u["Key"] for u in listed] == sorted(u["Key"] for u in listed)
+    for k, up in list(ids.items()) + [("b", second)]:
+        s3.abort_multipart_upload(Bucket=bucket, Key=k, UploadId=up)

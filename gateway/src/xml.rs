@@ -263,8 +263,12 @@ pub struct ListMultipartUploadsResult {
     pub max_uploads: u32,
     #[serde(rename = "IsTruncated")]
     pub is_truncated: bool,
+    #[serde(rename = "Delimiter", skip_serializing_if = "Option::is_none")]
+    pub delimiter: Option<String>,
     #[serde(rename = "Upload")]
     pub uploads: Vec<UploadXml>,
+    #[serde(rename = "CommonPrefixes")]
+    pub common_prefixes: Vec<PrefixXml>,
 }
 
 #[derive(Deserialize, Debug)]

@@ -162,10 +162,42 @@ impl Master {
                 }
                 let max =
                     if req.max_uploads == 0 { MAX_LIST_KEYS } else { req.max_uploads.min(MAX_LIST_KEYS) } as usize;
-                let rows = t.get_range(&begin, &end, max + 1, false).await?;
-                let truncated = rows.len() > max;
-                let uploads = rows.iter().take(max).map(|(_, v)| codec::decode(v)).collect::<Result<Vec<Upload>>>()?;
-                Ok(ListUploadsResponse { uploads, truncated })
+                let mut out = ListUploadsResponse::default();
+                let mut count = 0;
+                // As object listings: each common prefix is one jump past all uploads under it.
+                'scan: while begin < end {
+                    let rows = t.get_range(&begin, &end, (max - count + 1).min(1001), false).await?;
+                    if rows.is_empty() {
+                        break;
+                    }
+                    for (full, value) in &rows {
+                        let u: Upload = codec::decode(value)?;
+                        let rest = u.key.get(req.prefix.len()..).unwrap_or_default();
+                        let cut = if req.delimiter.is_empty() { None } else { rest.find(req.delimiter.as_str()) };
+                        if let Some(i) = cut {
+                            let cp = format!("{}{}", req.prefix, &rest[..i + req.delimiter.len()]);
+                            if cp.as_str() > req.key_marker.as_str() {
+                                if count == max {
+                                    out.truncated = true;
+                                    break 'scan;
+                                }
+                                out.common_prefixes.push(cp.clone());
+                                count += 1;
+                            }
+                            begin = keys::uploads(&req.bucket, &cp).1;
+                            continue 'scan;
+                        }
+                        if count == max {
+                            out.truncated = true;
+                            break 'scan;
+                        }
+                        out.uploads.push(u);
+                        count += 1;
+                        begin = full.clone();
+                        begin.push(0);
+                    }
+                }
+                Ok(out)
             })
         })
         .await

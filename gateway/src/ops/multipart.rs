@@ -248,6 +248,7 @@ pub async fn list_uploads(ctx: &Ctx) -> S3Result<Response> {
             key_marker: q.get("key-marker").unwrap_or("").to_string(),
             upload_id_marker: q.get("upload-id-marker").unwrap_or("").to_string(),
             max_uploads: max,
+            delimiter: q.get("delimiter").unwrap_or("").to_string(),
         })
         .await?;
     let last = page.uploads.last();
@@ -263,6 +264,8 @@ pub async fn list_uploads(ctx: &Ctx) -> S3Result<Response> {
             prefix: q.get("prefix").unwrap_or("").to_string(),
             max_uploads: max,
             is_truncated: page.truncated,
+            delimiter: q.get("delimiter").filter(|d| !d.is_empty()).map(str::to_string),
+            common_prefixes: page.common_prefixes.iter().map(|p| xml::PrefixXml { prefix: p.clone() }).collect(),
             uploads: page
                 .uploads
                 .iter()
