@@ -142,9 +142,10 @@ def strata(request, tmp_path_factory):
     c.stop_all()
 
 
-@pytest.fixture
-def s3(strata):
-    return strata.client()
+@pytest.fixture(params=["when_supported", "when_required"], ids=["crc", "nocrc"])
+def s3(strata, request):
+    """boto3 at its defaults (CRC32 checksums on every upload), and with checksums off."""
+    return strata.client(request_checksum_calculation=request.param, response_checksum_validation=request.param)
 
 
 @pytest.fixture

@@ -34,11 +34,19 @@ def test_mb_cp_ls_rm_rb(strata, tmp_path, big_file):
     for ep in strata.endpoints[1:]:
         strata.aws("s3", "cp", f"s3://{b}/data/big.bin", str(tmp_path / "big2.out"), endpoint=ep)
         assert filecmp.cmp(big_file, tmp_path / "big2.out", shallow=False)
+    # Server-side copies: CopyObject for the small file, UploadPartCopy for the big one.
+    strata.aws("s3", "cp", f"s3://{b}/data/big.bin", f"s3://{b}/copy/big.bin")
+    strata.aws("s3", "mv", f"s3://{b}/docs/small.txt", f"s3://{b}/moved/small.txt")
+    strata.aws("s3", "cp", f"s3://{b}/copy/big.bin", str(tmp_path / "big3.out"))
+    assert filecmp.cmp(big_file, tmp_path / "big3.out", shallow=False)
+    strata.aws("s3", "cp", f"s3://{b}/moved/small.txt", str(tmp_path / "moved.out"))
+    assert (tmp_path / "moved.out").read_text() == "hello strata\n"
+    assert "docs/small.txt" not in strata.aws("s3", "ls", "--recursive", f"s3://{b}").stdout
     if strata.mode == "local":
         # A plain file with the same key in the bucket's folder.
         assert filecmp.cmp(big_file, strata.data_dir / "ufs" / b / "data" / "big.bin", shallow=False)
     assert "BucketNotEmpty" in strata.aws("s3", "rb", f"s3://{b}", check=False).stderr
-    strata.aws("s3", "rm", f"s3://{b}/docs/small.txt")
+    strata.aws("s3", "rm", f"s3://{b}/moved/small.txt")
     strata.aws("s3", "rm", "--recursive", f"s3://{b}/")
     assert strata.aws("s3", "ls", "--recursive", f"s3://{b}").stdout.strip() == ""
     strata.aws("s3", "rb", f"s3://{b}")
