@@ -83,3 +83,43 @@ def test_cli_without_checksums(strata, tmp_path):
     strata.aws("s3", "cp", f"s3://{b}/f.bin", str(tmp_path / "g.bin"), env=env)
     assert filecmp.cmp(f, tmp_path / "g.bin", shallow=False)
     strata.aws("s3", "rb", "--force", f"s3://{b}", env=env)
+
+
+def test_s3api_commands(strata, tmp_path):
+    """The aws cli's s3api commands for the rest of the API."""
+    import json
+
+    import requests
+
+    def api(*args, check=True):
+        r = strata.aws("s3api", *args, check=check)
+        return json.loads(r.stdout) if check and r.stdout.strip() else r
+
+    b = "api-" + strata.mode
+    api("create-bucket", "--bucket", b)
+    f = tmp_path / "f.txt"
+    f.write_text("s3api body")
+    put = api("put-object", "--bucket", b, "--key", "dir/f.txt", "--body", str(f), "--tagging", "k=v",
+              "--content-type", "text/plain", "--metadata", "m=1")
+    head = api("head-object", "--bucket", b, "--key", "dir/f.txt")
+    assert head["ETag"] == put["ETag"] and head["ContentType"] == "text/plain" and head["Metadata"] == {"m": "1"}
+    assert "(304)" in api("head-object", "--bucket", b, "--key", "dir/f.txt", "--if-none-match", put["ETag"],
+                          check=False).stderr
+    assert api("get-object-tagging", "--bucket", b, "--key", "dir/f.txt")["TagSet"] == [{"Key": "k", "Value": "v"}]
+    api("put-bucket-tagging", "--bucket", b, "--tagging", "TagSet=[{Key=team,Value=data}]")
+    assert api("get-bucket-tagging", "--bucket", b)["TagSet"] == [{"Key": "team", "Value": "data"}]
+    api("copy-object", "--bucket", b, "--key", "dir/g.txt", "--copy-source", f"{b}/dir/f.txt",
+        "--metadata-directive", "REPLACE", "--content-type", "application/octet-stream")
+    assert api("head-object", "--bucket", b, "--key", "dir/g.txt")["ContentType"] == "application/octet-stream"
+    listed = api("list-objects-v2", "--bucket", b, "--delimiter", "/")
+    assert [p["Prefix"] for p in listed["CommonPrefixes"]] == ["dir/"]
+    ranged = api("get-object", "--bucket", b, "--key", "dir/f.txt", "--range", "bytes=0-4", str(tmp_path / "r"))
+    assert ranged["ContentRange"] == "bytes 0-4/10" and (tmp_path / "r").read_text() == "s3api"
+    up = api("create-multipart-upload", "--bucket", b, "--key", "mp")
+    assert [u["UploadId"] for u in api("list-multipart-uploads", "--bucket", b)["Uploads"]] == [up["UploadId"]]
+    api("abort-multipart-upload", "--bucket", b, "--key", "mp", "--upload-id", up["UploadId"])
+    url = strata.aws("s3", "presign", f"s3://{b}/dir/f.txt", "--expires-in", "60").stdout.strip()
+    assert requests.get(url).content == b"s3api body"
+    err = api("get-object", "--bucket", b, "--key", "missing", str(tmp_path / "m"), check=False)
+    assert "NoSuchKey" in err.stderr
+    strata.aws("s3", "rb", "--force", f"s3://{b}")

@@ -142,3 +142,18 @@ async fn served(worker: &str) -> f64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0.0)
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_error_before_the_body_is_read_closes_the_connection() {
+    // With `Expect: 100-continue` a client may or may not send the body after an early error:
+    // reusing the connection could take the body for the next request.
+    let dir = tempfile::tempdir().unwrap();
+    let run = start_local(dir.path()).await;
+    let r = run.s3.http.put(format!("{}/bkt/k", run.s3.endpoint)).body("unsigned body").send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(r.headers().get("connection").map(|v| v.to_str().unwrap()), Some("close"));
+    let r = run.s3.http.get(format!("{}/bkt/k", run.s3.endpoint)).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(r.headers().get("connection"), None, "no body, nothing to fear: keep-alive");
+    run.stop().await;
+}

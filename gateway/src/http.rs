@@ -18,7 +18,7 @@ use crate::Gateway;
 use crate::auth::{self, Auth};
 use crate::error::{S3Error, S3Result};
 use crate::ops;
-use crate::router::{Endpoint, Query, route, split_target};
+use crate::router::{Endpoint, Query, host_bucket, route, split_target};
 
 /// One authenticated S3 request.
 pub struct Ctx {
@@ -62,15 +62,14 @@ async fn handle(State((gw, ready)): State<(Gateway, Readiness)>, req: Request) -
             let endpoint = route(&parts.method, bucket.as_deref(), key.as_deref(), &query, &parts.headers)?;
             op = op_name(&endpoint);
             let g = gw.clone();
-            let auth = auth::authenticate(
-                &parts.method,
-                parts.uri.path(),
-                &query,
-                &parts.headers,
-                chrono::Utc::now(),
-                |ak| async move { g.secret_of(ak).await },
-            )
-            .await?;
+            let secret_of = |ak| async move { g.secret_of(ak).await };
+            let (method, path, headers, now) = (&parts.method, parts.uri.path(), &parts.headers, chrono::Utc::now());
+            let auth = if auth::sigv2::is_v2(headers, &query) {
+                let vhost = host_bucket(host, gw.opts.domain.as_deref());
+                auth::sigv2::authenticate(method, path, vhost.as_deref(), &query, headers, now, secret_of).await?
+            } else {
+                auth::authenticate(method, path, &query, headers, now, secret_of).await?
+            };
             let ctx = Ctx {
                 gw: gw.clone(),
                 bucket: bucket.unwrap_or_default(),
@@ -86,6 +85,10 @@ async fn handle(State((gw, ready)): State<(Gateway, Readiness)>, req: Request) -
     }
     .instrument(span.clone())
     .await;
+    // A body left unread (an error before or while reading it, maybe after `Expect: 100-continue`
+    // kept the client from sending it) would be taken for the next request on this connection.
+    let has_body = parts.headers.contains_key("transfer-encoding")
+        || parts.headers.get("content-length").and_then(|v| v.to_str().ok()).is_some_and(|v| v.trim() != "0");
     let mut resp = match result {
         Ok(r) => r,
         Err(e) => {
@@ -97,6 +100,9 @@ async fn handle(State((gw, ready)): State<(Gateway, Readiness)>, req: Request) -
             let mut r = e.to_response(&resource, &request_id);
             if parts.method == Method::HEAD {
                 *r.body_mut() = Body::empty();
+            }
+            if has_body {
+                r.headers_mut().insert("connection", HeaderValue::from_static("close"));
             }
             r
         }

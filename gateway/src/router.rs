@@ -173,6 +173,13 @@ fn method_not_allowed() -> S3Error {
     S3Error::new("MethodNotAllowed", "The specified method is not allowed against this resource.")
 }
 
+/// The bucket of a virtual-hosted-style request: `BUCKET.<domain>[:port]` in Host.
+pub fn host_bucket(host: Option<&str>, domain: Option<&str>) -> Option<String> {
+    let (h, d) = (host?, domain?);
+    let h = h.rsplit_once(':').filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit())).map(|(h, _)| h).unwrap_or(h);
+    h.strip_suffix(d).and_then(|b| b.strip_suffix('.')).filter(|b| !b.is_empty()).map(str::to_string)
+}
+
 /// Splits the request target into bucket and key: path style (`/bucket/key`), or virtual-hosted
 /// style (`bucket.<domain>` in Host, the whole path is the key). The key is percent-decoded.
 pub fn split_target(
@@ -186,14 +193,7 @@ pub fn split_target(
             .map(|c| c.into_owned())
             .map_err(|_| S3Error::new("InvalidURI", "Couldn't parse the specified URI."))
     };
-    let host_bucket = match (host, domain) {
-        (Some(h), Some(d)) => {
-            let h =
-                h.rsplit_once(':').filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit())).map(|(h, _)| h).unwrap_or(h);
-            h.strip_suffix(d).and_then(|b| b.strip_suffix('.')).filter(|b| !b.is_empty()).map(str::to_string)
-        }
-        _ => None,
-    };
+    let host_bucket = host_bucket(host, domain);
     let path = raw_path.strip_prefix('/').unwrap_or(raw_path);
     if let Some(bucket) = host_bucket {
         let key = decode(path)?;

@@ -2,6 +2,7 @@
 //! bodies with per-chunk signatures and trailers (`chunked`).
 
 pub mod chunked;
+pub mod sigv2;
 pub mod sigv4;
 
 pub use sigv4::{Auth, Payload, authenticate};
