@@ -40,9 +40,10 @@ async fn handle(State((gw, ready)): State<(Gateway, Readiness)>, req: Request) -
     let request_id = ids::request_id();
     let started = Instant::now();
     let (parts, body) = req.into_parts();
-    let query = Query::parse(parts.uri.query()).unwrap_or_default();
+    let parsed_query = Query::parse(parts.uri.query());
     // The ops endpoints answer unsigned GETs; a signed GET of /metrics lists bucket "metrics".
-    if parts.method == Method::GET && !auth::sigv4::has_auth(&parts.headers, &query) {
+    let signed = parsed_query.as_ref().map(|q| auth::sigv4::has_auth(&parts.headers, q)).unwrap_or(true);
+    if parts.method == Method::GET && !signed {
         match parts.uri.path() {
             "/healthz" => return "ok\n".into_response(),
             "/readyz" if ready.get() => return "ready\n".into_response(),
@@ -58,7 +59,7 @@ async fn handle(State((gw, ready)): State<(Gateway, Readiness)>, req: Request) -
         let result = async {
             let host = parts.headers.get("host").and_then(|h| h.to_str().ok());
             let (bucket, key) = split_target(parts.uri.path(), host, gw.opts.domain.as_deref())?;
-            let query = Query::parse(parts.uri.query())?;
+            let query = parsed_query?;
             let endpoint = route(&parts.method, bucket.as_deref(), key.as_deref(), &query, &parts.headers)?;
             op = op_name(&endpoint);
             let g = gw.clone();
