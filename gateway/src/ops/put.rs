@@ -114,7 +114,7 @@ pub fn prepare_body(ctx: &Ctx, body: Body) -> S3Result<(strata_common::api::Byte
     let outcome = Outcome::default();
     let counted =
         stream.inspect_ok(|b| metrics::counter!("strata_gateway_bytes_in_total").increment(b.len() as u64)).boxed();
-    Ok((body::verify(counted, expect, outcome.clone()), outcome)).map(|(s, o)| (s, o, length))
+    Ok((body::verify(counted, expect, outcome.clone()), outcome, length))
 }
 
 /// Streams a request body into the under store (see [`send`]).
