@@ -1,5 +1,6 @@
 //! Metadata store backends, chosen by URL: `memory://`, `embedded:///path/meta.redb`.
 
+mod buffer;
 mod redb_store;
 
 use std::sync::Arc;

@@ -5,16 +5,18 @@
 //! and the write are atomic. redb is pure Rust, crash-safe (copy-on-write B-tree, checksummed
 //! commits) and keeps keys ordered, which is all the trait needs.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use redb::{Database, ReadOnlyTable, ReadableDatabase, ReadableTable, TableDefinition};
-use strata_common::kv::{KeyValue, KvStore, KvTxn, decode_i64};
+use redb::{AccessGuard, Database, ReadOnlyTable, ReadableDatabase, ReadableTable, TableDefinition};
+use strata_common::kv::{KeyValue, KvStore, KvTxn};
 use strata_common::{Error, ErrorKind, Result};
 use tokio::sync::Mutex;
+
+use super::buffer::{Op, WriteBuffer, add, in_ranges};
 
 const TABLE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("kv");
 /// How many committed transactions are remembered for conflict checks; an older reader fails
@@ -99,21 +101,13 @@ impl KvStore for RedbStore {
             table,
             read_keys: BTreeSet::new(),
             read_ranges: Vec::new(),
-            writes: BTreeMap::new(),
-            cleared: Vec::new(),
+            buffer: WriteBuffer::default(),
         }))
     }
 
     fn name(&self) -> &str {
         self.name
     }
-}
-
-#[derive(Clone)]
-enum Op {
-    Set(Vec<u8>),
-    Clear,
-    Add(i64),
 }
 
 struct RedbTxn {
@@ -123,170 +117,57 @@ struct RedbTxn {
     table: ReadOnlyTable<&'static [u8], &'static [u8]>,
     read_keys: BTreeSet<Vec<u8>>,
     read_ranges: Vec<(Vec<u8>, Vec<u8>)>,
-    writes: BTreeMap<Vec<u8>, Op>,
-    cleared: Vec<(Vec<u8>, Vec<u8>)>,
-}
-
-fn in_ranges(ranges: &[(Vec<u8>, Vec<u8>)], key: &[u8]) -> bool {
-    ranges.iter().any(|(b, e)| b.as_slice() <= key && key < e.as_slice())
-}
-
-fn add(base: Option<&[u8]>, delta: i64) -> Vec<u8> {
-    base.map(decode_i64).unwrap_or(0).wrapping_add(delta).to_le_bytes().to_vec()
-}
-
-impl RedbTxn {
-    fn snapshot_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        if in_ranges(&self.cleared, key) {
-            return Ok(None);
-        }
-        Ok(self.table.get(key).map_err(db_err)?.map(|v| v.value().to_vec()))
-    }
-
-    /// The value as this transaction sees it: its own writes over the snapshot.
-    fn visible(&self, key: &[u8], snapshot: Option<Vec<u8>>) -> Option<Vec<u8>> {
-        match self.writes.get(key) {
-            Some(Op::Set(v)) => Some(v.clone()),
-            Some(Op::Clear) => None,
-            Some(Op::Add(d)) => Some(add(snapshot.as_deref(), *d)),
-            None => snapshot,
-        }
-    }
+    buffer: WriteBuffer,
 }
 
 #[async_trait]
 impl KvTxn for RedbTxn {
     async fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        let snapshot = match self.writes.get(key) {
-            Some(Op::Set(_)) | Some(Op::Clear) => None,
-            _ => {
-                self.read_keys.insert(key.to_vec());
-                self.snapshot_get(key)?
-            }
+        let snapshot = if self.buffer.needs_snapshot(key) {
+            self.read_keys.insert(key.to_vec());
+            self.table.get(key).map_err(db_err)?.map(|v| v.value().to_vec())
+        } else {
+            None
         };
-        Ok(self.visible(key, snapshot))
+        Ok(self.buffer.visible(key, snapshot))
     }
 
     async fn get_range(&mut self, begin: &[u8], end: &[u8], limit: usize, reverse: bool) -> Result<Vec<KeyValue>> {
-        let mut out = Vec::new();
         if begin >= end {
-            return Ok(out);
+            return Ok(Vec::new());
         }
-        let limit = if limit == 0 { usize::MAX } else { limit };
-        let bounds = (Bound::Included(begin), Bound::Excluded(end));
-        let mut snap = self.table.range::<&[u8]>(bounds).map_err(db_err)?;
-        let own: Vec<(Vec<u8>, Op)> =
-            self.writes.range::<[u8], _>(bounds).map(|(k, v)| (k.clone(), v.clone())).collect();
-        let mut own = own.into_iter();
-        let (mut next_snap, mut next_own) = (None, None);
-        // Merge the snapshot with our own writes, in key order (or reversed).
-        let mut last_key: Option<Vec<u8>> = None;
-        loop {
-            if next_snap.is_none() {
-                let item = if reverse { snap.next_back() } else { snap.next() };
-                next_snap = match item {
-                    Some(r) => {
-                        let (k, v) = r.map_err(db_err)?;
-                        Some((k.value().to_vec(), v.value().to_vec()))
-                    }
-                    None => None,
-                };
-            }
-            if next_own.is_none() {
-                next_own = if reverse { own.next_back() } else { own.next() };
-            }
-            let take_snap = match (&next_snap, &next_own) {
-                (None, None) => break,
-                (Some(_), None) => true,
-                (None, Some(_)) => false,
-                (Some((sk, _)), Some((ok, _))) => {
-                    // On equal keys our own write shadows the snapshot.
-                    if sk == ok {
-                        false
-                    } else if reverse {
-                        sk > ok
-                    } else {
-                        sk < ok
-                    }
-                }
-            };
-            let (key, value) = if take_snap {
-                let (k, v) = next_snap.take().unwrap_or_default();
-                if in_ranges(&self.cleared, &k) { (k, None) } else { (k, Some(v)) }
-            } else {
-                let (k, op) = next_own.take().unwrap_or_else(|| (Vec::new(), Op::Clear));
-                let snapshot = match next_snap.take() {
-                    Some((sk, sv)) if sk == k => (!in_ranges(&self.cleared, &sk)).then_some(sv),
-                    other => {
-                        next_snap = other;
-                        None
-                    }
-                };
-                let v = match op {
-                    Op::Set(v) => Some(v),
-                    Op::Clear => None,
-                    Op::Add(d) => Some(add(snapshot.as_deref(), d)),
-                };
-                (k, v)
-            };
-            last_key = Some(key.clone());
-            if let Some(v) = value {
-                out.push((key, v));
-                if out.len() >= limit {
-                    break;
-                }
-            }
-        }
-        // Record only the part of the range this read depended on.
-        let read = match (out.len() >= limit, last_key) {
-            (true, Some(k)) if reverse => (k, end.to_vec()),
-            (true, Some(mut k)) => {
-                k.push(0);
-                (begin.to_vec(), k)
-            }
-            _ => (begin.to_vec(), end.to_vec()),
+        let range = self.table.range::<&[u8]>((Bound::Included(begin), Bound::Excluded(end))).map_err(db_err)?;
+        let rows = |r: std::result::Result<(AccessGuard<&[u8]>, AccessGuard<&[u8]>), redb::StorageError>| {
+            r.map(|(k, v)| (k.value().to_vec(), v.value().to_vec())).map_err(db_err)
         };
-        self.read_ranges.push(read);
-        Ok(out)
+        let merged = if reverse {
+            self.buffer.merge(range.rev().map(rows), begin, end, limit, true)?
+        } else {
+            self.buffer.merge(range.map(rows), begin, end, limit, false)?
+        };
+        self.read_ranges.push(merged.read);
+        Ok(merged.rows)
     }
 
     fn set(&mut self, key: &[u8], value: &[u8]) {
-        self.writes.insert(key.to_vec(), Op::Set(value.to_vec()));
+        self.buffer.set(key, value)
     }
 
     fn clear(&mut self, key: &[u8]) {
-        self.writes.insert(key.to_vec(), Op::Clear);
+        self.buffer.clear(key)
     }
 
     fn clear_range(&mut self, begin: &[u8], end: &[u8]) {
-        if begin >= end {
-            return;
-        }
-        let doomed: Vec<Vec<u8>> = self
-            .writes
-            .range::<[u8], _>((Bound::Included(begin), Bound::Excluded(end)))
-            .map(|(k, _)| k.clone())
-            .collect();
-        for k in doomed {
-            self.writes.remove(&k);
-        }
-        self.cleared.push((begin.to_vec(), end.to_vec()));
+        self.buffer.clear_range(begin, end)
     }
 
     fn atomic_add(&mut self, key: &[u8], delta: i64) {
-        let op = match self.writes.get(key) {
-            Some(Op::Set(v)) => Op::Set(add(Some(v), delta)),
-            Some(Op::Clear) => Op::Set(add(None, delta)),
-            Some(Op::Add(d)) => Op::Add(d.wrapping_add(delta)),
-            None if in_ranges(&self.cleared, key) => Op::Set(add(None, delta)),
-            None => Op::Add(delta),
-        };
-        self.writes.insert(key.to_vec(), op);
+        self.buffer.atomic_add(key, delta)
     }
 
     async fn commit(self: Box<Self>) -> Result<()> {
         let txn = *self;
-        if txn.writes.is_empty() && txn.cleared.is_empty() {
+        if txn.buffer.is_empty() {
             return Ok(());
         }
         let mut log = txn.log.lock().await;
@@ -307,8 +188,7 @@ impl KvTxn for RedbTxn {
             }
         }
         let db = txn.store_db.clone();
-        let writes = txn.writes;
-        let cleared = txn.cleared;
+        let WriteBuffer { writes, cleared } = txn.buffer;
         let keys: BTreeSet<Vec<u8>> = writes.keys().cloned().collect();
         let ranges = cleared.clone();
         // redb's commit fsyncs: keep it off the async threads.
