@@ -6,14 +6,17 @@ PY := $(VENV)/bin/python
 BIN := $(CARGO_TARGET_DIR)/debug/strata
 RELEASE_BIN := $(CARGO_TARGET_DIR)/release/strata
 
-.PHONY: run build release test lint unit compat test-spark bench venv clean
+# What the tests build with: the etcd metadata store (its client needs protoc).
+FEATURES := --features etcd
+
+.PHONY: run build release test lint unit compat test-spark bench venv clean deps
 
 ## Start a local endpoint (master, worker and gateway in one process) on 127.0.0.1:9000.
 run: release
 	$(RELEASE_BIN) local
 
-build:
-	cargo build --workspace
+build: deps
+	cargo build --workspace $(FEATURES)
 
 release:
 	cargo build --release --bin strata
@@ -21,12 +24,18 @@ release:
 ## Everything CI runs: lint, Rust unit and integration tests, the compat suites.
 test: lint unit compat test-spark
 
-lint:
-	cargo fmt --all --check
-	cargo clippy --workspace --all-targets -- -D warnings
+## Debian packages the tests need: protoc (for the etcd client), etcd.
+deps:
+	@command -v protoc >/dev/null && command -v etcd >/dev/null || \
+	  (apt-get update -q && apt-get install -y -q protobuf-compiler etcd-server etcd-client)
 
-unit:
-	cargo test --workspace
+lint: deps
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets $(FEATURES) -- -D warnings
+
+## Unit and integration tests; the metadata store suite also runs against a real etcd.
+unit: deps
+	scripts/with-etcd cargo test --workspace $(FEATURES)
 
 venv: $(VENV)/.installed
 
@@ -37,7 +46,7 @@ $(VENV)/.installed: compat-tests/requirements.txt
 	touch $@
 
 compat: build venv
-	STRATA_BIN=$(BIN) $(PY) -m pytest -q -p no:cacheprovider -m "not spark" compat-tests
+	STRATA_BIN=$(BIN) scripts/with-etcd $(PY) -m pytest -q -p no:cacheprovider -m "not spark" compat-tests
 
 ## Spark 3.5 with s3a (hadoop-aws 3.3.1): Parquet datasets and the magic committer.
 test-spark: build $(VENV)/.spark

@@ -118,14 +118,18 @@ def start_local(tmp):
     return c
 
 
-def start_cluster(tmp):
+def start_cluster(tmp, metadata=None):
     mport, wport, g1, g2 = free_port(), free_port(), free_port(), free_port()
     ak, sk = "STRATATEST" + secrets.token_hex(5).upper(), secrets.token_urlsafe(30)
     c = Cluster("cluster", [f"http://127.0.0.1:{g1}", f"http://127.0.0.1:{g2}"], ak, sk, tmp / "cluster", logs=tmp)
     c.env = {"STRATA_CLUSTER_SECRET": secrets.token_hex(16), "STRATA_HEARTBEAT_INTERVAL_MS": "500"}
     master = f"http://127.0.0.1:{mport}"
+    menv = {"STRATA_ROOT_ACCESS_KEY": ak, "STRATA_ROOT_SECRET_KEY": sk}
+    if metadata:
+        menv["STRATA_METADATA"] = metadata
+        c.mode = "etcd"
     c.start("master", ["master", "--data-dir", str(c.data_dir / "master"), "--listen", f"127.0.0.1:{mport}"],
-            {"STRATA_ROOT_ACCESS_KEY": ak, "STRATA_ROOT_SECRET_KEY": sk}, master)
+            menv, master)
     c.start("worker", ["worker", "--data-dir", str(c.data_dir / "worker"), "--listen", f"127.0.0.1:{wport}",
                        "--master", master], {}, f"http://127.0.0.1:{wport}")
     for i, port in enumerate((g1, g2)):
@@ -134,10 +138,20 @@ def start_cluster(tmp):
     return c
 
 
-@pytest.fixture(scope="session", params=["local", "cluster"])
+def start_etcd_cluster(tmp):
+    """The cluster with its metadata in etcd (`make test` runs one and sets STRATA_TEST_ETCD)."""
+    return start_cluster(tmp, metadata=f"etcd://{os.environ['STRATA_TEST_ETCD']}/strata-{secrets.token_hex(4)}")
+
+
+MODES = {"local": start_local, "cluster": start_cluster}
+if os.environ.get("STRATA_TEST_ETCD"):
+    MODES["etcd"] = start_etcd_cluster
+
+
+@pytest.fixture(scope="session", params=list(MODES))
 def strata(request, tmp_path_factory):
     tmp = tmp_path_factory.mktemp(request.param)
-    c = (start_local if request.param == "local" else start_cluster)(tmp)
+    c = MODES[request.param](tmp)
     yield c
     c.stop_all()
 

@@ -19,10 +19,10 @@ use tokio_util::sync::CancellationToken;
 
 const REGION: &str = "us-east-1";
 
-fn open_master(cfg: &Config) -> Result<(Arc<Master>, RootCredentials)> {
+async fn open_master(cfg: &Config) -> Result<(Arc<Master>, RootCredentials)> {
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("cannot create the data folder {}", cfg.data_dir.display()))?;
-    let store = strata_master::store::open(&cfg.metadata_url())?;
+    let store = strata_master::store::open(&cfg.metadata_url()).await?;
     let creds =
         RootCredentials::load_or_create(&cfg.data_dir, cfg.root_access_key.as_deref(), cfg.root_secret_key.as_deref())?;
     let master = Master::new(
@@ -68,7 +68,7 @@ pub async fn run_local(
     shutdown: CancellationToken,
     started: impl FnOnce(&LocalInfo),
 ) -> Result<()> {
-    let (master, creds) = open_master(&cfg)?;
+    let (master, creds) = open_master(&cfg).await?;
     spawn_upload_expiry(&master, &cfg, &shutdown);
     let worker = Worker::new(master.clone() as Arc<dyn MasterApi>, open_cache(&cfg)?);
     let me = WorkerIdentity { address: IN_PROCESS.into(), id_file: cfg.data_dir.join("worker_id") };
@@ -152,7 +152,7 @@ pub fn listen_addr(cfg: &Config, default: &str) -> String {
 
 pub async fn run_master(cfg: Config, shutdown: CancellationToken) -> Result<()> {
     let secret = cluster_secret(&cfg, "master")?;
-    let (master, creds) = open_master(&cfg)?;
+    let (master, creds) = open_master(&cfg).await?;
     spawn_upload_expiry(&master, &cfg, &shutdown);
     let listener = bind(&listen_addr(&cfg, DEFAULT_MASTER_ADDR)).await?;
     tracing::info!(access_key = %creds.access_key, "root S3 credentials are in {}", cfg.data_dir.join("credentials").display());

@@ -108,14 +108,19 @@ pub mod conformance {
         s.as_bytes().to_vec()
     }
 
-    pub async fn run_all(make: impl Fn() -> Arc<dyn KvStore>) {
-        set_get_clear(make().as_ref()).await;
-        ranges(make().as_ref()).await;
-        read_your_writes(make().as_ref()).await;
-        atomic_add(make().as_ref()).await;
-        conflicts_abort(make().as_ref()).await;
-        concurrent_increments(make()).await;
-        failed_closure_writes_nothing(make().as_ref()).await;
+    /// `make` gives a new, empty store each time.
+    pub async fn run_all<F, Fut>(make: F)
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Arc<dyn KvStore>>,
+    {
+        set_get_clear(make().await.as_ref()).await;
+        ranges(make().await.as_ref()).await;
+        read_your_writes(make().await.as_ref()).await;
+        atomic_add(make().await.as_ref()).await;
+        conflicts_abort(make().await.as_ref()).await;
+        concurrent_increments(make().await).await;
+        failed_closure_writes_nothing(make().await.as_ref()).await;
     }
 
     pub async fn set_get_clear(s: &dyn KvStore) {

@@ -112,7 +112,8 @@ pub(crate) fn test_master(dir: &std::path::Path) -> Master {
         credentials: RootCredentials { access_key: "a".into(), secret_key: "s".into() },
         worker_timeout: Duration::from_secs(5),
     };
-    Master::new(crate::store::open("memory://").expect("memory store"), opts).expect("test master")
+    let store = std::sync::Arc::new(crate::store::RedbStore::memory().expect("memory store"));
+    Master::new(store, opts).expect("test master")
 }
 
 pub(crate) async fn read_bucket(t: &mut strata_common::kv::Txn, name: &str) -> Result<Bucket> {

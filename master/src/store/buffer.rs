@@ -53,8 +53,11 @@ impl WriteBuffer {
         if begin >= end {
             return;
         }
-        let doomed: Vec<Vec<u8>> =
-            self.writes.range::<[u8], _>((Bound::Included(begin), Bound::Excluded(end))).map(|(k, _)| k.clone()).collect();
+        let doomed: Vec<Vec<u8>> = self
+            .writes
+            .range::<[u8], _>((Bound::Included(begin), Bound::Excluded(end)))
+            .map(|(k, _)| k.clone())
+            .collect();
         for k in doomed {
             self.writes.remove(&k);
         }
@@ -94,6 +97,7 @@ impl WriteBuffer {
     }
 
     /// How many snapshot rows of `[begin, end)` to fetch for `limit` visible ones (0 = all).
+    #[cfg_attr(not(feature = "etcd"), allow(dead_code))]
     pub fn snapshot_limit(&self, begin: &[u8], end: &[u8], limit: usize) -> usize {
         if limit == 0 || self.cleared.iter().any(|(b, e)| b.as_slice() < end && begin < e.as_slice()) {
             return 0;
@@ -112,7 +116,8 @@ impl WriteBuffer {
     ) -> Result<Merged> {
         let limit = if limit == 0 { usize::MAX } else { limit };
         let bounds = (Bound::Included(begin), Bound::Excluded(end));
-        let own: Vec<(Vec<u8>, Op)> = self.writes.range::<[u8], _>(bounds).map(|(k, v)| (k.clone(), v.clone())).collect();
+        let own: Vec<(Vec<u8>, Op)> =
+            self.writes.range::<[u8], _>(bounds).map(|(k, v)| (k.clone(), v.clone())).collect();
         let mut own = own.into_iter();
         let mut snap = snapshot;
         let (mut next_snap, mut next_own): (Option<KeyValue>, Option<(Vec<u8>, Op)>) = (None, None);

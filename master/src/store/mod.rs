@@ -1,6 +1,9 @@
-//! Metadata store backends, chosen by URL: `memory://`, `embedded:///path/meta.redb`.
+//! Metadata store backends, chosen by URL: `memory://`, `embedded:///path/meta.redb`,
+//! `etcd://host:port[,host:port]/prefix`.
 
 mod buffer;
+#[cfg(feature = "etcd")]
+mod etcd_store;
 mod redb_store;
 
 use std::sync::Arc;
@@ -8,9 +11,17 @@ use std::sync::Arc;
 use strata_common::kv::KvStore;
 use strata_common::{Error, Result};
 
+#[cfg(feature = "etcd")]
+pub use etcd_store::EtcdStore;
 pub use redb_store::RedbStore;
 
-pub fn open(url: &str) -> Result<Arc<dyn KvStore>> {
+pub async fn open(url: &str) -> Result<Arc<dyn KvStore>> {
+    if url.starts_with("etcd://") {
+        #[cfg(feature = "etcd")]
+        return Ok(Arc::new(EtcdStore::connect(url).await?));
+        #[cfg(not(feature = "etcd"))]
+        return Err(Error::invalid("this build has no etcd support: build it with `cargo build --features etcd`"));
+    }
     if url == "memory://" || url == "memory:" {
         return Ok(Arc::new(RedbStore::memory()?));
     }
@@ -23,20 +34,39 @@ pub fn open(url: &str) -> Result<Arc<dyn KvStore>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use strata_common::kv::conformance;
+    use strata_common::kv::{conformance, transact};
 
     #[tokio::test]
     async fn memory_backend_conforms() {
-        conformance::run_all(|| open("memory://").unwrap()).await;
+        conformance::run_all(|| async { open("memory://").await.unwrap() }).await;
     }
 
     #[tokio::test]
     async fn embedded_backend_conforms() {
         let dir = tempfile::tempdir().unwrap();
         let n = std::sync::atomic::AtomicU32::new(0);
-        conformance::run_all(|| {
+        let (dir, n) = (&dir, &n);
+        conformance::run_all(|| async move {
             let i = n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            open(&format!("embedded://{}/m{i}.redb", dir.path().display())).unwrap()
+            open(&format!("embedded://{}/m{i}.redb", dir.path().display())).await.unwrap()
+        })
+        .await;
+    }
+
+    /// Against a real etcd server: `make test` starts one and sets STRATA_TEST_ETCD=host:port.
+    #[cfg(feature = "etcd")]
+    #[tokio::test]
+    async fn etcd_backend_conforms() {
+        let Ok(endpoint) = std::env::var("STRATA_TEST_ETCD") else {
+            eprintln!(
+                "etcd_backend_conforms: STRATA_TEST_ETCD is not set, no etcd to test against (make test sets it)"
+            );
+            return;
+        };
+        let endpoint = &endpoint;
+        conformance::run_all(|| async move {
+            let prefix = format!("conformance-{:016x}", rand::random::<u64>());
+            open(&format!("etcd://{endpoint}/{prefix}")).await.unwrap()
         })
         .await;
     }
@@ -46,8 +76,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("embedded://{}/meta.redb", dir.path().display());
         {
-            let s = open(&url).unwrap();
-            strata_common::kv::transact(s.as_ref(), |t| {
+            let s = open(&url).await.unwrap();
+            transact(s.as_ref(), |t| {
                 Box::pin(async move {
                     t.set(b"k", b"v");
                     Ok(())
@@ -56,8 +86,8 @@ mod tests {
             .await
             .unwrap();
         }
-        let s = open(&url).unwrap();
-        let v = strata_common::kv::transact(s.as_ref(), |t| Box::pin(async move { t.get(b"k").await })).await.unwrap();
+        let s = open(&url).await.unwrap();
+        let v = transact(s.as_ref(), |t| Box::pin(async move { t.get(b"k").await })).await.unwrap();
         assert_eq!(v.as_deref(), Some(&b"v"[..]));
     }
 }
