@@ -58,9 +58,15 @@ $(VENV)/.spark: $(VENV)/.installed
 	$(VENV)/bin/pip install --quiet --no-deps sagemaker_pyspark==1.4.5
 	touch $@
 
-## Throughput and gateway memory of 1 GiB through a three-process cluster.
-bench: release venv
+## Throughput and gateway memory of 1 GiB through a cluster and `strata local`; metadata
+## transactions per second of the embedded store and etcd.
+bench: release venv deps
 	STRATA_BIN=$(RELEASE_BIN) $(PY) compat-tests/bench.py
+	@echo "metadata store:"
+	@rm -rf $(CURDIR)/.bench-meta.redb
+	cargo run -q --release $(FEATURES) -p strata-master --example kvbench -- embedded://$(CURDIR)/.bench-meta.redb 2000 16
+	scripts/with-etcd sh -c 'cargo run -q --release $(FEATURES) -p strata-master --example kvbench -- etcd://$$STRATA_TEST_ETCD/bench 2000 16'
+	@rm -rf $(CURDIR)/.bench-meta.redb
 
 clean:
 	cargo clean
