@@ -4,6 +4,7 @@
 mod buckets;
 mod credentials;
 mod grpc;
+mod listing;
 mod master;
 mod membership;
 mod objects;

@@ -2,6 +2,7 @@ use strata_common::kv::{Txn, transact};
 use strata_common::proto::*;
 use strata_common::{Error, ErrorKind, Result, codec, keys};
 
+use crate::listing::{self, Scan};
 use crate::master::{Master, read_bucket};
 use crate::publish::Committed;
 
@@ -127,60 +128,40 @@ impl Master {
     }
 }
 
-/// One page of a listing. With a delimiter, each common prefix costs one range read: the scan
-/// jumps past every key under it instead of walking them.
+/// One page of a listing, from `start_after` (exclusive).
 async fn list(t: &mut Txn, req: &ListObjectsRequest) -> Result<ListObjectsResponse> {
-    let max = req.max_keys.min(MAX_LIST_KEYS) as usize;
-    let mut resp = ListObjectsResponse::default();
-    if max == 0 {
-        return Ok(resp);
-    }
-    let (prefix_begin, end) = keys::objects(&req.bucket, &req.prefix);
-    let mut begin = prefix_begin;
+    let (mut begin, end) = keys::objects(&req.bucket, &req.prefix);
     if !req.start_after.is_empty() {
         let mut after = keys::object(&req.bucket, &req.start_after);
         after.push(0);
         begin = begin.max(after);
     }
-    let mut count = 0usize;
-    'scan: while begin < end {
-        let rows = t.get_range(&begin, &end, (max - count + 1).min(1001), false).await?;
-        if rows.is_empty() {
-            break;
-        }
-        for (full, value) in &rows {
-            let key = keys::object_key_of(&req.bucket, full)
+    let scan = Scan {
+        begin,
+        end,
+        prefix: &req.prefix,
+        delimiter: &req.delimiter,
+        marker: &req.start_after,
+        max: req.max_keys.min(MAX_LIST_KEYS) as usize,
+    };
+    let bucket = req.bucket.as_str();
+    let page = listing::scan(
+        t,
+        scan,
+        |full, value| {
+            let key = keys::object_key_of(bucket, full)
                 .ok_or_else(|| Error::internal("object key out of its bucket's range"))?;
-            let rest = &key[req.prefix.len()..];
-            let cut = if req.delimiter.is_empty() { None } else { rest.find(req.delimiter.as_str()) };
-            if let Some(i) = cut {
-                let cp = format!("{}{}", req.prefix, &rest[..i + req.delimiter.len()]);
-                // A common prefix at or before the marker was returned by an earlier page.
-                if cp.as_str() > req.start_after.as_str() {
-                    if count == max {
-                        resp.truncated = true;
-                        break 'scan;
-                    }
-                    resp.common_prefixes.push(cp.clone());
-                    resp.next_marker = cp.clone();
-                    count += 1;
-                }
-                begin = keys::prefix_end(&keys::object(&req.bucket, &cp));
-                continue 'scan;
-            }
-            if count == max {
-                resp.truncated = true;
-                break 'scan;
-            }
-            let meta: ObjectMeta = codec::decode(value)?;
-            resp.next_marker = key.clone();
-            resp.objects.push(meta);
-            count += 1;
-            begin = full.clone();
-            begin.push(0);
-        }
-    }
-    Ok(resp)
+            Ok((key, codec::decode::<ObjectMeta>(value)?))
+        },
+        |cp| keys::prefix_end(&keys::object(bucket, cp)),
+    )
+    .await?;
+    Ok(ListObjectsResponse {
+        objects: page.items,
+        common_prefixes: page.common_prefixes,
+        truncated: page.truncated,
+        next_marker: page.next_marker,
+    })
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use strata_common::kv::{Txn, transact};
 use strata_common::proto::*;
 use strata_common::{Error, ErrorKind, Result, codec, ids, keys, ufs};
 
+use crate::listing::{self, Scan};
 use crate::master::{Master, read_bucket};
 use crate::objects::{MAX_LIST_KEYS, check_write_conditions, read_object};
 use crate::publish::Committed;
@@ -160,44 +161,31 @@ impl Master {
                     };
                     begin = begin.max(after);
                 }
-                let max =
-                    if req.max_uploads == 0 { MAX_LIST_KEYS } else { req.max_uploads.min(MAX_LIST_KEYS) } as usize;
-                let mut out = ListUploadsResponse::default();
-                let mut count = 0;
-                // As object listings: each common prefix is one jump past all uploads under it.
-                'scan: while begin < end {
-                    let rows = t.get_range(&begin, &end, (max - count + 1).min(1001), false).await?;
-                    if rows.is_empty() {
-                        break;
-                    }
-                    for (full, value) in &rows {
+                let max = if req.max_uploads == 0 { MAX_LIST_KEYS } else { req.max_uploads.min(MAX_LIST_KEYS) };
+                let scan = Scan {
+                    begin,
+                    end,
+                    prefix: &req.prefix,
+                    delimiter: &req.delimiter,
+                    marker: &req.key_marker,
+                    max: max as usize,
+                };
+                let bucket = req.bucket.as_str();
+                let page = listing::scan(
+                    t,
+                    scan,
+                    |_, value| {
                         let u: Upload = codec::decode(value)?;
-                        let rest = u.key.get(req.prefix.len()..).unwrap_or_default();
-                        let cut = if req.delimiter.is_empty() { None } else { rest.find(req.delimiter.as_str()) };
-                        if let Some(i) = cut {
-                            let cp = format!("{}{}", req.prefix, &rest[..i + req.delimiter.len()]);
-                            if cp.as_str() > req.key_marker.as_str() {
-                                if count == max {
-                                    out.truncated = true;
-                                    break 'scan;
-                                }
-                                out.common_prefixes.push(cp.clone());
-                                count += 1;
-                            }
-                            begin = keys::uploads(&req.bucket, &cp).1;
-                            continue 'scan;
-                        }
-                        if count == max {
-                            out.truncated = true;
-                            break 'scan;
-                        }
-                        out.uploads.push(u);
-                        count += 1;
-                        begin = full.clone();
-                        begin.push(0);
-                    }
-                }
-                Ok(out)
+                        Ok((u.key.clone(), u))
+                    },
+                    |cp| keys::uploads(bucket, cp).1,
+                )
+                .await?;
+                Ok(ListUploadsResponse {
+                    uploads: page.items,
+                    truncated: page.truncated,
+                    common_prefixes: page.common_prefixes,
+                })
             })
         })
         .await
