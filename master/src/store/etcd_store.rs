@@ -17,11 +17,12 @@ use strata_common::{Error, ErrorKind, Result};
 use super::buffer::{Op, WriteBuffer, add};
 
 /// etcd's default `--max-txn-ops`.
-const MAX_TXN_OPS: usize = 128;
+const DEFAULT_MAX_TXN_OPS: usize = 128;
 
 pub struct EtcdStore {
     client: Client,
     prefix: Vec<u8>,
+    max_txn_ops: usize,
 }
 
 fn etcd_err(e: etcd_client::Error) -> Error {
@@ -29,9 +30,15 @@ fn etcd_err(e: etcd_client::Error) -> Error {
 }
 
 impl EtcdStore {
-    /// `etcd://host:port[,host:port...]/prefix`
+    /// `etcd://host:port[,host:port...]/prefix[?max_txn_ops=N]` (N: etcd's `--max-txn-ops`).
     pub async fn connect(url: &str) -> Result<EtcdStore> {
         let rest = url.strip_prefix("etcd://").ok_or_else(|| Error::invalid("an etcd URL starts with etcd://"))?;
+        let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let max_txn_ops = match query.strip_prefix("max_txn_ops=") {
+            Some(n) => n.parse().map_err(|_| Error::invalid(format!("max_txn_ops={n} is not a number")))?,
+            None if query.is_empty() => DEFAULT_MAX_TXN_OPS,
+            None => return Err(Error::invalid(format!("unknown etcd URL option {query:?} (known: max_txn_ops=N)"))),
+        };
         let (hosts, prefix) = rest.split_once('/').unwrap_or((rest, "strata"));
         let endpoints: Vec<String> = hosts.split(',').map(|h| format!("http://{h}")).collect();
         let opts = ConnectOptions::new()
@@ -42,7 +49,7 @@ impl EtcdStore {
             .map_err(|e| Error::unavailable(format!("cannot reach etcd at {hosts}: {e}")))?;
         let mut prefix = prefix.trim_end_matches('/').as_bytes().to_vec();
         prefix.push(b'/');
-        Ok(EtcdStore { client, prefix })
+        Ok(EtcdStore { client, prefix, max_txn_ops })
     }
 }
 
@@ -52,6 +59,7 @@ impl KvStore for EtcdStore {
         Ok(Box::new(EtcdTxn {
             client: self.client.clone(),
             prefix: self.prefix.clone(),
+            max_txn_ops: self.max_txn_ops,
             revision: 0,
             read_keys: BTreeMap::new(),
             read_ranges: Vec::new(),
@@ -67,6 +75,7 @@ impl KvStore for EtcdStore {
 struct EtcdTxn {
     client: Client,
     prefix: Vec<u8>,
+    max_txn_ops: usize,
     /// The revision every read of this transaction sees; 0 until the first read.
     revision: i64,
     /// Key → mod revision seen (0: absent).
@@ -193,11 +202,13 @@ impl KvTxn for EtcdTxn {
                 Op::Add(d) => TxnOp::put(txn.full(&k), add(base.get(&k).cloned().flatten().as_deref(), d), None),
             });
         }
-        if ops.len() > MAX_TXN_OPS || compares.len() > MAX_TXN_OPS {
+        if ops.len() > txn.max_txn_ops || compares.len() > txn.max_txn_ops {
             return Err(Error::invalid(format!(
-                "this metadata transaction needs {} writes and {} checks, more than etcd takes in one transaction ({MAX_TXN_OPS}); it is not split",
+                "this metadata transaction needs {} writes and {} checks, more than etcd takes in one transaction ({}); \
+                 it is not split: raise etcd's --max-txn-ops and add ?max_txn_ops=N to the metadata URL",
                 ops.len(),
-                compares.len()
+                compares.len(),
+                txn.max_txn_ops
             )));
         }
         let resp = txn.client.txn(Txn::new().when(compares).and_then(ops)).await.map_err(|e| match e {

@@ -71,6 +71,28 @@ mod tests {
         .await;
     }
 
+    #[cfg(feature = "etcd")]
+    #[tokio::test]
+    async fn etcd_refuses_a_transaction_larger_than_it_takes() {
+        let Ok(endpoint) = std::env::var("STRATA_TEST_ETCD") else { return };
+        let s = open(&format!("etcd://{endpoint}/big-{:x}?max_txn_ops=128", rand::random::<u64>())).await.unwrap();
+        let e = transact(s.as_ref(), |t| {
+            Box::pin(async move {
+                for i in 0..200u32 {
+                    t.set(&i.to_be_bytes(), b"v");
+                }
+                Ok(())
+            })
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(e.kind, strata_common::ErrorKind::InvalidArgument);
+        assert!(e.message.contains("not split"), "{e}");
+        let none =
+            transact(s.as_ref(), |t| Box::pin(async move { t.get_range(b"", b"\xff", 0, false).await })).await.unwrap();
+        assert!(none.is_empty(), "nothing of it was written");
+    }
+
     #[tokio::test]
     async fn embedded_backend_is_durable() {
         let dir = tempfile::tempdir().unwrap();
