@@ -17,12 +17,24 @@ use strata_worker::{PageStore, Worker, WorkerIdentity, register_and_heartbeat};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+pub mod admin;
+
 const REGION: &str = "us-east-1";
 
-async fn open_master(cfg: &Config) -> Result<(Arc<Master>, RootCredentials)> {
+async fn open_master(cfg: &Config, address: &str, restore: Option<&Path>) -> Result<(Arc<Master>, RootCredentials)> {
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("cannot create the data folder {}", cfg.data_dir.display()))?;
-    let store = strata_master::store::open(&cfg.metadata_url()).await?;
+    let url = cfg.metadata_url();
+    if cfg.election.is_some() && (url.starts_with("embedded:") || url.starts_with("memory:")) {
+        bail!(
+            "election is set but the metadata store ({url}) is this master's own: masters that share the primary \
+             role need a shared store (metadata = \"etcd://...\" or \"fdb:///path/fdb.cluster\")"
+        );
+    }
+    let store = strata_master::store::open(&url).await?;
+    if let Some(file) = restore {
+        restore_into(store.as_ref(), file).await?;
+    }
     let creds =
         RootCredentials::load_or_create(&cfg.data_dir, cfg.root_access_key.as_deref(), cfg.root_secret_key.as_deref())?;
     let master = Master::new(
@@ -31,9 +43,48 @@ async fn open_master(cfg: &Config) -> Result<(Arc<Master>, RootCredentials)> {
             root_ufs: cfg.root_ufs_url(),
             credentials: creds.clone(),
             worker_timeout: Duration::from_millis(cfg.worker_timeout_ms),
+            address: address.to_string(),
+            elected: cfg.election.is_some(),
         },
     )?;
     Ok((Arc::new(master), creds))
+}
+
+async fn restore_into(store: &dyn strata_common::kv::KvStore, file: &Path) -> Result<()> {
+    eprintln!("checking {} ...", file.display());
+    let bar = indicatif::ProgressBar::new(0).with_style(
+        indicatif::ProgressStyle::with_template("restoring {bar:40} {pos}/{len} keys ({per_sec}, {eta} left)")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let n = strata_master::backup::restore(store, file, |done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    })
+    .await
+    .with_context(|| format!("cannot restore {}", file.display()))?;
+    bar.finish_and_clear();
+    eprintln!("restored {n} keys from {} into the {} store", file.display(), store.name());
+    Ok(())
+}
+
+/// Background jobs of a master: upload expiry, the election, checkpoints.
+fn spawn_master_jobs(master: &Arc<Master>, cfg: &Config, shutdown: &CancellationToken) -> Result<()> {
+    spawn_upload_expiry(master, cfg, shutdown);
+    if let Some(url) = &cfg.election {
+        #[cfg(feature = "etcd")]
+        {
+            let opts =
+                strata_master::election::ElectionOptions::parse(url, Duration::from_millis(cfg.lease_ttl_ms))?;
+            tokio::spawn(strata_master::election::run(master.clone(), opts, shutdown.clone()));
+        }
+        #[cfg(not(feature = "etcd"))]
+        bail!("election = {url:?} needs a build with etcd support: cargo build --release --features etcd");
+    }
+    if let Some(uri) = &cfg.checkpoint_uri {
+        let every = Duration::from_secs(cfg.checkpoint_interval_secs.max(1));
+        tokio::spawn(strata_master::backup::checkpoint_loop(master.clone(), uri.clone(), every, shutdown.clone()));
+    }
+    Ok(())
 }
 
 /// Starts the background job that aborts multipart uploads older than `multipart_expiry_secs`.
@@ -68,8 +119,11 @@ pub async fn run_local(
     shutdown: CancellationToken,
     started: impl FnOnce(&LocalInfo),
 ) -> Result<()> {
-    let (master, creds) = open_master(&cfg).await?;
-    spawn_upload_expiry(&master, &cfg, &shutdown);
+    if cfg.election.is_some() {
+        bail!("strata local runs one master: remove `election` from its configuration");
+    }
+    let (master, creds) = open_master(&cfg, IN_PROCESS, None).await?;
+    spawn_master_jobs(&master, &cfg, &shutdown)?;
     let worker = Worker::new(master.clone() as Arc<dyn MasterApi>, open_cache(&cfg)?);
     let me = WorkerIdentity { address: IN_PROCESS.into(), id_file: cfg.data_dir.join("worker_id") };
     let registered = Readiness::default();
@@ -104,17 +158,20 @@ pub async fn run_local(
 }
 
 /// The cluster secret: configured, or for a master kept in (and generated into) its data folder.
-fn cluster_secret(cfg: &Config, role: &str) -> Result<String> {
+pub(crate) fn cluster_secret(cfg: &Config, role: &str) -> Result<String> {
     if let Some(s) = &cfg.cluster_secret {
         return Ok(s.clone());
     }
+    let path = cfg.data_dir.join("cluster_secret");
     if role != "master" {
+        if let Ok(s) = std::fs::read_to_string(&path) {
+            return Ok(s.trim().to_string());
+        }
         bail!(
             "no cluster secret: set cluster_secret in the config file or STRATA_CLUSTER_SECRET to the master's \
              (the master keeps it in <its data folder>/cluster_secret)"
         );
     }
-    let path = cfg.data_dir.join("cluster_secret");
     if let Ok(s) = std::fs::read_to_string(&path) {
         return Ok(s.trim().to_string());
     }
@@ -140,21 +197,21 @@ fn masters(cfg: &Config) -> Vec<String> {
     if cfg.masters.is_empty() { vec![format!("http://{DEFAULT_MASTER_ADDR}")] } else { cfg.masters.clone() }
 }
 
-fn master_client(cfg: &Config, secret: &str) -> Result<Arc<dyn MasterApi>> {
-    // Several master addresses are accepted for HA; until the HA work lands the first is used.
-    let first = masters(cfg).into_iter().next().unwrap_or_default();
-    Ok(Arc::new(GrpcMaster::new(&first, secret)?))
+pub fn master_client(cfg: &Config, secret: &str) -> Result<Arc<GrpcMaster>> {
+    Ok(Arc::new(GrpcMaster::new(&masters(cfg), secret)?))
 }
 
 pub fn listen_addr(cfg: &Config, default: &str) -> String {
     cfg.listen.clone().unwrap_or_else(|| default.to_string())
 }
 
-pub async fn run_master(cfg: Config, shutdown: CancellationToken) -> Result<()> {
+/// `restore`: a backup to load into the (empty) metadata store first.
+pub async fn run_master(cfg: Config, restore: Option<PathBuf>, shutdown: CancellationToken) -> Result<()> {
     let secret = cluster_secret(&cfg, "master")?;
-    let (master, creds) = open_master(&cfg).await?;
-    spawn_upload_expiry(&master, &cfg, &shutdown);
     let listener = bind(&listen_addr(&cfg, DEFAULT_MASTER_ADDR)).await?;
+    let address = cfg.advertise.clone().unwrap_or(format!("http://{}", listener.local_addr()?));
+    let (master, creds) = open_master(&cfg, &address, restore.as_deref()).await?;
+    spawn_master_jobs(&master, &cfg, &shutdown)?;
     tracing::info!(access_key = %creds.access_key, "root S3 credentials are in {}", cfg.data_dir.join("credentials").display());
     strata_master::run(master, secret, listener, shutdown).await?;
     Ok(())
@@ -165,7 +222,7 @@ pub async fn run_worker(cfg: Config, shutdown: CancellationToken) -> Result<()> 
     std::fs::create_dir_all(&cfg.data_dir)?;
     let listener = bind(&listen_addr(&cfg, DEFAULT_WORKER_ADDR)).await?;
     let address = cfg.advertise.clone().unwrap_or(format!("http://{}", listener.local_addr()?));
-    let master = master_client(&cfg, &secret)?;
+    let master: Arc<dyn MasterApi> = master_client(&cfg, &secret)?;
     let worker = Worker::new(master.clone(), open_cache(&cfg)?);
     let ready = Readiness::default();
     let me = WorkerIdentity { address, id_file: cfg.data_dir.join("worker_id") };

@@ -34,11 +34,32 @@ enum Role {
     /// Master, worker and gateway in one process on embedded defaults.
     Local,
     /// The metadata master.
-    Master,
+    Master {
+        /// Load this backup (from `strata admin backup` or a checkpoint) into the empty
+        /// metadata store before serving.
+        #[arg(long)]
+        restore: Option<PathBuf>,
+    },
     /// A cache worker.
     Worker,
     /// A stateless S3 gateway.
     Gateway,
+    /// Operator commands against the cluster's masters (`--master`, or `masters` in the config).
+    Admin {
+        #[command(subcommand)]
+        cmd: Admin,
+    },
+}
+
+#[derive(Subcommand)]
+enum Admin {
+    /// The primary master, the standbys, and each worker with its tiers and last heartbeat.
+    Report,
+    /// Writes a consistent snapshot of the metadata to a file (restore: `strata master --restore`).
+    Backup {
+        /// The file to write.
+        output: PathBuf,
+    },
 }
 
 fn config(cli: &Cli) -> Result<Config> {
@@ -106,8 +127,10 @@ async fn main() -> Result<()> {
             })
             .await
         }
-        Role::Master => run_master(cfg, shutdown).await,
+        Role::Master { restore } => run_master(cfg, restore, shutdown).await,
         Role::Worker => run_worker(cfg, shutdown).await,
         Role::Gateway => run_gateway(cfg, shutdown).await,
+        Role::Admin { cmd: Admin::Report } => strata::admin::report(&cfg).await,
+        Role::Admin { cmd: Admin::Backup { output } } => strata::admin::backup(&cfg, &output).await,
     }
 }

@@ -44,6 +44,15 @@ pub struct Config {
     pub multipart_expiry_secs: u64,
     /// Virtual-hosted-style addressing: requests to `BUCKET.<domain>` address BUCKET.
     pub domain: Option<String>,
+    /// Masters: campaign for the primary role in etcd, `etcd://host:port[,host:port]/cluster`.
+    /// Needs a shared metadata store (etcd or FoundationDB).
+    pub election: Option<String>,
+    /// The primary's lease: a primary that cannot renew it for 3/4 of this steps down, and a
+    /// standby takes over at most this long after the primary died.
+    pub lease_ttl_ms: u64,
+    /// Masters: an under-store folder (`file:///backups/strata`) for periodic checkpoints.
+    pub checkpoint_uri: Option<String>,
+    pub checkpoint_interval_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -77,6 +86,10 @@ impl Default for Config {
             cache: CacheConfig::default(),
             multipart_expiry_secs: 7 * 24 * 3600,
             domain: None,
+            election: None,
+            lease_ttl_ms: 3000,
+            checkpoint_uri: None,
+            checkpoint_interval_secs: 3600,
         }
     }
 }
@@ -101,7 +114,12 @@ const SETTINGS: &[&str] = &[
     "heartbeat_interval_ms",
     "worker_timeout_ms",
     "cache",
+    "multipart_expiry_secs",
     "domain",
+    "election",
+    "lease_ttl_ms",
+    "checkpoint_uri",
+    "checkpoint_interval_secs",
 ];
 
 impl Config {

@@ -41,6 +41,9 @@ kinds! {
     // Conflict: a transaction lost to a concurrent one; `transact` retries it.
     Conflict => Aborted,
     Unavailable => Unavailable,
+    // NotPrimary: a standby master (or one that lost its lease) answers so; the client follows
+    // the primary's address given with it. Nothing was done.
+    NotPrimary => Unavailable,
     Internal => Internal,
 }
 

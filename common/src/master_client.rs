@@ -1,5 +1,7 @@
 //! The master over gRPC, as the gateway and workers see it.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -9,7 +11,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::api::MasterApi;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::proto::master_client::MasterClient;
 use crate::proto::*;
 
@@ -29,102 +31,217 @@ impl Interceptor for SecretInterceptor {
     }
 }
 
-#[derive(Clone)]
+type Client = MasterClient<InterceptedService<Channel, SecretInterceptor>>;
+
+/// A standby's answer carries the primary's address in this header.
+pub const PRIMARY_HEADER: &str = "strata-primary";
+
+/// The masters of a cluster over gRPC. Calls go to the master last known as primary; a standby's
+/// answer names the primary, which is followed at once; a master that cannot be reached gives
+/// way to the next address. Either way the call is tried again (until `failover_wait`) only
+/// when it certainly did nothing, or it changes nothing.
 pub struct GrpcMaster {
-    client: MasterClient<InterceptedService<Channel, SecretInterceptor>>,
-    address: String,
+    addresses: Vec<String>,
+    secret: SecretInterceptor,
+    clients: Mutex<HashMap<String, Client>>,
+    current: Mutex<String>,
+    failover_wait: Duration,
+}
+
+fn url_of(address: &str) -> String {
+    if address.contains("://") { address.to_string() } else { format!("http://{address}") }
+}
+
+/// The call never reached a master (refused, unresolvable): nothing was done.
+fn never_reached(s: &tonic::Status) -> bool {
+    let mut text = s.message().to_ascii_lowercase();
+    let mut source = std::error::Error::source(s);
+    while let Some(e) = source {
+        text.push_str(&e.to_string().to_ascii_lowercase());
+        source = e.source();
+    }
+    ["tcp connect error", "connection refused", "dns error", "error trying to connect", "timed out"]
+        .iter()
+        .any(|m| text.contains(m))
+        && s.code() == tonic::Code::Unavailable
 }
 
 impl GrpcMaster {
-    /// Connects lazily: the master may start after this process.
-    pub fn new(address: &str, secret: &str) -> Result<GrpcMaster> {
-        let url = if address.contains("://") { address.to_string() } else { format!("http://{address}") };
-        let endpoint = Endpoint::from_shared(url.clone())
-            .map_err(|e| Error::invalid(format!("bad master address {address:?}: {e}")))?
-            .connect_timeout(Duration::from_secs(3))
-            .timeout(Duration::from_secs(60))
-            .tcp_nodelay(true);
+    /// Connects lazily: the masters may start after this process.
+    pub fn new(addresses: &[String], secret: &str) -> Result<GrpcMaster> {
+        let addresses: Vec<String> = addresses.iter().map(|a| url_of(a)).collect();
+        let first = addresses.first().cloned().ok_or_else(|| Error::invalid("no master address given"))?;
         let value =
             secret.parse().map_err(|_| Error::invalid("the cluster secret must be printable ASCII")).map(Some)?;
-        let client = MasterClient::with_interceptor(endpoint.connect_lazy(), SecretInterceptor { value })
-            .max_decoding_message_size(64 << 20);
-        Ok(GrpcMaster { client, address: url })
+        let m = GrpcMaster {
+            addresses,
+            secret: SecretInterceptor { value },
+            clients: Mutex::new(HashMap::new()),
+            current: Mutex::new(first),
+            failover_wait: Duration::from_secs(30),
+        };
+        for a in &m.addresses {
+            m.client(a)?;
+        }
+        Ok(m)
     }
 
-    pub fn address(&self) -> &str {
-        &self.address
+    /// The address calls go to now.
+    pub fn address(&self) -> String {
+        self.current.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn client(&self, address: &str) -> Result<Client> {
+        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = clients.get(address) {
+            return Ok(c.clone());
+        }
+        let endpoint = Endpoint::from_shared(address.to_string())
+            .map_err(|e| Error::invalid(format!("bad master address {address:?}: {e}")))?
+            .connect_timeout(Duration::from_secs(2))
+            .timeout(Duration::from_secs(60))
+            .tcp_nodelay(true);
+        let c = MasterClient::with_interceptor(endpoint.connect_lazy(), self.secret.clone())
+            .max_decoding_message_size(64 << 20);
+        clients.insert(address.to_string(), c.clone());
+        Ok(c)
+    }
+
+    fn switch(&self, from: &str, to: Option<String>) {
+        let mut cur = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        if *cur != from {
+            return; // another call moved on already
+        }
+        let next = to.unwrap_or_else(|| {
+            let i = self.addresses.iter().position(|a| a == from).map(|i| i + 1).unwrap_or(0);
+            self.addresses[i % self.addresses.len()].clone()
+        });
+        if next != *cur {
+            tracing::info!(from = %cur, to = %next, "following the primary master");
+            *cur = next;
+        }
+    }
+
+    async fn call<T, F, Fut>(&self, idempotent: bool, f: F) -> Result<T>
+    where
+        F: Fn(Client) -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
+    {
+        let deadline = tokio::time::Instant::now() + self.failover_wait;
+        let mut pause = Duration::from_millis(50);
+        loop {
+            let address = self.address();
+            let status = match f(self.client(&address)?).await {
+                Ok(r) => return Ok(r.into_inner()),
+                Err(s) => s,
+            };
+            let err = Error::from(status.clone());
+            let primary = status.metadata().get(PRIMARY_HEADER).and_then(|v| v.to_str().ok()).map(url_of);
+            let retry = match err.kind {
+                ErrorKind::NotPrimary => {
+                    self.switch(&address, primary.filter(|p| *p != address));
+                    true
+                }
+                ErrorKind::Unavailable if never_reached(&status) || idempotent => {
+                    self.switch(&address, None);
+                    true
+                }
+                _ => false,
+            };
+            if !retry || tokio::time::Instant::now() + pause > deadline {
+                return Err(err);
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(500));
+        }
+    }
+
+    /// Who is primary, the masters, the workers: any master answers.
+    pub async fn report(&self) -> Result<ClusterReport> {
+        self.call(true, |mut c| async move { c.report(Empty {}).await }).await
+    }
+
+    /// A consistent snapshot of the metadata, as a stream of chunks.
+    pub async fn backup(&self) -> Result<tonic::Streaming<BackupChunk>> {
+        self.call(true, |mut c| async move { c.backup(Empty {}).await }).await
     }
 }
 
+/// `call!(self, idempotent, method(request))`.
 macro_rules! call {
-    ($self:ident . $method:ident ($req:expr)) => {
-        $self.client.clone().$method($req).await.map(|r| r.into_inner()).map_err(Error::from)
-    };
+    ($self:ident, $idem:expr, $method:ident ($req:expr)) => {{
+        let req = $req;
+        $self.call($idem, |mut c| {
+            let r = req.clone();
+            async move { c.$method(r).await }
+        })
+        .await
+    }};
 }
 
 #[async_trait]
 impl MasterApi for GrpcMaster {
     async fn create_bucket(&self, name: &str) -> Result<Bucket> {
-        call!(self.create_bucket(BucketName { name: name.into() }))
+        call!(self, false, create_bucket(BucketName { name: name.into() }))
     }
     async fn delete_bucket(&self, name: &str) -> Result<()> {
-        call!(self.delete_bucket(BucketName { name: name.into() })).map(|_| ())
+        call!(self, false, delete_bucket(BucketName { name: name.into() })).map(|_| ())
     }
     async fn get_bucket(&self, name: &str) -> Result<Bucket> {
-        call!(self.get_bucket(BucketName { name: name.into() }))
+        call!(self, true, get_bucket(BucketName { name: name.into() }))
     }
     async fn list_buckets(&self) -> Result<Vec<Bucket>> {
-        call!(self.list_buckets(Empty {})).map(|l| l.buckets)
+        call!(self, true, list_buckets(Empty {})).map(|l| l.buckets)
     }
     async fn lookup(&self, bucket: &str, key: &str) -> Result<ObjectMeta> {
-        call!(self.lookup(ObjectRef { bucket: bucket.into(), key: key.into() }))
+        call!(self, true, lookup(ObjectRef { bucket: bucket.into(), key: key.into() }))
     }
     async fn allocate_version(&self) -> Result<u64> {
-        call!(self.allocate_version(Empty {})).map(|v| v.version)
+        call!(self, true, allocate_version(Empty {})).map(|v| v.version)
     }
     async fn commit_object(&self, req: CommitObjectRequest) -> Result<CommitObjectResponse> {
-        call!(self.commit_object(req))
+        call!(self, false, commit_object(req))
     }
     async fn delete_object(&self, bucket: &str, key: &str) -> Result<DeleteObjectResponse> {
-        call!(self.delete_object(ObjectRef { bucket: bucket.into(), key: key.into() }))
+        call!(self, false, delete_object(ObjectRef { bucket: bucket.into(), key: key.into() }))
     }
     async fn list_objects(&self, req: ListObjectsRequest) -> Result<ListObjectsResponse> {
-        call!(self.list_objects(req))
+        call!(self, true, list_objects(req))
     }
     async fn create_upload(&self, upload: Upload) -> Result<Upload> {
-        call!(self.create_upload(CreateUploadRequest { upload: Some(upload) }))
+        call!(self, false, create_upload(CreateUploadRequest { upload: Some(upload) }))
     }
     async fn get_upload(&self, upload: UploadRef) -> Result<UploadState> {
-        call!(self.get_upload(upload))
+        call!(self, true, get_upload(upload))
     }
     async fn commit_part(&self, req: CommitPartRequest) -> Result<CommitPartResponse> {
-        call!(self.commit_part(req))
+        call!(self, false, commit_part(req))
     }
     async fn complete_upload(&self, req: CompleteUploadRequest) -> Result<CompleteUploadResponse> {
-        call!(self.complete_upload(req))
+        call!(self, false, complete_upload(req))
     }
     async fn abort_upload(&self, upload: UploadRef) -> Result<AbortUploadResponse> {
-        call!(self.abort_upload(upload))
+        call!(self, false, abort_upload(upload))
     }
     async fn list_uploads(&self, req: ListUploadsRequest) -> Result<ListUploadsResponse> {
-        call!(self.list_uploads(req))
+        call!(self, true, list_uploads(req))
     }
     async fn set_tags(&self, req: SetTagsRequest) -> Result<()> {
-        call!(self.set_tags(req)).map(|_| ())
+        call!(self, true, set_tags(req)).map(|_| ())
     }
     async fn get_credential(&self, access_key: &str) -> Result<String> {
-        call!(self.get_credential(CredentialRequest { access_key: access_key.into() })).map(|c| c.secret_key)
+        call!(self, true, get_credential(CredentialRequest { access_key: access_key.into() })).map(|c| c.secret_key)
     }
     async fn get_mount(&self, bucket: &str) -> Result<Mount> {
-        call!(self.get_mount(BucketName { name: bucket.into() }))
+        call!(self, true, get_mount(BucketName { name: bucket.into() }))
     }
     async fn register_worker(&self, info: WorkerInfo) -> Result<WorkerInfo> {
-        call!(self.register_worker(info))
+        call!(self, true, register_worker(info))
     }
     async fn heartbeat(&self, req: HeartbeatRequest) -> Result<HeartbeatResponse> {
-        call!(self.heartbeat(req))
+        call!(self, true, heartbeat(req))
     }
     async fn list_workers(&self) -> Result<Vec<WorkerInfo>> {
-        call!(self.list_workers(Empty {})).map(|l| l.workers)
+        call!(self, true, list_workers(Empty {})).map(|l| l.workers)
     }
 }

@@ -133,7 +133,7 @@ impl From<Error> for S3Error {
             ErrorKind::InvalidArgument => "InvalidArgument",
             ErrorKind::AccessDenied => "AccessDenied",
             ErrorKind::InvalidAccessKeyId => "InvalidAccessKeyId",
-            ErrorKind::Unavailable | ErrorKind::Conflict => {
+            ErrorKind::Unavailable | ErrorKind::Conflict | ErrorKind::NotPrimary => {
                 tracing::warn!("service unavailable: {e}");
                 return S3Error::new("ServiceUnavailable", "Please reduce your request rate or try again later.");
             }

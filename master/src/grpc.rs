@@ -5,9 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use futures::StreamExt;
 use strata_common::api::MasterApi;
 use strata_common::ids;
-use strata_common::master_client::SECRET_HEADER;
+use strata_common::master_client::{PRIMARY_HEADER, SECRET_HEADER};
 use strata_common::ops::{Readiness, ops_router, serve};
 use strata_common::proto::master_server::{Master as MasterService, MasterServer};
 use strata_common::proto::*;
@@ -19,14 +20,27 @@ use crate::master::Master;
 
 struct Service(Arc<Master>);
 
-/// Each RPC calls the in-process master, timed and counted.
+fn status(m: &Master, e: strata_common::Error) -> Status {
+    let not_primary = e.is(strata_common::ErrorKind::NotPrimary);
+    let mut s = Status::from(e);
+    if not_primary {
+        if let Ok(v) = m.ha().primary_address().parse() {
+            s.metadata_mut().insert(PRIMARY_HEADER, v);
+        }
+    }
+    s
+}
+
+/// Each RPC calls the in-process master, timed and counted; only the primary serves them.
 macro_rules! service {
-    ($($name:ident($req:ty) -> $resp:ty = |$m:ident, $r:ident| $body:expr;)*) => {
+    (extra { $($extra:item)* } $($name:ident($req:ty) -> $resp:ty = |$m:ident, $r:ident| $body:expr;)*) => {
         #[tonic::async_trait]
         impl MasterService for Service {
+            $($extra)*
             $(
             async fn $name(&self, req: Request<$req>) -> Result<Response<$resp>, Status> {
                 let $m = &self.0;
+                $m.check_primary().map_err(|e| status($m, e))?;
                 let $r = req.into_inner();
                 let started = std::time::Instant::now();
                 let out = $body.await;
@@ -34,7 +48,7 @@ macro_rules! service {
                 if let Err(e) = &out {
                     metrics::counter!("strata_master_rpc_errors_total", "rpc" => stringify!($name), "kind" => e.kind.as_str()).increment(1);
                 }
-                out.map(Response::new).map_err(Status::from)
+                out.map(Response::new).map_err(|e| status($m, e))
             }
             )*
         }
@@ -42,6 +56,22 @@ macro_rules! service {
 }
 
 service! {
+    extra {
+        /// Any master answers: a standby knows the primary and the masters taking part.
+        async fn report(&self, _req: Request<Empty>) -> Result<Response<ClusterReport>, Status> {
+            Ok(Response::new(self.0.report()))
+        }
+
+        type BackupStream = std::pin::Pin<Box<dyn futures::Stream<Item = Result<BackupChunk, Status>> + Send>>;
+
+        /// A consistent snapshot of the store; a standby can take it as well as the primary.
+        async fn backup(&self, _req: Request<Empty>) -> Result<Response<Self::BackupStream>, Status> {
+            let rx = crate::backup::snapshot(self.0.raw_store());
+            let stream = tokio_stream::wrappers::ReceiverStream::new(rx)
+                .map(|c| c.map(|(data, keys)| BackupChunk { data: data.to_vec(), keys }).map_err(Status::from));
+            Ok(Response::new(Box::pin(stream)))
+        }
+    }
     create_bucket(BucketName) -> Bucket = |m, r| m.create_bucket(&r.name);
     delete_bucket(BucketName) -> Empty = |m, r| async { m.delete_bucket(&r.name).await.map(|_| Empty {}) };
     get_bucket(BucketName) -> Bucket = |m, r| m.get_bucket(&r.name);

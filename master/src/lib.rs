@@ -1,9 +1,13 @@
 //! The master: the namespace (buckets, objects, multipart uploads, mounts, credentials) in a
 //! transactional key-value store, and worker membership.
 
+pub mod backup;
 mod buckets;
 mod credentials;
+#[cfg(feature = "etcd")]
+pub mod election;
 mod grpc;
+mod ha;
 mod listing;
 mod master;
 mod membership;
@@ -14,5 +18,6 @@ mod uploads;
 
 pub use credentials::RootCredentials;
 pub use grpc::{router, run};
+pub use ha::{HaState, stored_epoch};
 pub use master::{Master, MasterOptions};
 pub use uploads::expire_uploads;

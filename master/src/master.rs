@@ -10,12 +10,18 @@ use strata_common::{Error, ErrorKind, Result, codec, ids, keys};
 use tokio::sync::Mutex;
 
 use crate::credentials::RootCredentials;
+use crate::ha::HaState;
 use crate::membership::Membership;
+use crate::store::fenced::FencedStore;
 
 pub struct MasterOptions {
     pub root_ufs: String,
     pub credentials: RootCredentials,
     pub worker_timeout: Duration,
+    /// This master's address as others reach it.
+    pub address: String,
+    /// One of several masters under an election: a standby until it wins.
+    pub elected: bool,
 }
 
 /// Version ids are handed out from a block reserved in the store, so that allocating one costs
@@ -23,11 +29,16 @@ pub struct MasterOptions {
 const VERSION_BLOCK: u64 = 1024;
 
 pub struct Master {
+    /// The store behind the epoch check: every write goes through it.
     pub(crate) store: Arc<dyn KvStore>,
+    /// The store itself: for taking an epoch, snapshots and restores.
+    pub(crate) raw_store: Arc<dyn KvStore>,
+    pub(crate) ha: HaState,
     pub(crate) ufs: Arc<UfsRegistry>,
     pub(crate) root_ufs: String,
     credentials: RootCredentials,
-    versions: Mutex<(u64, u64)>,
+    pub(crate) versions: Mutex<(u64, u64)>,
+    pub(crate) worker_timeout: Duration,
     pub(crate) membership: Membership,
     pub(crate) key_locks: crate::publish::KeyLocks,
 }
@@ -37,8 +48,12 @@ impl Master {
         let root = Mount { uri: opts.root_ufs.trim_end_matches('/').to_string(), ..Default::default() };
         let ufs = Arc::new(UfsRegistry::default());
         ufs.open(&root)?;
+        let ha = if opts.elected { HaState::elected(&opts.address) } else { HaState::single(&opts.address) };
         Ok(Master {
-            store,
+            store: Arc::new(FencedStore::new(store.clone(), ha.fence.clone())),
+            raw_store: store,
+            ha,
+            worker_timeout: opts.worker_timeout,
             ufs,
             root_ufs: root.uri,
             credentials: opts.credentials,
@@ -50,6 +65,28 @@ impl Master {
 
     pub fn store_name(&self) -> &str {
         self.store.name()
+    }
+
+    /// The store as it is, without the epoch check (restores, snapshots).
+    pub fn raw_store(&self) -> Arc<dyn KvStore> {
+        self.raw_store.clone()
+    }
+
+    /// What `strata admin report` shows.
+    pub fn report(&self) -> ClusterReport {
+        let mut masters = self.ha.masters();
+        if masters.is_empty() {
+            masters.push(MasterInfo { address: self.ha.address.clone(), primary: self.ha.is_primary() });
+        }
+        ClusterReport {
+            primary: self.ha.primary_address(),
+            epoch: self.ha.epoch(),
+            masters,
+            workers: self.membership.all(),
+            store: self.store.name().to_string(),
+            now_ms: ids::now_ms(),
+            worker_timeout_ms: self.worker_timeout.as_millis() as i64,
+        }
     }
 
     pub(crate) fn root_mount(&self) -> Mount {
@@ -111,6 +148,8 @@ pub(crate) fn test_master(dir: &std::path::Path) -> Master {
         root_ufs: format!("file://{}", dir.display()),
         credentials: RootCredentials { access_key: "a".into(), secret_key: "s".into() },
         worker_timeout: Duration::from_secs(5),
+        address: "in-process".into(),
+        elected: false,
     };
     let store = std::sync::Arc::new(crate::store::RedbStore::memory().expect("memory store"));
     Master::new(store, opts).expect("test master")

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use strata_common::api::MasterApi;
 use strata_common::ops::Readiness;
-use strata_common::proto::{HeartbeatRequest, WorkerInfo};
+use strata_common::proto::{HeartbeatRequest, TierUsage, WorkerInfo};
 use tokio_util::sync::CancellationToken;
 
 use crate::Worker;
@@ -17,6 +17,14 @@ pub struct WorkerIdentity {
     pub address: String,
     /// File that keeps the id across restarts.
     pub id_file: PathBuf,
+}
+
+fn tiers(worker: &Worker) -> Vec<TierUsage> {
+    let u = worker.cache.usage();
+    vec![
+        TierUsage { medium: "MEM".into(), capacity_bytes: u.mem_quota, used_bytes: u.mem_used },
+        TierUsage { medium: "SSD".into(), capacity_bytes: u.disk_quota, used_bytes: u.disk_used },
+    ]
 }
 
 fn load_id(f: &PathBuf) -> u64 {
@@ -36,6 +44,7 @@ async fn register(
             address: me.address.clone(),
             capacity_bytes: worker.cache.capacity(),
             used_bytes: worker.cache.usage().mem_used + worker.cache.usage().disk_used,
+            tiers: tiers(worker),
             ..Default::default()
         };
         match master.register_worker(info).await {
@@ -80,6 +89,7 @@ pub async fn register_and_heartbeat(
             worker_id: id,
             capacity_bytes: worker.cache.capacity(),
             used_bytes: u.mem_used + u.disk_used,
+            tiers: tiers(&worker),
         };
         match master.heartbeat(hb).await {
             Ok(r) if r.reregister => {

@@ -1,9 +1,12 @@
 //! Metadata store backends, chosen by URL: `memory://`, `embedded:///path/meta.redb`,
-//! `etcd://host:port[,host:port]/prefix`.
+//! `etcd://host:port[,host:port]/prefix`, `fdb:///path/to/fdb.cluster`.
 
 mod buffer;
 #[cfg(feature = "etcd")]
 mod etcd_store;
+#[cfg(feature = "fdb")]
+mod fdb_store;
+pub mod fenced;
 mod redb_store;
 
 use std::sync::Arc;
@@ -13,6 +16,8 @@ use strata_common::{Error, Result};
 
 #[cfg(feature = "etcd")]
 pub use etcd_store::EtcdStore;
+#[cfg(feature = "fdb")]
+pub use fdb_store::FdbStore;
 pub use redb_store::RedbStore;
 
 pub async fn open(url: &str) -> Result<Arc<dyn KvStore>> {
@@ -22,13 +27,24 @@ pub async fn open(url: &str) -> Result<Arc<dyn KvStore>> {
         #[cfg(not(feature = "etcd"))]
         return Err(Error::invalid("this build has no etcd support: build it with `cargo build --features etcd`"));
     }
+    if url.starts_with("fdb://") {
+        #[cfg(feature = "fdb")]
+        return Ok(Arc::new(FdbStore::connect(url)?));
+        #[cfg(not(feature = "fdb"))]
+        return Err(Error::invalid(
+            "this build has no FoundationDB support: build it with `cargo build --features fdb` where libfdb_c is installed",
+        ));
+    }
     if url == "memory://" || url == "memory:" {
         return Ok(Arc::new(RedbStore::memory()?));
     }
     if let Some(path) = url.strip_prefix("embedded://") {
         return Ok(Arc::new(RedbStore::open(std::path::Path::new(path))?));
     }
-    Err(Error::invalid(format!("unknown metadata store {url:?}: use embedded:///path/meta.redb or memory://")))
+    Err(Error::invalid(format!(
+        "unknown metadata store {url:?}: use embedded:///path/meta.redb, etcd://host:port/prefix, \
+         fdb:///path/to/fdb.cluster or memory://"
+    )))
 }
 
 #[cfg(test)]
@@ -67,6 +83,22 @@ mod tests {
         conformance::run_all(|| async move {
             let prefix = format!("conformance-{:016x}", rand::random::<u64>());
             open(&format!("etcd://{endpoint}/{prefix}")).await.unwrap()
+        })
+        .await;
+    }
+
+    /// Against a real FoundationDB: set FDB_CLUSTER_FILE (see README) and test with `--features fdb`.
+    #[cfg(feature = "fdb")]
+    #[tokio::test]
+    async fn fdb_backend_conforms() {
+        let Ok(file) = std::env::var("FDB_CLUSTER_FILE") else {
+            eprintln!("fdb_backend_conforms: FDB_CLUSTER_FILE is not set, no FoundationDB to test against");
+            return;
+        };
+        let file = &file;
+        conformance::run_all(|| async move {
+            let prefix = format!("conformance-{:016x}", rand::random::<u64>());
+            open(&format!("fdb://{file}?prefix={prefix}")).await.unwrap()
         })
         .await;
     }

@@ -1,0 +1,244 @@
+//! Backups and checkpoints: a consistent snapshot of the whole metadata store (one read
+//! transaction) as a file any backend can be restored from.
+//!
+//! Format: the 16-byte magic, then records `u32 key length, key, u32 value length, value`
+//! (big-endian), then the trailer `u32 0xFFFFFFFF, u64 record count, u32 CRC32C` of all bytes
+//! before the CRC. A restore checks the whole file before it writes anything.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use crc_fast::{CrcAlgorithm, Digest};
+use futures::StreamExt;
+use object_store::{ObjectStore, ObjectStoreExt};
+use strata_common::kv::{KvStore, transact};
+use strata_common::proto::Mount;
+use strata_common::ufs::UfsRegistry;
+use strata_common::{Error, Result};
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::master::Master;
+
+pub const MAGIC: &[u8; 16] = b"STRATA-BACKUP-01";
+const END: u32 = u32::MAX;
+const PAGE: usize = 1000;
+const CHUNK: usize = 1 << 20;
+/// Rows per restore transaction: under etcd's default of 128 operations.
+const RESTORE_BATCH: usize = 100;
+
+/// A chunk of a snapshot and the number of keys in it and before it.
+pub type Chunk = (Bytes, u64);
+
+/// Streams a snapshot of `store` in chunks of about 1 MiB.
+pub fn snapshot(store: Arc<dyn KvStore>) -> mpsc::Receiver<Result<Chunk>> {
+    let (tx, rx) = mpsc::channel(4);
+    tokio::spawn(async move {
+        if let Err(e) = write_snapshot(store.as_ref(), &tx).await {
+            let _ = tx.send(Err(e)).await;
+        }
+    });
+    rx
+}
+
+async fn write_snapshot(store: &dyn KvStore, tx: &mpsc::Sender<Result<Chunk>>) -> Result<()> {
+    let gone = || Error::unavailable("the backup's reader went away");
+    let mut txn = store.begin().await?;
+    let mut crc = Digest::new(CrcAlgorithm::Crc32Iscsi);
+    let mut buf = BytesMut::with_capacity(CHUNK + 4096);
+    buf.put_slice(MAGIC);
+    let mut count = 0u64;
+    let mut from = Vec::new();
+    loop {
+        let rows = txn.get_range(&from, &[0xFF], PAGE, false).await?;
+        let Some((last, _)) = rows.last() else { break };
+        from = last.clone();
+        from.push(0);
+        let n = rows.len();
+        for (k, v) in rows {
+            buf.put_u32(k.len() as u32);
+            buf.put_slice(&k);
+            buf.put_u32(v.len() as u32);
+            buf.put_slice(&v);
+            count += 1;
+        }
+        if buf.len() >= CHUNK {
+            crc.update(&buf);
+            tx.send(Ok((buf.split().freeze(), count))).await.map_err(|_| gone())?;
+        }
+        if n < PAGE {
+            break;
+        }
+    }
+    buf.put_u32(END);
+    buf.put_u64(count);
+    crc.update(&buf);
+    buf.put_u32(crc.finalize() as u32);
+    tx.send(Ok((buf.freeze(), count))).await.map_err(|_| gone())
+}
+
+struct Reader<R> {
+    inner: R,
+}
+
+impl<R: AsyncRead + Unpin> Reader<R> {
+    async fn exact(&mut self, n: usize, crc: &mut Digest) -> Result<Vec<u8>> {
+        let mut b = vec![0u8; n];
+        self.inner
+            .read_exact(&mut b)
+            .await
+            .map_err(|e| Error::invalid(format!("the backup file is truncated or unreadable: {e}")))?;
+        crc.update(&b);
+        Ok(b)
+    }
+    async fn u32(&mut self, crc: &mut Digest) -> Result<u32> {
+        let b = self.exact(4, crc).await?;
+        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+}
+
+/// Reads a backup, giving each batch of rows to `sink`; checks the trailer at the end.
+async fn read_backup<R, F>(input: R, mut sink: F) -> Result<u64>
+where
+    R: AsyncRead + Unpin,
+    F: AsyncFnMut(Vec<(Vec<u8>, Vec<u8>)>) -> Result<()>,
+{
+    let mut r = Reader { inner: input };
+    let mut crc = Digest::new(CrcAlgorithm::Crc32Iscsi);
+    if r.exact(MAGIC.len(), &mut crc).await? != MAGIC {
+        return Err(Error::invalid("not a Strata backup (wrong magic bytes)"));
+    }
+    let mut batch = Vec::with_capacity(RESTORE_BATCH);
+    let mut count = 0u64;
+    loop {
+        let klen = r.u32(&mut crc).await?;
+        if klen == END {
+            break;
+        }
+        let key = r.exact(klen as usize, &mut crc).await?;
+        let vlen = r.u32(&mut crc).await?;
+        let value = r.exact(vlen as usize, &mut crc).await?;
+        batch.push((key, value));
+        count += 1;
+        if batch.len() == RESTORE_BATCH {
+            sink(std::mem::take(&mut batch)).await?;
+        }
+    }
+    let n = r.exact(8, &mut crc).await?;
+    let expected = u64::from_be_bytes(n.try_into().map_err(|_| Error::internal("8 bytes"))?);
+    let sum = crc.finalize() as u32;
+    let stored = r.u32(&mut Digest::new(CrcAlgorithm::Crc32Iscsi)).await?;
+    if expected != count || stored != sum {
+        return Err(Error::invalid(format!(
+            "the backup file is damaged: {count} records (trailer says {expected}), CRC32C {sum:08x} (trailer says {stored:08x})"
+        )));
+    }
+    if !batch.is_empty() {
+        sink(batch).await?;
+    }
+    Ok(count)
+}
+
+/// Checks a whole backup file without writing anything; returns its number of keys.
+pub async fn verify(path: &std::path::Path) -> Result<u64> {
+    let f = open(path).await?;
+    read_backup(f, async |_| Ok(())).await
+}
+
+async fn open(path: &std::path::Path) -> Result<tokio::io::BufReader<tokio::fs::File>> {
+    let f = tokio::fs::File::open(path)
+        .await
+        .map_err(|e| Error::invalid(format!("cannot open the backup {}: {e}", path.display())))?;
+    Ok(tokio::io::BufReader::with_capacity(1 << 20, f))
+}
+
+/// Loads the backup at `path` into `store`, which must be empty. The file is checked whole
+/// first, so a damaged one writes nothing. `progress` is told the keys written so far.
+pub async fn restore(store: &dyn KvStore, path: &std::path::Path, progress: impl Fn(u64, u64)) -> Result<u64> {
+    let total = verify(path).await?;
+    let any = transact(store, |t| Box::pin(async move { t.get_range(&[], &[0xFF], 1, false).await })).await?;
+    if !any.is_empty() {
+        return Err(Error::invalid(
+            "the metadata store is not empty: restore only into a new store (a new embedded file, etcd prefix or FDB cluster)",
+        ));
+    }
+    let mut done = 0u64;
+    read_backup(open(path).await?, async |rows| {
+        let n = rows.len() as u64;
+        transact(store, |t| {
+            let rows = rows.clone();
+            Box::pin(async move {
+                for (k, v) in rows {
+                    t.set(&k, &v);
+                }
+                Ok(())
+            })
+        })
+        .await?;
+        done += n;
+        progress(done, total);
+        Ok(())
+    })
+    .await
+}
+
+/// Writes a checkpoint into the under-store folder `uri` as `checkpoint-<time>.strata`, and
+/// keeps the newest `keep` there.
+pub async fn write_checkpoint(master: &Master, uri: &str, keep: usize) -> Result<String> {
+    let ufs: Arc<dyn ObjectStore> =
+        UfsRegistry::default().open(&Mount { uri: uri.trim_end_matches('/').to_string(), ..Default::default() })?;
+    let name = format!("checkpoint-{}.strata", chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ"));
+    let path = object_store::path::Path::from(name.as_str());
+    let ufs_err = |e: object_store::Error| Error::unavailable(format!("checkpoint store {uri}: {e}"));
+    let mut upload = object_store::WriteMultipart::new(ufs.put_multipart(&path).await.map_err(ufs_err)?);
+    let mut rx = snapshot(master.raw_store.clone());
+    let mut keys = 0;
+    while let Some(chunk) = rx.recv().await {
+        match chunk {
+            Ok((data, n)) => {
+                upload.write(&data);
+                keys = n;
+            }
+            Err(e) => {
+                let _ = upload.abort().await;
+                return Err(e);
+            }
+        }
+    }
+    upload.finish().await.map_err(ufs_err)?;
+    let mut names: Vec<object_store::path::Path> = ufs
+        .list(None)
+        .filter_map(|m| async move { m.ok().map(|m| m.location) })
+        .filter(|p| {
+            let n = p.filename().unwrap_or_default().to_string();
+            async move { n.starts_with("checkpoint-") && n.ends_with(".strata") }
+        })
+        .collect()
+        .await;
+    names.sort();
+    let old = names.len().saturating_sub(keep);
+    for p in &names[..old] {
+        let _ = ufs.delete(p).await;
+    }
+    tracing::info!(keys, checkpoint = %format!("{uri}/{name}"), "wrote a metadata checkpoint");
+    Ok(name)
+}
+
+/// A standby writes a checkpoint every `every` (the primary serves; with one master, it does).
+pub async fn checkpoint_loop(master: Arc<Master>, uri: String, every: Duration, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        let single = master.ha().masters().len() <= 1;
+        if master.ha().is_primary() && !single {
+            continue;
+        }
+        if let Err(e) = write_checkpoint(&master, &uri, 3).await {
+            tracing::warn!("cannot write a metadata checkpoint to {uri} (will retry in {every:?}): {e}");
+        }
+    }
+}

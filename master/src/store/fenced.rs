@@ -1,0 +1,100 @@
+//! Fencing: a master that takes the primary role writes a new epoch into the store, and every
+//! transaction that writes reads the epoch at commit and fails unless it is still this master's.
+//! The read joins the transaction's read set, so a takeover that lands between the check and
+//! the commit makes the commit conflict, and the rerun fails the check: a primary that lost its
+//! lease can never write again, whatever its clock or its knowledge.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use async_trait::async_trait;
+use strata_common::kv::{KeyValue, KvStore, KvTxn, decode_i64};
+use strata_common::{Error, ErrorKind, Result, keys};
+
+/// No fencing (a single master on the embedded store).
+pub const UNFENCED: u64 = 0;
+/// Fenced off: no epoch matches (a standby, or a primary stepping down).
+pub const FENCED_OFF: u64 = u64::MAX;
+
+pub struct FencedStore {
+    inner: Arc<dyn KvStore>,
+    epoch: Arc<AtomicU64>,
+}
+
+impl FencedStore {
+    pub fn new(inner: Arc<dyn KvStore>, epoch: Arc<AtomicU64>) -> FencedStore {
+        FencedStore { inner, epoch }
+    }
+}
+
+#[async_trait]
+impl KvStore for FencedStore {
+    async fn begin(&self) -> Result<Box<dyn KvTxn>> {
+        Ok(Box::new(FencedTxn { inner: self.inner.begin().await?, epoch: self.epoch.clone(), writes: false }))
+    }
+
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+}
+
+struct FencedTxn {
+    inner: Box<dyn KvTxn>,
+    epoch: Arc<AtomicU64>,
+    writes: bool,
+}
+
+#[async_trait]
+impl KvTxn for FencedTxn {
+    async fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.inner.get(key).await
+    }
+    async fn get_range(&mut self, begin: &[u8], end: &[u8], limit: usize, reverse: bool) -> Result<Vec<KeyValue>> {
+        self.inner.get_range(begin, end, limit, reverse).await
+    }
+    fn set(&mut self, key: &[u8], value: &[u8]) {
+        self.writes = true;
+        self.inner.set(key, value)
+    }
+    fn clear(&mut self, key: &[u8]) {
+        self.writes = true;
+        self.inner.clear(key)
+    }
+    fn clear_range(&mut self, begin: &[u8], end: &[u8]) {
+        self.writes = true;
+        self.inner.clear_range(begin, end)
+    }
+    fn atomic_add(&mut self, key: &[u8], delta: i64) {
+        self.writes = true;
+        self.inner.atomic_add(key, delta)
+    }
+    async fn commit(mut self: Box<Self>) -> Result<()> {
+        let mine = self.epoch.load(Ordering::SeqCst);
+        if self.writes && mine != UNFENCED {
+            let stored = self.inner.get(&keys::epoch()).await?.map(|v| decode_i64(&v) as u64).unwrap_or(0);
+            if stored != mine {
+                return Err(Error::new(
+                    ErrorKind::NotPrimary,
+                    format!(
+                        "this master is not the primary (store epoch {stored}, this master's {}); nothing was written",
+                        if mine == FENCED_OFF { "none".to_string() } else { mine.to_string() }
+                    ),
+                ));
+            }
+        }
+        self.inner.commit().await
+    }
+}
+
+/// Takes the next epoch: the write that fences off every earlier primary. Run on the raw store.
+pub async fn take_epoch(store: &dyn KvStore) -> Result<u64> {
+    strata_common::kv::transact(store, |t| {
+        Box::pin(async move {
+            let k = keys::epoch();
+            let next = t.get(&k).await?.map(|v| decode_i64(&v)).unwrap_or(0) + 1;
+            t.set(&k, &next.to_le_bytes());
+            Ok(next as u64)
+        })
+    })
+    .await
+}
