@@ -51,6 +51,8 @@ class Cluster:
     procs: dict = field(default_factory=dict)
     logs: Path = None
     env: dict = field(default_factory=dict)
+    master_url: str = None
+    masters: list = field(default_factory=list)
 
     @property
     def endpoint(self):
@@ -118,9 +120,9 @@ def start_local(tmp):
     return c
 
 
-def start_cluster(tmp, metadata=None):
+def start_cluster(tmp, metadata=None, root_ufs=None, master_args=(), creds=None):
     mport, wport, g1, g2 = free_port(), free_port(), free_port(), free_port()
-    ak, sk = "STRATATEST" + secrets.token_hex(5).upper(), secrets.token_urlsafe(30)
+    ak, sk = creds or ("STRATATEST" + secrets.token_hex(5).upper(), secrets.token_urlsafe(30))
     c = Cluster("cluster", [f"http://127.0.0.1:{g1}", f"http://127.0.0.1:{g2}"], ak, sk, tmp / "cluster", logs=tmp)
     c.env = {"STRATA_CLUSTER_SECRET": secrets.token_hex(16), "STRATA_HEARTBEAT_INTERVAL_MS": "500"}
     master = f"http://127.0.0.1:{mport}"
@@ -128,8 +130,11 @@ def start_cluster(tmp, metadata=None):
     if metadata:
         menv["STRATA_METADATA"] = metadata
         c.mode = "etcd"
-    c.start("master", ["master", "--data-dir", str(c.data_dir / "master"), "--listen", f"127.0.0.1:{mport}"],
-            menv, master)
+    if root_ufs:
+        menv["STRATA_ROOT_UFS"] = root_ufs
+    c.master_url = master
+    c.start("master", ["master", "--data-dir", str(c.data_dir / "master"), "--listen", f"127.0.0.1:{mport}",
+                       *master_args], menv, master)
     c.start("worker", ["worker", "--data-dir", str(c.data_dir / "worker"), "--listen", f"127.0.0.1:{wport}",
                        "--master", master], {}, f"http://127.0.0.1:{wport}")
     for i, port in enumerate((g1, g2)):

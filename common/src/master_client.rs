@@ -100,6 +100,10 @@ impl GrpcMaster {
             .map_err(|e| Error::invalid(format!("bad master address {address:?}: {e}")))?
             .connect_timeout(Duration::from_secs(2))
             .timeout(Duration::from_secs(60))
+            // A master that stops answering (paused, partitioned) fails its calls within ~3s.
+            .http2_keep_alive_interval(Duration::from_secs(1))
+            .keep_alive_timeout(Duration::from_secs(2))
+            .keep_alive_while_idle(true)
             .tcp_nodelay(true);
         let c = MasterClient::with_interceptor(endpoint.connect_lazy(), self.secret.clone())
             .max_decoding_message_size(64 << 20);
@@ -136,7 +140,12 @@ impl GrpcMaster {
                 Err(s) => s,
             };
             let err = Error::from(status.clone());
-            let primary = status.metadata().get(PRIMARY_HEADER).and_then(|v| v.to_str().ok()).map(url_of);
+            let primary = status
+                .metadata()
+                .get(PRIMARY_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .filter(|p| !p.is_empty())
+                .map(url_of);
             let retry = match err.kind {
                 ErrorKind::NotPrimary => {
                     self.switch(&address, primary.filter(|p| *p != address));

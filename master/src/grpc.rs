@@ -24,7 +24,10 @@ fn status(m: &Master, e: strata_common::Error) -> Status {
     let not_primary = e.is(strata_common::ErrorKind::NotPrimary);
     let mut s = Status::from(e);
     if not_primary {
-        if let Ok(v) = m.ha().primary_address().parse() {
+        let primary = m.ha().primary_address();
+        if let Ok(v) = primary.parse()
+            && !primary.is_empty()
+        {
             s.metadata_mut().insert(PRIMARY_HEADER, v);
         }
     }
@@ -59,7 +62,7 @@ service! {
     extra {
         /// Any master answers: a standby knows the primary and the masters taking part.
         async fn report(&self, _req: Request<Empty>) -> Result<Response<ClusterReport>, Status> {
-            Ok(Response::new(self.0.report()))
+            Ok(Response::new(self.0.report().await))
         }
 
         type BackupStream = std::pin::Pin<Box<dyn futures::Stream<Item = Result<BackupChunk, Status>> + Send>>;

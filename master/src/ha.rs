@@ -112,6 +112,7 @@ impl Master {
     /// Stops serving at once; any write still in flight fails its epoch check.
     pub fn step_down(&self, why: &str) {
         self.ha.fence.store(FENCED_OFF, Ordering::SeqCst);
+        self.ha.set_primary_address("");
         if self.ha.primary.swap(false, Ordering::SeqCst) {
             tracing::warn!("this master stepped down from primary: {why}");
         }

@@ -73,14 +73,14 @@ impl Master {
     }
 
     /// What `strata admin report` shows.
-    pub fn report(&self) -> ClusterReport {
+    pub async fn report(&self) -> ClusterReport {
         let mut masters = self.ha.masters();
         if masters.is_empty() {
             masters.push(MasterInfo { address: self.ha.address.clone(), primary: self.ha.is_primary() });
         }
         ClusterReport {
             primary: self.ha.primary_address(),
-            epoch: self.ha.epoch(),
+            epoch: crate::ha::stored_epoch(self.raw_store.as_ref()).await.unwrap_or(self.ha.epoch()),
             masters,
             workers: self.membership.all(),
             store: self.store.name().to_string(),
