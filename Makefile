@@ -24,14 +24,16 @@ release:
 ## Everything CI runs: lint, Rust unit and integration tests, the compat suites.
 test: lint unit compat test-spark
 
-## Debian packages the tests need: protoc (for the etcd client), etcd.
+## Debian packages the tests need: protoc (for the etcd client), etcd, libclang (for checking
+## the FoundationDB backend, whose libfdb_c no registry here ships).
 deps:
-	@command -v protoc >/dev/null && command -v etcd >/dev/null || \
-	  (apt-get update -q && apt-get install -y -q protobuf-compiler etcd-server etcd-client)
+	@command -v protoc >/dev/null && command -v etcd >/dev/null && dpkg -s libclang-dev >/dev/null 2>&1 || \
+	  (apt-get update -q && apt-get install -y -q protobuf-compiler etcd-server etcd-client libclang-dev)
 
 lint: deps
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets $(FEATURES) -- -D warnings
+	cargo clippy -p strata-master --all-targets --features fdb -- -D warnings
 
 ## Unit and integration tests; the metadata store suite also runs against a real etcd.
 unit: deps
@@ -58,10 +60,11 @@ $(VENV)/.spark: $(VENV)/.installed
 	$(VENV)/bin/pip install --quiet --no-deps sagemaker_pyspark==1.4.5
 	touch $@
 
-## Throughput and gateway memory of 1 GiB through a cluster and `strata local`; metadata
-## transactions per second of the embedded store and etcd.
-bench: release venv deps
-	STRATA_BIN=$(RELEASE_BIN) $(PY) compat-tests/bench.py
+## Throughput and gateway memory of 1 GiB through a cluster and `strata local`; failover time
+## of two masters on etcd; metadata transactions per second of the embedded store and etcd.
+bench: venv deps
+	cargo build --release --bin strata $(FEATURES)
+	STRATA_BIN=$(RELEASE_BIN) scripts/with-etcd $(PY) compat-tests/bench.py
 	@echo "metadata store:"
 	@rm -rf $(CURDIR)/.bench-meta.redb
 	cargo run -q --release $(FEATURES) -p strata-master --example kvbench -- embedded://$(CURDIR)/.bench-meta.redb 2000 16

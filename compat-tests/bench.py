@@ -1,6 +1,7 @@
 """`make bench`: 1 GiB through a three-process cluster (master, worker, gateway) and through
 `strata local`: one single PUT, one multipart upload, one GET and one multipart download, with
-the throughput of each and the peak resident memory (VmHWM) of the gateway process."""
+the throughput of each and the peak resident memory (VmHWM) of the gateway process. With a
+real etcd (STRATA_TEST_ETCD), the failover time of two masters over several kill -9s."""
 
 import os
 import sys
@@ -59,6 +60,32 @@ def run(mode, start):
             c.stop_all()
 
 
+def failover(kills=5, lease_ms=3000):
+    """Kills the primary under a write/read loop `kills` times (restarting it as a standby each
+    time) and prints the time from the last success before to the first success after."""
+    from test_ha import kill_primary_under_load, master_name, start_ha
+    with tempfile.TemporaryDirectory() as tmp:
+        c = start_ha(Path(tmp), lease_ms=lease_ms)
+        try:
+            s3 = c.client(connect_timeout=5, read_timeout=60)
+            s3.create_bucket(Bucket="failover")
+            print(f"failover (two masters on etcd, lease {lease_ms} ms, kill -9 of the primary under load):")
+            gaps = []
+            for i in range(kills):
+                gap, old, loop = kill_primary_under_load(c, s3, "failover", settle=2.0)
+                gaps.append(gap)
+                print(f"  kill {i + 1}: {gap:5.2f} s without an answer; {len(loop.errors)} failed requests")
+                c.restart(master_name(c, old))
+            gaps.sort()
+            print(f"  min {gaps[0]:.2f} s, median {gaps[len(gaps) // 2]:.2f} s, max {gaps[-1]:.2f} s")
+        finally:
+            c.stop_all()
+
+
 if __name__ == "__main__":
     run("cluster", start_cluster)
     run("local", start_local)
+    if os.environ.get("STRATA_TEST_ETCD"):
+        failover()
+    else:
+        print("failover: skipped (needs etcd: run through make bench)")

@@ -20,7 +20,7 @@ needs_etcd = pytest.mark.skipif(not ETCD, reason="needs a real etcd: make test s
 LEASE_MS = 2000
 
 
-def start_ha(tmp, masters=2):
+def start_ha(tmp, masters=2, lease_ms=LEASE_MS):
     """`masters` masters sharing metadata in etcd and campaigning there, one worker, one gateway."""
     tag = secrets.token_hex(4)
     ak, sk = "STRATATEST" + secrets.token_hex(5).upper(), secrets.token_urlsafe(30)
@@ -31,7 +31,7 @@ def start_ha(tmp, masters=2):
         "STRATA_ROOT_ACCESS_KEY": ak, "STRATA_ROOT_SECRET_KEY": sk,
         "STRATA_METADATA": f"etcd://{ETCD}/ha-meta-{tag}",
         "STRATA_ELECTION": f"etcd://{ETCD}/ha-{tag}",
-        "STRATA_LEASE_TTL_MS": str(LEASE_MS),
+        "STRATA_LEASE_TTL_MS": str(lease_ms),
         "STRATA_ROOT_UFS": f"file://{tmp / 'ha' / 'ufs'}",
     }
     c.masters = []

@@ -44,12 +44,7 @@ pub fn format_report(r: &ClusterReport) -> String {
             bytes(w.capacity_bytes)
         );
         for t in &w.tiers {
-            out += &format!(
-                "         {:<4} used {} of {}\n",
-                t.medium,
-                bytes(t.used_bytes),
-                bytes(t.capacity_bytes)
-            );
+            out += &format!("         {:<4} used {} of {}\n", t.medium, bytes(t.used_bytes), bytes(t.capacity_bytes));
         }
     }
     out

@@ -73,8 +73,7 @@ fn spawn_master_jobs(master: &Arc<Master>, cfg: &Config, shutdown: &Cancellation
     if let Some(url) = &cfg.election {
         #[cfg(feature = "etcd")]
         {
-            let opts =
-                strata_master::election::ElectionOptions::parse(url, Duration::from_millis(cfg.lease_ttl_ms))?;
+            let opts = strata_master::election::ElectionOptions::parse(url, Duration::from_millis(cfg.lease_ttl_ms))?;
             tokio::spawn(strata_master::election::run(master.clone(), opts, shutdown.clone()));
         }
         #[cfg(not(feature = "etcd"))]

@@ -180,11 +180,12 @@ impl GrpcMaster {
 macro_rules! call {
     ($self:ident, $idem:expr, $method:ident ($req:expr)) => {{
         let req = $req;
-        $self.call($idem, |mut c| {
-            let r = req.clone();
-            async move { c.$method(r).await }
-        })
-        .await
+        $self
+            .call($idem, |mut c| {
+                let r = req.clone();
+                async move { c.$method(r).await }
+            })
+            .await
     }};
 }
 

@@ -79,72 +79,82 @@ async fn write_snapshot(store: &dyn KvStore, tx: &mpsc::Sender<Result<Chunk>>) -
     tx.send(Ok((buf.freeze(), count))).await.map_err(|_| gone())
 }
 
-struct Reader<R> {
+/// Reads a backup batch by batch; the last call checks the trailer.
+struct BackupReader<R> {
     inner: R,
+    crc: Digest,
+    count: u64,
+    done: bool,
 }
 
-impl<R: AsyncRead + Unpin> Reader<R> {
-    async fn exact(&mut self, n: usize, crc: &mut Digest) -> Result<Vec<u8>> {
+impl<R: AsyncRead + Unpin> BackupReader<R> {
+    async fn new(inner: R) -> Result<BackupReader<R>> {
+        let mut r = BackupReader { inner, crc: Digest::new(CrcAlgorithm::Crc32Iscsi), count: 0, done: false };
+        if r.exact(MAGIC.len()).await? != MAGIC {
+            return Err(Error::invalid("not a Strata backup (wrong magic bytes)"));
+        }
+        Ok(r)
+    }
+
+    async fn exact(&mut self, n: usize) -> Result<Vec<u8>> {
         let mut b = vec![0u8; n];
         self.inner
             .read_exact(&mut b)
             .await
             .map_err(|e| Error::invalid(format!("the backup file is truncated or unreadable: {e}")))?;
-        crc.update(&b);
+        self.crc.update(&b);
         Ok(b)
     }
-    async fn u32(&mut self, crc: &mut Digest) -> Result<u32> {
-        let b = self.exact(4, crc).await?;
+
+    async fn u32(&mut self) -> Result<u32> {
+        let b = self.exact(4).await?;
         Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
     }
-}
 
-/// Reads a backup, giving each batch of rows to `sink`; checks the trailer at the end.
-async fn read_backup<R, F>(input: R, mut sink: F) -> Result<u64>
-where
-    R: AsyncRead + Unpin,
-    F: AsyncFnMut(Vec<(Vec<u8>, Vec<u8>)>) -> Result<()>,
-{
-    let mut r = Reader { inner: input };
-    let mut crc = Digest::new(CrcAlgorithm::Crc32Iscsi);
-    if r.exact(MAGIC.len(), &mut crc).await? != MAGIC {
-        return Err(Error::invalid("not a Strata backup (wrong magic bytes)"));
-    }
-    let mut batch = Vec::with_capacity(RESTORE_BATCH);
-    let mut count = 0u64;
-    loop {
-        let klen = r.u32(&mut crc).await?;
-        if klen == END {
-            break;
+    /// Up to `RESTORE_BATCH` rows; an empty batch at the end, once the trailer checked out.
+    async fn next_batch(&mut self) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let mut batch = Vec::with_capacity(RESTORE_BATCH);
+        while !self.done && batch.len() < RESTORE_BATCH {
+            let klen = self.u32().await?;
+            if klen == END {
+                self.check_trailer().await?;
+                self.done = true;
+                break;
+            }
+            let key = self.exact(klen as usize).await?;
+            let vlen = self.u32().await?;
+            let value = self.exact(vlen as usize).await?;
+            batch.push((key, value));
+            self.count += 1;
         }
-        let key = r.exact(klen as usize, &mut crc).await?;
-        let vlen = r.u32(&mut crc).await?;
-        let value = r.exact(vlen as usize, &mut crc).await?;
-        batch.push((key, value));
-        count += 1;
-        if batch.len() == RESTORE_BATCH {
-            sink(std::mem::take(&mut batch)).await?;
+        Ok(batch)
+    }
+
+    async fn check_trailer(&mut self) -> Result<()> {
+        let n = self.exact(8).await?;
+        let expected = u64::from_be_bytes(n.try_into().map_err(|_| Error::internal("8 bytes"))?);
+        let sum = self.crc.clone().finalize() as u32;
+        let mut b = [0u8; 4];
+        self.inner
+            .read_exact(&mut b)
+            .await
+            .map_err(|e| Error::invalid(format!("the backup file is truncated: {e}")))?;
+        let stored = u32::from_be_bytes(b);
+        if expected != self.count || stored != sum {
+            return Err(Error::invalid(format!(
+                "the backup file is damaged: {} records (trailer says {expected}), CRC32C {sum:08x} (trailer says {stored:08x})",
+                self.count
+            )));
         }
+        Ok(())
     }
-    let n = r.exact(8, &mut crc).await?;
-    let expected = u64::from_be_bytes(n.try_into().map_err(|_| Error::internal("8 bytes"))?);
-    let sum = crc.finalize() as u32;
-    let stored = r.u32(&mut Digest::new(CrcAlgorithm::Crc32Iscsi)).await?;
-    if expected != count || stored != sum {
-        return Err(Error::invalid(format!(
-            "the backup file is damaged: {count} records (trailer says {expected}), CRC32C {sum:08x} (trailer says {stored:08x})"
-        )));
-    }
-    if !batch.is_empty() {
-        sink(batch).await?;
-    }
-    Ok(count)
 }
 
 /// Checks a whole backup file without writing anything; returns its number of keys.
 pub async fn verify(path: &std::path::Path) -> Result<u64> {
-    let f = open(path).await?;
-    read_backup(f, async |_| Ok(())).await
+    let mut r = BackupReader::new(open(path).await?).await?;
+    while !r.next_batch().await?.is_empty() {}
+    Ok(r.count)
 }
 
 async fn open(path: &std::path::Path) -> Result<tokio::io::BufReader<tokio::fs::File>> {
@@ -164,8 +174,13 @@ pub async fn restore(store: &dyn KvStore, path: &std::path::Path, progress: impl
             "the metadata store is not empty: restore only into a new store (a new embedded file, etcd prefix or FDB cluster)",
         ));
     }
+    let mut r = BackupReader::new(open(path).await?).await?;
     let mut done = 0u64;
-    read_backup(open(path).await?, async |rows| {
+    loop {
+        let rows = r.next_batch().await?;
+        if rows.is_empty() {
+            return Ok(done);
+        }
         let n = rows.len() as u64;
         transact(store, |t| {
             let rows = rows.clone();
@@ -179,9 +194,7 @@ pub async fn restore(store: &dyn KvStore, path: &std::path::Path, progress: impl
         .await?;
         done += n;
         progress(done, total);
-        Ok(())
-    })
-    .await
+    }
 }
 
 /// Writes a checkpoint into the under-store folder `uri` as `checkpoint-<time>.strata`, and

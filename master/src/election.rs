@@ -141,8 +141,9 @@ async fn term(master: &Master, opts: &ElectionOptions, shutdown: &CancellationTo
     master.step_down("the election term ended");
     // Hand over at once rather than at lease expiry: resign and drop the lease.
     if let Some(key) = leader {
-        let _ = tokio::time::timeout(Duration::from_secs(2), client.resign(Some(ResignOptions::new().with_leader(key))))
-            .await;
+        let _ =
+            tokio::time::timeout(Duration::from_secs(2), client.resign(Some(ResignOptions::new().with_leader(key))))
+                .await;
     }
     let _ = tokio::time::timeout(Duration::from_secs(2), client.lease_revoke(lease)).await;
     result
@@ -158,10 +159,8 @@ async fn observe(client: &mut Client, opts: &ElectionOptions, master: &Master) -
     if !master.ha().is_primary() {
         master.ha().set_primary_address(&primary);
     }
-    let members = client
-        .get(opts.members_prefix(), Some(GetOptions::new().with_prefix()))
-        .await
-        .map_err(etcd("list masters"))?;
+    let members =
+        client.get(opts.members_prefix(), Some(GetOptions::new().with_prefix())).await.map_err(etcd("list masters"))?;
     let masters = members
         .kvs()
         .iter()

@@ -153,7 +153,7 @@ pub async fn start_cluster(dir: &Path) -> (Running, String) {
         let token = shutdown.clone();
         tasks.push(tokio::spawn(async move {
             let r = match role {
-                "master" => strata::run_master(cfg, token).await,
+                "master" => strata::run_master(cfg, None, token).await,
                 "worker" => strata::run_worker(cfg, token).await,
                 _ => strata::run_gateway(cfg, token).await,
             };
