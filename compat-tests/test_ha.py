@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import BIN, Cluster, free_port, start_cluster
+from conftest import BIN, Cluster, free_port, start_cluster, wait_ready
 
 ETCD = os.environ.get("STRATA_TEST_ETCD")
 needs_etcd = pytest.mark.skipif(not ETCD, reason="needs a real etcd: make test starts one (STRATA_TEST_ETCD)")
@@ -33,6 +33,8 @@ def start_ha(tmp, masters=2, lease_ms=LEASE_MS):
         "STRATA_ELECTION": f"etcd://{ETCD}/ha-{tag}",
         "STRATA_LEASE_TTL_MS": str(lease_ms),
         "STRATA_ROOT_UFS": f"file://{tmp / 'ha' / 'ufs'}",
+        "STRATA_CHECKPOINT_URI": f"file://{tmp / 'ha' / 'checkpoints'}",
+        "STRATA_CHECKPOINT_INTERVAL_SECS": "1",
     }
     c.masters = []
     for i in range(masters):
@@ -160,6 +162,22 @@ def test_kill_9_of_the_primary(tmp_path):
         # The survivor reports itself primary, and the worker registered with it again.
         _, report = primary(c, masters=[m for m in c.masters if m != old])
         assert re.search(r"live", report), report
+        # While both ran, the standby wrote checkpoints, each a whole restorable snapshot.
+        points = sorted((tmp_path / "ha" / "checkpoints").glob("checkpoint-*.strata"))
+        assert 1 <= len(points) <= 3, points
+        restored = tmp_path / "restored"
+        port = free_port()
+        p = subprocess.Popen([BIN, "master", "--restore", str(points[-1]), "--data-dir", str(restored),
+                              "--listen", f"127.0.0.1:{port}"],
+                             env=dict(os.environ, STRATA_METADATA=f"embedded://{restored}/meta.redb"),
+                             stderr=open(tmp_path / "restore.log", "wb"))
+        try:
+            wait_ready(f"http://127.0.0.1:{port}", p, "restored master")
+        finally:
+            p.terminate()
+            p.wait(timeout=15)
+        log = (tmp_path / "restore.log").read_text()
+        assert re.search(r"restored \d+ keys from", log), log
     finally:
         c.stop_all()
 
