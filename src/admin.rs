@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use futures::StreamExt;
 use strata_common::config::Config;
 use strata_common::ids;
-use strata_common::proto::ClusterReport;
+use strata_common::proto::{Bucket, ClusterReport, Mount};
 
 use crate::{cluster_secret, master_client};
 
@@ -48,6 +48,81 @@ pub fn format_report(r: &ClusterReport) -> String {
         }
     }
     out
+}
+
+/// `0`, `-1`, or a number with `ms`, `s`, `m`, `h`, `d` (bare: seconds) → milliseconds.
+pub fn parse_interval(s: &str) -> Result<i64> {
+    let s = s.trim();
+    if s == "-1" || s == "0" {
+        return Ok(s.parse()?);
+    }
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: i64 = n.parse().with_context(|| format!("{s:?} is not an interval (use 0, -1, 30s, 5m, 1h)"))?;
+    let ms = match unit {
+        "ms" => 1,
+        "" | "s" => 1000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => anyhow::bail!("{s:?} is not an interval (use 0, -1, 30s, 5m, 1h)"),
+    };
+    Ok(n * ms)
+}
+
+pub async fn mount(
+    cfg: &Config,
+    bucket: &str,
+    uri: &str,
+    options: &[String],
+    read_only: bool,
+    sync_interval: &str,
+) -> Result<()> {
+    let mut opts = std::collections::HashMap::new();
+    for o in options {
+        let (k, v) = o.split_once('=').with_context(|| format!("--option {o:?}: give KEY=VALUE"))?;
+        opts.insert(k.trim().to_string(), v.to_string());
+    }
+    let interval = parse_interval(sync_interval)?;
+    let m =
+        Mount { uri: uri.to_string(), options: opts, read_only, sync_interval_ms: (interval >= 0).then_some(interval) };
+    let master = master_client(cfg, &cluster_secret(cfg, "admin")?)?;
+    let b = master.mount(bucket, m).await.with_context(|| format!("cannot mount {uri} as {bucket}"))?;
+    println!("mounted {}", describe(&b));
+    Ok(())
+}
+
+pub async fn unmount(cfg: &Config, bucket: &str) -> Result<()> {
+    let master = master_client(cfg, &cluster_secret(cfg, "admin")?)?;
+    master.unmount(bucket).await.with_context(|| format!("cannot unmount {bucket}"))?;
+    println!("unmounted {bucket}: its metadata is gone, the under store keeps its data");
+    Ok(())
+}
+
+fn describe(b: &Bucket) -> String {
+    let Some(m) = &b.mount else { return b.name.clone() };
+    let sync = match m.sync_interval_ms {
+        None => "never".to_string(),
+        Some(0) => "every listing".to_string(),
+        Some(ms) => format!("every {}s", ms as f64 / 1000.0),
+    };
+    let mut opts: Vec<String> = m.options.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    opts.sort();
+    format!(
+        "{:<24} {}{}  sync: {sync}{}",
+        b.name,
+        m.uri,
+        if m.read_only { "  (read-only)" } else { "" },
+        if opts.is_empty() { String::new() } else { format!("  options: {}", opts.join(" ")) }
+    )
+}
+
+pub async fn mounts(cfg: &Config) -> Result<()> {
+    let master = master_client(cfg, &cluster_secret(cfg, "admin")?)?;
+    for b in master.mounts().await.context("cannot list the mounts")? {
+        println!("{}", describe(&b));
+    }
+    Ok(())
 }
 
 pub async fn report(cfg: &Config) -> Result<()> {

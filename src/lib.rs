@@ -45,6 +45,7 @@ async fn open_master(cfg: &Config, address: &str, restore: Option<&Path>) -> Res
             worker_timeout: Duration::from_millis(cfg.worker_timeout_ms),
             address: address.to_string(),
             elected: cfg.election.is_some(),
+            block_size: cfg.block_size,
         },
     )?;
     Ok((Arc::new(master), creds))

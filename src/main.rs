@@ -55,6 +55,26 @@ enum Role {
 enum Admin {
     /// The primary master, the standbys, and each worker with its tiers and last heartbeat.
     Report,
+    /// Exposes an under store (s3://bucket/prefix, gs://, az://, file:///path) as a bucket.
+    Mount {
+        bucket: String,
+        uri: String,
+        /// An option of the under store, e.g. endpoint=http://10.0.0.5:9000, region=eu-west-1,
+        /// access_key_id=..., secret_access_key=... (repeat for several).
+        #[arg(long = "option", value_name = "KEY=VALUE")]
+        options: Vec<String>,
+        /// Refuse writes through Strata (AccessDenied).
+        #[arg(long)]
+        read_only: bool,
+        /// How often a listing merges the under store's: 0 = every time, -1 = never, or e.g.
+        /// 30s, 5m, 1h.
+        #[arg(long, default_value = "1m", allow_hyphen_values = true)]
+        sync_interval: String,
+    },
+    /// Forgets a bucket's metadata; the under store keeps its data.
+    Unmount { bucket: String },
+    /// Every bucket and its under store (secrets masked).
+    Mounts,
     /// Writes a consistent snapshot of the metadata to a file (restore: `strata master --restore`).
     Backup {
         /// The file to write.
@@ -131,6 +151,11 @@ async fn main() -> Result<()> {
         Role::Worker => run_worker(cfg, shutdown).await,
         Role::Gateway => run_gateway(cfg, shutdown).await,
         Role::Admin { cmd: Admin::Report } => strata::admin::report(&cfg).await,
+        Role::Admin { cmd: Admin::Mount { bucket, uri, options, read_only, sync_interval } } => {
+            strata::admin::mount(&cfg, &bucket, &uri, &options, read_only, &sync_interval).await
+        }
+        Role::Admin { cmd: Admin::Unmount { bucket } } => strata::admin::unmount(&cfg, &bucket).await,
+        Role::Admin { cmd: Admin::Mounts } => strata::admin::mounts(&cfg).await,
         Role::Admin { cmd: Admin::Backup { output } } => strata::admin::backup(&cfg, &output).await,
     }
 }

@@ -66,6 +66,19 @@ fn never_reached(s: &tonic::Status) -> bool {
         && s.code() == tonic::Code::Unavailable
 }
 
+/// `call!(self, idempotent, method(request))`.
+macro_rules! call {
+    ($self:ident, $idem:expr, $method:ident ($req:expr)) => {{
+        let req = $req;
+        $self
+            .call($idem, |mut c| {
+                let r = req.clone();
+                async move { c.$method(r).await }
+            })
+            .await
+    }};
+}
+
 impl GrpcMaster {
     /// Connects lazily: the masters may start after this process.
     pub fn new(addresses: &[String], secret: &str) -> Result<GrpcMaster> {
@@ -170,23 +183,24 @@ impl GrpcMaster {
         self.call(true, |mut c| async move { c.report(Empty {}).await }).await
     }
 
+    pub async fn mount(&self, bucket: &str, mount: Mount) -> Result<Bucket> {
+        let req = MountRequest { bucket: bucket.into(), mount: Some(mount) };
+        call!(self, false, mount_bucket(req))
+    }
+
+    pub async fn unmount(&self, bucket: &str) -> Result<()> {
+        call!(self, false, unmount_bucket(BucketName { name: bucket.into() })).map(|_| ())
+    }
+
+    /// Buckets and their mounts, secrets masked.
+    pub async fn mounts(&self) -> Result<Vec<Bucket>> {
+        call!(self, true, list_mounts(Empty {})).map(|l| l.buckets)
+    }
+
     /// A consistent snapshot of the metadata, as a stream of chunks.
     pub async fn backup(&self) -> Result<tonic::Streaming<BackupChunk>> {
         self.call(true, |mut c| async move { c.backup(Empty {}).await }).await
     }
-}
-
-/// `call!(self, idempotent, method(request))`.
-macro_rules! call {
-    ($self:ident, $idem:expr, $method:ident ($req:expr)) => {{
-        let req = $req;
-        $self
-            .call($idem, |mut c| {
-                let r = req.clone();
-                async move { c.$method(r).await }
-            })
-            .await
-    }};
 }
 
 #[async_trait]

@@ -20,14 +20,53 @@ pub struct UfsRegistry {
 
 impl UfsRegistry {
     pub fn open(&self, mount: &Mount) -> Result<Arc<dyn ObjectStore>> {
+        let mut id = mount.uri.clone();
+        let mut options: Vec<_> = mount.options.iter().collect();
+        options.sort();
+        for (k, v) in options {
+            id.push_str(&format!("\0{k}={v}"));
+        }
         let mut stores = self.stores.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(s) = stores.get(&mount.uri) {
+        if let Some(s) = stores.get(&id) {
             return Ok(s.clone());
         }
         let store = open_store(mount)?;
-        stores.insert(mount.uri.clone(), store.clone());
+        stores.insert(id, store.clone());
         Ok(store)
     }
+}
+
+/// Mount options whose values are secrets: never logged, shown only masked.
+pub fn is_secret_option(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    ["secret", "password", "token", "sas", "credential", "private_key", "account_key", "access_key"]
+        .iter()
+        .any(|s| k.contains(s))
+        && !k.ends_with("_file")
+        && !k.ends_with("access_key_id")
+}
+
+/// The mount as it may be shown: secret option values masked.
+pub fn redacted(mount: &Mount) -> Mount {
+    let mut m = mount.clone();
+    for (k, v) in m.options.iter_mut() {
+        if is_secret_option(k) {
+            *v = if v.len() > 12 { format!("****{}", &v[v.len() - 4..]) } else { "****".to_string() };
+        }
+    }
+    m
+}
+
+fn cloud_store(mount: &Mount, url: &url::Url) -> Result<Arc<dyn ObjectStore>> {
+    let mut options: Vec<(String, String)> = mount.options.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let plain_http = mount.options.iter().any(|(k, v)| k.contains("endpoint") && v.starts_with("http://"));
+    if plain_http && !mount.options.contains_key("allow_http") {
+        options.push(("allow_http".into(), "true".into()));
+    }
+    let (store, prefix) = object_store::parse_url_opts(url, options)
+        .map_err(|e| Error::invalid(format!("cannot open the under store {}: {e}", redacted(mount).uri)))?;
+    let store: Arc<dyn ObjectStore> = Arc::from(store);
+    Ok(if prefix.as_ref().is_empty() { store } else { Arc::new(object_store::prefix::PrefixStore::new(store, prefix)) })
 }
 
 fn open_store(mount: &Mount) -> Result<Arc<dyn ObjectStore>> {
@@ -46,11 +85,15 @@ fn open_store(mount: &Mount) -> Result<Arc<dyn ObjectStore>> {
             Ok(Arc::new(fs))
         }
         "memory" => Ok(Arc::new(InMemory::new())),
+        "s3" | "s3a" | "gs" | "az" | "azure" | "abfs" | "abfss" => cloud_store(mount, &url),
         other => Err(Error::invalid(format!(
-            "under store scheme {other}:// is not supported by this build (supported: file://, memory://)"
+            "under store scheme {other}:// is not supported (supported: file://, s3://, gs://, az://, memory://)"
         ))),
     }
 }
+
+/// Strata's own folder in every under store (staged writes).
+pub const STAGING_DIR: &str = "%strata";
 
 const ESCAPED: &AsciiSet = &CONTROLS.add(b'%').add(b'#');
 
@@ -112,7 +155,7 @@ pub fn check_placeable(mount: &Mount, key: &str) -> Result<()> {
 /// Strata's own files in an under store (writes in flight, multipart parts) live under
 /// `%strata/`, a name [`key_path`] never produces: `%` in a key is always escaped.
 pub fn staging_path(name: &str) -> Result<Path> {
-    Path::parse(format!("%strata/{name}")).map_err(|e| Error::internal(format!("bad staging name {name:?}: {e}")))
+    Path::parse(format!("{STAGING_DIR}/{name}")).map_err(|e| Error::internal(format!("bad staging name {name:?}: {e}")))
 }
 
 /// The S3 key of an under-store path written by [`key_path`] (or by anyone else).

@@ -98,6 +98,9 @@ service! {
     register_worker(WorkerInfo) -> WorkerInfo = |m, r| m.register_worker(r);
     heartbeat(HeartbeatRequest) -> HeartbeatResponse = |m, r| m.heartbeat(r);
     list_workers(Empty) -> WorkerList = |m, _r| async { m.list_workers().await.map(|workers| WorkerList { workers }) };
+    mount_bucket(MountRequest) -> Bucket = |m, r| m.do_mount(&r.bucket, r.mount.clone().unwrap_or_default());
+    unmount_bucket(BucketName) -> Empty = |m, r| async { m.do_unmount(&r.name).await.map(|_| Empty {}) };
+    list_mounts(Empty) -> BucketList = |m, _r| async { m.do_list_mounts().await.map(|buckets| BucketList { buckets }) };
 }
 
 /// The gRPC service behind the cluster secret, with the ops endpoints beside it.

@@ -157,6 +157,7 @@ mod tests {
             worker_timeout: Duration::from_secs(5),
             address: address.into(),
             elected: true,
+            block_size: 64 << 20,
         };
         Master::new(store, opts).unwrap()
     }

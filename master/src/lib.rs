@@ -11,9 +11,11 @@ mod ha;
 mod listing;
 mod master;
 mod membership;
+mod mounts;
 mod objects;
 mod publish;
 pub mod store;
+mod sync;
 mod uploads;
 
 pub use credentials::RootCredentials;

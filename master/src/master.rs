@@ -22,6 +22,8 @@ pub struct MasterOptions {
     pub address: String,
     /// One of several masters under an election: a standby until it wins.
     pub elected: bool,
+    /// Block size recorded for objects found in an under store.
+    pub block_size: u64,
 }
 
 /// Version ids are handed out from a block reserved in the store, so that allocating one costs
@@ -39,6 +41,8 @@ pub struct Master {
     credentials: RootCredentials,
     pub(crate) versions: Mutex<(u64, u64)>,
     pub(crate) worker_timeout: Duration,
+    pub(crate) block_size: u64,
+    pub(crate) sync_times: crate::sync::SyncTimes,
     pub(crate) membership: Membership,
     pub(crate) key_locks: crate::publish::KeyLocks,
 }
@@ -54,6 +58,8 @@ impl Master {
             raw_store: store,
             ha,
             worker_timeout: opts.worker_timeout,
+            block_size: opts.block_size,
+            sync_times: Default::default(),
             ufs,
             root_ufs: root.uri,
             credentials: opts.credentials,
@@ -93,7 +99,7 @@ impl Master {
         Mount { uri: self.root_ufs.clone(), ..Default::default() }
     }
 
-    async fn next_version(&self) -> Result<u64> {
+    pub(crate) async fn next_version(&self) -> Result<u64> {
         let mut range = self.versions.lock().await;
         if range.0 >= range.1 {
             let end = transact(self.store.as_ref(), |t| {
@@ -150,9 +156,22 @@ pub(crate) fn test_master(dir: &std::path::Path) -> Master {
         worker_timeout: Duration::from_secs(5),
         address: "in-process".into(),
         elected: false,
+        block_size: 64 << 20,
     };
     let store = std::sync::Arc::new(crate::store::RedbStore::memory().expect("memory store"));
     Master::new(store, opts).expect("test master")
+}
+
+/// The bucket, if writes may change it: a read-only mount refuses with AccessDenied.
+pub(crate) async fn writable_bucket(t: &mut strata_common::kv::Txn, name: &str) -> Result<Bucket> {
+    let b = read_bucket(t, name).await?;
+    if b.mount.as_ref().is_some_and(|m| m.read_only) {
+        return Err(Error::new(
+            ErrorKind::AccessDenied,
+            format!("bucket {name} is a read-only mount: writes are refused"),
+        ));
+    }
+    Ok(b)
 }
 
 pub(crate) async fn read_bucket(t: &mut strata_common::kv::Txn, name: &str) -> Result<Bucket> {

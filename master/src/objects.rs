@@ -3,7 +3,7 @@ use strata_common::proto::*;
 use strata_common::{Error, ErrorKind, Result, codec, keys};
 
 use crate::listing::{self, Scan};
-use crate::master::{Master, read_bucket};
+use crate::master::{Master, read_bucket, writable_bucket};
 use crate::publish::Committed;
 
 /// The longest listing page, as S3.
@@ -52,14 +52,15 @@ pub(crate) async fn read_object(t: &mut Txn, bucket: &str, key: &str) -> Result<
 impl Master {
     pub(crate) async fn do_lookup(&self, bucket: &str, key: &str) -> Result<ObjectMeta> {
         let (b, k) = (bucket.to_string(), key.to_string());
-        transact(self.store.as_ref(), |t| {
+        let (bucket, found) = transact(self.store.as_ref(), |t| {
             let (b, k) = (b.clone(), k.clone());
-            Box::pin(async move {
-                read_bucket(t, &b).await?;
-                read_object(t, &b, &k).await?.ok_or_else(no_such_key)
-            })
+            Box::pin(async move { Ok((read_bucket(t, &b).await?, read_object(t, &b, &k).await?)) })
         })
-        .await
+        .await?;
+        if bucket.mount.as_ref().is_some_and(|m| m.sync_interval_ms.is_some()) {
+            return self.synced_lookup(&bucket, key, found).await?.ok_or_else(no_such_key);
+        }
+        found.ok_or_else(no_such_key)
     }
 
     pub(crate) async fn do_commit_object(&self, req: CommitObjectRequest) -> Result<CommitObjectResponse> {
@@ -67,7 +68,7 @@ impl Master {
         let commit = transact(self.store.as_ref(), |t| {
             let (req, meta) = (req.clone(), meta.clone());
             Box::pin(async move {
-                let bucket = read_bucket(t, &req.bucket).await?;
+                let bucket = writable_bucket(t, &req.bucket).await?;
                 let current = read_object(t, &req.bucket, &meta.key).await?;
                 check_write_conditions(current.as_ref(), &req.if_match, req.if_none_match_any)?;
                 t.set(&keys::object(&req.bucket, &meta.key), &codec::encode(&meta));
@@ -84,7 +85,7 @@ impl Master {
         let commit = transact(self.store.as_ref(), |t| {
             let (b, k) = (b.clone(), k.clone());
             Box::pin(async move {
-                let bucket = read_bucket(t, &b).await?;
+                let bucket = writable_bucket(t, &b).await?;
                 let Some(old) = read_object(t, &b, &k).await? else {
                     let value = DeleteObjectResponse { existed: false, version: 0 };
                     return Ok(Committed { value, mount: None, replaced: None, version: 0 });
@@ -117,6 +118,7 @@ impl Master {
     }
 
     pub(crate) async fn do_list_objects(&self, req: ListObjectsRequest) -> Result<ListObjectsResponse> {
+        self.sync_listing(&req.bucket, &req.prefix).await?;
         transact(self.store.as_ref(), |t| {
             let req = req.clone();
             Box::pin(async move {

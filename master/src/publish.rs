@@ -48,7 +48,12 @@ impl Master {
         match commit.await {
             Ok(Committed { value, mount: Some(mount), replaced, version }) => {
                 match self.move_into_place(&mount, key, staging).await {
-                    Ok(()) => Ok(value),
+                    Ok(()) => {
+                        if !staging.is_empty() && !mount.uri.starts_with("file:") {
+                            self.refresh_ufs_etag(&mount, bucket, key, version).await;
+                        }
+                        Ok(value)
+                    }
                     Err(e) => {
                         self.undo(bucket, key, version, replaced).await;
                         self.remove_staged(&mount, staging).await;
@@ -84,6 +89,32 @@ impl Master {
             tracing::error!(key, staging, "committed, but the bytes could not be moved onto the key: {e}");
             Error::internal(format!("cannot move the written object onto its key in the under store: {e}"))
         })
+    }
+
+    /// An object store's move is a copy, which may give the object a new ETag (S3 gives a copy
+    /// of a multipart upload the MD5 of the whole): record it, or fills would take the object
+    /// for changed behind Strata's back.
+    async fn refresh_ufs_etag(&self, mount: &Mount, bucket: &str, key: &str, version: u64) {
+        let (Ok(store), Ok(path)) = (self.ufs.open(mount), ufs::key_path(key)) else { return };
+        let Ok(Some(tag)) = store.head(&path).await.map(|m| m.e_tag) else { return };
+        let (b, k) = (bucket.to_string(), key.to_string());
+        let done = transact(self.store.as_ref(), |t| {
+            let (b, k, tag) = (b.clone(), k.clone(), tag.clone());
+            Box::pin(async move {
+                if let Some(mut cur) = read_object(t, &b, &k).await?
+                    && cur.version == version
+                    && cur.ufs_etag != tag
+                {
+                    cur.ufs_etag = tag;
+                    t.set(&keys::object(&b, &k), &codec::encode(&cur));
+                }
+                Ok(())
+            })
+        })
+        .await;
+        if let Err(e) = done {
+            tracing::warn!(bucket, key, "cannot record the under store's ETag after the move: {e}");
+        }
     }
 
     /// Puts back the object a commit replaced, if the commit's version is still the current one.

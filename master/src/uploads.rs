@@ -8,7 +8,7 @@ use strata_common::proto::*;
 use strata_common::{Error, ErrorKind, Result, codec, ids, keys, ufs};
 
 use crate::listing::{self, Scan};
-use crate::master::{Master, read_bucket};
+use crate::master::{Master, read_bucket, writable_bucket};
 use crate::objects::{MAX_LIST_KEYS, check_write_conditions, read_object};
 use crate::publish::Committed;
 
@@ -46,7 +46,7 @@ impl Master {
         transact(self.store.as_ref(), |t| {
             let u = u.clone();
             Box::pin(async move {
-                read_bucket(t, &u.bucket).await?;
+                writable_bucket(t, &u.bucket).await?;
                 t.set(&keys::upload(&u.bucket, &u.key, &u.upload_id), &codec::encode(&u));
                 Ok(())
             })
@@ -103,7 +103,7 @@ impl Master {
             let (r, meta, req) = (r.clone(), meta.clone(), req.clone());
             Box::pin(async move {
                 read_upload(t, &r).await?;
-                let bucket = read_bucket(t, &r.bucket).await?;
+                let bucket = writable_bucket(t, &r.bucket).await?;
                 let parts = read_parts(t, &r).await?;
                 // The parts composed must still be the parts of the upload (no re-upload since).
                 for used in &meta.parts {

@@ -63,6 +63,21 @@ impl Worker {
         let mount = self.mount(&loc.bucket).await?;
         Ok((self.ufs.open(&mount)?, loc.path()?))
     }
+
+    /// The same, for a write: a read-only mount refuses it before any byte moves.
+    async fn store_and_path_for_write(
+        &self,
+        loc: &UfsLocation,
+    ) -> Result<(Arc<dyn ObjectStore>, object_store::path::Path)> {
+        let mount = self.mount(&loc.bucket).await?;
+        if mount.read_only {
+            return Err(strata_common::Error::new(
+                strata_common::ErrorKind::AccessDenied,
+                format!("bucket {} is a read-only mount: writes are refused", loc.bucket),
+            ));
+        }
+        Ok((self.ufs.open(&mount)?, loc.path()?))
+    }
 }
 
 impl std::ops::Deref for Worker {

@@ -28,7 +28,7 @@ struct Sink {
 
 impl Sink {
     async fn new(worker: &Worker, loc: &UfsLocation, version: u64, cache: bool) -> Result<Sink> {
-        let (store, path) = worker.store_and_path(loc).await?;
+        let (store, path) = worker.store_and_path_for_write(loc).await?;
         Ok(Sink {
             worker: worker.clone(),
             store,
@@ -143,7 +143,7 @@ impl Worker {
 
     pub(crate) async fn do_delete(&self, locs: Vec<UfsLocation>) -> Result<()> {
         for loc in locs {
-            let (store, path) = self.store_and_path(&loc).await?;
+            let (store, path) = self.store_and_path_for_write(&loc).await?;
             match store.delete(&path).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
                 Err(e) => return Err(ufs_error(&format!("deleting {}/{}", loc.bucket, loc.key), e)),

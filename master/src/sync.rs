@@ -1,0 +1,222 @@
+//! Metadata sync: objects created, overwritten or deleted directly in a mount's under store are
+//! seen through Strata. A lookup miss asks the under store; a listing merges the under store's
+//! listing once the mount's sync interval has passed. A changed fingerprint (size, or the under
+//! store's ETag, which carries the mtime on a local folder) gives a new version id, so the cache
+//! never serves the old bytes.
+//!
+//! Each change is applied under the key's publish lock, after a fresh HEAD: a write through
+//! Strata in flight (committed, bytes not yet moved) is never mistaken for a deletion.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use futures::TryStreamExt;
+use md5::{Digest, Md5};
+use object_store::{ObjectMeta as UfsMeta, ObjectStore, ObjectStoreExt};
+use strata_common::kv::transact;
+use strata_common::proto::{Bucket, ObjectMeta};
+use strata_common::{Error, Result, codec, keys, ufs};
+
+use crate::master::{Master, read_bucket};
+use crate::objects::read_object;
+
+/// When each (bucket, prefix) was last synced; soft state (a new primary syncs again).
+#[derive(Default)]
+pub struct SyncTimes(Mutex<HashMap<(String, String), Instant>>);
+
+const MAX_REMEMBERED: usize = 100_000;
+
+impl SyncTimes {
+    /// True (and noted) when `(bucket, what)` is due under `interval_ms`.
+    fn due(&self, bucket: &str, what: &str, interval_ms: i64) -> bool {
+        if interval_ms <= 0 {
+            return true;
+        }
+        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let k = (bucket.to_string(), what.to_string());
+        if m.get(&k).is_some_and(|t| t.elapsed() < Duration::from_millis(interval_ms as u64)) {
+            return false;
+        }
+        if m.len() >= MAX_REMEMBERED {
+            m.clear();
+        }
+        m.insert(k, Instant::now());
+        true
+    }
+}
+
+/// What identifies one state of an under-store object: its ETag as the under store gives it
+/// (the form a fill's If-Match sends back).
+fn fingerprint(m: &UfsMeta) -> String {
+    match &m.e_tag {
+        Some(t) => t.clone(),
+        None => format!("{}-{}", m.size, m.last_modified.timestamp_millis()),
+    }
+}
+
+/// The S3 ETag of an object found in the under store: its own when it is an MD5 (S3, GCS),
+/// else one derived from the fingerprint, with a `-1` suffix so that no client takes it for
+/// the MD5 of the bytes.
+fn s3_etag(m: &UfsMeta) -> String {
+    let fp = fingerprint(m).trim_matches('"').to_string();
+    let (hash, parts) = fp.split_once('-').unwrap_or((&fp, "1"));
+    if hash.len() == 32 && hash.bytes().all(|b| b.is_ascii_hexdigit()) && parts.bytes().all(|b| b.is_ascii_digit()) {
+        return fp.to_ascii_lowercase();
+    }
+    format!("{}-1", hex::encode(Md5::digest(fp.as_bytes())))
+}
+
+fn not_found(e: &object_store::Error) -> bool {
+    matches!(e, object_store::Error::NotFound { .. })
+}
+
+impl Master {
+    pub(crate) fn forget_sync(&self, bucket: &str) {
+        self.sync_times.0.lock().unwrap_or_else(|p| p.into_inner()).retain(|(b, _), _| b != bucket);
+    }
+
+    fn sync_interval(bucket: &Bucket) -> Option<i64> {
+        bucket.mount.as_ref().and_then(|m| m.sync_interval_ms)
+    }
+
+    /// A lookup on a syncing mount: a miss asks the under store; a hit is checked against it
+    /// once its interval has passed. Returns the object as it now is.
+    pub(crate) async fn synced_lookup(
+        &self,
+        b: &Bucket,
+        key: &str,
+        found: Option<ObjectMeta>,
+    ) -> Result<Option<ObjectMeta>> {
+        let Some(interval) = Self::sync_interval(b) else { return Ok(found) };
+        if found.is_some() && !self.sync_times.due(&b.name, &format!("\0{key}"), interval) {
+            return Ok(found);
+        }
+        if found.as_ref().is_some_and(|f| f.ufs_etag.is_empty()) {
+            return Ok(found); // not in the under store (yet): nothing to compare
+        }
+        self.sync_key(b, key).await
+    }
+
+    /// Brings the metadata of `prefix` in line with the under store's listing, if due.
+    pub(crate) async fn sync_listing(&self, bucket: &str, prefix: &str) -> Result<()> {
+        let b = self.bucket(bucket).await?;
+        let Some(interval) = Self::sync_interval(&b) else { return Ok(()) };
+        if !self.sync_times.due(bucket, prefix, interval) {
+            return Ok(());
+        }
+        let mount = b.mount.clone().ok_or_else(|| Error::internal("a syncing bucket without a mount"))?;
+        let store = self.ufs.open(&mount)?;
+        // object_store lists by whole path segments: list the folder part, filter the rest.
+        let dir = match prefix.rfind('/') {
+            Some(i) => Some(ufs::key_path(&prefix[..i])?),
+            None => None,
+        };
+        let found: HashMap<String, UfsMeta> = store
+            .list(dir.as_ref())
+            .try_filter_map(|m| async move {
+                let key = ufs::path_key(&m.location);
+                let ours = m.location.as_ref().starts_with(&format!("{}/", ufs::STAGING_DIR));
+                Ok((!ours && key.starts_with(prefix)).then_some((key, m)))
+            })
+            .try_collect()
+            .await
+            .map_err(|e| Error::unavailable(format!("cannot list the under store of bucket {bucket}: {e}")))?;
+        let known = self.known_objects(bucket, prefix).await?;
+        let mut changed: Vec<&String> = found
+            .iter()
+            .filter(|(k, m)| known.get(*k).is_none_or(|(size, fp)| *size != m.size || *fp != fingerprint(m)))
+            .map(|(k, _)| k)
+            .collect();
+        // Gone from the under store (objects never persisted there have no fingerprint).
+        changed.extend(known.iter().filter(|(k, (_, fp))| !fp.is_empty() && !found.contains_key(*k)).map(|(k, _)| k));
+        let n = changed.len();
+        for key in changed {
+            self.sync_key(&b, key).await?;
+        }
+        if n > 0 {
+            tracing::info!(bucket, prefix, changes = n, "metadata synced with the under store");
+        }
+        Ok(())
+    }
+
+    /// Key → (size, fingerprint) of the objects the metadata holds under `prefix`.
+    async fn known_objects(&self, bucket: &str, prefix: &str) -> Result<HashMap<String, (u64, String)>> {
+        let mut out = HashMap::new();
+        let (mut from, end) = keys::objects(bucket, prefix);
+        loop {
+            let (f, e) = (from.clone(), end.clone());
+            let rows = transact(self.store.as_ref(), |t| {
+                let (f, e) = (f.clone(), e.clone());
+                Box::pin(async move { t.get_range(&f, &e, 1000, false).await })
+            })
+            .await?;
+            let n = rows.len();
+            for (k, v) in &rows {
+                let meta: ObjectMeta = codec::decode(v)?;
+                if let Some(key) = keys::object_key_of(bucket, k) {
+                    out.insert(key, (meta.size, meta.ufs_etag));
+                }
+            }
+            match rows.last() {
+                Some((k, _)) if n == 1000 => {
+                    from = k.clone();
+                    from.push(0);
+                }
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    /// Re-reads one key from the under store, under its publish lock, and records what is
+    /// there: a new version when it changed, nothing when it is gone.
+    pub(crate) async fn sync_key(&self, bucket: &Bucket, key: &str) -> Result<Option<ObjectMeta>> {
+        let mount = bucket.mount.clone().ok_or_else(|| Error::internal("a syncing bucket without a mount"))?;
+        let Ok(path) = ufs::key_path(key) else { return Ok(None) };
+        let _held = self.key_locks.lock((bucket.name.clone(), key.to_string())).await;
+        let store = self.ufs.open(&mount)?;
+        let head = match store.head(&path).await {
+            Ok(m) => Some(m),
+            Err(e) if not_found(&e) => None,
+            Err(e) => return Err(Error::unavailable(format!("cannot read the under store of {}: {e}", bucket.name))),
+        };
+        let version = match &head {
+            Some(_) => self.next_version().await?,
+            None => 0,
+        };
+        let (b, k) = (bucket.name.clone(), key.to_string());
+        let block_size = self.block_size;
+        transact(self.store.as_ref(), |t| {
+            let (b, k, head) = (b.clone(), k.clone(), head.clone());
+            Box::pin(async move {
+                read_bucket(t, &b).await?;
+                let current = read_object(t, &b, &k).await?;
+                match (head, current) {
+                    (None, Some(cur)) if !cur.ufs_etag.is_empty() => {
+                        t.clear(&keys::object(&b, &k));
+                        Ok(None)
+                    }
+                    (None, current) => Ok(current),
+                    (Some(h), Some(cur)) if cur.size == h.size && cur.ufs_etag == fingerprint(&h) => {
+                        Ok(Some(cur))
+                    }
+                    (Some(h), _) => {
+                        let meta = ObjectMeta {
+                            key: k.clone(),
+                            version,
+                            size: h.size,
+                            etag: s3_etag(&h),
+                            last_modified_ms: h.last_modified.timestamp_millis(),
+                            block_size,
+                            ufs_etag: fingerprint(&h),
+                            ..Default::default()
+                        };
+                        t.set(&keys::object(&b, &k), &codec::encode(&meta));
+                        Ok(Some(meta))
+                    }
+                }
+            })
+        })
+        .await
+    }
+}
