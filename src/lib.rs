@@ -95,9 +95,30 @@ fn spawn_upload_expiry(master: &Arc<Master>, cfg: &Config, shutdown: &Cancellati
 }
 
 fn open_cache(cfg: &Config) -> Result<PageStore> {
-    let dir = cfg.disk_cache_dir();
-    PageStore::open(cfg.cache.page_size, cfg.cache.mem_bytes, Some((&dir, cfg.cache.disk_bytes)))
-        .with_context(|| format!("cannot open the disk cache in {}", dir.display()))
+    use strata_worker::{Medium, Policy, TierSpec};
+    let tiers: Vec<TierSpec> = if cfg.cache.tiers.is_empty() {
+        vec![
+            TierSpec { medium: Medium::Mem, dirs: vec![], quota: cfg.cache.mem_bytes },
+            TierSpec { medium: Medium::Ssd, dirs: vec![cfg.disk_cache_dir()], quota: cfg.cache.disk_bytes },
+        ]
+    } else {
+        cfg.cache
+            .tiers
+            .iter()
+            .map(|t| TierSpec {
+                medium: Medium::parse(&t.medium).unwrap_or(Medium::Ssd),
+                dirs: t.dirs.clone(),
+                quota: t.quota,
+            })
+            .collect()
+    };
+    let policy = match cfg.cache.eviction.to_ascii_lowercase().as_str() {
+        "lrfu" => Policy::Lrfu { step: cfg.cache.lrfu_step },
+        _ => Policy::Lru,
+    };
+    let dirs: Vec<String> = tiers.iter().flat_map(|t| t.dirs.iter().map(|d| d.display().to_string())).collect();
+    PageStore::open(cfg.cache.page_size, tiers, policy)
+        .with_context(|| format!("cannot open the cache tiers (folders: {})", dirs.join(", ")))
 }
 
 fn gateway_options(cfg: &Config) -> GatewayOptions {

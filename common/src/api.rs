@@ -78,6 +78,9 @@ pub struct ReadRequest {
     pub offset: u64,
     pub len: u64,
     pub cache: bool,
+    /// CACHE_PROMOTE: a page found below the top tier moves up.
+    #[serde(default)]
+    pub promote: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -66,6 +66,24 @@ pub struct CacheConfig {
     pub disk_dir: Option<PathBuf>,
     #[serde(deserialize_with = "size")]
     pub disk_bytes: u64,
+    /// Tiers, highest first (`[[cache.tiers]]`); when given, `mem_bytes` and `disk_*` are unused.
+    pub tiers: Vec<TierConfig>,
+    /// `lru` or `lrfu`.
+    pub eviction: String,
+    /// LRFU: a page's score halves every `1 / lrfu_step` cache accesses.
+    pub lrfu_step: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TierConfig {
+    /// MEM, SSD or HDD.
+    pub medium: String,
+    /// Folders of a disk tier.
+    #[serde(default)]
+    pub dirs: Vec<PathBuf>,
+    #[serde(deserialize_with = "size")]
+    pub quota: u64,
 }
 
 impl Default for Config {
@@ -96,7 +114,15 @@ impl Default for Config {
 
 impl Default for CacheConfig {
     fn default() -> CacheConfig {
-        CacheConfig { page_size: 1 << 20, mem_bytes: 512 << 20, disk_dir: None, disk_bytes: 4 << 30 }
+        CacheConfig {
+            page_size: 1 << 20,
+            mem_bytes: 512 << 20,
+            disk_dir: None,
+            disk_bytes: 4 << 30,
+            tiers: Vec::new(),
+            eviction: "lru".into(),
+            lrfu_step: 0.001,
+        }
     }
 }
 
@@ -146,6 +172,17 @@ impl Config {
     pub fn validate(&self) -> Result<()> {
         if !self.cache.page_size.is_power_of_two() || self.cache.page_size < 4096 {
             return Err(Error::invalid("cache.page_size must be a power of two of at least 4096"));
+        }
+        if !matches!(self.cache.eviction.to_ascii_lowercase().as_str(), "lru" | "lrfu") {
+            return Err(Error::invalid(format!("cache.eviction = {:?}: use lru or lrfu", self.cache.eviction)));
+        }
+        if !(self.cache.lrfu_step > 0.0 && self.cache.lrfu_step <= 1.0) {
+            return Err(Error::invalid("cache.lrfu_step must be in (0, 1]"));
+        }
+        for t in &self.cache.tiers {
+            if !matches!(t.medium.to_ascii_uppercase().as_str(), "MEM" | "SSD" | "HDD") {
+                return Err(Error::invalid(format!("cache tier medium {:?}: use MEM, SSD or HDD", t.medium)));
+            }
         }
         if self.block_size < self.cache.page_size || !self.block_size.is_multiple_of(self.cache.page_size) {
             return Err(Error::invalid("block_size must be a multiple of cache.page_size"));

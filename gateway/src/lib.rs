@@ -35,6 +35,9 @@ pub struct Inner {
     workers: workers::WorkerPool,
     secrets: Mutex<HashMap<String, (String, Instant)>>,
     opts: GatewayOptions,
+    /// Under stores, for reads when no worker is alive.
+    ufs: strata_common::ufs::UfsRegistry,
+    mounts: Mutex<HashMap<String, (strata_common::proto::Mount, Instant)>>,
 }
 
 /// How long a looked-up secret key is trusted.
@@ -53,6 +56,8 @@ impl Gateway {
             master,
             secrets: Mutex::new(HashMap::new()),
             opts,
+            ufs: Default::default(),
+            mounts: Mutex::new(HashMap::new()),
         }))
     }
 
@@ -65,6 +70,53 @@ impl Gateway {
         let secret = self.0.master.get_credential(&access_key).await?;
         self.0.secrets.lock().unwrap_or_else(|p| p.into_inner()).insert(access_key, (secret.clone(), Instant::now()));
         Ok(secret)
+    }
+}
+
+/// How long a mount is trusted for direct reads.
+const MOUNT_TTL: Duration = Duration::from_secs(10);
+
+impl Gateway {
+    /// Reads a block's range from the under store itself (no worker is alive): the same bytes,
+    /// uncached, refused if the object changed there since it was written.
+    async fn direct_read(
+        &self,
+        req: &strata_common::api::ReadRequest,
+    ) -> strata_common::Result<strata_common::api::ByteStream> {
+        use futures::{StreamExt, TryStreamExt};
+        use object_store::{GetOptions, GetRange, ObjectStore};
+        let cached = self.0.mounts.lock().unwrap_or_else(|p| p.into_inner()).get(&req.loc.bucket).cloned();
+        let mount = match cached {
+            Some((m, at)) if at.elapsed() < MOUNT_TTL => m,
+            _ => {
+                let m = self.0.master.get_mount(&req.loc.bucket).await?;
+                self.0
+                    .mounts
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(req.loc.bucket.clone(), (m.clone(), Instant::now()));
+                m
+            }
+        };
+        let store = self.0.ufs.open(&mount)?;
+        let opts = GetOptions {
+            range: Some(GetRange::Bounded(req.offset..req.offset + req.len)),
+            if_match: (!req.ufs_etag.is_empty()).then(|| req.ufs_etag.clone()),
+            ..Default::default()
+        };
+        let what = format!("reading {}/{} from the under store", req.loc.bucket, req.loc.key);
+        let ufs_err = |e: object_store::Error| match e {
+            object_store::Error::Precondition { .. }
+            | object_store::Error::NotModified { .. }
+            | object_store::Error::NotFound { .. } => strata_common::Error::new(
+                strata_common::ErrorKind::UfsChanged,
+                format!("{what}: it changed or went away behind Strata's back: {e}"),
+            ),
+            e => strata_common::Error::unavailable(format!("{what}: {e}")),
+        };
+        let got = store.get_opts(&req.loc.path()?, opts).await.map_err(ufs_err)?;
+        let what = format!("reading {}/{} from the under store", req.loc.bucket, req.loc.key);
+        Ok(got.into_stream().map_err(move |e| strata_common::Error::unavailable(format!("{what}: {e}"))).boxed())
     }
 }
 

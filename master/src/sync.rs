@@ -197,9 +197,7 @@ impl Master {
                         Ok(None)
                     }
                     (None, current) => Ok(current),
-                    (Some(h), Some(cur)) if cur.size == h.size && cur.ufs_etag == fingerprint(&h) => {
-                        Ok(Some(cur))
-                    }
+                    (Some(h), Some(cur)) if cur.size == h.size && cur.ufs_etag == fingerprint(&h) => Ok(Some(cur)),
                     (Some(h), _) => {
                         let meta = ObjectMeta {
                             key: k.clone(),

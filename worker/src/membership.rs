@@ -20,11 +20,12 @@ pub struct WorkerIdentity {
 }
 
 fn tiers(worker: &Worker) -> Vec<TierUsage> {
-    let u = worker.cache.usage();
-    vec![
-        TierUsage { medium: "MEM".into(), capacity_bytes: u.mem_quota, used_bytes: u.mem_used },
-        TierUsage { medium: "SSD".into(), capacity_bytes: u.disk_quota, used_bytes: u.disk_used },
-    ]
+    worker
+        .cache
+        .usage()
+        .iter()
+        .map(|u| TierUsage { medium: u.medium.as_str().into(), capacity_bytes: u.quota, used_bytes: u.used })
+        .collect()
 }
 
 fn load_id(f: &PathBuf) -> u64 {
@@ -43,7 +44,7 @@ async fn register(
             id: load_id(&me.id_file),
             address: me.address.clone(),
             capacity_bytes: worker.cache.capacity(),
-            used_bytes: worker.cache.usage().mem_used + worker.cache.usage().disk_used,
+            used_bytes: worker.cache.used(),
             tiers: tiers(worker),
             ..Default::default()
         };
@@ -82,14 +83,16 @@ pub async fn register_and_heartbeat(
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(interval) => {}
         }
-        let u = worker.cache.usage();
-        metrics::gauge!("strata_worker_cache_bytes", "tier" => "mem").set(u.mem_used as f64);
-        metrics::gauge!("strata_worker_cache_bytes", "tier" => "disk").set(u.disk_used as f64);
+        let tiers = tiers(&worker);
+        for (i, t) in tiers.iter().enumerate() {
+            metrics::gauge!("strata_worker_cache_bytes", "tier" => format!("{i}-{}", t.medium))
+                .set(t.used_bytes as f64);
+        }
         let hb = HeartbeatRequest {
             worker_id: id,
             capacity_bytes: worker.cache.capacity(),
-            used_bytes: u.mem_used + u.disk_used,
-            tiers: tiers(&worker),
+            used_bytes: tiers.iter().map(|t| t.used_bytes).sum(),
+            tiers,
         };
         match master.heartbeat(hb).await {
             Ok(r) if r.reregister => {

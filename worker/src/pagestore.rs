@@ -1,11 +1,12 @@
-//! The worker's page cache: pages of object versions in a memory tier and a disk tier, each
-//! with a quota. A new page goes to memory; the least recently used page of a full tier moves
-//! down (memory to disk) or is dropped (disk). Disk pages carry a CRC32C and survive restarts;
-//! one that fails its check is dropped and reported as a miss, never served.
+//! The worker's page cache: pages of object versions in tiers (memory, then SSD and HDD
+//! folders), each with a quota. A new page goes to the highest tier; when a tier is over its
+//! quota, the eviction policy's coldest pages move down a tier, or out of the last one. Pages of
+//! pinned versions never leave the cache. Disk pages carry a CRC32C and survive restarts; one
+//! that fails its check is dropped and reported as a miss, never served.
 //!
 //! Lock order: `inner` is a plain mutex held only for bookkeeping, never across I/O.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -18,62 +19,131 @@ pub struct PageId {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Tier {
-    Mem = 0,
-    Disk = 1,
+pub enum Medium {
+    Mem,
+    Ssd,
+    Hdd,
 }
 
+impl Medium {
+    pub fn parse(s: &str) -> Option<Medium> {
+        match s.to_ascii_uppercase().as_str() {
+            "MEM" | "MEMORY" => Some(Medium::Mem),
+            "SSD" => Some(Medium::Ssd),
+            "HDD" => Some(Medium::Hdd),
+            _ => None,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Medium::Mem => "MEM",
+            Medium::Ssd => "SSD",
+            Medium::Hdd => "HDD",
+        }
+    }
+}
+
+/// One tier as configured: highest first.
+#[derive(Debug, Clone)]
+pub struct TierSpec {
+    pub medium: Medium,
+    /// Folders of a disk tier (pages are spread over them); none for memory.
+    pub dirs: Vec<PathBuf>,
+    pub quota: u64,
+}
+
+/// Which page of a full tier goes first.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Policy {
+    /// Least recently used.
+    Lru,
+    /// Least recently/frequently used: each access adds 1 to a score that halves every
+    /// `1 / step` accesses to the cache, so a page read often outlives one read once lately.
+    Lrfu { step: f64 },
+}
+
+#[derive(Debug, Clone)]
+pub struct TierUsage {
+    pub medium: Medium,
+    pub used: u64,
+    pub quota: u64,
+}
+
+type Order = (i64, u64);
+
 struct Entry {
-    tier: Tier,
+    tier: usize,
     len: u64,
-    tick: u64,
+    order: Order,
+    crf: f64,
+    last: u64,
 }
 
 struct Inner {
     entries: HashMap<PageId, Entry>,
     mem: HashMap<PageId, Bytes>,
-    /// Per tier, entries by last use: the first is the coldest.
-    lru: [BTreeMap<u64, PageId>; 2],
-    used: [u64; 2],
+    /// Per tier, entries coldest first.
+    order: Vec<BTreeMap<Order, PageId>>,
+    used: Vec<u64>,
     tick: u64,
+    pinned: HashSet<u64>,
+}
+
+struct TierState {
+    medium: Medium,
+    quota: u64,
+    /// `<dir>/pages-<page size>` for each folder of a disk tier.
+    dirs: Vec<PathBuf>,
 }
 
 pub struct PageStore {
     page_size: u64,
-    quota: [u64; 2],
-    disk: Option<PathBuf>,
+    policy: Policy,
+    tiers: Vec<TierState>,
     inner: Mutex<Inner>,
-}
-
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Usage {
-    pub mem_used: u64,
-    pub mem_quota: u64,
-    pub disk_used: u64,
-    pub disk_quota: u64,
-    pub pages: u64,
 }
 
 const HEADER: usize = 8; // CRC32C (4, LE) + length (4, LE)
 
 impl PageStore {
-    /// `disk`: the folder of the disk tier (pages of another page size are kept apart).
-    pub fn open(page_size: u64, mem_quota: u64, disk: Option<(&Path, u64)>) -> std::io::Result<PageStore> {
+    pub fn open(page_size: u64, tiers: Vec<TierSpec>, policy: Policy) -> std::io::Result<PageStore> {
+        let bad = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, m);
+        if tiers.is_empty() {
+            return Err(bad("the cache needs at least one tier".into()));
+        }
+        if tiers.iter().skip(1).any(|t| t.medium == Medium::Mem) {
+            return Err(bad("only the first (highest) tier can be MEM".into()));
+        }
+        if let Some(t) = tiers.iter().find(|t| t.medium != Medium::Mem && t.dirs.is_empty()) {
+            return Err(bad(format!("the {} tier needs at least one folder (dirs)", t.medium.as_str())));
+        }
+        let states: Vec<TierState> = tiers
+            .iter()
+            .map(|t| TierState {
+                medium: t.medium,
+                quota: t.quota,
+                dirs: t.dirs.iter().map(|d| d.join(format!("pages-{page_size}"))).collect(),
+            })
+            .collect();
+        let n = states.len();
         let store = PageStore {
             page_size,
-            quota: [mem_quota, disk.map(|d| d.1).unwrap_or(0)],
-            disk: disk.map(|(p, _)| p.join(format!("pages-{page_size}"))),
+            policy,
+            tiers: states,
             inner: Mutex::new(Inner {
                 entries: HashMap::new(),
                 mem: HashMap::new(),
-                lru: [BTreeMap::new(), BTreeMap::new()],
-                used: [0, 0],
+                order: (0..n).map(|_| BTreeMap::new()).collect(),
+                used: vec![0; n],
                 tick: 0,
+                pinned: HashSet::new(),
             }),
         };
-        if let Some(dir) = &store.disk {
-            std::fs::create_dir_all(dir)?;
-            store.reload(dir)?;
+        for t in 0..n {
+            for dir in &store.tiers[t].dirs {
+                std::fs::create_dir_all(dir)?;
+                store.reload(t, dir)?;
+            }
         }
         Ok(store)
     }
@@ -86,8 +156,8 @@ impl PageStore {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Finds the disk pages a previous run left.
-    fn reload(&self, dir: &Path) -> std::io::Result<()> {
+    /// Finds the disk pages a previous run left in `dir` of tier `t`.
+    fn reload(&self, t: usize, dir: &Path) -> std::io::Result<()> {
         let mut found = 0u64;
         for shard in std::fs::read_dir(dir)? {
             let shard = shard?;
@@ -103,11 +173,11 @@ impl PageStore {
                 };
                 let len = f.metadata()?.len().saturating_sub(HEADER as u64);
                 let mut inner = self.lock();
-                inner.tick += 1;
-                let tick = inner.tick;
-                inner.entries.insert(id, Entry { tier: Tier::Disk, len, tick });
-                inner.lru[1].insert(tick, id);
-                inner.used[1] += len;
+                if inner.entries.contains_key(&id) {
+                    let _ = std::fs::remove_file(f.path()); // a copy left by a move that did not finish
+                    continue;
+                }
+                self.insert(&mut inner, id, t, len, 1.0, 0);
                 found += 1;
             }
         }
@@ -117,48 +187,106 @@ impl PageStore {
         Ok(())
     }
 
-    fn file(&self, id: PageId) -> Option<PathBuf> {
-        self.disk
-            .as_ref()
-            .map(|d| d.join(format!("{:02x}", id.version & 0xFF)).join(format!("{}-{}", id.version, id.index)))
+    /// Where tier `t` keeps page `id`.
+    fn file(&self, t: usize, id: PageId) -> Option<PathBuf> {
+        let dirs = &self.tiers.get(t)?.dirs;
+        if dirs.is_empty() {
+            return None;
+        }
+        let dir = &dirs[((id.version ^ id.index.rotate_left(17)) % dirs.len() as u64) as usize];
+        Some(dir.join(format!("{:02x}", id.version & 0xFF)).join(format!("{}-{}", id.version, id.index)))
     }
 
-    pub fn usage(&self) -> Usage {
-        let inner = self.lock();
-        Usage {
-            mem_used: inner.used[0],
-            mem_quota: self.quota[0],
-            disk_used: inner.used[1],
-            disk_quota: self.quota[1],
-            pages: inner.entries.len() as u64,
+    fn order_of(&self, crf: f64, tick: u64) -> Order {
+        match self.policy {
+            Policy::Lru => (tick as i64, tick),
+            // crf·2^(-step·(now-last)) ordered the same for every `now`: log2(crf) + step·last.
+            Policy::Lrfu { step } => (((crf.log2() + step * tick as f64) * 1048576.0) as i64, tick),
         }
     }
 
-    pub fn capacity(&self) -> u64 {
-        self.quota[0] + self.quota[1]
+    /// Books page `id` into tier `t` (the caller moves the bytes).
+    fn insert(&self, inner: &mut Inner, id: PageId, t: usize, len: u64, crf: f64, last: u64) {
+        inner.tick += 1;
+        let tick = inner.tick;
+        let last = if last == 0 { tick } else { last };
+        let order = self.order_of(crf, last);
+        inner.entries.insert(id, Entry { tier: t, len, order, crf, last });
+        inner.order[t].insert(order, id);
+        inner.used[t] += len;
     }
 
-    /// The page, from whichever tier holds it.
-    pub async fn get(&self, id: PageId) -> Option<Bytes> {
-        let tier = {
-            let mut inner = self.lock();
-            let inner = &mut *inner;
-            inner.tick += 1;
-            let tick = inner.tick;
-            let e = inner.entries.get_mut(&id)?;
-            inner.lru[e.tier as usize].remove(&e.tick);
-            e.tick = tick;
-            inner.lru[e.tier as usize].insert(tick, id);
-            if e.tier == Tier::Mem {
-                return inner.mem.get(&id).cloned();
+    /// Notes an access to `id`; returns its tier.
+    fn touch(&self, inner: &mut Inner, id: PageId) -> Option<usize> {
+        inner.tick += 1;
+        let tick = inner.tick;
+        let crf = {
+            let e = inner.entries.get(&id)?;
+            match self.policy {
+                Policy::Lru => 1.0,
+                Policy::Lrfu { step } => 1.0 + e.crf * (-(step * (tick - e.last) as f64)).exp2(),
             }
-            e.tier
         };
-        debug_assert_eq!(tier, Tier::Disk);
-        let path = self.file(id)?;
+        let order = self.order_of(crf, tick);
+        let e = inner.entries.get_mut(&id)?;
+        let (t, old) = (e.tier, e.order);
+        e.crf = crf;
+        e.last = tick;
+        e.order = order;
+        inner.order[t].remove(&old);
+        inner.order[t].insert(order, id);
+        Some(t)
+    }
+
+    pub fn usage(&self) -> Vec<TierUsage> {
+        let inner = self.lock();
+        self.tiers
+            .iter()
+            .enumerate()
+            .map(|(t, s)| TierUsage { medium: s.medium, used: inner.used[t], quota: s.quota })
+            .collect()
+    }
+
+    pub fn capacity(&self) -> u64 {
+        self.tiers.iter().map(|t| t.quota).sum()
+    }
+
+    pub fn used(&self) -> u64 {
+        self.lock().used.iter().sum()
+    }
+
+    pub fn pages(&self) -> usize {
+        self.lock().entries.len()
+    }
+
+    /// The tier holding `id`, if cached.
+    pub fn tier_of(&self, id: PageId) -> Option<usize> {
+        self.lock().entries.get(&id).map(|e| e.tier)
+    }
+
+    /// The page, from whichever tier holds it; with `promote`, a page found below the top tier
+    /// moves up to it.
+    pub async fn get(&self, id: PageId, promote: bool) -> Option<Bytes> {
+        let t = {
+            let mut inner = self.lock();
+            let t = self.touch(&mut inner, id)?;
+            if t == 0
+                && let Some(b) = inner.mem.get(&id)
+            {
+                return Some(b.clone());
+            }
+            t
+        };
+        let path = self.file(t, id)?;
         match tokio::fs::read(&path).await {
             Ok(raw) => match check(&raw) {
-                Some(data) => Some(Bytes::from(raw).slice(HEADER..HEADER + data)),
+                Some(len) => {
+                    let data = Bytes::from(raw).slice(HEADER..HEADER + len);
+                    if promote && t > 0 {
+                        self.promote(id, t, data.clone()).await;
+                    }
+                    Some(data)
+                }
                 None => {
                     tracing::warn!(file = %path.display(), "cached page failed its checksum; dropped, will be read again");
                     metrics::counter!("strata_worker_page_corrupt_total").increment(1);
@@ -173,96 +301,165 @@ impl PageStore {
         }
     }
 
-    /// Caches a page in memory, moving cold pages down to make room.
+    /// Caches a page in the top tier, moving cold pages down to make room.
     pub async fn put(&self, id: PageId, data: Bytes) {
         let len = data.len() as u64;
-        if len > self.quota[0] && len > self.quota[1] {
+        if self.tiers.iter().all(|t| t.quota < len) {
             return;
         }
-        let victims = {
-            let mut inner = self.lock();
+        {
+            let inner = self.lock();
             if inner.entries.contains_key(&id) {
                 return;
             }
-            inner.tick += 1;
-            let tick = inner.tick;
-            inner.entries.insert(id, Entry { tier: Tier::Mem, len, tick });
-            inner.lru[0].insert(tick, id);
-            inner.used[0] += len;
-            inner.mem.insert(id, data);
-            take_coldest(&mut inner, Tier::Mem, self.quota[0])
+        }
+        self.place(id, 0, data, 1.0, 0).await;
+    }
+
+    /// Puts `data` into tier `t` (or the first one below it with room for it), then makes room.
+    async fn place(&self, id: PageId, mut t: usize, data: Bytes, crf: f64, last: u64) {
+        let len = data.len() as u64;
+        while t < self.tiers.len() && self.tiers[t].quota < len {
+            t += 1;
+        }
+        if t >= self.tiers.len() {
+            return;
+        }
+        if self.tiers[t].medium != Medium::Mem {
+            let Some(path) = self.file(t, id) else { return };
+            if let Err(e) = write_page(&path, &data).await {
+                tracing::warn!(file = %path.display(), "cannot write a cache page: {e}");
+                return;
+            }
+        }
+        let victims = {
+            let mut inner = self.lock();
+            if let Some(e) = inner.entries.get(&id) {
+                Err(e.tier)
+            } else {
+                self.insert(&mut inner, id, t, len, crf, last);
+                if self.tiers[t].medium == Medium::Mem {
+                    inner.mem.insert(id, data);
+                }
+                Ok(self.take_coldest(&mut inner, t))
+            }
         };
-        for (vid, bytes) in victims {
-            self.demote(vid, bytes).await;
+        match victims {
+            Ok(victims) => self.move_down(t, victims).await,
+            Err(held_in) => {
+                // Cached again meanwhile (elsewhere): this copy is not needed.
+                if held_in != t
+                    && let Some(p) = self.file(t, id).filter(|_| self.tiers[t].medium != Medium::Mem)
+                {
+                    let _ = tokio::fs::remove_file(p).await;
+                }
+            }
         }
     }
 
-    async fn demote(&self, id: PageId, data: Bytes) {
-        let Some(path) = self.file(id).filter(|_| self.quota[1] >= data.len() as u64) else {
-            return;
-        };
-        if write_page(&path, &data).await.is_err() {
-            return;
-        }
-        let dropped = {
+    async fn promote(&self, id: PageId, from: usize, data: Bytes) {
+        let (crf, last) = {
             let mut inner = self.lock();
-            if inner.entries.contains_key(&id) {
-                return; // cached again meanwhile
-            }
-            inner.tick += 1;
-            let tick = inner.tick;
-            let len = data.len() as u64;
-            inner.entries.insert(id, Entry { tier: Tier::Disk, len, tick });
-            inner.lru[1].insert(tick, id);
-            inner.used[1] += len;
-            take_coldest(&mut inner, Tier::Disk, self.quota[1])
+            let Some(e) = inner.entries.get(&id).filter(|e| e.tier == from) else { return };
+            let (crf, last, order, len) = (e.crf, e.last, e.order, e.len);
+            inner.entries.remove(&id);
+            inner.order[from].remove(&order);
+            inner.used[from] -= len;
+            (crf, last)
         };
-        for (vid, _) in dropped {
-            if let Some(p) = self.file(vid) {
+        if let Some(p) = self.file(from, id) {
+            let _ = tokio::fs::remove_file(p).await;
+        }
+        Box::pin(self.place(id, 0, data, crf, last)).await;
+    }
+
+    /// Takes pages out of tier `t` until it fits its quota, coldest first; pinned pages stay in
+    /// the last tier. Memory pages come with their bytes.
+    fn take_coldest(&self, inner: &mut Inner, t: usize) -> Vec<(PageId, Option<Bytes>, f64, u64)> {
+        let last_tier = t + 1 == self.tiers.len();
+        let mut out = Vec::new();
+        let mut skipped = Vec::new();
+        while inner.used[t] > self.tiers[t].quota {
+            let Some((order, id)) = inner.order[t].pop_first() else { break };
+            if last_tier && inner.pinned.contains(&id.version) {
+                skipped.push((order, id));
+                continue;
+            }
+            let Some(e) = inner.entries.remove(&id) else { continue };
+            inner.used[t] -= e.len;
+            out.push((id, inner.mem.remove(&id), e.crf, e.last));
+        }
+        for (order, id) in skipped {
+            inner.order[t].insert(order, id);
+        }
+        out
+    }
+
+    async fn move_down(&self, from: usize, victims: Vec<(PageId, Option<Bytes>, f64, u64)>) {
+        for (id, bytes, crf, last) in victims {
+            let old = self.file(from, id);
+            let data = match bytes {
+                Some(b) => Some(b),
+                None => match &old {
+                    Some(p) => tokio::fs::read(p)
+                        .await
+                        .ok()
+                        .and_then(|raw| check(&raw).map(|len| Bytes::from(raw).slice(HEADER..HEADER + len))),
+                    None => None,
+                },
+            };
+            if let (Some(data), true) = (data, from + 1 < self.tiers.len()) {
+                Box::pin(self.place(id, from + 1, data, crf, last)).await;
+            }
+            if let Some(p) = old {
                 let _ = tokio::fs::remove_file(p).await;
             }
         }
     }
 
-    fn forget(&self, id: PageId) -> Option<Tier> {
+    fn forget(&self, id: PageId) -> Option<usize> {
         let mut inner = self.lock();
         let e = inner.entries.remove(&id)?;
-        inner.lru[e.tier as usize].remove(&e.tick);
-        inner.used[e.tier as usize] -= e.len;
+        inner.order[e.tier].remove(&e.order);
+        inner.used[e.tier] -= e.len;
         inner.mem.remove(&id);
         Some(e.tier)
     }
 
     pub async fn remove(&self, id: PageId) {
-        if self.forget(id) == Some(Tier::Disk)
-            && let Some(p) = self.file(id)
+        if let Some(t) = self.forget(id)
+            && let Some(p) = self.file(t, id)
         {
             let _ = tokio::fs::remove_file(p).await;
         }
     }
 
-    /// Drops every page of `version` (an aborted write).
-    pub async fn remove_version(&self, version: u64) {
-        let ids: Vec<PageId> = self.lock().entries.keys().filter(|id| id.version == version).copied().collect();
-        for id in ids {
+    /// Drops every page of `version` (an aborted write, `strata admin free`); returns the bytes freed.
+    pub async fn remove_version(&self, version: u64) -> u64 {
+        let ids: Vec<(PageId, u64)> =
+            self.lock().entries.iter().filter(|(id, _)| id.version == version).map(|(id, e)| (*id, e.len)).collect();
+        let mut freed = 0;
+        for (id, len) in ids {
             self.remove(id).await;
+            freed += len;
         }
+        freed
     }
-}
 
-/// Removes the coldest pages of `tier` until it fits `quota`; memory pages come back with
-/// their bytes so they can move down.
-fn take_coldest(inner: &mut Inner, tier: Tier, quota: u64) -> Vec<(PageId, Bytes)> {
-    let mut out = Vec::new();
-    while inner.used[tier as usize] > quota {
-        let Some((_, id)) = inner.lru[tier as usize].pop_first() else { break };
-        if let Some(e) = inner.entries.remove(&id) {
-            inner.used[tier as usize] -= e.len;
-        }
-        let bytes = inner.mem.remove(&id).unwrap_or_default();
-        out.push((id, bytes));
+    /// Pages of `version` stay in the cache until unpinned.
+    pub fn pin(&self, version: u64) {
+        self.lock().pinned.insert(version);
     }
-    out
+
+    pub fn unpin(&self, version: u64) {
+        self.lock().pinned.remove(&version);
+    }
+
+    pub fn pinned(&self) -> Vec<u64> {
+        let mut v: Vec<u64> = self.lock().pinned.iter().copied().collect();
+        v.sort_unstable();
+        v
+    }
 }
 
 fn parse_name(name: &str) -> Option<PageId> {
@@ -303,47 +500,129 @@ async fn write_page(path: &Path, data: &[u8]) -> std::io::Result<()> {
 mod tests {
     use super::*;
 
+    const P: u64 = 4096;
+
     fn page(n: u8) -> Bytes {
-        Bytes::from(vec![n; 4096])
+        Bytes::from(vec![n; P as usize])
     }
     fn id(i: u64) -> PageId {
         PageId { version: 9, index: i }
     }
+    fn tiers(dir: &Path, quotas: &[u64]) -> Vec<TierSpec> {
+        quotas
+            .iter()
+            .enumerate()
+            .map(|(i, q)| match i {
+                0 => TierSpec { medium: Medium::Mem, dirs: vec![], quota: *q },
+                i => TierSpec {
+                    medium: if i == 1 { Medium::Ssd } else { Medium::Hdd },
+                    dirs: vec![dir.join(format!("t{i}a")), dir.join(format!("t{i}b"))],
+                    quota: *q,
+                },
+            })
+            .collect()
+    }
+    fn used(s: &PageStore) -> Vec<u64> {
+        s.usage().iter().map(|u| u.used).collect()
+    }
 
     #[tokio::test]
-    async fn evicts_cold_pages_down_then_out() {
+    async fn evicts_cold_pages_down_the_tiers_then_out() {
         let dir = tempfile::tempdir().unwrap();
-        let s = PageStore::open(4096, 2 * 4096, Some((dir.path(), 2 * 4096))).unwrap();
+        let s = PageStore::open(P, tiers(dir.path(), &[2 * P, 2 * P, 2 * P]), Policy::Lru).unwrap();
         for i in 0..3 {
             s.put(id(i), page(i as u8)).await;
         }
-        s.get(id(1)).await.unwrap(); // 1 is now hotter than 2
+        s.get(id(1), false).await.unwrap(); // 1 is now hotter than 2
         s.put(id(3), page(3)).await;
-        let u = s.usage();
-        assert_eq!((u.mem_used, u.disk_used), (2 * 4096, 2 * 4096));
-        // 0 and 2 went to disk and still read back right.
-        assert_eq!(s.get(id(0)).await.unwrap(), page(0));
-        s.put(id(4), page(4)).await;
-        s.put(id(5), page(5)).await;
-        assert!(s.usage().disk_used <= 2 * 4096);
-        assert!(s.usage().pages <= 4);
+        assert_eq!(used(&s), vec![2 * P, 2 * P, 0]);
+        assert_eq!((s.tier_of(id(1)), s.tier_of(id(3))), (Some(0), Some(0)));
+        assert_eq!((s.tier_of(id(0)), s.tier_of(id(2))), (Some(1), Some(1)));
+        for i in 4..8 {
+            s.put(id(i), page(i as u8)).await;
+        }
+        // Eight pages, six places: the two coldest (0 and 2) went through SSD and HDD and out.
+        assert_eq!(used(&s), vec![2 * P, 2 * P, 2 * P]);
+        assert_eq!(s.pages(), 6);
+        assert_eq!((s.tier_of(id(0)), s.tier_of(id(2))), (None, None));
+        assert_eq!(s.tier_of(id(1)), Some(2));
+        assert_eq!(s.get(id(1), false).await.unwrap(), page(1), "read back right from the lowest tier");
+    }
+
+    #[tokio::test]
+    async fn promotion_moves_a_hot_page_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = PageStore::open(P, tiers(dir.path(), &[2 * P, 4 * P]), Policy::Lru).unwrap();
+        for i in 0..4 {
+            s.put(id(i), page(i as u8)).await;
+        }
+        assert_eq!(s.tier_of(id(0)), Some(1));
+        assert_eq!(s.get(id(0), false).await.unwrap(), page(0));
+        assert_eq!(s.tier_of(id(0)), Some(1), "CACHE reads leave the page where it is");
+        assert_eq!(s.get(id(0), true).await.unwrap(), page(0));
+        assert_eq!(s.tier_of(id(0)), Some(0), "CACHE_PROMOTE moves it to memory");
+        assert_eq!(used(&s), vec![2 * P, 2 * P]);
+        assert_eq!(s.get(id(0), false).await.unwrap(), page(0));
+    }
+
+    #[tokio::test]
+    async fn lrfu_keeps_a_frequently_read_page_that_lru_would_drop() {
+        for (policy, kept) in [(Policy::Lru, false), (Policy::Lrfu { step: 0.01 }, true)] {
+            let s =
+                PageStore::open(P, vec![TierSpec { medium: Medium::Mem, dirs: vec![], quota: 3 * P }], policy).unwrap();
+            s.put(id(0), page(0)).await;
+            for _ in 0..20 {
+                s.get(id(0), false).await.unwrap();
+            }
+            for i in 1..4 {
+                s.put(id(i), page(i as u8)).await;
+            }
+            assert_eq!(s.tier_of(id(0)).is_some(), kept, "{policy:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn pinned_pages_are_never_evicted() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = PageStore::open(P, tiers(dir.path(), &[P, P]), Policy::Lru).unwrap();
+        s.pin(9);
+        s.put(id(0), page(0)).await;
+        for i in 0..5 {
+            s.put(PageId { version: 10, index: i }, page(i as u8)).await;
+        }
+        assert_eq!(s.get(id(0), false).await.unwrap(), page(0));
+        s.unpin(9);
+        for i in 5..8 {
+            s.put(PageId { version: 10, index: i }, page(i as u8)).await;
+        }
+        assert_eq!(s.tier_of(id(0)), None, "unpinned, it ages out like any page");
     }
 
     #[tokio::test]
     async fn disk_pages_survive_restart_and_corruption_is_a_miss() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let s = PageStore::open(4096, 0, Some((dir.path(), 1 << 20))).unwrap();
+            let s = PageStore::open(P, tiers(dir.path(), &[0, 1 << 20]), Policy::Lru).unwrap();
             s.put(id(1), page(1)).await;
             s.put(id(2), page(2)).await;
         }
-        let s = PageStore::open(4096, 0, Some((dir.path(), 1 << 20))).unwrap();
-        assert_eq!(s.get(id(1)).await.unwrap(), page(1));
-        let f = s.file(id(2)).unwrap();
+        let s = PageStore::open(P, tiers(dir.path(), &[0, 1 << 20]), Policy::Lru).unwrap();
+        assert_eq!(s.get(id(1), false).await.unwrap(), page(1));
+        let f = s.file(1, id(2)).unwrap();
         let mut raw = std::fs::read(&f).unwrap();
         raw[100] ^= 0xFF;
         std::fs::write(&f, raw).unwrap();
-        assert_eq!(s.get(id(2)).await, None);
+        assert_eq!(s.get(id(2), false).await, None);
         assert!(!f.exists(), "a corrupt page is dropped");
+        assert_eq!(s.pages(), 1);
+    }
+
+    #[test]
+    fn bad_tier_layouts_are_refused() {
+        let ssd = TierSpec { medium: Medium::Ssd, dirs: vec![], quota: 1 };
+        assert!(PageStore::open(P, vec![ssd], Policy::Lru).is_err());
+        let mem = TierSpec { medium: Medium::Mem, dirs: vec![], quota: 1 };
+        let hdd = TierSpec { medium: Medium::Hdd, dirs: vec!["/tmp/x".into()], quota: 1 };
+        assert!(PageStore::open(P, vec![hdd, mem], Policy::Lru).is_err());
     }
 }

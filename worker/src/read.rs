@@ -59,13 +59,13 @@ impl Worker {
         index: u64,
     ) -> Result<Bytes> {
         let id = PageId { version: req.version, index };
-        if let Some(p) = self.cache.get(id).await {
+        if let Some(p) = self.cache.get(id, req.promote).await {
             metrics::counter!("strata_worker_cache_hits_total").increment(1);
             return Ok(p);
         }
         let _filling = self.fills.lock(id).await;
         {
-            if let Some(p) = self.cache.get(id).await {
+            if let Some(p) = self.cache.get(id, req.promote).await {
                 metrics::counter!("strata_worker_cache_hits_total").increment(1);
                 return Ok(p);
             }

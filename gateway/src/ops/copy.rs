@@ -61,7 +61,8 @@ async fn copy_bytes(
     algo: Option<ChecksumAlgo>,
     dest: WriteRequest,
 ) -> S3Result<(strata_common::api::WriteResult, Verified)> {
-    let bytes: BodyStream = read_range(&ctx.gw, src_bucket, src, start, len).map_err(S3Error::from).boxed();
+    let bytes: BodyStream =
+        read_range(&ctx.gw, src_bucket, src, start, len, super::get::ReadMode::CACHE).map_err(S3Error::from).boxed();
     let expect = Expect { length: Some(len), checksum: algo.map(|a| (a, None)), ..Default::default() };
     let outcome = Outcome::default();
     let stream = body::verify(bytes, expect, outcome.clone());

@@ -18,7 +18,31 @@ pub const STORED_HEADERS: [&str; 6] =
 /// Blocks whose streams are opened ahead of the one being sent.
 const BLOCKS_AHEAD: usize = 2;
 
+/// How a read uses the cache, from the `x-strata-read-type` header: `CACHE` (the default:
+/// misses are cached), `CACHE_PROMOTE` (and hot pages move to the top tier), `NO_CACHE`.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadMode {
+    pub cache: bool,
+    pub promote: bool,
+}
+
+impl ReadMode {
+    pub const CACHE: ReadMode = ReadMode { cache: true, promote: false };
+
+    pub fn from_header(v: Option<&str>) -> S3Result<ReadMode> {
+        match v.map(|v| v.trim().to_ascii_uppercase()).as_deref() {
+            None | Some("CACHE") => Ok(ReadMode::CACHE),
+            Some("CACHE_PROMOTE") => Ok(ReadMode { cache: true, promote: true }),
+            Some("NO_CACHE") => Ok(ReadMode { cache: false, promote: false }),
+            Some(other) => Err(S3Error::invalid_argument(format!(
+                "x-strata-read-type {other:?}: use CACHE, CACHE_PROMOTE or NO_CACHE"
+            ))),
+        }
+    }
+}
+
 pub async fn get_object(ctx: &Ctx, with_body: bool) -> S3Result<Response> {
+    let mode = ReadMode::from_header(ctx.header("x-strata-read-type"))?;
     let meta = ctx.gw.master.lookup(&ctx.bucket, &ctx.key).await?;
     if let Some(status) = preconditions(&ctx.headers, &meta, "")? {
         let mut r = super::empty(status);
@@ -62,7 +86,7 @@ pub async fn get_object(ctx: &Ctx, with_body: bool) -> S3Result<Response> {
         }
     }
     if with_body && len > 0 {
-        let body = read_range(&ctx.gw, &ctx.bucket, &meta, start, len)
+        let body = read_range(&ctx.gw, &ctx.bucket, &meta, start, len, mode)
             .inspect_ok(|b| metrics::counter!("strata_gateway_bytes_out_total").increment(b.len() as u64))
             .map_err(|e| std::io::Error::other(e.to_string()));
         *resp.body_mut() = Body::from_stream(body);
@@ -188,8 +212,9 @@ pub fn parse_range(header: &str, size: u64) -> S3Result<Option<(u64, u64)>> {
 }
 
 /// The bytes `[start, start+len)` of an object: each block from the worker that owns it (the
-/// next one in rendezvous order when it is down), the next blocks opened ahead.
-pub fn read_range(gw: &Gateway, bucket: &str, meta: &ObjectMeta, start: u64, len: u64) -> ByteStream {
+/// next one in rendezvous order when it is down; the under store itself when none is up), the
+/// next blocks opened ahead.
+pub fn read_range(gw: &Gateway, bucket: &str, meta: &ObjectMeta, start: u64, len: u64, mode: ReadMode) -> ByteStream {
     if len == 0 {
         return stream::empty().boxed();
     }
@@ -209,7 +234,8 @@ pub fn read_range(gw: &Gateway, bucket: &str, meta: &ObjectMeta, start: u64, len
                     ufs_etag: meta.ufs_etag.clone(),
                     offset: start.max(block * bs),
                     len: end.min((block + 1) * bs) - start.max(block * bs),
-                    cache: true,
+                    cache: mode.cache,
+                    promote: mode.promote,
                 };
                 open_block(&gw, req, block).await
             }
@@ -220,19 +246,19 @@ pub fn read_range(gw: &Gateway, bucket: &str, meta: &ObjectMeta, start: u64, len
 }
 
 async fn open_block(gw: &Gateway, req: ReadRequest, block: u64) -> Result<ByteStream, Error> {
-    let workers = gw.workers.ranked(req.version, block).await.map_err(|e| Error::unavailable(e.message))?;
-    let mut last = Error::unavailable("no worker");
+    let workers = gw.workers.ranked(req.version, block).await.unwrap_or_default();
     for w in workers {
         match w.read(req.clone()).await {
             Ok(s) => return Ok(s),
             Err(e) if e.is(ErrorKind::Unavailable) => {
                 tracing::warn!(block, "worker unavailable, trying the next one: {e}");
-                last = e;
             }
             Err(e) => return Err(e),
         }
     }
-    Err(last)
+    metrics::counter!("strata_gateway_direct_reads_total").increment(1);
+    tracing::warn!(block, bucket = %req.loc.bucket, key = %req.loc.key, "no worker can serve this block; reading the under store directly");
+    gw.direct_read(&req).await
 }
 
 #[cfg(test)]
