@@ -1,0 +1,158 @@
+"""The cache through a cluster, with a mounted local folder as the under store: cold reads fill
+only the pages they need, once however many readers wait; reads go on when workers die."""
+
+import hashlib
+import os
+import re
+import signal
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+from conftest import free_port, start_cluster
+from test_mounts import admin
+
+MIB = 1 << 20
+
+
+def metric(url, name):
+    text = requests.get(url + "/metrics", timeout=5).text
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name) and not line.startswith("#"):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+@pytest.fixture(scope="module")
+def cold(tmp_path_factory):
+    """A cluster of one master, two workers and two gateways, and a folder mounted as `cold`."""
+    tmp = tmp_path_factory.mktemp("cache")
+    c = start_cluster(tmp)
+    port = free_port()
+    margs = ["--master", c.master_url]
+    c.start("worker2", ["worker", "--data-dir", str(c.data_dir / "worker2"), "--listen", f"127.0.0.1:{port}", *margs],
+            {}, f"http://127.0.0.1:{port}")
+    folder = tmp / "lake"
+    folder.mkdir()
+    admin(c, "mount", "cold", f"file://{folder}", "--sync-interval", "0")
+    c.folder = folder
+    c.workers = [c.procs["worker"][3], c.procs["worker2"][3]]
+    deadline = time.time() + 10
+    while len(re.findall(r" live ", admin(c, "report").stdout)) < 2 and time.time() < deadline:
+        time.sleep(0.2)
+    yield c
+    c.stop_all()
+
+
+def ufs_read(c):
+    return sum(metric(w, "strata_worker_ufs_bytes_read_total") for w in c.workers if alive(c, w))
+
+
+def alive(c, url):
+    name = "worker" if url == c.workers[0] else "worker2"
+    return c.procs[name][0].poll() is None
+
+
+def test_many_readers_of_one_cold_object_read_it_once(cold):
+    data = os.urandom(24 * MIB + 12345)
+    (cold.folder / "big.bin").write_bytes(data)
+    s3 = cold.client(max_pool_connections=32)
+    before = ufs_read(cold)
+    want = hashlib.sha256(data).hexdigest()
+
+    def read(_):
+        return hashlib.sha256(s3.get_object(Bucket="cold", Key="big.bin")["Body"].read()).hexdigest()
+
+    with ThreadPoolExecutor(16) as pool:
+        got = list(pool.map(read, range(16)))
+    assert got == [want] * 16
+    assert ufs_read(cold) - before == len(data), "each page came from the under store exactly once"
+    # Warm now: reading again costs the under store nothing.
+    read(0)
+    assert ufs_read(cold) - before == len(data)
+
+
+def test_a_small_range_of_a_huge_object_reads_about_one_page(cold):
+    path = cold.folder / "huge.bin"
+    with open(path, "wb") as f:
+        f.truncate(10 << 30)  # 10 GiB, sparse
+        f.seek(5 << 30)
+        f.write(b"x" * 200_000)
+    s3 = cold.client()
+    before = ufs_read(cold)
+    got = s3.get_object(Bucket="cold", Key="huge.bin", Range=f"bytes={(5 << 30) + 1000}-{(5 << 30) + 1000 + 102399}")
+    assert got["Body"].read() == b"x" * 102400
+    assert ufs_read(cold) - before == MIB, "one 1 MiB page, not a block or the object"
+
+
+def test_read_types(cold):
+    (cold.folder / "types.bin").write_bytes(os.urandom(3 * MIB))
+    s3 = cold.client()
+
+    def get(read_type):
+        def add(request, **_):
+            request.headers["x-strata-read-type"] = read_type
+        s3.meta.events.register_first("before-sign.s3.GetObject", add)
+        try:
+            return s3.get_object(Bucket="cold", Key="types.bin")["Body"].read()
+        finally:
+            s3.meta.events.unregister("before-sign.s3.GetObject", add)
+
+    before = ufs_read(cold)
+    get("NO_CACHE")
+    get("NO_CACHE")
+    assert ufs_read(cold) - before == 6 * MIB, "NO_CACHE reads never fill the cache"
+    get("CACHE")
+    get("CACHE_PROMOTE")
+    assert ufs_read(cold) - before == 9 * MIB
+    with pytest.raises(s3.exceptions.ClientError) as e:
+        get("SOMETIMES")
+    assert e.value.response["Error"]["Code"] == "InvalidArgument"
+
+
+def test_reads_go_on_when_workers_die(cold):
+    objects = {}
+    for i in range(6):
+        data = os.urandom(5 * MIB + i)
+        (cold.folder / f"obj{i}").write_bytes(data)
+        objects[f"obj{i}"] = hashlib.sha256(data).hexdigest()
+    s3 = cold.client()
+    failures, reads, stop = [], [0], threading.Event()
+
+    def loop():
+        while not stop.is_set():
+            for key, want in objects.items():
+                try:
+                    body = s3.get_object(Bucket="cold", Key=key)["Body"].read()
+                    assert hashlib.sha256(body).hexdigest() == want, f"{key}: wrong bytes"
+                    reads[0] += 1
+                except AssertionError:
+                    raise
+                except Exception as e:  # a stream cut by the kill
+                    failures.append((time.time(), repr(e)[:200]))
+
+    t = threading.Thread(target=loop, daemon=True)
+    t.start()
+    time.sleep(1.5)
+    cold.procs["worker2"][0].send_signal(signal.SIGKILL)
+    killed = time.time()
+    time.sleep(3)
+    at_one = reads[0]
+    time.sleep(2)
+    assert reads[0] > at_one, "reads go on with one worker"
+    # The last worker too: the gateway reads the under store itself.
+    cold.procs["worker"][0].send_signal(signal.SIGKILL)
+    time.sleep(3)
+    at_none = reads[0]
+    time.sleep(2)
+    stop.set()
+    t.join(timeout=60)
+    assert reads[0] > at_none, f"reads go on with no worker; failures: {failures[-3:]}"
+    late = [f for f in failures if f[0] > killed + 12]
+    assert not late, f"requests failed long after the kills: {late[:3]}"
+    gw = cold.endpoint
+    assert metric(gw, "strata_gateway_direct_reads_total") > 0
