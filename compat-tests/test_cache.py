@@ -114,6 +114,35 @@ def test_read_types(cold):
     assert e.value.response["Error"]["Code"] == "InvalidArgument"
 
 
+def test_load_free_and_pin(cold):
+    for name in ("a", "b", "c"):
+        (cold.folder / "warm").mkdir(exist_ok=True)
+        (cold.folder / "warm" / name).write_bytes(os.urandom(2 * MIB))
+    s3 = cold.client()
+    before = ufs_read(cold)
+    r = admin(cold, "load", "cold/warm/")
+    assert "loaded 3 objects, 6.0 MiB" in r.stdout and "6.0 MiB read from the under store" in r.stdout, r.stdout
+    assert ufs_read(cold) - before == 6 * MIB
+    for name in ("a", "b", "c"):
+        s3.get_object(Bucket="cold", Key=f"warm/{name}")["Body"].read()
+    assert ufs_read(cold) - before == 6 * MIB, "loaded data is served from the cache"
+    r = admin(cold, "load", "cold/warm/")
+    assert "0 B read from the under store, 6.0 MiB were cached already" in r.stdout, r.stdout
+
+    r = admin(cold, "pin", "cold/warm/a")
+    assert "1 objects" in r.stdout, r.stdout
+    time.sleep(1.5)  # workers learn the pins with their next heartbeat
+    r = admin(cold, "free", "cold/warm/")
+    assert "freed 4.0 MiB of 3 objects" in r.stdout, r.stdout
+    s3.get_object(Bucket="cold", Key="warm/a")["Body"].read()
+    assert ufs_read(cold) - before == 6 * MIB, "the pinned object stayed"
+    s3.get_object(Bucket="cold", Key="warm/b")["Body"].read()
+    assert ufs_read(cold) - before == 8 * MIB, "a freed object is read again"
+    admin(cold, "unpin", "cold/warm/a")
+    time.sleep(1.5)
+    assert "freed 4.0 MiB" in admin(cold, "free", "cold/warm/").stdout
+
+
 def test_reads_go_on_when_workers_die(cold):
     objects = {}
     for i in range(6):

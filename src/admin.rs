@@ -5,9 +5,14 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use futures::StreamExt;
+use std::collections::HashMap;
 use strata_common::config::Config;
 use strata_common::ids;
-use strata_common::proto::{Bucket, ClusterReport, Mount};
+
+use strata_common::api::{LoadResult, MasterApi, ReadRequest, UfsLocation, WorkerApi};
+use strata_common::master_client::GrpcMaster;
+use strata_common::proto::{Bucket, ClusterReport, ListObjectsRequest, Mount, ObjectMeta};
+use strata_common::worker_client::HttpWorker;
 
 use crate::{cluster_secret, master_client};
 
@@ -123,6 +128,150 @@ pub async fn mounts(cfg: &Config) -> Result<()> {
         println!("{}", describe(&b));
     }
     Ok(())
+}
+
+/// `BUCKET` or `BUCKET/PREFIX`.
+fn split_target(target: &str) -> (&str, &str) {
+    target.split_once('/').unwrap_or((target, ""))
+}
+
+/// Every object under a prefix, paging through the master's listing.
+async fn objects_under(master: &GrpcMaster, bucket: &str, prefix: &str) -> Result<Vec<ObjectMeta>> {
+    let mut all = Vec::new();
+    let mut after = String::new();
+    loop {
+        let page = master
+            .list_objects(ListObjectsRequest {
+                bucket: bucket.into(),
+                prefix: prefix.into(),
+                start_after: after.clone(),
+                max_keys: 1000,
+                ..Default::default()
+            })
+            .await
+            .with_context(|| format!("cannot list {bucket}/{prefix}"))?;
+        let last = page.objects.last().map(|o| o.key.clone());
+        all.extend(page.objects);
+        match last {
+            Some(k) if page.truncated => after = k,
+            _ => return Ok(all),
+        }
+    }
+}
+
+pub async fn pin(cfg: &Config, target: &str, pinned: bool) -> Result<()> {
+    let master = master_client(cfg, &cluster_secret(cfg, "admin")?)?;
+    let (bucket, prefix) = split_target(target);
+    let n = master.pin(bucket, prefix, pinned).await.with_context(|| format!("cannot change the pins of {target}"))?;
+    let what = if pinned { "pinned (never evicted)" } else { "unpinned" };
+    println!("{n} objects under {target} {what}; workers follow within a heartbeat");
+    Ok(())
+}
+
+/// Warms the cache: every block of every object under the prefix is read into the worker that
+/// owns it, four at a time, with a progress bar.
+pub async fn load(cfg: &Config, target: &str) -> Result<()> {
+    let secret = cluster_secret(cfg, "admin")?;
+    let master = master_client(cfg, &secret)?;
+    let (bucket, prefix) = split_target(target);
+    let objects = objects_under(&master, bucket, prefix).await?;
+    let live = master.list_workers().await.context("cannot list the workers")?;
+    if live.is_empty() {
+        anyhow::bail!("no worker is alive to load into");
+    }
+    let http = HttpWorker::client();
+    let handles: HashMap<u64, HttpWorker> =
+        live.iter().map(|w| (w.id, HttpWorker::new(&w.address, &secret, http.clone()))).collect();
+    let block_size = cfg.block_size;
+    let mut jobs = Vec::new();
+    for o in &objects {
+        let bs = if o.block_size == 0 { block_size } else { o.block_size };
+        for block in 0..o.size.div_ceil(bs).max(1) {
+            let offset = block * bs;
+            let req = ReadRequest {
+                loc: UfsLocation::object(bucket, &o.key),
+                version: o.version,
+                object_size: o.size,
+                ufs_etag: o.ufs_etag.clone(),
+                offset,
+                len: (o.size - offset).min(bs),
+                cache: true,
+                promote: false,
+            };
+            let owner = strata_common::placement::rank(&live, o.version, block).first().map(|w| w.id).unwrap_or(0);
+            jobs.push((owner, req));
+        }
+    }
+    let total: u64 = objects.iter().map(|o| o.size).sum();
+    let bar = indicatif::ProgressBar::new(total).with_style(
+        indicatif::ProgressStyle::with_template(
+            "loading {bar:40} {bytes}/{total_bytes} ({bytes_per_sec}, {eta} left) {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let started = std::time::Instant::now();
+    let results: Vec<Result<LoadResult, String>> = futures::stream::iter(jobs)
+        .map(|(owner, req)| {
+            let (handles, bar) = (&handles, &bar);
+            async move {
+                let what = format!("{}/{}", req.loc.bucket, req.loc.key);
+                let w = handles.get(&owner).ok_or_else(|| format!("{what}: no worker"))?;
+                let r = w.load(req).await.map_err(|e| format!("{what}: {e}"))?;
+                bar.inc(r.bytes);
+                Ok(r)
+            }
+        })
+        .buffer_unordered(4)
+        .collect()
+        .await;
+    bar.finish_and_clear();
+    let (mut bytes, mut from_ufs, mut failed) = (0u64, 0u64, Vec::new());
+    for r in results {
+        match r {
+            Ok(r) => {
+                bytes += r.bytes;
+                from_ufs += r.from_ufs;
+            }
+            Err(e) => failed.push(e),
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "loaded {} objects, {} in {secs:.1}s ({}/s): {} read from the under store, {} were cached already",
+        objects.len(),
+        bytes_str(bytes),
+        bytes_str((bytes as f64 / secs.max(0.001)) as u64),
+        bytes_str(from_ufs),
+        bytes_str(bytes - from_ufs.min(bytes))
+    );
+    if !failed.is_empty() {
+        for e in failed.iter().take(5) {
+            eprintln!("  failed: {e}");
+        }
+        anyhow::bail!("{} blocks could not be loaded", failed.len());
+    }
+    Ok(())
+}
+
+/// Drops the objects under the prefix from every worker's cache (the under store keeps them;
+/// pinned objects stay).
+pub async fn free(cfg: &Config, target: &str) -> Result<()> {
+    let secret = cluster_secret(cfg, "admin")?;
+    let master = master_client(cfg, &secret)?;
+    let (bucket, prefix) = split_target(target);
+    let versions: Vec<u64> = objects_under(&master, bucket, prefix).await?.iter().map(|o| o.version).collect();
+    let http = HttpWorker::client();
+    let mut freed = 0;
+    for w in master.list_workers().await.context("cannot list the workers")? {
+        let h = HttpWorker::new(&w.address, &secret, http.clone());
+        freed += h.free(versions.clone()).await.with_context(|| format!("worker {} at {}", w.id, w.address))?;
+    }
+    println!("freed {} of {} objects under {target} from the cache", bytes_str(freed), versions.len());
+    Ok(())
+}
+
+fn bytes_str(n: u64) -> String {
+    bytes(n)
 }
 
 pub async fn report(cfg: &Config) -> Result<()> {

@@ -72,9 +72,26 @@ enum Admin {
         sync_interval: String,
     },
     /// Forgets a bucket's metadata; the under store keeps its data.
-    Unmount { bucket: String },
+    Unmount {
+        bucket: String,
+    },
     /// Every bucket and its under store (secrets masked).
     Mounts,
+    /// Warms the cache with BUCKET[/PREFIX] across the workers, with progress.
+    Load {
+        target: String,
+    },
+    /// Drops BUCKET[/PREFIX] from the workers' caches (the under store keeps it).
+    Free {
+        target: String,
+    },
+    /// Keeps BUCKET[/PREFIX] in the cache: never evicted, across overwrites, until unpinned.
+    Pin {
+        target: String,
+    },
+    Unpin {
+        target: String,
+    },
     /// Writes a consistent snapshot of the metadata to a file (restore: `strata master --restore`).
     Backup {
         /// The file to write.
@@ -156,6 +173,10 @@ async fn main() -> Result<()> {
         }
         Role::Admin { cmd: Admin::Unmount { bucket } } => strata::admin::unmount(&cfg, &bucket).await,
         Role::Admin { cmd: Admin::Mounts } => strata::admin::mounts(&cfg).await,
+        Role::Admin { cmd: Admin::Load { target } } => strata::admin::load(&cfg, &target).await,
+        Role::Admin { cmd: Admin::Free { target } } => strata::admin::free(&cfg, &target).await,
+        Role::Admin { cmd: Admin::Pin { target } } => strata::admin::pin(&cfg, &target, true).await,
+        Role::Admin { cmd: Admin::Unpin { target } } => strata::admin::pin(&cfg, &target, false).await,
         Role::Admin { cmd: Admin::Backup { output } } => strata::admin::backup(&cfg, &output).await,
     }
 }

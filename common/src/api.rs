@@ -106,6 +106,14 @@ pub struct ComposeRequest {
     pub cache: bool,
 }
 
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct LoadResult {
+    /// Bytes of the range now cached.
+    pub bytes: u64,
+    /// Of which read from the under store (the rest was cached already).
+    pub from_ufs: u64,
+}
+
 #[async_trait]
 pub trait WorkerApi: Send + Sync + 'static {
     /// Streams `len` bytes at `offset` of an object version, from cache or the under store.
@@ -116,4 +124,8 @@ pub trait WorkerApi: Send + Sync + 'static {
     async fn compose(&self, req: ComposeRequest) -> Result<WriteResult>;
     /// Deletes under-store objects; missing ones are not an error.
     async fn delete(&self, locs: Vec<UfsLocation>) -> Result<()>;
+    /// Brings a range into the cache without sending it anywhere.
+    async fn load(&self, req: ReadRequest) -> Result<LoadResult>;
+    /// Drops the cached pages of these versions (not of pinned ones); returns the bytes freed.
+    async fn free(&self, versions: Vec<u64>) -> Result<u64>;
 }

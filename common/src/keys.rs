@@ -16,6 +16,7 @@
 //! | ("u", bucket) + key + 0x00 + upload_id      | Upload                    |
 //! | ("p", bucket, upload_id, part u64)          | PartMeta                  |
 //! | ("w", worker_id u64)                        | WorkerInfo                |
+//! | ("pin", version u64)                        | empty: pages kept cached  |
 
 const STRING: u8 = 0x02;
 const U64: u8 = 0x1C;
@@ -119,6 +120,20 @@ pub fn parts(bucket: &str, upload_id: &str) -> (Vec<u8>, Vec<u8>) {
     let begin = Tuple::new().str("p").str(bucket).str(upload_id).into_bytes();
     let end = prefix_end(&begin);
     (begin, end)
+}
+
+pub fn pin(version: u64) -> Vec<u8> {
+    Tuple::new().str("pin").u64(version).into_bytes()
+}
+pub fn pins() -> (Vec<u8>, Vec<u8>) {
+    let begin = Tuple::new().str("pin").into_bytes();
+    let end = prefix_end(&begin);
+    (begin, end)
+}
+/// The version back from a key of `pins()`.
+pub fn pin_version(key: &[u8]) -> Option<u64> {
+    let tail = key.strip_prefix(Tuple::new().str("pin").into_bytes().as_slice())?.strip_prefix(&[U64])?;
+    Some(u64::from_be_bytes(tail.try_into().ok()?))
 }
 
 pub fn worker(id: u64) -> Vec<u8> {

@@ -192,6 +192,12 @@ impl GrpcMaster {
         call!(self, false, unmount_bucket(BucketName { name: bucket.into() })).map(|_| ())
     }
 
+    /// Pins or unpins the objects under a prefix; returns how many.
+    pub async fn pin(&self, bucket: &str, prefix: &str, pinned: bool) -> Result<u64> {
+        let req = PinRequest { bucket: bucket.into(), prefix: prefix.into(), pinned };
+        call!(self, true, pin(req)).map(|r| r.objects)
+    }
+
     /// Buckets and their mounts, secrets masked.
     pub async fn mounts(&self) -> Result<Vec<Bucket>> {
         call!(self, true, list_mounts(Empty {})).map(|l| l.buckets)

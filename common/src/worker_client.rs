@@ -108,4 +108,10 @@ impl WorkerApi for HttpWorker {
     async fn delete(&self, locs: Vec<UfsLocation>) -> Result<()> {
         self.send(self.request(reqwest::Method::POST, "/v1/delete").json(&locs)).await.map(|_| ())
     }
+    async fn load(&self, req: ReadRequest) -> Result<LoadResult> {
+        self.json(self.request(reqwest::Method::POST, "/v1/load").json(&req)).await
+    }
+    async fn free(&self, versions: Vec<u64>) -> Result<u64> {
+        self.json(self.request(reqwest::Method::POST, "/v1/free").json(&versions)).await
+    }
 }

@@ -100,6 +100,7 @@ service! {
     list_workers(Empty) -> WorkerList = |m, _r| async { m.list_workers().await.map(|workers| WorkerList { workers }) };
     mount_bucket(MountRequest) -> Bucket = |m, r| m.do_mount(&r.bucket, r.mount.clone().unwrap_or_default());
     unmount_bucket(BucketName) -> Empty = |m, r| async { m.do_unmount(&r.name).await.map(|_| Empty {}) };
+    pin(PinRequest) -> PinResponse = |m, r| async { m.do_pin(&r.bucket, &r.prefix, r.pinned).await.map(|objects| PinResponse { objects }) };
     list_mounts(Empty) -> BucketList = |m, _r| async { m.do_list_mounts().await.map(|buckets| BucketList { buckets }) };
 }
 

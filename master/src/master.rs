@@ -241,7 +241,11 @@ impl MasterApi for Master {
         self.do_register_worker(info).await
     }
     async fn heartbeat(&self, req: HeartbeatRequest) -> Result<HeartbeatResponse> {
-        Ok(self.membership.heartbeat(&req))
+        let mut r = self.membership.heartbeat(&req);
+        if !r.reregister {
+            r.pinned = self.pinned_versions().await?;
+        }
+        Ok(r)
     }
     async fn list_workers(&self) -> Result<Vec<WorkerInfo>> {
         Ok(self.membership.live())

@@ -33,9 +33,9 @@ impl Membership {
                 w.used_bytes = req.used_bytes;
                 w.tiers = req.tiers.clone();
                 w.last_heartbeat_ms = ids::now_ms();
-                HeartbeatResponse { reregister: false }
+                HeartbeatResponse { reregister: false, ..Default::default() }
             }
-            None => HeartbeatResponse { reregister: true },
+            None => HeartbeatResponse { reregister: true, ..Default::default() },
         }
     }
 

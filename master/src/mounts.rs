@@ -77,3 +77,67 @@ impl Master {
         Ok(all)
     }
 }
+
+impl Master {
+    /// Pins (or unpins) the current version of every object of `bucket` under `prefix`; a pin
+    /// follows its object through overwrites. Returns how many objects.
+    pub async fn do_pin(&self, bucket: &str, prefix: &str, pinned: bool) -> Result<u64> {
+        let mut count = 0u64;
+        let mut after = String::new();
+        loop {
+            let page = self
+                .do_list_objects(strata_common::proto::ListObjectsRequest {
+                    bucket: bucket.to_string(),
+                    prefix: prefix.to_string(),
+                    start_after: after.clone(),
+                    max_keys: 1000,
+                    ..Default::default()
+                })
+                .await?;
+            let versions: Vec<u64> = page.objects.iter().map(|o| o.version).collect();
+            transact(self.store.as_ref(), |t| {
+                let versions = versions.clone();
+                Box::pin(async move {
+                    for v in versions {
+                        if pinned {
+                            t.set(&keys::pin(v), b"");
+                        } else {
+                            t.clear(&keys::pin(v));
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .await?;
+            count += versions.len() as u64;
+            match page.objects.last() {
+                Some(o) if page.truncated => after = o.key.clone(),
+                _ => break,
+            }
+        }
+        tracing::info!(bucket, prefix, objects = count, pinned, "pins changed");
+        Ok(count)
+    }
+
+    /// Every pinned version (workers get the list with each heartbeat).
+    pub(crate) async fn pinned_versions(&self) -> Result<Vec<u64>> {
+        transact(self.store.as_ref(), |t| {
+            Box::pin(async move {
+                let (b, e) = keys::pins();
+                Ok(t.get_range(&b, &e, 0, false).await?.iter().filter_map(|(k, _)| keys::pin_version(k)).collect())
+            })
+        })
+        .await
+    }
+}
+
+/// In a transaction that replaces or deletes `old`: its pin moves to `new` (0: deleted).
+pub(crate) async fn carry_pin(t: &mut strata_common::kv::Txn, old: u64, new: u64) -> Result<()> {
+    if t.get(&keys::pin(old)).await?.is_some() {
+        t.clear(&keys::pin(old));
+        if new != 0 {
+            t.set(&keys::pin(new), b"");
+        }
+    }
+    Ok(())
+}

@@ -71,6 +71,9 @@ impl Master {
                 let bucket = writable_bucket(t, &req.bucket).await?;
                 let current = read_object(t, &req.bucket, &meta.key).await?;
                 check_write_conditions(current.as_ref(), &req.if_match, req.if_none_match_any)?;
+                if let Some(c) = &current {
+                    crate::mounts::carry_pin(t, c.version, meta.version).await?;
+                }
                 t.set(&keys::object(&req.bucket, &meta.key), &codec::encode(&meta));
                 let value = CommitObjectResponse { replaced_version: current.as_ref().map(|c| c.version).unwrap_or(0) };
                 let mount = (!req.staging_key.is_empty()).then_some(bucket.mount).flatten();
@@ -91,6 +94,7 @@ impl Master {
                     return Ok(Committed { value, mount: None, replaced: None, version: 0 });
                 };
                 t.clear(&keys::object(&b, &k));
+                crate::mounts::carry_pin(t, old.version, 0).await?;
                 let value = DeleteObjectResponse { existed: true, version: old.version };
                 Ok(Committed { value, mount: bucket.mount, replaced: Some(old), version: 0 })
             })

@@ -194,11 +194,15 @@ impl Master {
                 match (head, current) {
                     (None, Some(cur)) if !cur.ufs_etag.is_empty() => {
                         t.clear(&keys::object(&b, &k));
+                        crate::mounts::carry_pin(t, cur.version, 0).await?;
                         Ok(None)
                     }
                     (None, current) => Ok(current),
                     (Some(h), Some(cur)) if cur.size == h.size && cur.ufs_etag == fingerprint(&h) => Ok(Some(cur)),
-                    (Some(h), _) => {
+                    (Some(h), current) => {
+                        if let Some(c) = &current {
+                            crate::mounts::carry_pin(t, c.version, version).await?;
+                        }
                         let meta = ObjectMeta {
                             key: k.clone(),
                             version,

@@ -118,6 +118,9 @@ impl Master {
                 }
                 let current = read_object(t, &r.bucket, &r.key).await?;
                 check_write_conditions(current.as_ref(), &req.if_match, req.if_none_match_any)?;
+                if let Some(c) = &current {
+                    crate::mounts::carry_pin(t, c.version, meta.version).await?;
+                }
                 t.set(&keys::object(&r.bucket, &r.key), &codec::encode(&meta));
                 clear_upload(t, &r);
                 let mount = (!req.staging_key.is_empty()).then_some(bucket.mount).flatten();

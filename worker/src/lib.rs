@@ -92,6 +92,26 @@ impl WorkerApi for Worker {
     async fn read(&self, req: ReadRequest) -> Result<ByteStream> {
         self.do_read(req).await
     }
+    async fn load(&self, mut req: ReadRequest) -> Result<LoadResult> {
+        use futures::TryStreamExt;
+        req.cache = true;
+        let ps = self.cache.page_size();
+        let (first, last) = (req.offset / ps, (req.offset + req.len).saturating_sub(1) / ps);
+        let missing = (first..=last)
+            .filter(|&index| self.cache.tier_of(pagestore::PageId { version: req.version, index }).is_none())
+            .map(|index| ((index + 1) * ps).min(req.object_size) - index * ps)
+            .sum::<u64>();
+        let bytes = self.do_read(req).await?.try_fold(0u64, |n, b| async move { Ok(n + b.len() as u64) }).await?;
+        Ok(LoadResult { bytes, from_ufs: missing.min(bytes) })
+    }
+    async fn free(&self, versions: Vec<u64>) -> Result<u64> {
+        let pinned = self.cache.pinned();
+        let mut freed = 0;
+        for v in versions.into_iter().filter(|v| !pinned.contains(v)) {
+            freed += self.cache.remove_version(v).await;
+        }
+        Ok(freed)
+    }
     async fn write(&self, req: WriteRequest, body: ByteStream) -> Result<WriteResult> {
         self.do_write(req, body).await
     }

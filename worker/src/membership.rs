@@ -102,7 +102,7 @@ pub async fn register_and_heartbeat(
                     None => return,
                 }
             }
-            Ok(_) => {}
+            Ok(r) => worker.cache.set_pinned(&r.pinned),
             Err(e) => tracing::warn!("heartbeat to the master failed: {e}"),
         }
     }

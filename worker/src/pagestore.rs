@@ -455,6 +455,11 @@ impl PageStore {
         self.lock().pinned.remove(&version);
     }
 
+    /// The pinned versions are exactly these (the master's list, each heartbeat).
+    pub fn set_pinned(&self, versions: &[u64]) {
+        self.lock().pinned = versions.iter().copied().collect();
+    }
+
     pub fn pinned(&self) -> Vec<u64> {
         let mut v: Vec<u64> = self.lock().pinned.iter().copied().collect();
         v.sort_unstable();

@@ -76,6 +76,14 @@ async fn delete(State(w): State<Worker>, Json(locs): Json<Vec<UfsLocation>>) -> 
     Ok(StatusCode::NO_CONTENT)
 }
 
+async fn load(State(w): State<Worker>, Json(req): Json<ReadRequest>) -> Result<Json<LoadResult>, ApiError> {
+    Ok(Json(w.load(req).await?))
+}
+
+async fn free(State(w): State<Worker>, Json(versions): Json<Vec<u64>>) -> Result<Json<u64>, ApiError> {
+    Ok(Json(w.free(versions).await?))
+}
+
 async fn check_secret(State(secret): State<String>, req: Request, next: Next) -> Response {
     let given = req.headers().get(SECRET_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
     if !ids::secret_eq(given, &secret) {
@@ -90,6 +98,8 @@ pub fn router(worker: Worker, secret: String, ready: Readiness) -> Router {
         .route("/v1/write", put(write))
         .route("/v1/compose", post(compose))
         .route("/v1/delete", post(delete))
+        .route("/v1/load", post(load))
+        .route("/v1/free", post(free))
         .with_state(worker)
         .layer(middleware::from_fn_with_state(secret, check_secret));
     api.merge(ops_router(ready))
