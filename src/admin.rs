@@ -82,15 +82,25 @@ pub async fn mount(
     options: &[String],
     read_only: bool,
     sync_interval: &str,
+    write_type: &str,
 ) -> Result<()> {
+    if !matches!(write_type.to_ascii_uppercase().as_str(), "MUST_CACHE" | "CACHE_THROUGH" | "THROUGH" | "ASYNC_THROUGH")
+    {
+        anyhow::bail!("--write-type {write_type}: use MUST_CACHE, CACHE_THROUGH, THROUGH or ASYNC_THROUGH");
+    }
     let mut opts = std::collections::HashMap::new();
     for o in options {
         let (k, v) = o.split_once('=').with_context(|| format!("--option {o:?}: give KEY=VALUE"))?;
         opts.insert(k.trim().to_string(), v.to_string());
     }
     let interval = parse_interval(sync_interval)?;
-    let m =
-        Mount { uri: uri.to_string(), options: opts, read_only, sync_interval_ms: (interval >= 0).then_some(interval) };
+    let m = Mount {
+        uri: uri.to_string(),
+        options: opts,
+        read_only,
+        sync_interval_ms: (interval >= 0).then_some(interval),
+        write_type: write_type.to_ascii_uppercase(),
+    };
     let master = master_client(cfg, &cluster_secret(cfg, "admin")?)?;
     let b = master.mount(bucket, m).await.with_context(|| format!("cannot mount {uri} as {bucket}"))?;
     println!("mounted {}", describe(&b));
@@ -114,10 +124,11 @@ fn describe(b: &Bucket) -> String {
     let mut opts: Vec<String> = m.options.iter().map(|(k, v)| format!("{k}={v}")).collect();
     opts.sort();
     format!(
-        "{:<24} {}{}  sync: {sync}{}",
+        "{:<24} {}{}  sync: {sync}  writes: {}{}",
         b.name,
         m.uri,
         if m.read_only { "  (read-only)" } else { "" },
+        if m.write_type.is_empty() { "CACHE_THROUGH" } else { m.write_type.as_str() },
         if opts.is_empty() { String::new() } else { format!("  options: {}", opts.join(" ")) }
     )
 }
@@ -197,8 +208,12 @@ pub async fn load(cfg: &Config, target: &str) -> Result<()> {
                 len: (o.size - offset).min(bs),
                 cache: true,
                 promote: false,
+                journal: o.journal_worker != 0,
             };
-            let owner = strata_common::placement::rank(&live, o.version, block).first().map(|w| w.id).unwrap_or(0);
+            let owner = match o.journal_worker {
+                0 => strata_common::placement::rank(&live, o.version, block).first().map(|w| w.id).unwrap_or(0),
+                w => w,
+            };
             jobs.push((owner, req));
         }
     }

@@ -145,7 +145,7 @@ pub async fn run_local(
     }
     let (master, creds) = open_master(&cfg, IN_PROCESS, None).await?;
     spawn_master_jobs(&master, &cfg, &shutdown)?;
-    let worker = Worker::new(master.clone() as Arc<dyn MasterApi>, open_cache(&cfg)?);
+    let worker = Worker::new(master.clone() as Arc<dyn MasterApi>, open_cache(&cfg)?, &cfg.data_dir.join("journal"))?;
     let me = WorkerIdentity { address: IN_PROCESS.into(), id_file: cfg.data_dir.join("worker_id") };
     let registered = Readiness::default();
     let hb = tokio::spawn(register_and_heartbeat(
@@ -244,7 +244,7 @@ pub async fn run_worker(cfg: Config, shutdown: CancellationToken) -> Result<()> 
     let listener = bind(&listen_addr(&cfg, DEFAULT_WORKER_ADDR)).await?;
     let address = cfg.advertise.clone().unwrap_or(format!("http://{}", listener.local_addr()?));
     let master: Arc<dyn MasterApi> = master_client(&cfg, &secret)?;
-    let worker = Worker::new(master.clone(), open_cache(&cfg)?);
+    let worker = Worker::new(master.clone(), open_cache(&cfg)?, &cfg.data_dir.join("journal"))?;
     let ready = Readiness::default();
     let me = WorkerIdentity { address, id_file: cfg.data_dir.join("worker_id") };
     let hb = tokio::spawn(register_and_heartbeat(

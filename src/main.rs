@@ -70,6 +70,10 @@ enum Admin {
         /// 30s, 5m, 1h.
         #[arg(long, default_value = "1m", allow_hyphen_values = true)]
         sync_interval: String,
+        /// Where writes go by default: CACHE_THROUGH, THROUGH, MUST_CACHE or ASYNC_THROUGH
+        /// (a request's x-strata-write-type header overrides it).
+        #[arg(long, default_value = "CACHE_THROUGH")]
+        write_type: String,
     },
     /// Forgets a bucket's metadata; the under store keeps its data.
     Unmount {
@@ -168,8 +172,8 @@ async fn main() -> Result<()> {
         Role::Worker => run_worker(cfg, shutdown).await,
         Role::Gateway => run_gateway(cfg, shutdown).await,
         Role::Admin { cmd: Admin::Report } => strata::admin::report(&cfg).await,
-        Role::Admin { cmd: Admin::Mount { bucket, uri, options, read_only, sync_interval } } => {
-            strata::admin::mount(&cfg, &bucket, &uri, &options, read_only, &sync_interval).await
+        Role::Admin { cmd: Admin::Mount { bucket, uri, options, read_only, sync_interval, write_type } } => {
+            strata::admin::mount(&cfg, &bucket, &uri, &options, read_only, &sync_interval, &write_type).await
         }
         Role::Admin { cmd: Admin::Unmount { bucket } } => strata::admin::unmount(&cfg, &bucket).await,
         Role::Admin { cmd: Admin::Mounts } => strata::admin::mounts(&cfg).await,

@@ -42,6 +42,11 @@ pub trait MasterApi: Send + Sync + 'static {
     async fn get_mount(&self, bucket: &str) -> Result<Mount>;
 
     async fn register_worker(&self, info: WorkerInfo) -> Result<WorkerInfo>;
+    /// The objects whose bytes are in this worker's journal.
+    async fn journal(&self, worker_id: u64) -> Result<Vec<JournalEntry>>;
+    /// An ASYNC_THROUGH object's bytes are at `staging_key` in the under store: move them onto
+    /// the key. PreconditionFailed when the object changed since (the staged bytes are dropped).
+    async fn persisted(&self, req: PersistedRequest) -> Result<()>;
     async fn heartbeat(&self, req: HeartbeatRequest) -> Result<HeartbeatResponse>;
     async fn list_workers(&self) -> Result<Vec<WorkerInfo>>;
 }
@@ -81,6 +86,9 @@ pub struct ReadRequest {
     /// CACHE_PROMOTE: a page found below the top tier moves up.
     #[serde(default)]
     pub promote: bool,
+    /// The bytes are in this worker's journal, not (yet) in the under store.
+    #[serde(default)]
+    pub journal: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -89,6 +97,9 @@ pub struct WriteRequest {
     pub version: u64,
     /// Keep the written pages in this worker's cache.
     pub cache: bool,
+    /// Write into this worker's journal instead of the under store (MUST_CACHE, ASYNC_THROUGH).
+    #[serde(default)]
+    pub journal: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

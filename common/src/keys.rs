@@ -17,6 +17,7 @@
 //! | ("p", bucket, upload_id, part u64)          | PartMeta                  |
 //! | ("w", worker_id u64)                        | WorkerInfo                |
 //! | ("pin", version u64)                        | empty: pages kept cached  |
+//! | ("j", worker u64, version u64)              | JournalEntry              |
 
 const STRING: u8 = 0x02;
 const U64: u8 = 0x1C;
@@ -134,6 +135,15 @@ pub fn pins() -> (Vec<u8>, Vec<u8>) {
 pub fn pin_version(key: &[u8]) -> Option<u64> {
     let tail = key.strip_prefix(Tuple::new().str("pin").into_bytes().as_slice())?.strip_prefix(&[U64])?;
     Some(u64::from_be_bytes(tail.try_into().ok()?))
+}
+
+pub fn journal(worker: u64, version: u64) -> Vec<u8> {
+    Tuple::new().str("j").u64(worker).u64(version).into_bytes()
+}
+pub fn journals(worker: u64) -> (Vec<u8>, Vec<u8>) {
+    let begin = Tuple::new().str("j").u64(worker).into_bytes();
+    let end = prefix_end(&begin);
+    (begin, end)
 }
 
 pub fn worker(id: u64) -> Vec<u8> {

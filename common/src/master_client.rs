@@ -268,6 +268,12 @@ impl MasterApi for GrpcMaster {
     async fn register_worker(&self, info: WorkerInfo) -> Result<WorkerInfo> {
         call!(self, true, register_worker(info))
     }
+    async fn journal(&self, worker_id: u64) -> Result<Vec<JournalEntry>> {
+        call!(self, true, journal(JournalRequest { worker_id })).map(|l| l.entries)
+    }
+    async fn persisted(&self, req: PersistedRequest) -> Result<()> {
+        call!(self, false, persisted(req)).map(|_| ())
+    }
     async fn heartbeat(&self, req: HeartbeatRequest) -> Result<HeartbeatResponse> {
         call!(self, true, heartbeat(req))
     }

@@ -59,7 +59,8 @@ pub fn redacted(mount: &Mount) -> Mount {
 
 fn cloud_store(mount: &Mount, url: &url::Url) -> Result<Arc<dyn ObjectStore>> {
     let mut options: Vec<(String, String)> = mount.options.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-    let plain_http = mount.options.iter().any(|(k, v)| k.contains("endpoint") && v.starts_with("http://"));
+    let plain_http = mount.uri.starts_with("http://")
+        || mount.options.iter().any(|(k, v)| k.contains("endpoint") && v.starts_with("http://"));
     if plain_http && !mount.options.contains_key("allow_http") {
         options.push(("allow_http".into(), "true".into()));
     }
@@ -85,9 +86,10 @@ fn open_store(mount: &Mount) -> Result<Arc<dyn ObjectStore>> {
             Ok(Arc::new(fs))
         }
         "memory" => Ok(Arc::new(InMemory::new())),
-        "s3" | "s3a" | "gs" | "az" | "azure" | "abfs" | "abfss" => cloud_store(mount, &url),
+        "s3" | "s3a" | "gs" | "az" | "azure" | "abfs" | "abfss" | "http" | "https" => cloud_store(mount, &url),
         other => Err(Error::invalid(format!(
-            "under store scheme {other}:// is not supported (supported: file://, s3://, gs://, az://, memory://)"
+            "under store scheme {other}:// is not supported (supported: file://, s3://, gs://, az://, \
+             http(s):// (WebDAV), memory://)"
         ))),
     }
 }

@@ -77,6 +77,19 @@ impl Gateway {
 const MOUNT_TTL: Duration = Duration::from_secs(10);
 
 impl Gateway {
+    /// A bucket's mount, trusted for a few seconds.
+    pub(crate) async fn mount_of(&self, bucket: &str) -> strata_common::Result<strata_common::proto::Mount> {
+        let cached = self.0.mounts.lock().unwrap_or_else(|p| p.into_inner()).get(bucket).cloned();
+        if let Some((m, at)) = cached
+            && at.elapsed() < MOUNT_TTL
+        {
+            return Ok(m);
+        }
+        let m = self.0.master.get_mount(bucket).await?;
+        self.0.mounts.lock().unwrap_or_else(|p| p.into_inner()).insert(bucket.to_string(), (m.clone(), Instant::now()));
+        Ok(m)
+    }
+
     /// Reads a block's range from the under store itself (no worker is alive): the same bytes,
     /// uncached, refused if the object changed there since it was written.
     async fn direct_read(
@@ -85,19 +98,7 @@ impl Gateway {
     ) -> strata_common::Result<strata_common::api::ByteStream> {
         use futures::{StreamExt, TryStreamExt};
         use object_store::{GetOptions, GetRange, ObjectStore};
-        let cached = self.0.mounts.lock().unwrap_or_else(|p| p.into_inner()).get(&req.loc.bucket).cloned();
-        let mount = match cached {
-            Some((m, at)) if at.elapsed() < MOUNT_TTL => m,
-            _ => {
-                let m = self.0.master.get_mount(&req.loc.bucket).await?;
-                self.0
-                    .mounts
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(req.loc.bucket.clone(), (m.clone(), Instant::now()));
-                m
-            }
-        };
+        let mount = self.mount_of(&req.loc.bucket).await?;
         let store = self.0.ufs.open(&mount)?;
         let opts = GetOptions {
             range: Some(GetRange::Bounded(req.offset..req.offset + req.len)),

@@ -94,6 +94,33 @@ impl WorkerPool {
         Ok(order)
     }
 
+    /// The worker owning block 0 of `version`, with its id.
+    pub async fn owner(&self, version: u64) -> S3Result<(u64, Arc<dyn WorkerApi>)> {
+        if !self.fresh()
+            && let Err(e) = self.refresh().await
+        {
+            tracing::warn!("cannot refresh the worker list: {}", e.message);
+        }
+        let s = self.state.read().unwrap_or_else(|p| p.into_inner());
+        rank(&s.workers, version, 0)
+            .into_iter()
+            .find_map(|w| s.handles.get(&w.id).map(|h| (w.id, h.clone())))
+            .ok_or_else(|| {
+                S3Error::new(
+                    "ServiceUnavailable",
+                    "No worker is alive to take the write; start a worker or check its logs.",
+                )
+            })
+    }
+
+    /// The worker of this id, if it is alive.
+    pub async fn by_id(&self, id: u64) -> Option<Arc<dyn WorkerApi>> {
+        if !self.fresh() {
+            let _ = self.refresh().await;
+        }
+        self.state.read().unwrap_or_else(|p| p.into_inner()).handles.get(&id).cloned()
+    }
+
     /// Whether one worker owns every block of an object of `size` bytes (so it may cache all of
     /// a write it receives).
     pub async fn single_owner(&self, version: u64, size: Option<u64>, block_size: u64) -> bool {

@@ -97,6 +97,8 @@ service! {
     get_mount(BucketName) -> Mount = |m, r| m.get_mount(&r.name);
     register_worker(WorkerInfo) -> WorkerInfo = |m, r| m.register_worker(r);
     heartbeat(HeartbeatRequest) -> HeartbeatResponse = |m, r| m.heartbeat(r);
+    journal(JournalRequest) -> JournalList = |m, r| async { m.journal(r.worker_id).await.map(|entries| JournalList { entries }) };
+    persisted(PersistedRequest) -> Empty = |m, r| async { m.persisted(r).await.map(|_| Empty {}) };
     list_workers(Empty) -> WorkerList = |m, _r| async { m.list_workers().await.map(|workers| WorkerList { workers }) };
     mount_bucket(MountRequest) -> Bucket = |m, r| m.do_mount(&r.bucket, r.mount.clone().unwrap_or_default());
     unmount_bucket(BucketName) -> Empty = |m, r| async { m.do_unmount(&r.name).await.map(|_| Empty {}) };

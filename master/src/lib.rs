@@ -8,6 +8,7 @@ mod credentials;
 pub mod election;
 mod grpc;
 mod ha;
+mod journal;
 mod listing;
 mod master;
 mod membership;

@@ -240,6 +240,12 @@ impl MasterApi for Master {
     async fn register_worker(&self, info: WorkerInfo) -> Result<WorkerInfo> {
         self.do_register_worker(info).await
     }
+    async fn journal(&self, worker_id: u64) -> Result<Vec<JournalEntry>> {
+        self.do_journal(worker_id).await
+    }
+    async fn persisted(&self, req: PersistedRequest) -> Result<()> {
+        self.do_persisted(req).await
+    }
     async fn heartbeat(&self, req: HeartbeatRequest) -> Result<HeartbeatResponse> {
         let mut r = self.membership.heartbeat(&req);
         if !r.reregister {

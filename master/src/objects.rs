@@ -74,6 +74,7 @@ impl Master {
                 if let Some(c) = &current {
                     crate::mounts::carry_pin(t, c.version, meta.version).await?;
                 }
+                crate::journal::rejournal(t, &req.bucket, current.as_ref(), Some(&meta));
                 t.set(&keys::object(&req.bucket, &meta.key), &codec::encode(&meta));
                 let value = CommitObjectResponse { replaced_version: current.as_ref().map(|c| c.version).unwrap_or(0) };
                 let mount = (!req.staging_key.is_empty()).then_some(bucket.mount).flatten();
@@ -95,6 +96,7 @@ impl Master {
                 };
                 t.clear(&keys::object(&b, &k));
                 crate::mounts::carry_pin(t, old.version, 0).await?;
+                crate::journal::rejournal(t, &b, Some(&old), None);
                 let value = DeleteObjectResponse { existed: true, version: old.version };
                 Ok(Committed { value, mount: bucket.mount, replaced: Some(old), version: 0 })
             })

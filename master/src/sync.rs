@@ -92,7 +92,7 @@ impl Master {
         if found.is_some() && !self.sync_times.due(&b.name, &format!("\0{key}"), interval) {
             return Ok(found);
         }
-        if found.as_ref().is_some_and(|f| f.ufs_etag.is_empty()) {
+        if found.as_ref().is_some_and(|f| f.ufs_etag.is_empty() || f.journal_worker != 0) {
             return Ok(found); // not in the under store (yet): nothing to compare
         }
         self.sync_key(b, key).await
@@ -192,17 +192,20 @@ impl Master {
                 read_bucket(t, &b).await?;
                 let current = read_object(t, &b, &k).await?;
                 match (head, current) {
-                    (None, Some(cur)) if !cur.ufs_etag.is_empty() => {
+                    (None, Some(cur)) if !cur.ufs_etag.is_empty() && cur.journal_worker == 0 => {
                         t.clear(&keys::object(&b, &k));
                         crate::mounts::carry_pin(t, cur.version, 0).await?;
                         Ok(None)
                     }
                     (None, current) => Ok(current),
+                    // Written through Strata and not in the under store yet: Strata's is newer.
+                    (Some(_), Some(cur)) if cur.journal_worker != 0 => Ok(Some(cur)),
                     (Some(h), Some(cur)) if cur.size == h.size && cur.ufs_etag == fingerprint(&h) => Ok(Some(cur)),
                     (Some(h), current) => {
                         if let Some(c) = &current {
                             crate::mounts::carry_pin(t, c.version, version).await?;
                         }
+                        crate::journal::rejournal(t, &b, current.as_ref(), None);
                         let meta = ObjectMeta {
                             key: k.clone(),
                             version,

@@ -121,6 +121,7 @@ impl Master {
                 if let Some(c) = &current {
                     crate::mounts::carry_pin(t, c.version, meta.version).await?;
                 }
+                crate::journal::rejournal(t, &r.bucket, current.as_ref(), Some(&meta));
                 t.set(&keys::object(&r.bucket, &r.key), &codec::encode(&meta));
                 clear_upload(t, &r);
                 let mount = (!req.staging_key.is_empty()).then_some(bucket.mount).flatten();

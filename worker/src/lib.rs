@@ -32,20 +32,32 @@ pub struct Worker(Arc<Inner>);
 pub struct Inner {
     master: Arc<dyn MasterApi>,
     ufs: UfsRegistry,
+    /// Bytes of MUST_CACHE and ASYNC_THROUGH writes, one file a version, on this worker's disk.
+    journal: Arc<dyn ObjectStore>,
+    journal_dir: std::path::PathBuf,
     pub cache: PageStore,
     mounts: Mutex<HashMap<String, (Mount, Instant)>>,
     fills: read::Fills,
 }
 
 impl Worker {
-    pub fn new(master: Arc<dyn MasterApi>, cache: PageStore) -> Worker {
-        Worker(Arc::new(Inner {
+    /// `journal_dir`: where MUST_CACHE and ASYNC_THROUGH writes are kept (durable, local).
+    pub fn new(master: Arc<dyn MasterApi>, cache: PageStore, journal_dir: &std::path::Path) -> Result<Worker> {
+        std::fs::create_dir_all(journal_dir).map_err(|e| {
+            strata_common::Error::internal(format!("cannot create the journal folder {}: {e}", journal_dir.display()))
+        })?;
+        let journal = object_store::local::LocalFileSystem::new_with_prefix(journal_dir)
+            .map_err(|e| strata_common::Error::internal(format!("cannot open the journal folder: {e}")))?
+            .with_fsync(true);
+        Ok(Worker(Arc::new(Inner {
             master,
             ufs: UfsRegistry::default(),
+            journal: Arc::new(journal),
+            journal_dir: journal_dir.to_path_buf(),
             cache,
             mounts: Mutex::new(HashMap::new()),
             fills: Default::default(),
-        }))
+        })))
     }
 
     async fn mount(&self, bucket: &str) -> Result<Mount> {
@@ -57,6 +69,11 @@ impl Worker {
         let m = self.master.get_mount(bucket).await?;
         self.mounts.lock().unwrap_or_else(|p| p.into_inner()).insert(bucket.to_string(), (m.clone(), Instant::now()));
         Ok(m)
+    }
+
+    /// Where a version's bytes are in the journal.
+    fn journal_path(version: u64) -> object_store::path::Path {
+        object_store::path::Path::from(version.to_string())
     }
 
     async fn store_and_path(&self, loc: &UfsLocation) -> Result<(Arc<dyn ObjectStore>, object_store::path::Path)> {

@@ -19,6 +19,9 @@ pub struct WorkerIdentity {
     pub id_file: PathBuf,
 }
 
+/// How often the journal is persisted and cleaned.
+const JOURNAL_EVERY: Duration = Duration::from_secs(1);
+
 fn tiers(worker: &Worker) -> Vec<TierUsage> {
     worker
         .cache
@@ -78,6 +81,22 @@ pub async fn register_and_heartbeat(
     let Some(mut id) = register(&worker, master.as_ref(), &me, &shutdown).await else { return };
     ready.set(true);
     tracing::info!(worker = id, address = %me.address, "registered with the master");
+    let current = Arc::new(std::sync::atomic::AtomicU64::new(id));
+    // The journal's persists may take long: they run beside the heartbeats, never in their way.
+    tokio::spawn({
+        let (worker, current, shutdown) = (worker.clone(), current.clone(), shutdown.clone());
+        async move {
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(JOURNAL_EVERY) => {}
+                }
+                if let Err(e) = worker.journal_pass(current.load(std::sync::atomic::Ordering::Relaxed)).await {
+                    tracing::warn!("journal: {e}");
+                }
+            }
+        }
+    });
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -98,7 +117,10 @@ pub async fn register_and_heartbeat(
             Ok(r) if r.reregister => {
                 tracing::info!("the master does not know this worker (it restarted?); registering again");
                 match register(&worker, master.as_ref(), &me, &shutdown).await {
-                    Some(new_id) => id = new_id,
+                    Some(new_id) => {
+                        id = new_id;
+                        current.store(id, std::sync::atomic::Ordering::Relaxed);
+                    }
                     None => return,
                 }
             }

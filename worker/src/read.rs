@@ -26,7 +26,11 @@ impl Worker {
         if req.len == 0 {
             return Ok(stream::empty().boxed());
         }
-        let (store, path) = self.store_and_path(&req.loc).await?;
+        let (store, path) = if req.journal {
+            (self.journal.clone(), Worker::journal_path(req.version))
+        } else {
+            self.store_and_path(&req.loc).await?
+        };
         let ps = self.cache.page_size();
         let (first, last) = (req.offset / ps, (end - 1) / ps);
         let this = self.clone();

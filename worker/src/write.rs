@@ -27,8 +27,13 @@ struct Sink {
 }
 
 impl Sink {
-    async fn new(worker: &Worker, loc: &UfsLocation, version: u64, cache: bool) -> Result<Sink> {
-        let (store, path) = worker.store_and_path_for_write(loc).await?;
+    async fn new(worker: &Worker, loc: &UfsLocation, version: u64, cache: bool, journal: bool) -> Result<Sink> {
+        let (store, path) = if journal {
+            worker.store_and_path_for_write(loc).await?; // a read-only mount refuses it all the same
+            (worker.journal.clone(), Worker::journal_path(version))
+        } else {
+            worker.store_and_path_for_write(loc).await?
+        };
         Ok(Sink {
             worker: worker.clone(),
             store,
@@ -106,7 +111,7 @@ impl Sink {
 
 impl Worker {
     pub(crate) async fn do_write(&self, req: WriteRequest, mut body: ByteStream) -> Result<WriteResult> {
-        let mut sink = Sink::new(self, &req.loc, req.version, req.cache).await?;
+        let mut sink = Sink::new(self, &req.loc, req.version, req.cache, req.journal).await?;
         while let Some(chunk) = body.next().await {
             let step = match chunk {
                 Ok(data) => sink.write(data).await,
@@ -121,7 +126,7 @@ impl Worker {
     }
 
     pub(crate) async fn do_compose(&self, req: ComposeRequest) -> Result<WriteResult> {
-        let mut sink = Sink::new(self, &req.target, req.version, req.cache).await?;
+        let mut sink = Sink::new(self, &req.target, req.version, req.cache, false).await?;
         for src in &req.sources {
             let step = async {
                 let (store, path) = self.store_and_path(src).await?;
@@ -152,3 +157,76 @@ impl Worker {
         Ok(())
     }
 }
+
+impl Worker {
+    /// Writes an ASYNC_THROUGH object from the journal to the under store (staged, then moved
+    /// onto its key by the master), then drops it from the journal.
+    async fn persist(&self, e: &strata_common::proto::JournalEntry) -> Result<()> {
+        let what = format!("persisting {}/{}", e.bucket, e.key);
+        let staging = format!("tmp/{}", e.version);
+        let mut src = self
+            .journal
+            .get(&Worker::journal_path(e.version))
+            .await
+            .map_err(|err| ufs_error(&format!("{what}: its journal file"), err))?
+            .into_stream();
+        let mut sink = Sink::new(self, &UfsLocation::staging(&e.bucket, &staging), e.version, false, false).await?;
+        while let Some(chunk) = src.next().await {
+            let step = match chunk {
+                Ok(data) => sink.write(data).await,
+                Err(err) => Err(ufs_error(&what, err)),
+            };
+            if let Err(err) = step {
+                sink.abort(e.version).await;
+                return Err(err);
+            }
+        }
+        let written = sink.finish().await?;
+        let req = strata_common::proto::PersistedRequest {
+            bucket: e.bucket.clone(),
+            key: e.key.clone(),
+            version: e.version,
+            staging_key: staging,
+            ufs_etag: written.ufs_etag,
+        };
+        match self.master.persisted(req).await {
+            Ok(()) => {
+                tracing::info!(bucket = %e.bucket, key = %e.key, version = e.version, "persisted to the under store")
+            }
+            Err(err)
+                if err.is(strata_common::ErrorKind::PreconditionFailed)
+                    || err.is(strata_common::ErrorKind::NoSuchBucket) =>
+            {
+                tracing::info!(bucket = %e.bucket, key = %e.key, "replaced or deleted before it was persisted: dropped");
+            }
+            Err(err) => return Err(err),
+        }
+        let _ = self.journal.delete(&Worker::journal_path(e.version)).await;
+        Ok(())
+    }
+
+    /// Persists what the master lists as pending in this worker's journal, and deletes journal
+    /// files nothing refers to any more (written long enough ago not to be a commit in flight).
+    pub async fn journal_pass(&self, worker_id: u64) -> Result<()> {
+        let entries = self.master.journal(worker_id).await?;
+        for e in entries.iter().filter(|e| e.persist) {
+            if let Err(err) = self.persist(e).await {
+                tracing::warn!(bucket = %e.bucket, key = %e.key, "cannot persist yet (will retry): {err}");
+            }
+        }
+        let listed: std::collections::HashSet<u64> = entries.iter().map(|e| e.version).collect();
+        let Ok(dir) = std::fs::read_dir(&self.journal_dir) else { return Ok(()) };
+        for f in dir.flatten() {
+            let Some(version) = f.file_name().to_str().and_then(|n| n.parse::<u64>().ok()) else { continue };
+            let old = f.metadata().and_then(|m| m.modified()).map(|t| t.elapsed().unwrap_or_default() > JOURNAL_GRACE);
+            if !listed.contains(&version) && old.unwrap_or(false) {
+                let _ = std::fs::remove_file(f.path());
+                self.cache.remove_version(version).await;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A journal file younger than this may belong to a write whose commit is still in flight.
+const JOURNAL_GRACE: std::time::Duration = std::time::Duration::from_secs(600);

@@ -115,11 +115,18 @@ pub async fn copy_object(ctx: &Ctx) -> S3Result<Response> {
     let (if_match, if_none_match_any) = write_conditions(ctx).await?;
     let version = ctx.gw.master.allocate_version().await?;
     let staging = format!("tmp/{version}");
-    let dest = WriteRequest { loc: UfsLocation::staging(&ctx.bucket, &staging), version, cache: true };
+    let dest = WriteRequest { loc: UfsLocation::staging(&ctx.bucket, &staging), version, cache: true, journal: false };
     let (written, verified) = copy_bytes(ctx, &src_bucket, &src, (0, src.size), algo, dest).await?;
     let described = Described { headers, user_metadata, tags };
-    let meta =
-        commit_written(ctx, described, (version, staging), (written, verified), (if_match, if_none_match_any)).await?;
+    let meta = commit_written(
+        ctx,
+        described,
+        (version, staging),
+        (written, verified),
+        (if_match, if_none_match_any),
+        (0, false),
+    )
+    .await?;
     let result = xml::CopyResult {
         xmlns: NS,
         last_modified: xml::time(meta.last_modified_ms),
@@ -153,7 +160,7 @@ pub async fn upload_part_copy(ctx: &Ctx, number: u32, upload_id: &str) -> S3Resu
     let algo = ChecksumAlgo::parse(&upload.checksum_algorithm);
     let version = ctx.gw.master.allocate_version().await?;
     let staging = format!("uploads/{upload_id}/{number}-{version}");
-    let dest = WriteRequest { loc: UfsLocation::staging("", &staging), version, cache: false };
+    let dest = WriteRequest { loc: UfsLocation::staging("", &staging), version, cache: false, journal: false };
     let (written, verified) = copy_bytes(ctx, &src_bucket, &src, range, algo, dest).await?;
     let part = commit_written_part(ctx, r, number, (version, staging), (written, verified)).await?;
     let result = xml::CopyResult {

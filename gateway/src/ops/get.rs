@@ -236,13 +236,29 @@ pub fn read_range(gw: &Gateway, bucket: &str, meta: &ObjectMeta, start: u64, len
                     len: end.min((block + 1) * bs) - start.max(block * bs),
                     cache: mode.cache,
                     promote: mode.promote,
+                    journal: meta.journal_worker != 0,
                 };
+                if meta.journal_worker != 0 {
+                    return open_journaled(&gw, req, meta.journal_worker).await;
+                }
                 open_block(&gw, req, block).await
             }
         })
         .buffered(BLOCKS_AHEAD)
         .try_flatten()
         .boxed()
+}
+
+/// An object whose bytes are only in one worker's journal is read there, or not at all.
+async fn open_journaled(gw: &Gateway, req: ReadRequest, worker: u64) -> Result<ByteStream, Error> {
+    match gw.workers.by_id(worker).await {
+        Some(w) => w.read(req).await,
+        None => Err(Error::unavailable(format!(
+            "{}/{} is so far only in the cache of worker {worker}, which is down; it is served again once \
+             that worker is back",
+            req.loc.bucket, req.loc.key
+        ))),
+    }
 }
 
 async fn open_block(gw: &Gateway, req: ReadRequest, block: u64) -> Result<ByteStream, Error> {

@@ -171,6 +171,7 @@ pub async fn complete(ctx: &Ctx, upload_id: &str, body: Body) -> S3Result<Respon
             .map(|p| PartInfo { number: p.number, size: p.size, etag: p.etag.clone(), checksums: p.checksums.clone() })
             .collect(),
         tags: upload.tags.clone(),
+        ..Default::default()
     };
     ctx.gw
         .master

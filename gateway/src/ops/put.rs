@@ -126,7 +126,48 @@ pub async fn write_body(
     cache: bool,
 ) -> S3Result<(WriteResult, Verified)> {
     let (stream, outcome, length) = prepare_body(ctx, body)?;
-    send(ctx, stream, outcome, length, WriteRequest { loc, version, cache }).await
+    send(ctx, stream, outcome, length, WriteRequest { loc, version, cache, journal: false }).await
+}
+
+/// Where a PUT's bytes go, from the `x-strata-write-type` header or else the mount's setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteMode {
+    /// Only the cache (a worker's journal): fast, never in the under store.
+    MustCache,
+    /// The cache and the under store, before the answer.
+    CacheThrough,
+    /// Only the under store.
+    Through,
+    /// The cache now, the under store soon after (a background job of the worker).
+    AsyncThrough,
+}
+
+impl WriteMode {
+    pub fn parse(s: &str) -> Option<WriteMode> {
+        match s.trim().to_ascii_uppercase().as_str() {
+            "MUST_CACHE" => Some(WriteMode::MustCache),
+            "" | "CACHE_THROUGH" => Some(WriteMode::CacheThrough),
+            "THROUGH" => Some(WriteMode::Through),
+            "ASYNC_THROUGH" => Some(WriteMode::AsyncThrough),
+            _ => None,
+        }
+    }
+
+    fn journaled(self) -> bool {
+        matches!(self, WriteMode::MustCache | WriteMode::AsyncThrough)
+    }
+}
+
+pub async fn write_mode(ctx: &Ctx) -> S3Result<WriteMode> {
+    if let Some(h) = ctx.header("x-strata-write-type") {
+        return WriteMode::parse(h).ok_or_else(|| {
+            S3Error::invalid_argument(format!(
+                "x-strata-write-type {h:?}: use MUST_CACHE, CACHE_THROUGH, THROUGH or ASYNC_THROUGH"
+            ))
+        });
+    }
+    let mount = ctx.gw.mount_of(&ctx.bucket).await?;
+    Ok(WriteMode::parse(&mount.write_type).unwrap_or(WriteMode::CacheThrough))
 }
 
 /// Streams a verifying stream into the under store through the worker that owns block 0 of
@@ -138,9 +179,13 @@ pub async fn send(
     length: Option<u64>,
     mut req: WriteRequest,
 ) -> S3Result<(WriteResult, Verified)> {
-    let workers = ctx.gw.workers.ranked(req.version, 0).await?;
-    req.cache = req.cache && ctx.gw.workers.single_owner(req.version, length, ctx.gw.opts.block_size).await;
-    let written = workers[0].write(req, stream).await;
+    let worker = if req.journal {
+        ctx.gw.workers.owner(req.version).await?.1
+    } else {
+        req.cache = req.cache && ctx.gw.workers.single_owner(req.version, length, ctx.gw.opts.block_size).await;
+        ctx.gw.workers.ranked(req.version, 0).await?.swap_remove(0)
+    };
+    let written = worker.write(req, stream).await;
     let verdict = outcome.lock().unwrap_or_else(|p| p.into_inner()).take();
     match (written, verdict) {
         (Ok(w), Some(Ok(v))) if w.size == v.size => Ok((w, v)),
@@ -213,6 +258,7 @@ pub async fn commit_written(
     (version, staging): (u64, String),
     (written, verified): (WriteResult, Verified),
     (if_match, if_none_match_any): (String, bool),
+    (journal_worker, persist_pending): (u64, bool),
 ) -> S3Result<ObjectMeta> {
     let meta = ObjectMeta {
         key: ctx.key.clone(),
@@ -227,6 +273,8 @@ pub async fn commit_written(
         ufs_etag: written.ufs_etag,
         parts: Vec::new(),
         tags: described.tags,
+        journal_worker,
+        persist_pending,
     };
     let req = CommitObjectRequest {
         bucket: ctx.bucket.clone(),
@@ -244,12 +292,27 @@ pub async fn put_object(ctx: &Ctx, body: Body) -> S3Result<Response> {
     let user_metadata = user_metadata(&ctx.headers)?;
     let tags = super::tagging::from_header(ctx.header("x-amz-tagging"))?;
     let (if_match, if_none_match_any) = write_conditions(ctx).await?;
+    let mode = write_mode(ctx).await?;
     let version = ctx.gw.master.allocate_version().await?;
-    let staging = format!("tmp/{version}");
-    let (written, verified) = write_body(ctx, body, UfsLocation::staging(&ctx.bucket, &staging), version, true).await?;
     let described = Described { headers: stored_headers(&ctx.headers), user_metadata, tags };
-    let meta =
-        commit_written(ctx, described, (version, staging), (written, verified), (if_match, if_none_match_any)).await?;
+    let conditions = (if_match, if_none_match_any);
+    let meta = if mode.journaled() {
+        // Into the journal of the worker owning block 0; every read of it goes there until the
+        // under store has it.
+        let (worker_id, _) = ctx.gw.workers.owner(version).await?;
+        let (stream, outcome, length) = prepare_body(ctx, body)?;
+        let req = WriteRequest { loc: UfsLocation::object(&ctx.bucket, &ctx.key), version, cache: true, journal: true };
+        let (mut written, verified) = send(ctx, stream, outcome, length, req).await?;
+        written.ufs_etag.clear(); // not in the under store
+        let written = (written, verified);
+        let journal = (worker_id, mode == WriteMode::AsyncThrough);
+        commit_written(ctx, described, (version, String::new()), written, conditions, journal).await?
+    } else {
+        let staging = format!("tmp/{version}");
+        let loc = UfsLocation::staging(&ctx.bucket, &staging);
+        let written = write_body(ctx, body, loc, version, mode == WriteMode::CacheThrough).await?;
+        commit_written(ctx, described, (version, staging), written, conditions, (0, false)).await?
+    };
     let mut r = super::empty(StatusCode::OK);
     set(r.headers_mut(), "etag", &format!("\"{}\"", meta.etag));
     for c in &meta.checksums {

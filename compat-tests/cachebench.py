@@ -1,0 +1,153 @@
+"""`make bench`, the cache: cold (from the under store) and warm throughput, and their ratio, for
+one 256 MiB object and for 1 000 random 1 MiB ranges of a 2 GiB object, read through a cluster
+whose bucket is a read-only mount of an under store made to behave like a remote one.
+
+The under store is an HTTP server (below, `http://` mount) over a local folder that waits
+LATENCY_MS before the first byte of each answer and sends at most BANDWIDTH MiB/s on each
+connection: about what a client sees of an object store in another region. (moto_server, the
+S3 server the tests use, reads a whole object for every ranged GET, which would measure moto.)"""
+
+import email.utils
+import os
+import random
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from conftest import BIN, start_cluster  # noqa: E402
+
+MIB = 1 << 20
+LATENCY_MS = 20
+BANDWIDTH = 100  # MiB/s per connection
+
+
+def remote_store(root):
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args):
+            pass
+
+        def target(self):
+            path = root / self.path.lstrip("/").split("?")[0]
+            if not path.is_file():
+                self.send_response(404)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return None
+            st = path.stat()
+            return path, st, f'"{st.st_ino:x}-{st.st_mtime_ns:x}-{st.st_size:x}"'
+
+        def headers_for(self, st, etag, length):
+            self.send_header("Content-Length", str(length))
+            self.send_header("ETag", etag)
+            self.send_header("Last-Modified", email.utils.formatdate(st.st_mtime, usegmt=True))
+            self.send_header("Accept-Ranges", "bytes")
+
+        def do_HEAD(self):
+            time.sleep(LATENCY_MS / 1000)
+            t = self.target()
+            if t:
+                self.send_response(200)
+                self.headers_for(t[1], t[2], t[1].st_size)
+                self.end_headers()
+
+        def do_GET(self):
+            time.sleep(LATENCY_MS / 1000)
+            t = self.target()
+            if not t:
+                return
+            path, st, etag = t
+            if self.headers.get("If-Match") not in (None, etag, "*"):
+                self.send_response(412)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            start, end = 0, st.st_size - 1
+            m = re.match(r"bytes=(\d+)-(\d*)", self.headers.get("Range", ""))
+            if m:
+                start, end = int(m.group(1)), min(int(m.group(2) or end), end)
+                self.send_response(206)
+                self.send_header("Content-Range", f"bytes {start}-{end}/{st.st_size}")
+            else:
+                self.send_response(200)
+            self.headers_for(st, etag, end - start + 1)
+            self.end_headers()
+            with open(path, "rb") as f:
+                f.seek(start)
+                left = end - start + 1
+                while left > 0:
+                    chunk = f.read(min(left, 256 << 10))
+                    self.wfile.write(chunk)
+                    left -= len(chunk)
+                    time.sleep(len(chunk) / (BANDWIDTH * MIB))
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def timed(fn):
+    t = time.time()
+    fn()
+    return time.time() - t
+
+
+def main():
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        data = tmp / "remote"
+        data.mkdir()
+        for name, size in (("one-256mib", 256 * MIB), ("two-gib", 2048 * MIB)):
+            with open(data / name, "wb") as f:
+                for _ in range(size // MIB):
+                    f.write(os.urandom(MIB))
+        server = remote_store(data)
+        c = start_cluster(tmp)
+        try:
+            env = dict(os.environ, **c.env)
+            subprocess.run([BIN, "admin", "mount", "remote", f"http://127.0.0.1:{server.server_address[1]}",
+                            "--read-only", "--sync-interval", "0", "--master", c.master_url],
+                           env=env, check=True, capture_output=True)
+            s3 = c.client(max_pool_connections=16)
+            print(f"cache (under store: an HTTP server {LATENCY_MS} ms away, {BANDWIDTH} MiB/s a connection):")
+
+            def whole():
+                n = 0
+                for chunk in s3.get_object(Bucket="remote", Key="one-256mib")["Body"].iter_chunks(MIB):
+                    n += len(chunk)
+                assert n == 256 * MIB
+
+            cold, warm = timed(whole), timed(whole)
+            print(f"  256 MiB object, one GET:                        cold {256 / cold:7.1f} MiB/s"
+                  f"   warm {256 / warm:7.1f} MiB/s   warm/cold {cold / warm:5.1f}x")
+
+            rng = random.Random(7)
+            ranges = [rng.randrange(0, 2048 * MIB - MIB) for _ in range(1000)]
+
+            def one(start):
+                body = s3.get_object(Bucket="remote", Key="two-gib", Range=f"bytes={start}-{start + MIB - 1}")
+                assert len(body["Body"].read()) == MIB
+
+            def random_ranges():
+                with ThreadPoolExecutor(8) as pool:
+                    list(pool.map(one, ranges))
+
+            cold, warm = timed(random_ranges), timed(random_ranges)
+            print(f"  1000 random 1 MiB ranges of 2 GiB, 8 at a time: cold {1000 / cold:7.1f} MiB/s"
+                  f"   warm {1000 / warm:7.1f} MiB/s   warm/cold {cold / warm:5.1f}x")
+        finally:
+            c.stop_all()
+            server.shutdown()
+
+
+if __name__ == "__main__":
+    main()
