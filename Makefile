@@ -61,10 +61,12 @@ $(VENV)/.spark: $(VENV)/.installed
 	touch $@
 
 ## Throughput and gateway memory of 1 GiB through a cluster and `strata local`; failover time
-## of two masters on etcd; metadata transactions per second of the embedded store and etcd.
+## of two masters on etcd; cold and warm reads from a remote-like under store; metadata
+## transactions per second of the embedded store and etcd.
 bench: venv deps
 	cargo build --release --bin strata $(FEATURES)
 	STRATA_BIN=$(RELEASE_BIN) scripts/with-etcd $(PY) compat-tests/bench.py
+	STRATA_BIN=$(RELEASE_BIN) $(PY) compat-tests/cachebench.py
 	@echo "metadata store:"
 	@rm -rf $(CURDIR)/.bench-meta.redb
 	cargo run -q --release $(FEATURES) -p strata-master --example kvbench -- embedded://$(CURDIR)/.bench-meta.redb 2000 16

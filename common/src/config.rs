@@ -281,6 +281,14 @@ mod tests {
         let cfg = Config::load(Some(&f)).unwrap();
         assert_eq!(cfg.listen.as_deref(), Some("127.0.0.1:1"));
         assert_eq!(cfg.cache.mem_bytes, 64 << 20);
+        let tiers = "[cache]\neviction = \"lrfu\"\n[[cache.tiers]]\nmedium = \"MEM\"\nquota = \"1GiB\"\n\
+                     [[cache.tiers]]\nmedium = \"HDD\"\ndirs = [\"/a\", \"/b\"]\nquota = \"2TiB\"\n";
+        std::fs::write(&f, tiers).unwrap();
+        let cfg = Config::load(Some(&f)).unwrap();
+        assert_eq!(cfg.cache.tiers.len(), 2);
+        assert_eq!((cfg.cache.tiers[1].dirs.len(), cfg.cache.tiers[1].quota), (2, 2 << 40));
+        std::fs::write(&f, "[cache]\neviction = \"fifo\"\n").unwrap();
+        assert!(Config::load(Some(&f)).is_err(), "unknown eviction policies are rejected");
         std::fs::write(&f, "nonsense = 1\n").unwrap();
         assert!(Config::load(Some(&f)).is_err(), "unknown keys are rejected");
         std::fs::remove_dir_all(&dir).ok();
