@@ -115,7 +115,7 @@ def main():
         try:
             env = dict(os.environ, **c.env)
             subprocess.run([BIN, "admin", "mount", "remote", f"http://127.0.0.1:{server.server_address[1]}",
-                            "--read-only", "--sync-interval", "0", "--master", c.master_url],
+                            "--read-only", "--sync-interval", "1h", "--master", c.master_url],
                            env=env, check=True, capture_output=True)
             s3 = c.client(max_pool_connections=16)
             print(f"cache (under store: an HTTP server {LATENCY_MS} ms away, {BANDWIDTH} MiB/s a connection):")
