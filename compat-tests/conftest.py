@@ -120,11 +120,11 @@ def start_local(tmp):
     return c
 
 
-def start_cluster(tmp, metadata=None, root_ufs=None, master_args=(), creds=None):
+def start_cluster(tmp, metadata=None, root_ufs=None, master_args=(), creds=None, env=None):
     mport, wport, g1, g2 = free_port(), free_port(), free_port(), free_port()
     ak, sk = creds or ("STRATATEST" + secrets.token_hex(5).upper(), secrets.token_urlsafe(30))
     c = Cluster("cluster", [f"http://127.0.0.1:{g1}", f"http://127.0.0.1:{g2}"], ak, sk, tmp / "cluster", logs=tmp)
-    c.env = {"STRATA_CLUSTER_SECRET": secrets.token_hex(16), "STRATA_HEARTBEAT_INTERVAL_MS": "500"}
+    c.env = {"STRATA_CLUSTER_SECRET": secrets.token_hex(16), "STRATA_HEARTBEAT_INTERVAL_MS": "500", **(env or {})}
     master = f"http://127.0.0.1:{mport}"
     menv = {"STRATA_ROOT_ACCESS_KEY": ak, "STRATA_ROOT_SECRET_KEY": sk}
     if metadata:

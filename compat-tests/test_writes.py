@@ -17,7 +17,7 @@ MIB = 1 << 20
 @pytest.fixture(scope="module")
 def lake(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("writes")
-    c = start_cluster(tmp)
+    c = start_cluster(tmp, env={"STRATA_TTL_CHECK_INTERVAL_MS": "300"})
     c.folder = tmp / "folder"
     c.folder.mkdir()
     admin(c, "mount", "lake", f"file://{c.folder}", "--sync-interval", "0")
@@ -127,3 +127,29 @@ def test_write_type_of_a_mount_and_bad_headers(lake, tmp_path):
     assert e.value.response["Error"]["Code"] == "InvalidArgument"
     r = admin(lake, "mount", "bad", f"file://{folder}", "--write-type", "NEVER", check=False)
     assert r.returncode != 0 and "write-type" in r.stderr
+
+
+def test_ttl_frees_or_deletes_what_expired(lake):
+    s3 = lake.client()
+    for k in ("tmp/a", "tmp/b", "keep/c", "cached/d"):
+        put(s3, k, os.urandom(MIB))
+    admin(lake, "ttl", "lake/tmp/", "1s", "--action", "delete")
+    admin(lake, "ttl", "lake/cached/", "1s")
+    assert "lake/tmp/  1s  DELETE" in admin(lake, "ttls").stdout
+    assert wait_for(lambda: not (lake.folder / "tmp" / "a").exists() and not (lake.folder / "tmp" / "b").exists())
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket="lake", Prefix="tmp/").get("Contents", [])]
+    assert keys == [], "deleted from Strata and from the under store"
+    assert (lake.folder / "keep" / "c").exists() and (lake.folder / "cached" / "d").exists()
+    # FREE: still there, but read from the under store again (the cache dropped it).
+    time.sleep(1.5)
+    before = ufs_read(lake)
+    assert len(s3.get_object(Bucket="lake", Key="cached/d")["Body"].read()) == MIB
+    assert ufs_read(lake) - before == MIB
+    time.sleep(1.5)  # a few heartbeats, a few TTL passes
+    before = ufs_read(lake)
+    s3.get_object(Bucket="lake", Key="cached/d")["Body"].read()
+    assert ufs_read(lake) == before, "freed once when it expired, then cached again like any object"
+    s3.get_object(Bucket="lake", Key="keep/c")["Body"].read()
+    assert ufs_read(lake) == before, "objects under no rule stay cached"
+    admin(lake, "ttl", "lake/tmp/", "off")
+    assert "lake/tmp/" not in admin(lake, "ttls").stdout

@@ -11,7 +11,7 @@ use strata_common::ids;
 
 use strata_common::api::{LoadResult, MasterApi, ReadRequest, UfsLocation, WorkerApi};
 use strata_common::master_client::GrpcMaster;
-use strata_common::proto::{Bucket, ClusterReport, ListObjectsRequest, Mount, ObjectMeta};
+use strata_common::proto::{Bucket, ClusterReport, ListObjectsRequest, Mount, ObjectMeta, TtlRule};
 use strata_common::worker_client::HttpWorker;
 
 use crate::{cluster_secret, master_client};
@@ -282,6 +282,39 @@ pub async fn free(cfg: &Config, target: &str) -> Result<()> {
         freed += h.free(versions.clone()).await.with_context(|| format!("worker {} at {}", w.id, w.address))?;
     }
     println!("freed {} of {} objects under {target} from the cache", bytes_str(freed), versions.len());
+    Ok(())
+}
+
+/// Sets a TTL rule (`off` removes it).
+pub async fn ttl(cfg: &Config, target: &str, ttl: &str, action: &str) -> Result<()> {
+    let master = master_client(cfg, &cluster_secret(cfg, "admin")?)?;
+    let (bucket, prefix) = split_target(target);
+    let ttl_ms = if ttl == "off" { 0 } else { parse_interval(ttl)? };
+    if ttl != "off" && ttl_ms <= 0 {
+        anyhow::bail!("a TTL must be positive (or `off`)");
+    }
+    let rule = TtlRule { bucket: bucket.into(), prefix: prefix.into(), ttl_ms, action: action.to_ascii_uppercase() };
+    master.set_ttl(rule).await.with_context(|| format!("cannot set the TTL of {target}"))?;
+    if ttl_ms > 0 {
+        println!(
+            "objects under {target} older than {ttl} will be {}",
+            if action.eq_ignore_ascii_case("delete") {
+                "deleted (from the under store too)"
+            } else {
+                "freed from the cache"
+            }
+        );
+    } else {
+        println!("TTL of {target} removed");
+    }
+    Ok(())
+}
+
+pub async fn ttls(cfg: &Config) -> Result<()> {
+    let master = master_client(cfg, &cluster_secret(cfg, "admin")?)?;
+    for r in master.ttls().await.context("cannot list the TTL rules")? {
+        println!("{}/{}  {}s  {}", r.bucket, r.prefix, r.ttl_ms as f64 / 1000.0, r.action);
+    }
     Ok(())
 }
 

@@ -80,6 +80,8 @@ fn spawn_master_jobs(master: &Arc<Master>, cfg: &Config, shutdown: &Cancellation
         #[cfg(not(feature = "etcd"))]
         bail!("election = {url:?} needs a build with etcd support: cargo build --release --features etcd");
     }
+    let every = Duration::from_millis(cfg.ttl_check_interval_ms.max(100));
+    tokio::spawn(strata_master::ttl_loop(master.clone(), every, shutdown.clone()));
     if let Some(uri) = &cfg.checkpoint_uri {
         let every = Duration::from_secs(cfg.checkpoint_interval_secs.max(1));
         tokio::spawn(strata_master::backup::checkpoint_loop(master.clone(), uri.clone(), every, shutdown.clone()));

@@ -76,26 +76,27 @@ enum Admin {
         write_type: String,
     },
     /// Forgets a bucket's metadata; the under store keeps its data.
-    Unmount {
-        bucket: String,
-    },
+    Unmount { bucket: String },
     /// Every bucket and its under store (secrets masked).
     Mounts,
     /// Warms the cache with BUCKET[/PREFIX] across the workers, with progress.
-    Load {
-        target: String,
-    },
+    Load { target: String },
     /// Drops BUCKET[/PREFIX] from the workers' caches (the under store keeps it).
-    Free {
-        target: String,
-    },
+    Free { target: String },
     /// Keeps BUCKET[/PREFIX] in the cache: never evicted, across overwrites, until unpinned.
-    Pin {
+    Pin { target: String },
+    /// Lets BUCKET[/PREFIX] be evicted again.
+    Unpin { target: String },
+    /// Objects under BUCKET[/PREFIX] older than TTL (e.g. 7d, 12h; `off` removes the rule) are
+    /// freed from the cache, or with --action delete deleted (from the under store too).
+    Ttl {
         target: String,
+        ttl: String,
+        #[arg(long, default_value = "free")]
+        action: String,
     },
-    Unpin {
-        target: String,
-    },
+    /// The TTL rules.
+    Ttls,
     /// Writes a consistent snapshot of the metadata to a file (restore: `strata master --restore`).
     Backup {
         /// The file to write.
@@ -181,6 +182,10 @@ async fn main() -> Result<()> {
         Role::Admin { cmd: Admin::Free { target } } => strata::admin::free(&cfg, &target).await,
         Role::Admin { cmd: Admin::Pin { target } } => strata::admin::pin(&cfg, &target, true).await,
         Role::Admin { cmd: Admin::Unpin { target } } => strata::admin::pin(&cfg, &target, false).await,
+        Role::Admin { cmd: Admin::Ttl { target, ttl, action } } => {
+            strata::admin::ttl(&cfg, &target, &ttl, &action).await
+        }
+        Role::Admin { cmd: Admin::Ttls } => strata::admin::ttls(&cfg).await,
         Role::Admin { cmd: Admin::Backup { output } } => strata::admin::backup(&cfg, &output).await,
     }
 }

@@ -53,6 +53,8 @@ pub struct Config {
     /// Masters: an under-store folder (`file:///backups/strata`) for periodic checkpoints.
     pub checkpoint_uri: Option<String>,
     pub checkpoint_interval_secs: u64,
+    /// Masters: how often TTL rules are applied.
+    pub ttl_check_interval_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -108,6 +110,7 @@ impl Default for Config {
             lease_ttl_ms: 3000,
             checkpoint_uri: None,
             checkpoint_interval_secs: 3600,
+            ttl_check_interval_ms: 60_000,
         }
     }
 }
@@ -146,6 +149,7 @@ const SETTINGS: &[&str] = &[
     "lease_ttl_ms",
     "checkpoint_uri",
     "checkpoint_interval_secs",
+    "ttl_check_interval_ms",
 ];
 
 impl Config {

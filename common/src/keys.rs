@@ -18,6 +18,7 @@
 //! | ("w", worker_id u64)                        | WorkerInfo                |
 //! | ("pin", version u64)                        | empty: pages kept cached  |
 //! | ("j", worker u64, version u64)              | JournalEntry              |
+//! | ("ttl", bucket, prefix)                     | TtlRule                   |
 
 const STRING: u8 = 0x02;
 const U64: u8 = 0x1C;
@@ -142,6 +143,15 @@ pub fn journal(worker: u64, version: u64) -> Vec<u8> {
 }
 pub fn journals(worker: u64) -> (Vec<u8>, Vec<u8>) {
     let begin = Tuple::new().str("j").u64(worker).into_bytes();
+    let end = prefix_end(&begin);
+    (begin, end)
+}
+
+pub fn ttl(bucket: &str, prefix: &str) -> Vec<u8> {
+    Tuple::new().str("ttl").str(bucket).str(prefix).into_bytes()
+}
+pub fn ttls() -> (Vec<u8>, Vec<u8>) {
+    let begin = Tuple::new().str("ttl").into_bytes();
     let end = prefix_end(&begin);
     (begin, end)
 }

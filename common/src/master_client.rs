@@ -198,6 +198,14 @@ impl GrpcMaster {
         call!(self, true, pin(req)).map(|r| r.objects)
     }
 
+    pub async fn set_ttl(&self, rule: TtlRule) -> Result<()> {
+        call!(self, true, set_ttl(rule)).map(|_| ())
+    }
+
+    pub async fn ttls(&self) -> Result<Vec<TtlRule>> {
+        call!(self, true, list_ttls(Empty {})).map(|l| l.rules)
+    }
+
     /// Buckets and their mounts, secrets masked.
     pub async fn mounts(&self) -> Result<Vec<Bucket>> {
         call!(self, true, list_mounts(Empty {})).map(|l| l.buckets)

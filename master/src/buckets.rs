@@ -19,24 +19,29 @@ impl Master {
         if let Some(m) = &bucket.mount {
             self.ufs.open(m)?;
         }
-        let b = bucket.clone();
+        self.insert_new_bucket(
+            &bucket,
+            "Your previous request to create the named bucket succeeded and you already own it.",
+        )
+        .await?;
+        tracing::info!(bucket = name, uri = %bucket.mount.as_ref().map(|m| m.uri.as_str()).unwrap_or(""), "bucket created");
+        Ok(bucket)
+    }
+
+    /// Records a bucket that must not exist yet (else BucketAlreadyOwnedByYou with `exists`).
+    pub(crate) async fn insert_new_bucket(&self, bucket: &Bucket, exists: &str) -> Result<()> {
         transact(self.store.as_ref(), |t| {
-            let b = b.clone();
+            let (b, exists) = (bucket.clone(), exists.to_string());
             Box::pin(async move {
                 let k = keys::bucket(&b.name);
                 if t.get(&k).await?.is_some() {
-                    return Err(Error::new(
-                        ErrorKind::BucketAlreadyOwnedByYou,
-                        "Your previous request to create the named bucket succeeded and you already own it.",
-                    ));
+                    return Err(Error::new(ErrorKind::BucketAlreadyOwnedByYou, exists));
                 }
                 t.set(&k, &codec::encode(&b));
                 Ok(())
             })
         })
-        .await?;
-        tracing::info!(bucket = name, uri = %bucket.mount.as_ref().map(|m| m.uri.as_str()).unwrap_or(""), "bucket created");
-        Ok(bucket)
+        .await
     }
 
     pub(crate) async fn do_delete_bucket(&self, name: &str) -> Result<()> {

@@ -103,6 +103,8 @@ service! {
     mount_bucket(MountRequest) -> Bucket = |m, r| m.do_mount(&r.bucket, r.mount.clone().unwrap_or_default());
     unmount_bucket(BucketName) -> Empty = |m, r| async { m.do_unmount(&r.name).await.map(|_| Empty {}) };
     pin(PinRequest) -> PinResponse = |m, r| async { m.do_pin(&r.bucket, &r.prefix, r.pinned).await.map(|objects| PinResponse { objects }) };
+    set_ttl(TtlRule) -> Empty = |m, r| async { m.do_set_ttl(r).await.map(|_| Empty {}) };
+    list_ttls(Empty) -> TtlList = |m, _r| async { m.do_list_ttls().await.map(|rules| TtlList { rules }) };
     list_mounts(Empty) -> BucketList = |m, _r| async { m.do_list_mounts().await.map(|buckets| BucketList { buckets }) };
 }
 

@@ -17,10 +17,12 @@ mod objects;
 mod publish;
 pub mod store;
 mod sync;
+mod ttl;
 mod uploads;
 
 pub use credentials::RootCredentials;
 pub use grpc::{router, run};
 pub use ha::{HaState, stored_epoch};
 pub use master::{Master, MasterOptions};
+pub use ttl::ttl_loop;
 pub use uploads::expire_uploads;

@@ -43,6 +43,7 @@ pub struct Master {
     pub(crate) worker_timeout: Duration,
     pub(crate) block_size: u64,
     pub(crate) sync_times: crate::sync::SyncTimes,
+    pub(crate) to_free: crate::ttl::ToFree,
     pub(crate) membership: Membership,
     pub(crate) key_locks: crate::publish::KeyLocks,
 }
@@ -60,6 +61,7 @@ impl Master {
             worker_timeout: opts.worker_timeout,
             block_size: opts.block_size,
             sync_times: Default::default(),
+            to_free: Default::default(),
             ufs,
             root_ufs: root.uri,
             credentials: opts.credentials,
@@ -250,6 +252,7 @@ impl MasterApi for Master {
         let mut r = self.membership.heartbeat(&req);
         if !r.reregister {
             r.pinned = self.pinned_versions().await?;
+            r.free = self.to_free.current(self.worker_timeout);
         }
         Ok(r)
     }

@@ -6,7 +6,7 @@ use strata_common::kv::transact;
 use strata_common::names::check_bucket_name;
 use strata_common::proto::{Bucket, Mount};
 use strata_common::ufs::redacted;
-use strata_common::{Error, ErrorKind, Result, codec, ids, keys};
+use strata_common::{Error, Result, ids, keys};
 
 use crate::master::{Master, read_bucket};
 
@@ -30,22 +30,7 @@ impl Master {
             mount: Some(mount.clone()),
             ..Default::default()
         };
-        let b = bucket.clone();
-        transact(self.store.as_ref(), |t| {
-            let b = b.clone();
-            Box::pin(async move {
-                let k = keys::bucket(&b.name);
-                if t.get(&k).await?.is_some() {
-                    return Err(Error::new(
-                        ErrorKind::BucketAlreadyOwnedByYou,
-                        format!("bucket {} exists already: unmount it first", b.name),
-                    ));
-                }
-                t.set(&k, &codec::encode(&b));
-                Ok(())
-            })
-        })
-        .await?;
+        self.insert_new_bucket(&bucket, &format!("bucket {name} exists already: unmount it first")).await?;
         tracing::info!(bucket = name, uri = %redacted(&mount).uri, read_only = mount.read_only, sync_interval_ms = ?mount.sync_interval_ms, "mounted");
         Ok(Bucket { mount: Some(redacted(&mount)), ..bucket })
     }

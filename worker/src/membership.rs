@@ -82,6 +82,7 @@ pub async fn register_and_heartbeat(
     ready.set(true);
     tracing::info!(worker = id, address = %me.address, "registered with the master");
     let current = Arc::new(std::sync::atomic::AtomicU64::new(id));
+    let mut freed = std::collections::HashSet::new();
     // The journal's persists may take long: they run beside the heartbeats, never in their way.
     tokio::spawn({
         let (worker, current, shutdown) = (worker.clone(), current.clone(), shutdown.clone());
@@ -124,7 +125,18 @@ pub async fn register_and_heartbeat(
                     None => return,
                 }
             }
-            Ok(r) => worker.cache.set_pinned(&r.pinned),
+            Ok(r) => {
+                worker.cache.set_pinned(&r.pinned);
+                // The master repeats each version for a while: free it once.
+                for v in r.free {
+                    if !r.pinned.contains(&v) && freed.insert(v) {
+                        worker.cache.remove_version(v).await;
+                    }
+                }
+                if freed.len() > 100_000 {
+                    freed.clear();
+                }
+            }
             Err(e) => tracing::warn!("heartbeat to the master failed: {e}"),
         }
     }

@@ -1,0 +1,146 @@
+//! TTL rules: objects under a bucket's prefix older than the rule's TTL are freed from the
+//! workers' caches (FREE) or deleted, from the under store too (DELETE). The primary applies
+//! them every `ttl_check_interval_ms`; workers learn what to free with their heartbeats.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use strata_common::kv::transact;
+use strata_common::proto::{ListObjectsRequest, TtlRule};
+use strata_common::{Error, Result, codec, ids, keys};
+use tokio_util::sync::CancellationToken;
+
+use crate::master::{Master, read_bucket};
+
+/// Versions to free, each told to every worker for a while.
+#[derive(Default)]
+pub struct ToFree(Mutex<HashMap<u64, Instant>>);
+
+impl ToFree {
+    fn add(&self, versions: impl IntoIterator<Item = u64>) {
+        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        for v in versions {
+            m.entry(v).or_insert_with(Instant::now);
+        }
+    }
+
+    /// What a heartbeat carries: versions added within `keep` (long enough for every live
+    /// worker to heartbeat once).
+    pub(crate) fn current(&self, keep: Duration) -> Vec<u64> {
+        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        m.retain(|_, at| at.elapsed() < keep);
+        m.keys().copied().collect()
+    }
+}
+
+fn action(rule: &TtlRule) -> Result<&'static str> {
+    match rule.action.to_ascii_uppercase().as_str() {
+        "FREE" => Ok("FREE"),
+        "DELETE" => Ok("DELETE"),
+        other => Err(Error::invalid(format!("TTL action {other:?}: use FREE or DELETE"))),
+    }
+}
+
+impl Master {
+    pub async fn do_set_ttl(&self, mut rule: TtlRule) -> Result<()> {
+        let k = keys::ttl(&rule.bucket, &rule.prefix);
+        if rule.ttl_ms > 0 {
+            rule.action = action(&rule)?.to_string();
+        }
+        transact(self.store.as_ref(), |t| {
+            let (rule, k) = (rule.clone(), k.clone());
+            Box::pin(async move {
+                read_bucket(t, &rule.bucket).await?;
+                if rule.ttl_ms > 0 {
+                    t.set(&k, &codec::encode(&rule));
+                } else {
+                    t.clear(&k);
+                }
+                Ok(())
+            })
+        })
+        .await?;
+        tracing::info!(bucket = %rule.bucket, prefix = %rule.prefix, ttl_ms = rule.ttl_ms, action = %rule.action, "TTL rule set");
+        Ok(())
+    }
+
+    pub async fn do_list_ttls(&self) -> Result<Vec<TtlRule>> {
+        transact(self.store.as_ref(), |t| {
+            Box::pin(async move {
+                let (b, e) = keys::ttls();
+                t.get_range(&b, &e, 0, false).await?.iter().map(|(_, v)| codec::decode(v)).collect()
+            })
+        })
+        .await
+    }
+
+    /// One pass over every rule: deletes, or queues for freeing, the objects that expired since
+    /// `since_ms` (FREE) or at all (DELETE). Returns (freed, deleted).
+    pub async fn apply_ttls(&self, since_ms: i64) -> Result<(usize, usize)> {
+        let now = ids::now_ms();
+        let (mut freed, mut deleted) = (0, 0);
+        for rule in self.do_list_ttls().await? {
+            let mut after = String::new();
+            loop {
+                let req = ListObjectsRequest {
+                    bucket: rule.bucket.clone(),
+                    prefix: rule.prefix.clone(),
+                    start_after: after.clone(),
+                    max_keys: 1000,
+                    ..Default::default()
+                };
+                let page = match self.do_list_objects(req).await {
+                    Ok(p) => p,
+                    Err(e) => {
+                        tracing::warn!(bucket = %rule.bucket, "TTL: cannot list: {e}");
+                        break;
+                    }
+                };
+                for o in &page.objects {
+                    let expires = o.last_modified_ms + rule.ttl_ms;
+                    if expires > now {
+                        continue;
+                    }
+                    if rule.action == "DELETE" {
+                        match self.do_delete_object(&rule.bucket, &o.key).await {
+                            Ok(_) => deleted += 1,
+                            Err(e) => tracing::warn!(bucket = %rule.bucket, key = %o.key, "TTL: cannot delete: {e}"),
+                        }
+                    } else if expires > since_ms {
+                        self.to_free.add([o.version]);
+                        freed += 1;
+                    }
+                }
+                match page.objects.last() {
+                    Some(o) if page.truncated => after = o.key.clone(),
+                    _ => break,
+                }
+            }
+        }
+        if freed + deleted > 0 {
+            tracing::info!(freed, deleted, "TTL rules applied");
+        }
+        Ok((freed, deleted))
+    }
+}
+
+/// Applies the TTL rules every `every` while this master is primary.
+pub async fn ttl_loop(master: Arc<Master>, every: Duration, shutdown: CancellationToken) {
+    let mut since = 0i64;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        if !master.ha().is_primary() {
+            since = 0;
+            continue;
+        }
+        let now = ids::now_ms();
+        match master.apply_ttls(since).await {
+            Ok(_) => since = now,
+            Err(e) => tracing::warn!("TTL pass failed (will retry): {e}"),
+        }
+    }
+}
