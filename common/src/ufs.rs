@@ -57,6 +57,29 @@ pub fn redacted(mount: &Mount) -> Mount {
     m
 }
 
+/// `hdfs://namenode:port/path` (or a name service); options are Hadoop settings
+/// (`dfs.ha.namenodes.ns`, ...).
+#[cfg(feature = "hdfs")]
+fn hdfs_store(mount: &Mount, url: &url::Url) -> Result<Arc<dyn ObjectStore>> {
+    let root = &url[..url::Position::BeforePath];
+    let store = hdfs_native_object_store::HdfsObjectStoreBuilder::new()
+        .with_url(root)
+        .with_config(mount.options.clone())
+        .build()
+        .map_err(|e| Error::invalid(format!("cannot open the HDFS under store {}: {e}", mount.uri)))?;
+    let store: Arc<dyn ObjectStore> = Arc::new(store);
+    let prefix = url.path().trim_matches('/');
+    Ok(if prefix.is_empty() { store } else { Arc::new(object_store::prefix::PrefixStore::new(store, prefix)) })
+}
+
+#[cfg(not(feature = "hdfs"))]
+fn hdfs_store(mount: &Mount, _url: &url::Url) -> Result<Arc<dyn ObjectStore>> {
+    Err(Error::invalid(format!(
+        "{}: this build has no HDFS support: build with `--features hdfs`",
+        mount.uri
+    )))
+}
+
 fn cloud_store(mount: &Mount, url: &url::Url) -> Result<Arc<dyn ObjectStore>> {
     let mut options: Vec<(String, String)> = mount.options.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     let plain_http = mount.uri.starts_with("http://")
@@ -86,6 +109,7 @@ fn open_store(mount: &Mount) -> Result<Arc<dyn ObjectStore>> {
             Ok(Arc::new(fs))
         }
         "memory" => Ok(Arc::new(InMemory::new())),
+        "hdfs" | "viewfs" => hdfs_store(mount, &url),
         "s3" | "s3a" | "gs" | "az" | "azure" | "abfs" | "abfss" | "http" | "https" => cloud_store(mount, &url),
         other => Err(Error::invalid(format!(
             "under store scheme {other}:// is not supported (supported: file://, s3://, gs://, az://, \
