@@ -35,6 +35,7 @@ async fn open_master(cfg: &Config, address: &str, restore: Option<&Path>) -> Res
     if let Some(file) = restore {
         restore_into(store.as_ref(), file).await?;
     }
+    strata_master::backup::check_not_restoring(store.as_ref()).await?;
     let creds =
         RootCredentials::load_or_create(&cfg.data_dir, cfg.root_access_key.as_deref(), cfg.root_secret_key.as_deref())?;
     let master = Master::new(

@@ -10,6 +10,7 @@
 //! |---------------------------------------------|---------------------------|
 //! | ("meta", "epoch")                           | u64 LE, the primary epoch |
 //! | ("meta", "version")                         | i64 LE, version id high-water mark |
+//! | ("meta", "restoring")                       | empty: a restore did not finish |
 //! | ("meta", "worker_id")                       | i64 LE, worker id counter |
 //! | ("b", bucket)                               | Bucket                    |
 //! | ("o", bucket) + key                         | ObjectMeta                |
@@ -65,6 +66,10 @@ pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
 
 pub fn epoch() -> Vec<u8> {
     Tuple::new().str("meta").str("epoch").into_bytes()
+}
+/// Set while a restore writes the store; a master refuses to serve a store that has it.
+pub fn restoring() -> Vec<u8> {
+    Tuple::new().str("meta").str("restoring").into_bytes()
 }
 pub fn version_counter() -> Vec<u8> {
     Tuple::new().str("meta").str("version").into_bytes()

@@ -52,18 +52,19 @@ fn url_of(address: &str) -> String {
     if address.contains("://") { address.to_string() } else { format!("http://{address}") }
 }
 
-/// The call never reached a master (refused, unresolvable): nothing was done.
+/// The call never reached a master (refused, unresolvable): nothing was done. Only a transport
+/// error qualifies, never a status a master sent (those carry their kind), nor a timeout.
 fn never_reached(s: &tonic::Status) -> bool {
-    let mut text = s.message().to_ascii_lowercase();
+    if s.code() != tonic::Code::Unavailable || s.metadata().contains_key("strata-error-kind") {
+        return false;
+    }
+    let mut text = String::new();
     let mut source = std::error::Error::source(s);
     while let Some(e) = source {
         text.push_str(&e.to_string().to_ascii_lowercase());
         source = e.source();
     }
-    ["tcp connect error", "connection refused", "dns error", "error trying to connect", "timed out"]
-        .iter()
-        .any(|m| text.contains(m))
-        && s.code() == tonic::Code::Unavailable
+    ["tcp connect error", "connection refused", "dns error"].iter().any(|m| text.contains(m))
 }
 
 /// `call!(self, idempotent, method(request))`.

@@ -74,10 +74,7 @@ fn hdfs_store(mount: &Mount, url: &url::Url) -> Result<Arc<dyn ObjectStore>> {
 
 #[cfg(not(feature = "hdfs"))]
 fn hdfs_store(mount: &Mount, _url: &url::Url) -> Result<Arc<dyn ObjectStore>> {
-    Err(Error::invalid(format!(
-        "{}: this build has no HDFS support: build with `--features hdfs`",
-        mount.uri
-    )))
+    Err(Error::invalid(format!("{}: this build has no HDFS support: build with `--features hdfs`", mount.uri)))
 }
 
 fn cloud_store(mount: &Mount, url: &url::Url) -> Result<Arc<dyn ObjectStore>> {

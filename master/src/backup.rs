@@ -15,7 +15,7 @@ use object_store::{ObjectStore, ObjectStoreExt};
 use strata_common::kv::{KvStore, transact};
 use strata_common::proto::Mount;
 use strata_common::ufs::UfsRegistry;
-use strata_common::{Error, Result};
+use strata_common::{Error, Result, keys};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -28,6 +28,8 @@ const PAGE: usize = 1000;
 const CHUNK: usize = 1 << 20;
 /// Rows per restore transaction: under etcd's default of 128 operations.
 const RESTORE_BATCH: usize = 100;
+/// No key or value the master writes comes near this: a larger length is damage.
+const MAX_RECORD: u32 = 64 << 20;
 
 /// A chunk of a snapshot and the number of keys in it and before it.
 pub type Chunk = (Bytes, u64);
@@ -121,8 +123,14 @@ impl<R: AsyncRead + Unpin> BackupReader<R> {
                 self.done = true;
                 break;
             }
+            if klen > MAX_RECORD {
+                return Err(Error::invalid(format!("the backup file is damaged: a {klen}-byte key")));
+            }
             let key = self.exact(klen as usize).await?;
             let vlen = self.u32().await?;
+            if vlen > MAX_RECORD {
+                return Err(Error::invalid(format!("the backup file is damaged: a {vlen}-byte value")));
+            }
             let value = self.exact(vlen as usize).await?;
             batch.push((key, value));
             self.count += 1;
@@ -168,17 +176,33 @@ async fn open(path: &std::path::Path) -> Result<tokio::io::BufReader<tokio::fs::
 /// first, so a damaged one writes nothing. `progress` is told the keys written so far.
 pub async fn restore(store: &dyn KvStore, path: &std::path::Path, progress: impl Fn(u64, u64)) -> Result<u64> {
     let total = verify(path).await?;
-    let any = transact(store, |t| Box::pin(async move { t.get_range(&[], &[0xFF], 1, false).await })).await?;
-    if !any.is_empty() {
-        return Err(Error::invalid(
-            "the metadata store is not empty: restore only into a new store (a new embedded file, etcd prefix or FDB cluster)",
-        ));
-    }
+    // Empty (or left by a restore that did not finish): marked until the last batch is in.
+    transact(store, |t| {
+        Box::pin(async move {
+            let unfinished = t.get(&keys::restoring()).await?.is_some();
+            if !unfinished && !t.get_range(&[], &[0xFF], 1, false).await?.is_empty() {
+                return Err(Error::invalid(
+                    "the metadata store is not empty: restore only into a new store (a new embedded file, etcd \
+                     prefix or FDB cluster)",
+                ));
+            }
+            t.set(&keys::restoring(), b"");
+            Ok(())
+        })
+    })
+    .await?;
     let mut r = BackupReader::new(open(path).await?).await?;
     let mut done = 0u64;
     loop {
         let rows = r.next_batch().await?;
         if rows.is_empty() {
+            transact(store, |t| {
+                Box::pin(async move {
+                    t.clear(&keys::restoring());
+                    Ok(())
+                })
+            })
+            .await?;
             return Ok(done);
         }
         let n = rows.len() as u64;
@@ -253,5 +277,85 @@ pub async fn checkpoint_loop(master: Arc<Master>, uri: String, every: Duration, 
         if let Err(e) = write_checkpoint(&master, &uri, 3).await {
             tracing::warn!("cannot write a metadata checkpoint to {uri} (will retry in {every:?}): {e}");
         }
+    }
+}
+
+/// Fails when a restore into `store` did not finish.
+pub async fn check_not_restoring(store: &dyn KvStore) -> Result<()> {
+    let marked = transact(store, |t| Box::pin(async move { t.get(&keys::restoring()).await })).await?;
+    if marked.is_some() {
+        return Err(Error::invalid(
+            "a restore into this metadata store did not finish: run `strata master --restore FILE` again \
+             (it starts over), or point the master at another store",
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn fill(store: &dyn KvStore, n: u32) {
+        transact(store, |t| {
+            Box::pin(async move {
+                for i in 0..n {
+                    t.set(format!("\x02k{i:05}").as_bytes(), &i.to_le_bytes());
+                }
+                Ok(())
+            })
+        })
+        .await
+        .unwrap();
+    }
+
+    async fn rows(store: &dyn KvStore) -> Vec<(Vec<u8>, Vec<u8>)> {
+        transact(store, |t| Box::pin(async move { t.get_range(&[], &[0xFF], 0, false).await })).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_restores_whole_and_a_damaged_or_unfinished_one_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = crate::store::open("memory://").await.unwrap();
+        fill(src.as_ref(), 2500).await;
+        let mut rx = snapshot(src.clone());
+        let mut file = Vec::new();
+        while let Some(c) = rx.recv().await {
+            file.extend_from_slice(&c.unwrap().0);
+        }
+        let path = dir.path().join("b");
+        std::fs::write(&path, &file).unwrap();
+        assert_eq!(verify(&path).await.unwrap(), 2500);
+
+        let dst = crate::store::open("memory://").await.unwrap();
+        assert_eq!(restore(dst.as_ref(), &path, |_, _| {}).await.unwrap(), 2500);
+        assert_eq!(rows(dst.as_ref()).await, rows(src.as_ref()).await);
+        check_not_restoring(dst.as_ref()).await.unwrap();
+        let again = restore(dst.as_ref(), &path, |_, _| {}).await.unwrap_err();
+        assert!(again.message.contains("not empty"), "{again}");
+
+        let mut bad = file.clone();
+        let mid = bad.len() / 2;
+        bad[mid] ^= 1;
+        std::fs::write(&path, &bad).unwrap();
+        let fresh = crate::store::open("memory://").await.unwrap();
+        let e = restore(fresh.as_ref(), &path, |_, _| {}).await.unwrap_err();
+        assert!(e.message.contains("damaged") || e.message.contains("truncated"), "{e}");
+        assert!(rows(fresh.as_ref()).await.is_empty(), "nothing written from a damaged file");
+
+        // A restore cut short leaves its mark: the store is refused until a restore finishes.
+        transact(fresh.as_ref(), |t| {
+            Box::pin(async move {
+                t.set(&keys::restoring(), b"");
+                t.set(b"\x02partial", b"x");
+                Ok(())
+            })
+        })
+        .await
+        .unwrap();
+        assert!(check_not_restoring(fresh.as_ref()).await.is_err());
+        std::fs::write(&path, &file).unwrap();
+        restore(fresh.as_ref(), &path, |_, _| {}).await.unwrap();
+        check_not_restoring(fresh.as_ref()).await.unwrap();
     }
 }

@@ -58,6 +58,7 @@ impl Master {
                     return Err(Error::new(ErrorKind::BucketNotEmpty, "The bucket you tried to delete is not empty"));
                 }
                 t.clear(&keys::bucket(&n));
+                crate::ttl::clear_rules(t, &n).await?;
                 Ok(b)
             })
         })

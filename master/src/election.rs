@@ -1,7 +1,7 @@
 //! Primary election through etcd: every master campaigns for `/<cluster>/primary` under a lease
 //! and publishes itself under `/<cluster>/masters/`. The winner takes a new epoch (fencing) and
 //! serves; the others answer with the winner's address. A master that cannot renew its lease
-//! within three quarters of its TTL steps down before etcd can hand the role to another one,
+//! within half its TTL steps down before etcd can hand the role to another one,
 //! and campaigns again with a new lease.
 
 use std::sync::Arc;
@@ -77,13 +77,14 @@ fn etcd(what: &str) -> impl Fn(etcd_client::Error) -> Error + '_ {
 }
 
 /// One lease: standby, perhaps primary, until the lease is lost or `shutdown`.
-async fn term(master: &Master, opts: &ElectionOptions, shutdown: &CancellationToken) -> Result<()> {
+async fn term(master: &Arc<Master>, opts: &ElectionOptions, shutdown: &CancellationToken) -> Result<()> {
     let connect = ConnectOptions::new()
         .with_connect_timeout(Duration::from_secs(3))
         .with_keep_alive(Duration::from_secs(1), Duration::from_secs(2));
     let mut client = Client::connect(&opts.endpoints, Some(connect)).await.map_err(etcd("cannot reach etcd"))?;
     let ttl = opts.lease_ttl;
-    let lease = client.lease_grant(ttl.as_secs() as i64, None).await.map_err(etcd("lease grant"))?.id();
+    let secs = ttl.as_millis().div_ceil(1000) as i64;
+    let lease = client.lease_grant(secs, None).await.map_err(etcd("lease grant"))?.id();
     let (mut keeper, mut answers) = client.lease_keep_alive(lease).await.map_err(etcd("lease keep-alive"))?;
     let me = master.ha().address.clone();
     client
@@ -99,11 +100,35 @@ async fn term(master: &Master, opts: &ElectionOptions, shutdown: &CancellationTo
     let mut leader: Option<LeaderKey> = None;
     let mut renewed = Instant::now();
     let mut pending: Option<Instant> = None;
-    let mut keepalive = tokio::time::interval(ttl / 4);
-    let mut watch = tokio::time::interval(Duration::from_millis(250));
+    let mut keepalive = tokio::time::interval(ttl / 6);
+    // Who is primary, read beside this loop so that a slow etcd answer never delays a keep-alive;
+    // it ends the term if etcd names another master while this one serves.
+    let lost = CancellationToken::new();
+    let observer = tokio::spawn({
+        let (mut c, opts, lost, master) = (client.clone(), opts.clone(), lost.clone(), master.clone());
+        async move {
+            // Twice in a row: one answer may predate this master's own win.
+            let mut other = 0;
+            loop {
+                match tokio::time::timeout(Duration::from_secs(1), observe(&mut c, &opts, &master)).await {
+                    Ok(Ok(primary)) => {
+                        let usurped = master.ha().is_primary() && !primary.is_empty() && primary != master.ha().address;
+                        other = if usurped { other + 1 } else { 0 };
+                        if other >= 2 {
+                            lost.cancel();
+                        }
+                    }
+                    Ok(Err(e)) => tracing::debug!("election: cannot read who is primary: {e}"),
+                    Err(_) => tracing::debug!("election: etcd did not say who is primary within 1s"),
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+    });
     let result = loop {
         tokio::select! {
             _ = shutdown.cancelled() => break Ok(()),
+            _ = lost.cancelled() => break Err(Error::unavailable("etcd names another master as primary")),
             won = &mut campaign, if leader.is_none() => {
                 let won = won.map_err(etcd("campaign"))?;
                 leader = Some(won.leader().cloned().ok_or_else(|| Error::unavailable("campaign answered without a leader key"))?);
@@ -112,7 +137,7 @@ async fn term(master: &Master, opts: &ElectionOptions, shutdown: &CancellationTo
                 }
             }
             _ = keepalive.tick() => {
-                if renewed.elapsed() >= ttl * 3 / 4 {
+                if renewed.elapsed() >= ttl / 2 {
                     break Err(Error::unavailable(format!("lease not renewed for {:?}", renewed.elapsed())));
                 }
                 if pending.is_none() {
@@ -129,15 +154,9 @@ async fn term(master: &Master, opts: &ElectionOptions, shutdown: &CancellationTo
                 Ok(None) => break Err(Error::unavailable("etcd closed the lease keep-alive stream")),
                 Err(e) => break Err(Error::unavailable(format!("lease keep-alive: {e}"))),
             },
-            _ = watch.tick() => {
-                match tokio::time::timeout(Duration::from_secs(1), observe(&mut client, opts, master)).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => tracing::debug!("election: cannot read who is primary: {e}"),
-                    Err(_) => tracing::debug!("election: etcd did not say who is primary within 1s"),
-                }
-            }
         }
     };
+    observer.abort();
     master.step_down("the election term ended");
     // Hand over at once rather than at lease expiry: resign and drop the lease.
     if let Some(key) = leader {
@@ -149,8 +168,8 @@ async fn term(master: &Master, opts: &ElectionOptions, shutdown: &CancellationTo
     result
 }
 
-/// Reads who is primary and which masters take part.
-async fn observe(client: &mut Client, opts: &ElectionOptions, master: &Master) -> Result<()> {
+/// Reads who is primary (returned) and which masters take part.
+async fn observe(client: &mut Client, opts: &ElectionOptions, master: &Master) -> Result<String> {
     let primary = match client.leader(opts.election_name()).await {
         Ok(r) => r.kv().map(|kv| String::from_utf8_lossy(kv.value()).into_owned()).unwrap_or_default(),
         Err(e) if e.to_string().contains("no leader") => String::new(),
@@ -170,5 +189,5 @@ async fn observe(client: &mut Client, opts: &ElectionOptions, master: &Master) -
         })
         .collect();
     master.ha().set_masters(masters);
-    Ok(())
+    Ok(primary)
 }

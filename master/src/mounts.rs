@@ -2,11 +2,12 @@
 //! forgets the bucket's metadata; its data stays in the under store.
 
 use object_store::ObjectStore;
+use strata_common::keys::Tuple;
 use strata_common::kv::transact;
 use strata_common::names::check_bucket_name;
 use strata_common::proto::{Bucket, Mount};
 use strata_common::ufs::redacted;
-use strata_common::{Error, Result, ids, keys};
+use strata_common::{Error, Result, codec, ids, keys};
 
 use crate::master::{Master, read_bucket};
 
@@ -41,6 +42,23 @@ impl Master {
             let n = n.clone();
             Box::pin(async move {
                 read_bucket(t, &n).await?;
+                // Objects only in a worker's journal would be lost: refuse until they are persisted.
+                let (jb, je) =
+                    (Tuple::new().str("j").into_bytes(), keys::prefix_end(&Tuple::new().str("j").into_bytes()));
+                for (_, v) in t.get_range(&jb, &je, 0, false).await? {
+                    let e: strata_common::proto::JournalEntry = codec::decode(&v)?;
+                    if e.bucket == n {
+                        return Err(Error::new(
+                            strata_common::ErrorKind::BucketNotEmpty,
+                            format!(
+                                "{n}/{} is only in a worker's cache (MUST_CACHE or not yet persisted ASYNC_THROUGH): \
+                                 delete it or wait for the persist, then unmount",
+                                e.key
+                            ),
+                        ));
+                    }
+                }
+                crate::ttl::clear_rules(t, &n).await?;
                 let (ob, oe) = keys::objects(&n, "");
                 let (ub, ue) = keys::uploads(&n, "");
                 t.clear_range(&ob, &oe);
@@ -81,22 +99,25 @@ impl Master {
                     ..Default::default()
                 })
                 .await?;
-            let versions: Vec<u64> = page.objects.iter().map(|o| o.version).collect();
-            transact(self.store.as_ref(), |t| {
-                let versions = versions.clone();
+            let names: Vec<String> = page.objects.iter().map(|o| o.key.clone()).collect();
+            // Each object's version as it is now, in the transaction that pins it.
+            count += transact(self.store.as_ref(), |t| {
+                let (names, b) = (names.clone(), bucket.to_string());
                 Box::pin(async move {
-                    for v in versions {
+                    let mut n = 0;
+                    for key in names {
+                        let Some(o) = crate::objects::read_object(t, &b, &key).await? else { continue };
                         if pinned {
-                            t.set(&keys::pin(v), b"");
+                            t.set(&keys::pin(o.version), b"");
                         } else {
-                            t.clear(&keys::pin(v));
+                            t.clear(&keys::pin(o.version));
                         }
+                        n += 1;
                     }
-                    Ok(())
+                    Ok(n)
                 })
             })
             .await?;
-            count += versions.len() as u64;
             match page.objects.last() {
                 Some(o) if page.truncated => after = o.key.clone(),
                 _ => break,

@@ -85,12 +85,23 @@ impl Master {
     }
 
     pub(crate) async fn do_delete_object(&self, bucket: &str, key: &str) -> Result<DeleteObjectResponse> {
+        self.delete_version(bucket, key, None).await
+    }
+
+    /// Deletes the object, or with `only` only that version of it (else nothing happens).
+    pub(crate) async fn delete_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        only: Option<u64>,
+    ) -> Result<DeleteObjectResponse> {
         let (b, k) = (bucket.to_string(), key.to_string());
         let commit = transact(self.store.as_ref(), |t| {
             let (b, k) = (b.clone(), k.clone());
             Box::pin(async move {
                 let bucket = writable_bucket(t, &b).await?;
-                let Some(old) = read_object(t, &b, &k).await? else {
+                let current = read_object(t, &b, &k).await?.filter(|o| only.is_none_or(|v| v == o.version));
+                let Some(old) = current else {
                     let value = DeleteObjectResponse { existed: false, version: 0 };
                     return Ok(Committed { value, mount: None, replaced: None, version: 0 });
                 };

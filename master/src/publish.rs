@@ -45,8 +45,18 @@ impl Master {
                 return Err(e);
             }
         }
+        let epoch = self.ha.epoch();
         match commit.await {
             Ok(Committed { value, mount: Some(mount), replaced, version }) => {
+                // A master that lost the primary role since its commit leaves the under store to
+                // the new primary (its commit may stand; its bytes do not move).
+                if !self.ha.is_primary() || self.ha.epoch() != epoch {
+                    self.remove_staged(&mount, staging).await;
+                    return Err(Error::new(
+                        strata_common::ErrorKind::NotPrimary,
+                        "this master lost the primary role during the write; retry it",
+                    ));
+                }
                 match self.move_into_place(&mount, key, staging).await {
                     Ok(()) => {
                         if !staging.is_empty() && !mount.uri.starts_with("file:") {
@@ -124,10 +134,15 @@ impl Master {
             let (b, k, replaced) = (b.clone(), k.clone(), replaced.clone());
             Box::pin(async move {
                 let current = read_object(t, &b, &k).await?;
-                if current.is_some_and(|c| c.version == version) {
+                if let Some(cur) = current.filter(|c| c.version == version) {
                     match &replaced {
                         Some(old) => t.set(&keys::object(&b, &k), &codec::encode(old)),
                         None => t.clear(&keys::object(&b, &k)),
+                    }
+                    // What the commit moved goes back too: the journal key and the pin.
+                    crate::journal::rejournal(t, &b, Some(&cur), replaced.as_ref());
+                    if let Some(old) = &replaced {
+                        crate::mounts::carry_pin(t, cur.version, old.version).await?;
                     }
                 }
                 Ok(())

@@ -200,6 +200,13 @@ impl Master {
                     (None, current) => Ok(current),
                     // Written through Strata and not in the under store yet: Strata's is newer.
                     (Some(_), Some(cur)) if cur.journal_worker != 0 => Ok(Some(cur)),
+                    // Written through Strata, its fingerprint not recorded (a store that gave no
+                    // ETag): record it, keep the object as written.
+                    (Some(h), Some(mut cur)) if cur.ufs_etag.is_empty() && cur.size == h.size => {
+                        cur.ufs_etag = fingerprint(&h);
+                        t.set(&keys::object(&b, &k), &codec::encode(&cur));
+                        Ok(Some(cur))
+                    }
                     (Some(h), Some(cur)) if cur.size == h.size && cur.ufs_etag == fingerprint(&h) => Ok(Some(cur)),
                     (Some(h), current) => {
                         if let Some(c) = &current {

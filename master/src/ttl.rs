@@ -103,8 +103,10 @@ impl Master {
                         continue;
                     }
                     if rule.action == "DELETE" {
-                        match self.do_delete_object(&rule.bucket, &o.key).await {
-                            Ok(_) => deleted += 1,
+                        // Only the version that expired: an overwrite since is a new object.
+                        match self.delete_version(&rule.bucket, &o.key, Some(o.version)).await {
+                            Ok(r) if r.existed => deleted += 1,
+                            Ok(_) => {}
                             Err(e) => tracing::warn!(bucket = %rule.bucket, key = %o.key, "TTL: cannot delete: {e}"),
                         }
                     } else if expires > since_ms {
@@ -143,4 +145,16 @@ pub async fn ttl_loop(master: Arc<Master>, every: Duration, shutdown: Cancellati
             Err(e) => tracing::warn!("TTL pass failed (will retry): {e}"),
         }
     }
+}
+
+/// In a transaction that removes a bucket: its TTL rules go too.
+pub(crate) async fn clear_rules(t: &mut strata_common::kv::Txn, bucket: &str) -> Result<()> {
+    let (b, e) = keys::ttls();
+    for (k, v) in t.get_range(&b, &e, 0, false).await? {
+        let rule: TtlRule = codec::decode(&v)?;
+        if rule.bucket == bucket {
+            t.clear(&k);
+        }
+    }
+    Ok(())
 }

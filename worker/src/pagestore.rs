@@ -290,12 +290,14 @@ impl PageStore {
                 None => {
                     tracing::warn!(file = %path.display(), "cached page failed its checksum; dropped, will be read again");
                     metrics::counter!("strata_worker_page_corrupt_total").increment(1);
-                    self.remove(id).await;
+                    if self.forget_in(id, t) {
+                        let _ = tokio::fs::remove_file(&path).await;
+                    }
                     None
                 }
             },
             Err(_) => {
-                self.forget(id);
+                self.forget_in(id, t);
                 None
             }
         }
@@ -411,10 +413,26 @@ impl PageStore {
             if let (Some(data), true) = (data, from + 1 < self.tiers.len()) {
                 Box::pin(self.place(id, from + 1, data, crf, last)).await;
             }
-            if let Some(p) = old {
+            // Unless the page came back to this tier meanwhile (the same file).
+            let back = self.lock().entries.get(&id).map(|e| e.tier) == Some(from);
+            if let (Some(p), false) = (old, back) {
                 let _ = tokio::fs::remove_file(p).await;
             }
         }
+    }
+
+    /// Forgets `id` if it is still booked in tier `t` (it may have moved meanwhile).
+    fn forget_in(&self, id: PageId, t: usize) -> bool {
+        let mut inner = self.lock();
+        if inner.entries.get(&id).map(|e| e.tier) != Some(t) {
+            return false;
+        }
+        if let Some(e) = inner.entries.remove(&id) {
+            inner.order[t].remove(&e.order);
+            inner.used[t] -= e.len;
+            inner.mem.remove(&id);
+        }
+        true
     }
 
     fn forget(&self, id: PageId) -> Option<usize> {

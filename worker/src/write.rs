@@ -170,7 +170,16 @@ impl Worker {
             .await
             .map_err(|err| ufs_error(&format!("{what}: its journal file"), err))?
             .into_stream();
-        let mut sink = Sink::new(self, &UfsLocation::staging(&e.bucket, &staging), e.version, false, false).await?;
+        let mut sink = match Sink::new(self, &UfsLocation::staging(&e.bucket, &staging), e.version, false, false).await
+        {
+            Ok(s) => s,
+            Err(err) if err.is(strata_common::ErrorKind::NoSuchBucket) => {
+                tracing::warn!(bucket = %e.bucket, key = %e.key, "its bucket is gone: dropped from the journal");
+                let _ = self.journal.delete(&Worker::journal_path(e.version)).await;
+                return Ok(());
+            }
+            Err(err) => return Err(err),
+        };
         while let Some(chunk) = src.next().await {
             let step = match chunk {
                 Ok(data) => sink.write(data).await,
@@ -208,6 +217,18 @@ impl Worker {
     /// Persists what the master lists as pending in this worker's journal, and deletes journal
     /// files nothing refers to any more (written long enough ago not to be a commit in flight).
     pub async fn journal_pass(&self, worker_id: u64) -> Result<()> {
+        // The folder first: a file listed here and committed after the list below is young.
+        let files: Vec<(u64, std::path::PathBuf, bool)> = std::fs::read_dir(&self.journal_dir)
+            .map(|d| {
+                d.flatten()
+                    .filter_map(|f| {
+                        let version = f.file_name().to_str()?.parse::<u64>().ok()?;
+                        let age = f.metadata().and_then(|m| m.modified()).ok()?.elapsed().unwrap_or_default();
+                        Some((version, f.path(), age > JOURNAL_GRACE))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         let entries = self.master.journal(worker_id).await?;
         for e in entries.iter().filter(|e| e.persist) {
             if let Err(err) = self.persist(e).await {
@@ -215,12 +236,9 @@ impl Worker {
             }
         }
         let listed: std::collections::HashSet<u64> = entries.iter().map(|e| e.version).collect();
-        let Ok(dir) = std::fs::read_dir(&self.journal_dir) else { return Ok(()) };
-        for f in dir.flatten() {
-            let Some(version) = f.file_name().to_str().and_then(|n| n.parse::<u64>().ok()) else { continue };
-            let old = f.metadata().and_then(|m| m.modified()).map(|t| t.elapsed().unwrap_or_default() > JOURNAL_GRACE);
-            if !listed.contains(&version) && old.unwrap_or(false) {
-                let _ = std::fs::remove_file(f.path());
+        for (version, path, old) in files {
+            if old && !listed.contains(&version) {
+                let _ = std::fs::remove_file(path);
                 self.cache.remove_version(version).await;
             }
         }

@@ -179,12 +179,18 @@ pub async fn send(
     length: Option<u64>,
     mut req: WriteRequest,
 ) -> S3Result<(WriteResult, Verified)> {
-    let worker = if req.journal {
-        ctx.gw.workers.owner(req.version).await?.1
-    } else {
-        req.cache = req.cache && ctx.gw.workers.single_owner(req.version, length, ctx.gw.opts.block_size).await;
-        ctx.gw.workers.ranked(req.version, 0).await?.swap_remove(0)
-    };
+    req.cache = req.cache && ctx.gw.workers.single_owner(req.version, length, ctx.gw.opts.block_size).await;
+    let worker = ctx.gw.workers.ranked(req.version, 0).await?.swap_remove(0);
+    send_to(worker, stream, outcome, req).await
+}
+
+/// [`send`] to a given worker.
+pub async fn send_to(
+    worker: std::sync::Arc<dyn strata_common::api::WorkerApi>,
+    stream: strata_common::api::ByteStream,
+    outcome: Outcome,
+    req: WriteRequest,
+) -> S3Result<(WriteResult, Verified)> {
     let written = worker.write(req, stream).await;
     let verdict = outcome.lock().unwrap_or_else(|p| p.into_inner()).take();
     match (written, verdict) {
@@ -299,10 +305,10 @@ pub async fn put_object(ctx: &Ctx, body: Body) -> S3Result<Response> {
     let meta = if mode.journaled() {
         // Into the journal of the worker owning block 0; every read of it goes there until the
         // under store has it.
-        let (worker_id, _) = ctx.gw.workers.owner(version).await?;
-        let (stream, outcome, length) = prepare_body(ctx, body)?;
+        let (worker_id, worker) = ctx.gw.workers.owner(version).await?;
+        let (stream, outcome, _) = prepare_body(ctx, body)?;
         let req = WriteRequest { loc: UfsLocation::object(&ctx.bucket, &ctx.key), version, cache: true, journal: true };
-        let (mut written, verified) = send(ctx, stream, outcome, length, req).await?;
+        let (mut written, verified) = send_to(worker, stream, outcome, req).await?;
         written.ufs_etag.clear(); // not in the under store
         let written = (written, verified);
         let journal = (worker_id, mode == WriteMode::AsyncThrough);
