@@ -6,8 +6,8 @@ PY := $(VENV)/bin/python
 BIN := $(CARGO_TARGET_DIR)/debug/strata
 RELEASE_BIN := $(CARGO_TARGET_DIR)/release/strata
 
-# What the tests build with: the etcd metadata store (its client needs protoc).
-FEATURES := --features etcd
+# What the tests build with: the etcd metadata store (its client needs protoc) and HDFS under stores.
+FEATURES := --features etcd,hdfs
 
 .PHONY: run build release test lint unit compat test-spark bench venv clean deps
 

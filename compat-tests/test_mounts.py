@@ -175,6 +175,9 @@ def test_bad_mounts_are_refused(cluster, moto):
     r = admin(cluster, "mount", "nope", "s3://no-such-bucket", "--option", f"endpoint={moto}",
               "--option", "access_key_id=AKIDMOTO", "--option", f"secret_access_key={SECRET}", check=False)
     assert r.returncode != 0 and "cannot" in r.stderr and SECRET not in r.stderr, r.stderr
+    # HDFS (this build has it): a namenode that cannot be reached is refused with a reason.
+    r = admin(cluster, "mount", "nope3", "hdfs://127.0.0.1:1/data", check=False)
+    assert r.returncode != 0 and "nope3" in r.stderr and "hdfs://127.0.0.1:1/data" in r.stderr, r.stderr
     r = admin(cluster, "mount", "nope2", "ftp://host/x", check=False)
     assert r.returncode != 0 and "not supported" in r.stderr, r.stderr
     s3 = cluster.client()

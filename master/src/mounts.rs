@@ -11,6 +11,9 @@ use strata_common::{Error, Result, codec, ids, keys};
 
 use crate::master::{Master, read_bucket};
 
+/// How long a new mount's under store has to answer its first listing.
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 impl Master {
     pub async fn do_mount(&self, name: &str, mount: Mount) -> Result<Bucket> {
         check_bucket_name(name)?;
@@ -21,8 +24,17 @@ impl Master {
         // (Plain HTTP stores list only with WebDAV: they are not probed.)
         if !mount.uri.starts_with("http") {
             let mut probe = store.list(None);
-            if let Some(Err(e)) = futures::StreamExt::next(&mut probe).await {
-                return Err(Error::invalid(format!("cannot list the under store {}: {e}", redacted(&mount).uri)));
+            match tokio::time::timeout(PROBE_TIMEOUT, futures::StreamExt::next(&mut probe)).await {
+                Ok(Some(Err(e))) => {
+                    return Err(Error::invalid(format!("cannot list the under store {}: {e}", redacted(&mount).uri)));
+                }
+                Err(_) => {
+                    return Err(Error::invalid(format!(
+                        "cannot list the under store {}: no answer within {PROBE_TIMEOUT:?} (address, port, network?)",
+                        redacted(&mount).uri
+                    )));
+                }
+                Ok(_) => {}
             }
         }
         let bucket = Bucket {
