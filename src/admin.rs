@@ -254,10 +254,10 @@ pub async fn load(cfg: &Config, target: &str) -> Result<()> {
     println!(
         "loaded {} objects, {} in {secs:.1}s ({}/s): {} read from the under store, {} were cached already",
         objects.len(),
-        bytes_str(bytes),
-        bytes_str((bytes as f64 / secs.max(0.001)) as u64),
-        bytes_str(from_ufs),
-        bytes_str(bytes - from_ufs.min(bytes))
+        bytes(bytes),
+        bytes((bytes as f64 / secs.max(0.001)) as u64),
+        bytes(from_ufs),
+        bytes(bytes - from_ufs.min(bytes))
     );
     if !failed.is_empty() {
         for e in failed.iter().take(5) {
@@ -281,7 +281,7 @@ pub async fn free(cfg: &Config, target: &str) -> Result<()> {
         let h = HttpWorker::new(&w.address, &secret, http.clone());
         freed += h.free(versions.clone()).await.with_context(|| format!("worker {} at {}", w.id, w.address))?;
     }
-    println!("freed {} of {} objects under {target} from the cache", bytes_str(freed), versions.len());
+    println!("freed {} of {} objects under {target} from the cache", bytes(freed), versions.len());
     Ok(())
 }
 
@@ -316,10 +316,6 @@ pub async fn ttls(cfg: &Config) -> Result<()> {
         println!("{}/{}  {}s  {}", r.bucket, r.prefix, r.ttl_ms as f64 / 1000.0, r.action);
     }
     Ok(())
-}
-
-fn bytes_str(n: u64) -> String {
-    bytes(n)
 }
 
 pub async fn report(cfg: &Config) -> Result<()> {
