@@ -16,7 +16,7 @@ use strata_common::worker_client::HttpWorker;
 
 use crate::{cluster_secret, master_client};
 
-fn bytes(n: u64) -> String {
+fn fmt_bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = n as f64;
     let mut u = 0;
@@ -45,11 +45,16 @@ pub fn format_report(r: &ClusterReport) -> String {
             w.id,
             w.address,
             age as f64 / 1000.0,
-            bytes(w.used_bytes),
-            bytes(w.capacity_bytes)
+            fmt_bytes(w.used_bytes),
+            fmt_bytes(w.capacity_bytes)
         );
         for t in &w.tiers {
-            out += &format!("         {:<4} used {} of {}\n", t.medium, bytes(t.used_bytes), bytes(t.capacity_bytes));
+            out += &format!(
+                "         {:<4} used {} of {}\n",
+                t.medium,
+                fmt_bytes(t.used_bytes),
+                fmt_bytes(t.capacity_bytes)
+            );
         }
     }
     out
@@ -254,10 +259,10 @@ pub async fn load(cfg: &Config, target: &str) -> Result<()> {
     println!(
         "loaded {} objects, {} in {secs:.1}s ({}/s): {} read from the under store, {} were cached already",
         objects.len(),
-        bytes(bytes),
-        bytes((bytes as f64 / secs.max(0.001)) as u64),
-        bytes(from_ufs),
-        bytes(bytes - from_ufs.min(bytes))
+        fmt_bytes(bytes),
+        fmt_bytes((bytes as f64 / secs.max(0.001)) as u64),
+        fmt_bytes(from_ufs),
+        fmt_bytes(bytes - from_ufs.min(bytes))
     );
     if !failed.is_empty() {
         for e in failed.iter().take(5) {
@@ -281,7 +286,7 @@ pub async fn free(cfg: &Config, target: &str) -> Result<()> {
         let h = HttpWorker::new(&w.address, &secret, http.clone());
         freed += h.free(versions.clone()).await.with_context(|| format!("worker {} at {}", w.id, w.address))?;
     }
-    println!("freed {} of {} objects under {target} from the cache", bytes(freed), versions.len());
+    println!("freed {} of {} objects under {target} from the cache", fmt_bytes(freed), versions.len());
     Ok(())
 }
 
@@ -343,7 +348,7 @@ pub async fn backup(cfg: &Config, output: &Path) -> Result<()> {
             file.write_all(&chunk.data)?;
             written += chunk.data.len() as u64;
             keys = chunk.keys;
-            bar.set_message(format!("{keys} keys, {}", bytes(written)));
+            bar.set_message(format!("{keys} keys, {}", fmt_bytes(written)));
             bar.tick();
         }
         file.sync_all()?;
@@ -358,6 +363,6 @@ pub async fn backup(cfg: &Config, output: &Path) -> Result<()> {
     // Check what was written before it takes the name.
     let checked = strata_master::backup::verify(&tmp).await?;
     std::fs::rename(&tmp, output).with_context(|| format!("cannot name the backup {}", output.display()))?;
-    println!("backup written: {} ({checked} keys, {})", output.display(), bytes(written));
+    println!("backup written: {} ({checked} keys, {})", output.display(), fmt_bytes(written));
     Ok(())
 }
