@@ -69,8 +69,8 @@ bench: venv deps
 	STRATA_BIN=$(RELEASE_BIN) $(PY) compat-tests/cachebench.py
 	@echo "metadata store:"
 	@rm -rf $(CURDIR)/.bench-meta.redb
-	cargo run -q --release $(FEATURES) -p strata-master --example kvbench -- embedded://$(CURDIR)/.bench-meta.redb 2000 16
-	scripts/with-etcd sh -c 'cargo run -q --release $(FEATURES) -p strata-master --example kvbench -- etcd://$$STRATA_TEST_ETCD/bench 2000 16'
+	cargo run -q --release --features etcd -p strata-master --example kvbench -- embedded://$(CURDIR)/.bench-meta.redb 2000 16
+	scripts/with-etcd sh -c 'cargo run -q --release --features etcd -p strata-master --example kvbench -- etcd://$$STRATA_TEST_ETCD/bench 2000 16'
 	@rm -rf $(CURDIR)/.bench-meta.redb
 
 clean:

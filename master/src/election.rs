@@ -130,8 +130,13 @@ async fn term(master: &Arc<Master>, opts: &ElectionOptions, shutdown: &Cancellat
             _ = shutdown.cancelled() => break Ok(()),
             _ = lost.cancelled() => break Err(Error::unavailable("etcd names another master as primary")),
             won = &mut campaign, if leader.is_none() => {
-                let won = won.map_err(etcd("campaign"))?;
-                leader = Some(won.leader().cloned().ok_or_else(|| Error::unavailable("campaign answered without a leader key"))?);
+                // (No early return in this loop: the observer must be stopped below.)
+                let key = match won {
+                    Ok(won) => won.leader().cloned(),
+                    Err(e) => break Err(etcd("campaign")(e)),
+                };
+                let Some(key) = key else { break Err(Error::unavailable("campaign answered without a leader key")) };
+                leader = Some(key);
                 if let Err(e) = master.take_over().await {
                     break Err(Error::unavailable(format!("won the election but cannot take the epoch: {e}")));
                 }
