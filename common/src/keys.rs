@@ -58,6 +58,13 @@ impl Tuple {
 }
 
 /// The end of the range of every key that starts with `prefix`.
+/// Every key that starts with the tuple `t`.
+fn range(t: Tuple) -> (Vec<u8>, Vec<u8>) {
+    let begin = t.into_bytes();
+    let end = prefix_end(&begin);
+    (begin, end)
+}
+
 pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     let mut end = prefix.to_vec();
     end.push(0xFF);
@@ -82,9 +89,7 @@ pub fn bucket(name: &str) -> Vec<u8> {
     Tuple::new().str("b").str(name).into_bytes()
 }
 pub fn buckets() -> (Vec<u8>, Vec<u8>) {
-    let base = Tuple::new().str("b").into_bytes();
-    let end = prefix_end(&base);
-    (base, end)
+    range(Tuple::new().str("b"))
 }
 
 fn objects_base(bucket: &str) -> Tuple {
@@ -124,18 +129,14 @@ pub fn part(bucket: &str, upload_id: &str, number: u32) -> Vec<u8> {
     Tuple::new().str("p").str(bucket).str(upload_id).u64(number as u64).into_bytes()
 }
 pub fn parts(bucket: &str, upload_id: &str) -> (Vec<u8>, Vec<u8>) {
-    let begin = Tuple::new().str("p").str(bucket).str(upload_id).into_bytes();
-    let end = prefix_end(&begin);
-    (begin, end)
+    range(Tuple::new().str("p").str(bucket).str(upload_id))
 }
 
 pub fn pin(version: u64) -> Vec<u8> {
     Tuple::new().str("pin").u64(version).into_bytes()
 }
 pub fn pins() -> (Vec<u8>, Vec<u8>) {
-    let begin = Tuple::new().str("pin").into_bytes();
-    let end = prefix_end(&begin);
-    (begin, end)
+    range(Tuple::new().str("pin"))
 }
 /// The version back from a key of `pins()`.
 pub fn pin_version(key: &[u8]) -> Option<u64> {
@@ -147,27 +148,26 @@ pub fn journal(worker: u64, version: u64) -> Vec<u8> {
     Tuple::new().str("j").u64(worker).u64(version).into_bytes()
 }
 pub fn journals(worker: u64) -> (Vec<u8>, Vec<u8>) {
-    let begin = Tuple::new().str("j").u64(worker).into_bytes();
-    let end = prefix_end(&begin);
-    (begin, end)
+    range(Tuple::new().str("j").u64(worker))
+}
+
+/// Every journal entry, of every worker.
+pub fn all_journals() -> (Vec<u8>, Vec<u8>) {
+    range(Tuple::new().str("j"))
 }
 
 pub fn ttl(bucket: &str, prefix: &str) -> Vec<u8> {
     Tuple::new().str("ttl").str(bucket).str(prefix).into_bytes()
 }
 pub fn ttls() -> (Vec<u8>, Vec<u8>) {
-    let begin = Tuple::new().str("ttl").into_bytes();
-    let end = prefix_end(&begin);
-    (begin, end)
+    range(Tuple::new().str("ttl"))
 }
 
 pub fn worker(id: u64) -> Vec<u8> {
     Tuple::new().str("w").u64(id).into_bytes()
 }
 pub fn workers() -> (Vec<u8>, Vec<u8>) {
-    let begin = Tuple::new().str("w").into_bytes();
-    let end = prefix_end(&begin);
-    (begin, end)
+    range(Tuple::new().str("w"))
 }
 
 #[cfg(test)]

@@ -2,7 +2,6 @@
 //! forgets the bucket's metadata; its data stays in the under store.
 
 use object_store::ObjectStore;
-use strata_common::keys::Tuple;
 use strata_common::kv::transact;
 use strata_common::names::check_bucket_name;
 use strata_common::proto::{Bucket, Mount};
@@ -55,8 +54,7 @@ impl Master {
             Box::pin(async move {
                 read_bucket(t, &n).await?;
                 // Objects only in a worker's journal would be lost: refuse until they are persisted.
-                let (jb, je) =
-                    (Tuple::new().str("j").into_bytes(), keys::prefix_end(&Tuple::new().str("j").into_bytes()));
+                let (jb, je) = keys::all_journals();
                 for (_, v) in t.get_range(&jb, &je, 0, false).await? {
                     let e: strata_common::proto::JournalEntry = codec::decode(&v)?;
                     if e.bucket == n {
@@ -99,42 +97,35 @@ impl Master {
     /// Pins (or unpins) the current version of every object of `bucket` under `prefix`; a pin
     /// follows its object through overwrites. Returns how many objects.
     pub async fn do_pin(&self, bucket: &str, prefix: &str, pinned: bool) -> Result<u64> {
-        let mut count = 0u64;
-        let mut after = String::new();
-        loop {
-            let page = self
-                .do_list_objects(strata_common::proto::ListObjectsRequest {
-                    bucket: bucket.to_string(),
-                    prefix: prefix.to_string(),
-                    start_after: after.clone(),
-                    max_keys: 1000,
-                    ..Default::default()
+        let count = std::sync::atomic::AtomicU64::new(0);
+        self.for_each_page(bucket, prefix, |objects| {
+            let names: Vec<String> = objects.iter().map(|o| o.key.clone()).collect();
+            let count = &count;
+            async move {
+                // Each object's version as it is now, in the transaction that pins it.
+                let n = transact(self.store.as_ref(), |t| {
+                    let (names, b) = (names.clone(), bucket.to_string());
+                    Box::pin(async move {
+                        let mut n = 0;
+                        for key in names {
+                            let Some(o) = crate::objects::read_object(t, &b, &key).await? else { continue };
+                            if pinned {
+                                t.set(&keys::pin(o.version), b"");
+                            } else {
+                                t.clear(&keys::pin(o.version));
+                            }
+                            n += 1;
+                        }
+                        Ok(n)
+                    })
                 })
                 .await?;
-            let names: Vec<String> = page.objects.iter().map(|o| o.key.clone()).collect();
-            // Each object's version as it is now, in the transaction that pins it.
-            count += transact(self.store.as_ref(), |t| {
-                let (names, b) = (names.clone(), bucket.to_string());
-                Box::pin(async move {
-                    let mut n = 0;
-                    for key in names {
-                        let Some(o) = crate::objects::read_object(t, &b, &key).await? else { continue };
-                        if pinned {
-                            t.set(&keys::pin(o.version), b"");
-                        } else {
-                            t.clear(&keys::pin(o.version));
-                        }
-                        n += 1;
-                    }
-                    Ok(n)
-                })
-            })
-            .await?;
-            match page.objects.last() {
-                Some(o) if page.truncated => after = o.key.clone(),
-                _ => break,
+                count.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                Ok(())
             }
-        }
+        })
+        .await?;
+        let count = count.into_inner();
         tracing::info!(bucket, prefix, objects = count, pinned, "pins changed");
         Ok(count)
     }

@@ -136,6 +136,38 @@ impl Master {
 
     pub(crate) async fn do_list_objects(&self, req: ListObjectsRequest) -> Result<ListObjectsResponse> {
         self.sync_listing(&req.bucket, &req.prefix).await?;
+        self.list_metadata(req).await
+    }
+
+    /// Every object under `prefix`, a page at a time, for the master's own passes (pins, TTL):
+    /// the under store is synced once, before the first page. `visit` gets each page.
+    pub(crate) async fn for_each_page<F, Fut>(&self, bucket: &str, prefix: &str, mut visit: F) -> Result<()>
+    where
+        F: FnMut(Vec<ObjectMeta>) -> Fut,
+        Fut: std::future::Future<Output = Result<()>>,
+    {
+        self.sync_listing(bucket, prefix).await?;
+        let mut after = String::new();
+        loop {
+            let req = ListObjectsRequest {
+                bucket: bucket.to_string(),
+                prefix: prefix.to_string(),
+                start_after: after.clone(),
+                max_keys: 1000,
+                ..Default::default()
+            };
+            let page = self.list_metadata(req).await?;
+            let next = page.objects.last().filter(|_| page.truncated).map(|o| o.key.clone());
+            visit(page.objects).await?;
+            match next {
+                Some(k) => after = k,
+                None => return Ok(()),
+            }
+        }
+    }
+
+    /// One page of the metadata's listing, without asking the under store.
+    async fn list_metadata(&self, req: ListObjectsRequest) -> Result<ListObjectsResponse> {
         transact(self.store.as_ref(), |t| {
             let req = req.clone();
             Box::pin(async move {

@@ -3,11 +3,13 @@
 //! them every `ttl_check_interval_ms`; workers learn what to free with their heartbeats.
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use strata_common::kv::transact;
-use strata_common::proto::{ListObjectsRequest, TtlRule};
+use strata_common::proto::TtlRule;
 use strata_common::{Error, Result, codec, ids, keys};
 use tokio_util::sync::CancellationToken;
 
@@ -79,47 +81,38 @@ impl Master {
     /// `since_ms` (FREE) or at all (DELETE). Returns (freed, deleted).
     pub async fn apply_ttls(&self, since_ms: i64) -> Result<(usize, usize)> {
         let now = ids::now_ms();
-        let (mut freed, mut deleted) = (0, 0);
+        let (freed, deleted) = (AtomicUsize::new(0), AtomicUsize::new(0));
         for rule in self.do_list_ttls().await? {
-            let mut after = String::new();
-            loop {
-                let req = ListObjectsRequest {
-                    bucket: rule.bucket.clone(),
-                    prefix: rule.prefix.clone(),
-                    start_after: after.clone(),
-                    max_keys: 1000,
-                    ..Default::default()
-                };
-                let page = match self.do_list_objects(req).await {
-                    Ok(p) => p,
-                    Err(e) => {
-                        tracing::warn!(bucket = %rule.bucket, "TTL: cannot list: {e}");
-                        break;
-                    }
-                };
-                for o in &page.objects {
-                    let expires = o.last_modified_ms + rule.ttl_ms;
-                    if expires > now {
-                        continue;
-                    }
-                    if rule.action == "DELETE" {
-                        // Only the version that expired: an overwrite since is a new object.
-                        match self.delete_version(&rule.bucket, &o.key, Some(o.version)).await {
-                            Ok(r) if r.existed => deleted += 1,
-                            Ok(_) => {}
-                            Err(e) => tracing::warn!(bucket = %rule.bucket, key = %o.key, "TTL: cannot delete: {e}"),
+            let pass = self.for_each_page(&rule.bucket, &rule.prefix, |objects| {
+                let (rule, freed, deleted) = (&rule, &freed, &deleted);
+                async move {
+                    for o in &objects {
+                        let expires = o.last_modified_ms + rule.ttl_ms;
+                        if expires > now {
+                            continue;
                         }
-                    } else if expires > since_ms {
-                        self.to_free.add([o.version]);
-                        freed += 1;
+                        if rule.action == "DELETE" {
+                            // Only the version that expired: an overwrite since is a new object.
+                            match self.delete_version(&rule.bucket, &o.key, Some(o.version)).await {
+                                Ok(r) if r.existed => _ = deleted.fetch_add(1, Relaxed),
+                                Ok(_) => {}
+                                Err(e) => {
+                                    tracing::warn!(bucket = %rule.bucket, key = %o.key, "TTL: cannot delete: {e}")
+                                }
+                            }
+                        } else if expires > since_ms {
+                            self.to_free.add([o.version]);
+                            freed.fetch_add(1, Relaxed);
+                        }
                     }
+                    Ok(())
                 }
-                match page.objects.last() {
-                    Some(o) if page.truncated => after = o.key.clone(),
-                    _ => break,
-                }
+            });
+            if let Err(e) = pass.await {
+                tracing::warn!(bucket = %rule.bucket, "TTL: cannot list: {e}");
             }
         }
+        let (freed, deleted) = (freed.into_inner(), deleted.into_inner());
         if freed + deleted > 0 {
             tracing::info!(freed, deleted, "TTL rules applied");
         }
