@@ -36,6 +36,20 @@ impl UfsRegistry {
     }
 }
 
+/// An under store's error as Strata's: a missing object, or one whose ETag no longer matches,
+/// changed behind Strata's back; anything else makes the store unavailable for now.
+pub fn ufs_error(what: &str, e: object_store::Error) -> Error {
+    match e {
+        object_store::Error::NotFound { .. }
+        | object_store::Error::Precondition { .. }
+        | object_store::Error::NotModified { .. } => Error::new(
+            crate::error::ErrorKind::UfsChanged,
+            format!("{what}: the under store's copy changed or vanished behind Strata's back ({e})"),
+        ),
+        other => Error::unavailable(format!("{what}: under store error: {other}")),
+    }
+}
+
 /// Mount options whose values are secrets: never logged, shown only masked.
 pub fn is_secret_option(key: &str) -> bool {
     let k = key.to_ascii_lowercase();

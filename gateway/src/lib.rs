@@ -98,6 +98,7 @@ impl Gateway {
     ) -> strata_common::Result<strata_common::api::ByteStream> {
         use futures::{StreamExt, TryStreamExt};
         use object_store::{GetOptions, GetRange, ObjectStore};
+        use strata_common::ufs::ufs_error;
         let mount = self.mount_of(&req.loc.bucket).await?;
         let store = self.0.ufs.open(&mount)?;
         let opts = GetOptions {
@@ -106,18 +107,8 @@ impl Gateway {
             ..Default::default()
         };
         let what = format!("reading {}/{} from the under store", req.loc.bucket, req.loc.key);
-        let ufs_err = |e: object_store::Error| match e {
-            object_store::Error::Precondition { .. }
-            | object_store::Error::NotModified { .. }
-            | object_store::Error::NotFound { .. } => strata_common::Error::new(
-                strata_common::ErrorKind::UfsChanged,
-                format!("{what}: it changed or went away behind Strata's back: {e}"),
-            ),
-            e => strata_common::Error::unavailable(format!("{what}: {e}")),
-        };
-        let got = store.get_opts(&req.loc.path()?, opts).await.map_err(ufs_err)?;
-        let what = format!("reading {}/{} from the under store", req.loc.bucket, req.loc.key);
-        Ok(got.into_stream().map_err(move |e| strata_common::Error::unavailable(format!("{what}: {e}"))).boxed())
+        let got = store.get_opts(&req.loc.path()?, opts).await.map_err(|e| ufs_error(&what, e))?;
+        Ok(got.into_stream().map_err(move |e| ufs_error(&what, e)).boxed())
     }
 }
 

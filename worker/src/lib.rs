@@ -141,13 +141,4 @@ impl WorkerApi for Worker {
 }
 
 /// Maps an under store's error to ours, saying which object it was about.
-pub(crate) fn ufs_error(what: &str, e: object_store::Error) -> strata_common::Error {
-    use strata_common::{Error, ErrorKind};
-    match e {
-        object_store::Error::NotFound { .. } | object_store::Error::Precondition { .. } => Error::new(
-            ErrorKind::UfsChanged,
-            format!("{what}: the under store's copy changed or vanished behind Strata's back ({e})"),
-        ),
-        other => Error::unavailable(format!("{what}: under store error: {other}")),
-    }
-}
+pub(crate) use strata_common::ufs::ufs_error;
