@@ -1,11 +1,11 @@
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+use strata_common::Result;
 use strata_common::api::{ByteStream, ComposeRequest, UfsLocation, WriteRequest, WriteResult};
-use strata_common::{Error, Result};
 
 use crate::pagestore::PageId;
 use crate::{Worker, ufs_error};
@@ -97,50 +97,55 @@ impl Sink {
         Ok(WriteResult { size: self.size, ufs_etag: put.e_tag.unwrap_or_default() })
     }
 
-    async fn abort(mut self, version: u64) {
+    /// Writes every chunk of `body`; on the first error (of the body or of the write) the
+    /// write is aborted, leaving nothing behind, and the error returned.
+    async fn pump(&mut self, mut body: impl futures::Stream<Item = Result<Bytes>> + Unpin) -> Result<()> {
+        while let Some(chunk) = body.next().await {
+            let step = match chunk {
+                Ok(data) => self.write(data).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = step {
+                self.abort().await;
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    async fn abort(&mut self) {
         if let Some(w) = self.upload.take()
             && let Err(e) = w.abort().await
         {
             tracing::warn!("{}: aborting the under store upload failed: {e}", self.what);
         }
-        if self.cache.is_some() {
+        if let Some((version, ..)) = self.cache.take() {
             self.worker.cache.remove_version(version).await;
         }
     }
 }
 
 impl Worker {
-    pub(crate) async fn do_write(&self, req: WriteRequest, mut body: ByteStream) -> Result<WriteResult> {
+    pub(crate) async fn do_write(&self, req: WriteRequest, body: ByteStream) -> Result<WriteResult> {
         let mut sink = Sink::new(self, &req.loc, req.version, req.cache, req.journal).await?;
-        while let Some(chunk) = body.next().await {
-            let step = match chunk {
-                Ok(data) => sink.write(data).await,
-                Err(e) => Err(e),
-            };
-            if let Err(e) = step {
-                sink.abort(req.version).await;
-                return Err(e);
-            }
-        }
+        sink.pump(body).await?;
         sink.finish().await
     }
 
     pub(crate) async fn do_compose(&self, req: ComposeRequest) -> Result<WriteResult> {
         let mut sink = Sink::new(self, &req.target, req.version, req.cache, false).await?;
         for src in &req.sources {
-            let step = async {
-                let (store, path) = self.store_and_path(src).await?;
-                let what = format!("reading part {}", src.key);
-                let mut s = store.get(&path).await.map_err(|e| ufs_error(&what, e))?.into_stream();
-                while let Some(chunk) = s.next().await {
-                    sink.write(chunk.map_err(|e| ufs_error(&what, e))?).await?;
+            let what = format!("reading part {}", src.key);
+            let part = match self.store_and_path(src).await {
+                Ok((store, path)) => store.get(&path).await.map_err(|e| ufs_error(&what, e)),
+                Err(e) => Err(e),
+            };
+            match part {
+                Ok(part) => sink.pump(part.into_stream().map_err(|e| ufs_error(&what, e))).await?,
+                Err(e) => {
+                    sink.abort().await;
+                    return Err(e);
                 }
-                Ok::<(), Error>(())
-            }
-            .await;
-            if let Err(e) = step {
-                sink.abort(req.version).await;
-                return Err(e);
             }
         }
         sink.finish().await
@@ -164,7 +169,7 @@ impl Worker {
     async fn persist(&self, e: &strata_common::proto::JournalEntry) -> Result<()> {
         let what = format!("persisting {}/{}", e.bucket, e.key);
         let staging = format!("tmp/{}", e.version);
-        let mut src = self
+        let src = self
             .journal
             .get(&Worker::journal_path(e.version))
             .await
@@ -180,16 +185,7 @@ impl Worker {
             }
             Err(err) => return Err(err),
         };
-        while let Some(chunk) = src.next().await {
-            let step = match chunk {
-                Ok(data) => sink.write(data).await,
-                Err(err) => Err(ufs_error(&what, err)),
-            };
-            if let Err(err) = step {
-                sink.abort(e.version).await;
-                return Err(err);
-            }
-        }
+        sink.pump(src.map_err(|err| ufs_error(&what, err))).await?;
         let written = sink.finish().await?;
         let req = strata_common::proto::PersistedRequest {
             bucket: e.bucket.clone(),
