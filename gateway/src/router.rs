@@ -3,7 +3,7 @@
 use axum::http::{HeaderMap, Method};
 use percent_encoding::percent_decode_str;
 
-use crate::error::{S3Error, S3Result};
+use crate::error::{S3Error, S3ErrorCode, S3Result};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Endpoint {
@@ -49,7 +49,7 @@ impl Query {
                 percent_decode_str(s)
                     .decode_utf8()
                     .map(|c| c.into_owned())
-                    .map_err(|_| S3Error::new("InvalidURI", "Couldn't parse the specified URI."))
+                    .map_err(|_| S3Error::new(S3ErrorCode::InvalidURI, "Couldn't parse the specified URI."))
             };
             out.push((dec(k)?, dec(v)?));
         }
@@ -170,7 +170,7 @@ pub fn route(
 }
 
 fn method_not_allowed() -> S3Error {
-    S3Error::new("MethodNotAllowed", "The specified method is not allowed against this resource.")
+    S3Error::new(S3ErrorCode::MethodNotAllowed, "The specified method is not allowed against this resource.")
 }
 
 /// The bucket of a virtual-hosted-style request: `BUCKET.<domain>[:port]` in Host.
@@ -191,7 +191,7 @@ pub fn split_target(
         percent_decode_str(s)
             .decode_utf8()
             .map(|c| c.into_owned())
-            .map_err(|_| S3Error::new("InvalidURI", "Couldn't parse the specified URI."))
+            .map_err(|_| S3Error::new(S3ErrorCode::InvalidURI, "Couldn't parse the specified URI."))
     };
     let host_bucket = host_bucket(host, domain);
     let path = raw_path.strip_prefix('/').unwrap_or(raw_path);
@@ -246,11 +246,11 @@ mod tests {
             Ok(Endpoint::AbortMultipartUpload { upload_id: "u1".into() })
         );
         assert_eq!(r(Method::GET, "/b/k?uploadId=u1"), Ok(Endpoint::ListParts { upload_id: "u1".into() }));
-        assert_eq!(r(Method::PUT, "/b/k?partNumber=0&uploadId=u").unwrap_err().code, "InvalidArgument");
-        assert_eq!(r(Method::GET, "/b?acl").unwrap_err().code, "NotImplemented");
+        assert_eq!(r(Method::PUT, "/b/k?partNumber=0&uploadId=u").unwrap_err().code, S3ErrorCode::InvalidArgument);
+        assert_eq!(r(Method::GET, "/b?acl").unwrap_err().code, S3ErrorCode::NotImplemented);
         assert_eq!(r(Method::GET, "/b/k?tagging"), Ok(Endpoint::GetObjectTagging));
         assert_eq!(r(Method::PUT, "/b?tagging"), Ok(Endpoint::PutBucketTagging));
-        assert_eq!(r(Method::PATCH, "/b/k").unwrap_err().code, "MethodNotAllowed");
+        assert_eq!(r(Method::PATCH, "/b/k").unwrap_err().code, S3ErrorCode::MethodNotAllowed);
     }
 
     #[test]

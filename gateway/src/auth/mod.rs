@@ -1,5 +1,6 @@
-//! SigV4: the Authorization header and presigned URLs (`sigv4`), and aws-chunked streaming
-//! bodies with per-chunk signatures and trailers (`chunked`).
+//! Request authentication: SigV4 headers and presigned URLs (`sigv4`), SigV2 headers and
+//! presigned URLs (`sigv2`), and aws-chunked streaming bodies with per-chunk signatures and
+//! trailers (`chunked`).
 
 pub mod chunked;
 pub mod sigv2;

@@ -6,17 +6,18 @@ use axum::response::Response;
 use futures::{StreamExt, TryStreamExt};
 use percent_encoding::percent_decode_str;
 use strata_common::api::{UfsLocation, WriteRequest};
+use strata_common::io_mode::ReadType;
 use strata_common::proto::*;
 
-use super::get::{preconditions, read_range};
-use super::multipart::commit_written_part;
-use super::put::{
-    Described, MAX_PUT, check_key, commit_written, send, stored_headers, user_metadata, write_conditions,
-};
-use super::tagging;
 use crate::body::{self, BodyStream, ChecksumAlgo, Expect, Outcome, Verified};
 use crate::error::{S3Error, S3Result};
-use crate::http::Ctx;
+use crate::headers::{stored_headers, user_metadata};
+use crate::read::{preconditions, read_range};
+use crate::request::Ctx;
+use crate::tags;
+use crate::write::{
+    Described, MAX_PUT, check_key, commit_written, commit_written_part, requested_algo, send, write_conditions,
+};
 use crate::xml::{self, NS};
 
 /// `x-amz-copy-source`: `[/]bucket/key`, URL-encoded.
@@ -44,10 +45,7 @@ fn source(ctx: &Ctx) -> S3Result<(String, String)> {
 async fn source_meta(ctx: &Ctx, bucket: &str, key: &str) -> S3Result<ObjectMeta> {
     let meta = ctx.gw.master.lookup(bucket, key).await?;
     if preconditions(&ctx.headers, &meta, "x-amz-copy-source-")?.is_some() {
-        return Err(S3Error::new(
-            "PreconditionFailed",
-            "At least one of the pre-conditions you specified did not hold",
-        ));
+        return Err(S3Error::precondition_failed());
     }
     Ok(meta)
 }
@@ -62,20 +60,11 @@ async fn copy_bytes(
     dest: WriteRequest,
 ) -> S3Result<(strata_common::api::WriteResult, Verified)> {
     let bytes: BodyStream =
-        read_range(&ctx.gw, src_bucket, src, start, len, super::get::ReadMode::CACHE).map_err(S3Error::from).boxed();
+        read_range(&ctx.gw, src_bucket, src, start, len, ReadType::Cache).map_err(S3Error::from).boxed();
     let expect = Expect { length: Some(len), checksum: algo.map(|a| (a, None)), ..Default::default() };
     let outcome = Outcome::default();
     let stream = body::verify(bytes, expect, outcome.clone());
     send(ctx, stream, outcome, Some(len), dest).await
-}
-
-fn requested_algo(ctx: &Ctx) -> S3Result<Option<ChecksumAlgo>> {
-    match ctx.header("x-amz-checksum-algorithm") {
-        Some(a) => ChecksumAlgo::parse(a)
-            .map(Some)
-            .ok_or_else(|| S3Error::invalid_request(format!("Checksum algorithm {a} is not supported"))),
-        None => Ok(None),
-    }
 }
 
 fn directive(ctx: &Ctx, name: &str) -> S3Result<bool> {
@@ -107,26 +96,18 @@ pub async fn copy_object(ctx: &Ctx) -> S3Result<Response> {
     } else {
         (src.headers.clone(), src.user_metadata.clone())
     };
-    let tags = if replace_tags { tagging::from_header(ctx.header("x-amz-tagging"))? } else { src.tags.clone() };
+    let tags = if replace_tags { tags::from_header(ctx.header("x-amz-tagging"))? } else { src.tags.clone() };
     // Keep the source's full-object checksum unless another algorithm is asked for.
     let algo = requested_algo(ctx)?.or_else(|| {
         src.checksums.iter().find(|c| !c.value.contains('-')).and_then(|c| ChecksumAlgo::parse(&c.algorithm))
     });
-    let (if_match, if_none_match_any) = write_conditions(ctx).await?;
+    let conditions = write_conditions(ctx).await?;
     let version = ctx.gw.master.allocate_version().await?;
     let staging = format!("tmp/{version}");
     let dest = WriteRequest { loc: UfsLocation::staging(&ctx.bucket, &staging), version, cache: true, journal: false };
     let (written, verified) = copy_bytes(ctx, &src_bucket, &src, (0, src.size), algo, dest).await?;
     let described = Described { headers, user_metadata, tags };
-    let meta = commit_written(
-        ctx,
-        described,
-        (version, staging),
-        (written, verified),
-        (if_match, if_none_match_any),
-        (0, false),
-    )
-    .await?;
+    let meta = commit_written(ctx, described, (version, staging), (written, verified), &conditions, (0, false)).await?;
     let result = xml::CopyResult {
         xmlns: NS,
         last_modified: xml::time(meta.last_modified_ms),
@@ -155,7 +136,7 @@ pub async fn upload_part_copy(ctx: &Ctx, number: u32, upload_id: &str) -> S3Resu
     let src = source_meta(ctx, &src_bucket, &src_key).await?;
     let range = copy_range(ctx, src.size)?;
     if range.1 > MAX_PUT {
-        return Err(S3Error::new("EntityTooLarge", "Your proposed upload exceeds the maximum allowed object size."));
+        return Err(S3Error::entity_too_large());
     }
     let algo = ChecksumAlgo::parse(&upload.checksum_algorithm);
     let version = ctx.gw.master.allocate_version().await?;
