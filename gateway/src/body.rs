@@ -298,4 +298,42 @@ mod tests {
         .await;
         assert_eq!(o.unwrap().unwrap_err().code, S3ErrorCode::InvalidRequest);
     }
+
+    #[test]
+    fn algorithms_by_name_in_any_case() {
+        for a in ALL_ALGOS {
+            assert_eq!(ChecksumAlgo::parse(&a.name().to_ascii_lowercase()), Some(a));
+            assert_eq!(a.header(), format!("x-amz-checksum-{}", a.name().to_ascii_lowercase()));
+        }
+        assert_eq!(ChecksumAlgo::parse("MD5"), None);
+        assert_eq!(ChecksumAlgo::parse(""), None);
+    }
+
+    #[test]
+    fn crc_digests_are_big_endian_of_their_width() {
+        let mut h = ChecksumAlgo::Crc32.hasher();
+        h.update(b"hello");
+        assert_eq!(h.finish(), vec![0x36, 0x10, 0xa6, 0x86]);
+        let mut h = ChecksumAlgo::Crc64Nvme.hasher();
+        h.update(b"hello");
+        assert_eq!(h.finish().len(), 8);
+        assert_eq!(ChecksumAlgo::Sha256.hasher().finish().len(), 32);
+    }
+
+    #[test]
+    fn a_composite_checksum_hashes_the_part_checksums() {
+        // CRC32 of the bytes 36 10 a6 86 (the CRC32 of "hello"), then "-1".
+        let mut h = ChecksumAlgo::Crc32.hasher();
+        h.update(&[0x36, 0x10, 0xa6, 0x86]);
+        let want = format!("{}-1", B64.encode(h.finish()));
+        assert_eq!(composite(ChecksumAlgo::Crc32, &["NhCmhg==".into()]), Some(want));
+        assert_eq!(composite(ChecksumAlgo::Crc32, &["not base64!".into()]), None);
+    }
+
+    #[tokio::test]
+    async fn a_longer_body_than_declared_fails_before_its_end() {
+        let (r, o) = run(b"hello world", Expect { length: Some(4), ..Default::default() }).await;
+        assert!(r.is_err());
+        assert_eq!(o.unwrap().unwrap_err().code, S3ErrorCode::InvalidRequest);
+    }
 }

@@ -1,3 +1,6 @@
+//! The worker's read path: a range of an object served page by page from the cache, a
+//! missing page filled once (one fill per page at a time) from the under store or the journal.
+
 use std::sync::Arc;
 
 use bytes::Bytes;

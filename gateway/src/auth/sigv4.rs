@@ -182,34 +182,8 @@ pub fn signing_key(secret: &str, date: &str, region: &str, service: &str) -> S3R
     Ok(generate_signing_key(secret, time, region, service).as_ref().to_vec())
 }
 
-/// Checks the request's SigV4 signature. `secret_of` finds the secret key of an access key.
-pub async fn authenticate<F, Fut>(
-    method: &Method,
-    path: &str,
-    q: &Query,
-    headers: &HeaderMap,
-    now: chrono::DateTime<Utc>,
-    secret_of: F,
-) -> S3Result<Auth>
-where
-    F: FnOnce(String) -> Fut,
-    Fut: std::future::Future<Output = S3Result<String>>,
-{
-    let p = match header(headers, "authorization") {
-        Some(a) => parse_header(a, headers)?,
-        None if q.has("X-Amz-Signature") || q.has("X-Amz-Credential") => parse_query(q)?,
-        None if q.has("AWSAccessKeyId") => {
-            return Err(S3Error::invalid_argument(
-                "a Signature Version 2 presigned URL needs both AWSAccessKeyId and Signature",
-            ));
-        }
-        None => {
-            return Err(S3Error::new(
-                S3ErrorCode::AccessDenied,
-                "Access Denied: the request carries no signature (anonymous access is not allowed)",
-            ));
-        }
-    };
+/// The request's time: within 15 minutes of ours, or for a presigned URL not expired.
+fn check_time(p: &Parsed, q: &Query, now: chrono::DateTime<Utc>) -> S3Result<()> {
     let when = NaiveDateTime::parse_from_str(&p.amz_date, "%Y%m%dT%H%M%SZ")
         .map_err(|_| {
             S3Error::new(
@@ -244,17 +218,12 @@ where
             "The difference between the request time and the server's time is too large.",
         ));
     }
-    if !p.signed_headers.iter().any(|h| h == "host") {
-        return Err(malformed("the host header must be signed"));
-    }
-    let payload_hash = if p.presigned {
-        header(headers, "x-amz-content-sha256").unwrap_or("UNSIGNED-PAYLOAD").to_string()
-    } else {
-        header(headers, "x-amz-content-sha256")
-            .ok_or_else(|| S3Error::invalid_request("Missing required header for this request: x-amz-content-sha256"))?
-            .to_string()
-    };
-    let payload = match payload_hash.as_str() {
+    Ok(())
+}
+
+/// What `x-amz-content-sha256` says the body proves.
+fn payload_of(payload_hash: &str) -> S3Result<Payload> {
+    let payload = match payload_hash {
         "UNSIGNED-PAYLOAD" => Payload::Unsigned,
         "STREAMING-AWS4-HMAC-SHA256-PAYLOAD" => Payload::StreamingSigned { trailer: false },
         "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER" => Payload::StreamingSigned { trailer: true },
@@ -266,6 +235,49 @@ where
             ));
         }
     };
+    Ok(payload)
+}
+
+/// Checks the request's SigV4 signature. `secret_of` finds the secret key of an access key.
+pub async fn authenticate<F, Fut>(
+    method: &Method,
+    path: &str,
+    q: &Query,
+    headers: &HeaderMap,
+    now: chrono::DateTime<Utc>,
+    secret_of: F,
+) -> S3Result<Auth>
+where
+    F: FnOnce(String) -> Fut,
+    Fut: std::future::Future<Output = S3Result<String>>,
+{
+    let p = match header(headers, "authorization") {
+        Some(a) => parse_header(a, headers)?,
+        None if q.has("X-Amz-Signature") || q.has("X-Amz-Credential") => parse_query(q)?,
+        None if q.has("AWSAccessKeyId") => {
+            return Err(S3Error::invalid_argument(
+                "a Signature Version 2 presigned URL needs both AWSAccessKeyId and Signature",
+            ));
+        }
+        None => {
+            return Err(S3Error::new(
+                S3ErrorCode::AccessDenied,
+                "Access Denied: the request carries no signature (anonymous access is not allowed)",
+            ));
+        }
+    };
+    check_time(&p, q, now)?;
+    if !p.signed_headers.iter().any(|h| h == "host") {
+        return Err(malformed("the host header must be signed"));
+    }
+    let payload_hash = if p.presigned {
+        header(headers, "x-amz-content-sha256").unwrap_or("UNSIGNED-PAYLOAD").to_string()
+    } else {
+        header(headers, "x-amz-content-sha256")
+            .ok_or_else(|| S3Error::invalid_request("Missing required header for this request: x-amz-content-sha256"))?
+            .to_string()
+    };
+    let payload = payload_of(&payload_hash)?;
     let secret = secret_of(p.access_key.clone()).await?;
     let scope = format!("{}/{}/{}/aws4_request", p.date, p.region, p.service);
     let canonical = canonical_request(method, path, q, headers, &p.signed_headers, &payload_hash);

@@ -21,8 +21,8 @@ use crate::write::{
 use crate::xml::{self, NS};
 
 /// `x-amz-copy-source`: `[/]bucket/key`, URL-encoded.
-fn source(ctx: &Ctx) -> S3Result<(String, String)> {
-    let raw = ctx.header("x-amz-copy-source").unwrap_or("");
+fn source(raw: Option<&str>) -> S3Result<(String, String)> {
+    let raw = raw.unwrap_or("");
     let (path, version) = match raw.split_once('?') {
         Some((p, q)) => (p, q.strip_prefix("versionId=")),
         None => (raw, None),
@@ -67,8 +67,13 @@ async fn copy_bytes(
     send(ctx, stream, outcome, Some(len), dest).await
 }
 
+/// `COPY` (the default) or `REPLACE`.
 fn directive(ctx: &Ctx, name: &str) -> S3Result<bool> {
-    match ctx.header(name) {
+    replace_directive(name, ctx.header(name))
+}
+
+fn replace_directive(name: &str, value: Option<&str>) -> S3Result<bool> {
+    match value {
         None | Some("COPY") => Ok(false),
         Some("REPLACE") => Ok(true),
         Some(other) => Err(S3Error::invalid_argument(format!("Unknown {name}: {other}"))),
@@ -77,7 +82,7 @@ fn directive(ctx: &Ctx, name: &str) -> S3Result<bool> {
 
 pub async fn copy_object(ctx: &Ctx) -> S3Result<Response> {
     check_key(&ctx.key)?;
-    let (src_bucket, src_key) = source(ctx)?;
+    let (src_bucket, src_key) = source(ctx.header("x-amz-copy-source"))?;
     let replace_meta = directive(ctx, "x-amz-metadata-directive")?;
     let replace_tags = directive(ctx, "x-amz-tagging-directive")?;
     if src_bucket == ctx.bucket && src_key == ctx.key && !replace_meta && !replace_tags {
@@ -118,8 +123,8 @@ pub async fn copy_object(ctx: &Ctx) -> S3Result<Response> {
 }
 
 /// `x-amz-copy-source-range: bytes=first-last`, inside the source.
-fn copy_range(ctx: &Ctx, size: u64) -> S3Result<(u64, u64)> {
-    let Some(r) = ctx.header("x-amz-copy-source-range") else { return Ok((0, size)) };
+fn copy_range(header: Option<&str>, size: u64) -> S3Result<(u64, u64)> {
+    let Some(r) = header else { return Ok((0, size)) };
     let bad = || S3Error::invalid_argument(format!("Range specified is not valid for source object of size: {size}"));
     let (a, b) = r.trim().strip_prefix("bytes=").and_then(|s| s.split_once('-')).ok_or_else(bad)?;
     let (a, b): (u64, u64) = (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
@@ -132,9 +137,9 @@ fn copy_range(ctx: &Ctx, size: u64) -> S3Result<(u64, u64)> {
 pub async fn upload_part_copy(ctx: &Ctx, number: u32, upload_id: &str) -> S3Result<Response> {
     let r = UploadRef { bucket: ctx.bucket.clone(), key: ctx.key.clone(), upload_id: upload_id.to_string() };
     let upload = ctx.gw.master.get_upload(r.clone()).await?.upload.unwrap_or_default();
-    let (src_bucket, src_key) = source(ctx)?;
+    let (src_bucket, src_key) = source(ctx.header("x-amz-copy-source"))?;
     let src = source_meta(ctx, &src_bucket, &src_key).await?;
-    let range = copy_range(ctx, src.size)?;
+    let range = copy_range(ctx.header("x-amz-copy-source-range"), src.size)?;
     if range.1 > MAX_PUT {
         return Err(S3Error::entity_too_large());
     }
@@ -153,4 +158,42 @@ pub async fn upload_part_copy(ctx: &Ctx, number: u32, upload_id: &str) -> S3Resu
     let mut resp = xml::response("CopyPartResult", &result)?;
     *resp.status_mut() = StatusCode::OK;
     Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::S3ErrorCode;
+
+    #[test]
+    fn sources_are_decoded_with_or_without_a_leading_slash() {
+        assert_eq!(source(Some("/b/a%20b/c")).unwrap(), ("b".to_string(), "a b/c".to_string()));
+        assert_eq!(source(Some("b/k?versionId=null")).unwrap(), ("b".to_string(), "k".to_string()));
+    }
+
+    #[test]
+    fn sources_without_a_key_or_with_a_version_are_refused() {
+        for bad in [None, Some("b"), Some("/b/"), Some("//k"), Some("b/k?versionId=3"), Some("b/%FF")] {
+            assert_eq!(source(bad).unwrap_err().code, S3ErrorCode::InvalidArgument, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn copy_ranges_lie_inside_the_source() {
+        assert_eq!(copy_range(None, 10).unwrap(), (0, 10));
+        assert_eq!(copy_range(Some("bytes=2-5"), 10).unwrap(), (2, 4));
+        assert_eq!(copy_range(Some("bytes=9-9"), 10).unwrap(), (9, 1));
+        for bad in ["bytes=5-2", "bytes=0-10", "bytes=-3", "bytes=3-", "items=0-1"] {
+            let e = copy_range(Some(bad), 10).unwrap_err();
+            assert_eq!(e.message, "Range specified is not valid for source object of size: 10", "{bad}");
+        }
+    }
+
+    #[test]
+    fn directives_are_copy_or_replace() {
+        assert!(!replace_directive("d", None).unwrap());
+        assert!(!replace_directive("d", Some("COPY")).unwrap());
+        assert!(replace_directive("d", Some("REPLACE")).unwrap());
+        assert_eq!(replace_directive("d", Some("replace")).unwrap_err().message, "Unknown d: replace");
+    }
 }
