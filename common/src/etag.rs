@@ -8,12 +8,16 @@
 //! - [`ETagCondition::matches_strong`] (the gateway's early check of a write's `If-Match`): a
 //!   weak tag never matches; only a bare `*` is a wildcard.
 //!
-//! The master's `check_write_conditions(current, if_match, if_none_match_any)` maps onto it as
-//! `ETagCondition::from_wire(if_match)` (empty = no condition) and
-//! `cond.matches_weak(&current.etag)`; `if_none_match_any` is
-//! `ETagCondition::parse(header).is_any()`.
+//! A write's conditions are [`WriteConditions`]: parsed from the proto's `if_match` string
+//! (empty = none) and `if_none_match_any`, checked against the object the write replaces.
+//! The master's `check_write_conditions(current, if_match, if_none_match_any)` is
+//! `WriteConditions::from_wire(if_match, if_none_match_any)
+//!     .check(current.map(|m| m.etag.as_str()), Compare::Weak)
+//!     .map_err(WriteRefused::into_error)`.
 
 use std::fmt;
+
+use crate::error::{Error, ErrorKind};
 
 /// One entity tag of a list, its quotes and `W/` taken off.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,6 +113,77 @@ impl fmt::Display for ETagCondition {
     }
 }
 
+/// How entity tags are compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compare {
+    /// [`ETagCondition::matches_weak`].
+    Weak,
+    /// [`ETagCondition::matches_strong`].
+    Strong,
+}
+
+/// Why a write's conditions refuse it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteRefused {
+    /// An object exists under `If-None-Match: *`, or its ETag is not in `If-Match`.
+    PreconditionFailed,
+    /// `If-Match` on a key that has no object.
+    NoSuchKey,
+}
+
+impl WriteRefused {
+    /// As Strata's error, with S3's messages.
+    pub fn into_error(self) -> Error {
+        match self {
+            WriteRefused::PreconditionFailed => Error::new(
+                ErrorKind::PreconditionFailed,
+                "At least one of the pre-conditions you specified did not hold",
+            ),
+            WriteRefused::NoSuchKey => Error::new(ErrorKind::NoSuchKey, "The specified key does not exist."),
+        }
+    }
+}
+
+/// A write's `If-Match` and `If-None-Match: *`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriteConditions {
+    pub if_match: Option<ETagCondition>,
+    pub if_none_match_any: bool,
+}
+
+impl WriteConditions {
+    /// As the proto carries them: `if_match` empty means none.
+    pub fn from_wire(if_match: &str, if_none_match_any: bool) -> WriteConditions {
+        WriteConditions { if_match: ETagCondition::from_wire(if_match), if_none_match_any }
+    }
+
+    /// As the proto carries them; [`WriteConditions::from_wire`] reads them back the same.
+    pub fn to_wire(&self) -> (String, bool) {
+        (self.if_match.as_ref().map(|c| c.to_string()).unwrap_or_default(), self.if_none_match_any)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.if_match.is_none() && !self.if_none_match_any
+    }
+
+    /// Whether the write may replace the object of ETag `current` (None: there is none).
+    pub fn check(&self, current: Option<&str>, compare: Compare) -> Result<(), WriteRefused> {
+        if self.if_none_match_any && current.is_some() {
+            return Err(WriteRefused::PreconditionFailed);
+        }
+        let matches = |c: &ETagCondition, etag: &str| match compare {
+            Compare::Weak => c.matches_weak(etag),
+            Compare::Strong => c.matches_strong(etag),
+        };
+        match (&self.if_match, current) {
+            (None, _) => Ok(()),
+            (Some(_), None) => Err(WriteRefused::NoSuchKey),
+            (Some(c), Some(etag)) if !matches(c, etag) => Err(WriteRefused::PreconditionFailed),
+            (Some(_), Some(_)) => Ok(()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,5 +239,44 @@ mod tests {
             let c = ETagCondition::parse(s);
             assert_eq!(ETagCondition::parse(&c.to_string()), c, "{s:?} printed as {c}");
         }
+    }
+
+    #[test]
+    fn write_conditions_on_the_wire() {
+        let none = WriteConditions::from_wire("", false);
+        assert!(none.is_empty());
+        assert_eq!(none.to_wire(), (String::new(), false));
+        let c = WriteConditions::from_wire("\"a\", W/\"b\"", true);
+        assert_eq!(WriteConditions::from_wire(&c.to_wire().0, c.to_wire().1), c);
+    }
+
+    #[test]
+    fn if_none_match_star_refuses_any_existing_object() {
+        let c = WriteConditions::from_wire("", true);
+        assert_eq!(c.check(None, Compare::Weak), Ok(()));
+        assert_eq!(c.check(Some("a"), Compare::Weak), Err(WriteRefused::PreconditionFailed));
+    }
+
+    #[test]
+    fn if_match_needs_an_object_whose_etag_it_names() {
+        let c = WriteConditions::from_wire("\"a\", \"b\"", false);
+        assert_eq!(c.check(Some("b"), Compare::Strong), Ok(()));
+        assert_eq!(c.check(Some("c"), Compare::Weak), Err(WriteRefused::PreconditionFailed));
+        assert_eq!(c.check(None, Compare::Weak), Err(WriteRefused::NoSuchKey));
+    }
+
+    #[test]
+    fn a_weak_if_match_passes_the_master_but_not_the_gateway() {
+        let c = WriteConditions::from_wire("W/\"b\"", false);
+        assert_eq!(c.check(Some("b"), Compare::Weak), Ok(()));
+        assert_eq!(c.check(Some("b"), Compare::Strong), Err(WriteRefused::PreconditionFailed));
+    }
+
+    #[test]
+    fn refusals_become_s3_errors_with_s3_messages() {
+        let e = WriteRefused::PreconditionFailed.into_error();
+        assert_eq!(e.kind, ErrorKind::PreconditionFailed);
+        assert_eq!(e.message, "At least one of the pre-conditions you specified did not hold");
+        assert_eq!(WriteRefused::NoSuchKey.into_error().kind, ErrorKind::NoSuchKey);
     }
 }

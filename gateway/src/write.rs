@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use axum::body::Body;
 use futures::{StreamExt, TryStreamExt};
 use strata_common::api::{ByteStream, ComposeRequest, UfsLocation, WorkerApi, WriteRequest, WriteResult};
-use strata_common::etag::ETagCondition;
+use strata_common::etag::{Compare, ETagCondition, WriteConditions};
 use strata_common::ids;
 use strata_common::io_mode::{WRITE_TYPES, WriteType};
 use strata_common::proto::{Checksum, CommitObjectRequest, CommitPartRequest, ObjectMeta, PartMeta, UploadRef};
@@ -197,56 +197,31 @@ pub fn requested_algo(ctx: &Ctx) -> S3Result<Option<ChecksumAlgo>> {
     }
 }
 
-/// A write's `If-Match` / `If-None-Match: *`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct WriteConditions {
-    pub if_match: Option<ETagCondition>,
-    pub if_none_match_any: bool,
-}
-
-impl WriteConditions {
-    /// The headers; `If-None-Match` with ETags is not implemented for writes.
-    pub fn parse(if_match: Option<&str>, if_none_match: Option<&str>) -> S3Result<WriteConditions> {
-        let if_none_match_any = match if_none_match.map(ETagCondition::parse) {
-            None => false,
-            Some(c) if c.is_any() => true,
-            Some(_) => {
-                return Err(S3Error::not_implemented("If-None-Match with an ETag on a write (only * is supported)"));
-            }
-        };
-        Ok(WriteConditions { if_match: ETagCondition::from_wire(if_match.unwrap_or("")), if_none_match_any })
-    }
-
-    /// As the master's commit takes them.
-    pub fn wire(&self) -> (String, bool) {
-        (self.if_match.as_ref().map(|c| c.to_string()).unwrap_or_default(), self.if_none_match_any)
-    }
-
-    /// Whether the conditions hold for the current object (None: there is none).
-    pub fn check(&self, current: Option<&ObjectMeta>) -> S3Result<()> {
-        if self.if_none_match_any && current.is_some() {
-            return Err(S3Error::precondition_failed());
+/// A write's `If-Match` / `If-None-Match: *` headers; `If-None-Match` with ETags is not
+/// implemented for writes.
+pub fn parse_conditions(if_match: Option<&str>, if_none_match: Option<&str>) -> S3Result<WriteConditions> {
+    let if_none_match_any = match if_none_match.map(ETagCondition::parse) {
+        None => false,
+        Some(c) if c.is_any() => true,
+        Some(_) => {
+            return Err(S3Error::not_implemented("If-None-Match with an ETag on a write (only * is supported)"));
         }
-        match (&self.if_match, current) {
-            (None, _) => Ok(()),
-            (Some(_), None) => Err(S3Error::new(S3ErrorCode::NoSuchKey, "The specified key does not exist.")),
-            (Some(c), Some(m)) if !c.matches_strong(&m.etag) => Err(S3Error::precondition_failed()),
-            (Some(_), Some(_)) => Ok(()),
-        }
-    }
+    };
+    Ok(WriteConditions::from_wire(if_match.unwrap_or(""), if_none_match_any))
 }
 
 /// A write's conditions, checked early so that a write bound to fail does not stream its
 /// bytes; the commit checks them again atomically.
 pub async fn write_conditions(ctx: &Ctx) -> S3Result<WriteConditions> {
-    let conditions = WriteConditions::parse(ctx.header("if-match"), ctx.header("if-none-match"))?;
-    if conditions.if_none_match_any || conditions.if_match.is_some() {
+    let conditions = parse_conditions(ctx.header("if-match"), ctx.header("if-none-match"))?;
+    if !conditions.is_empty() {
         let current = match ctx.gw.master.lookup(&ctx.bucket, &ctx.key).await {
             Ok(m) => Some(m),
             Err(e) if e.is(strata_common::ErrorKind::NoSuchKey) => None,
             Err(e) => return Err(e.into()),
         };
-        conditions.check(current.as_ref())?;
+        let etag = current.as_ref().map(|m| m.etag.as_str());
+        conditions.check(etag, Compare::Strong).map_err(|r| S3Error::from(r.into_error()))?;
     }
     Ok(conditions)
 }
@@ -292,7 +267,7 @@ pub async fn commit_written(
         journal_worker,
         persist_pending,
     };
-    let (if_match, if_none_match_any) = conditions.wire();
+    let (if_match, if_none_match_any) = conditions.to_wire();
     let req = CommitObjectRequest {
         bucket: ctx.bucket.clone(),
         meta: Some(meta.clone()),
@@ -330,55 +305,42 @@ pub async fn commit_written_part(
 mod tests {
     use super::*;
 
-    fn meta(etag: &str) -> ObjectMeta {
-        ObjectMeta { etag: etag.into(), ..Default::default() }
-    }
-
     #[test]
     fn no_headers_no_conditions() {
-        let c = WriteConditions::parse(None, None).unwrap();
-        assert_eq!(c, WriteConditions::default());
-        assert!(c.check(None).is_ok() && c.check(Some(&meta("a"))).is_ok());
-        assert_eq!(c.wire(), (String::new(), false));
+        let c = parse_conditions(None, None).unwrap();
+        assert!(c.is_empty());
+        assert_eq!(c.to_wire(), (String::new(), false));
     }
 
     #[test]
-    fn if_none_match_star_refuses_an_existing_object() {
-        let c = WriteConditions::parse(None, Some(" * ")).unwrap();
-        assert!(c.check(None).is_ok());
-        assert_eq!(c.check(Some(&meta("a"))).unwrap_err().code, S3ErrorCode::PreconditionFailed);
-        assert_eq!(c.wire(), (String::new(), true));
+    fn if_none_match_star_with_blanks_is_any() {
+        let c = parse_conditions(None, Some(" * ")).unwrap();
+        assert_eq!(c.to_wire(), (String::new(), true));
     }
 
     #[test]
     fn if_none_match_with_an_etag_is_not_implemented() {
-        let e = WriteConditions::parse(None, Some("\"abc\"")).unwrap_err();
+        let e = parse_conditions(None, Some("\"abc\"")).unwrap_err();
         assert_eq!(e.code, S3ErrorCode::NotImplemented);
     }
 
     #[test]
-    fn if_match_needs_the_object_and_a_strong_match() {
-        let c = WriteConditions::parse(Some("\"a\", \"b\""), None).unwrap();
-        assert!(c.check(Some(&meta("b"))).is_ok());
-        assert_eq!(c.check(Some(&meta("c"))).unwrap_err().code, S3ErrorCode::PreconditionFailed);
-        assert_eq!(c.check(None).unwrap_err().code, S3ErrorCode::NoSuchKey);
-        let weak = WriteConditions::parse(Some("W/\"b\""), None).unwrap();
-        assert_eq!(weak.check(Some(&meta("b"))).unwrap_err().code, S3ErrorCode::PreconditionFailed);
-        assert!(WriteConditions::parse(Some("*"), None).unwrap().check(Some(&meta("z"))).is_ok());
-    }
-
-    #[test]
     fn an_empty_if_match_is_no_condition() {
-        let c = WriteConditions::parse(Some(""), None).unwrap();
-        assert_eq!(c.if_match, None);
-        assert!(c.check(None).is_ok());
+        assert!(parse_conditions(Some(""), None).unwrap().is_empty());
     }
 
     #[test]
-    fn conditions_reach_the_master_as_the_same_condition() {
-        let c = WriteConditions::parse(Some("\"a\",W/\"b\""), None).unwrap();
-        let (wire, any) = c.wire();
-        assert!(!any);
-        assert_eq!(ETagCondition::from_wire(&wire), c.if_match);
+    fn the_gateway_compares_if_match_strongly() {
+        let c = parse_conditions(Some("W/\"b\""), None).unwrap();
+        let e = c.check(Some("b"), Compare::Strong).map_err(|r| S3Error::from(r.into_error())).unwrap_err();
+        assert_eq!(e.code, S3ErrorCode::PreconditionFailed);
+        assert_eq!(e.message, "At least one of the pre-conditions you specified did not hold");
+    }
+
+    #[test]
+    fn refusals_keep_their_s3_codes() {
+        let c = parse_conditions(Some("\"a\""), None).unwrap();
+        let e = c.check(None, Compare::Strong).map_err(|r| S3Error::from(r.into_error())).unwrap_err();
+        assert_eq!((e.code, e.message.as_str()), (S3ErrorCode::NoSuchKey, "The specified key does not exist."));
     }
 }

@@ -162,7 +162,7 @@ pub async fn complete(ctx: &Ctx, upload_id: &str, body: Body) -> S3Result<Respon
         tags: upload.tags,
         ..Default::default()
     };
-    let (if_match, if_none_match_any) = conditions.wire();
+    let (if_match, if_none_match_any) = conditions.to_wire();
     let done =
         CompleteUploadRequest { upload: Some(r), meta: Some(meta), if_match, if_none_match_any, staging_key: staging };
     ctx.gw.master.complete_upload(done).await?;
