@@ -39,12 +39,8 @@ async fn serve_s3(
     let g = gw.clone();
     let secret_of = |ak| async move { g.secret_of(ak).await };
     let (method, path, headers, now) = (&parts.method, parts.uri.path(), &parts.headers, chrono::Utc::now());
-    let auth = if auth::sigv2::is_v2(headers, &query) {
-        let vhost = host_bucket(host, gw.opts.domain.as_deref());
-        auth::sigv2::authenticate(method, path, vhost.as_deref(), &query, headers, now, secret_of).await?
-    } else {
-        auth::authenticate(method, path, &query, headers, now, secret_of).await?
-    };
+    let vhost = host_bucket(host, gw.opts.domain.as_deref());
+    let auth = auth::authenticate(method, path, vhost.as_deref(), &query, headers, now, secret_of).await?;
     let ctx = Ctx {
         gw: gw.clone(),
         bucket: bucket.unwrap_or_default(),

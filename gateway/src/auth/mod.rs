@@ -6,4 +6,32 @@ pub mod chunked;
 pub mod sigv2;
 pub mod sigv4;
 
-pub use sigv4::{Auth, Payload, authenticate};
+use axum::http::{HeaderMap, Method};
+
+pub use sigv4::{Auth, Payload};
+
+use crate::error::S3Result;
+use crate::router::Query;
+
+/// Checks the request's signature, SigV2 or SigV4 by what it carries. `bucket_from_host`: the
+/// bucket of a virtual-hosted-style request (SigV2 signs it); `secret_of` finds the secret key
+/// of an access key.
+pub async fn authenticate<F, Fut>(
+    method: &Method,
+    path: &str,
+    bucket_from_host: Option<&str>,
+    q: &Query,
+    headers: &HeaderMap,
+    now: chrono::DateTime<chrono::Utc>,
+    secret_of: F,
+) -> S3Result<Auth>
+where
+    F: FnOnce(String) -> Fut,
+    Fut: std::future::Future<Output = S3Result<String>>,
+{
+    if sigv2::is_v2(headers, q) {
+        sigv2::authenticate(method, path, bucket_from_host, q, headers, now, secret_of).await
+    } else {
+        sigv4::authenticate(method, path, q, headers, now, secret_of).await
+    }
+}
