@@ -5,3 +5,6 @@ mod support;
 
 #[path = "ops/put.rs"]
 mod put;
+
+#[path = "ops/get.rs"]
+mod get;

@@ -78,6 +78,12 @@ impl Env {
         env
     }
 
+    /// Drops the worker's cached pages of an object; returns the bytes freed.
+    pub async fn drop_cache(&self, bucket: &str, key: &str) -> u64 {
+        let meta = self.master.lookup(bucket, key).await.unwrap();
+        self.worker.free(vec![meta.version]).await.unwrap()
+    }
+
     /// The root under store's folder.
     pub fn ufs(&self) -> PathBuf {
         self.dir.path().join("ufs")
@@ -188,7 +194,8 @@ impl Req<'_> {
         let resp = self.env.router.clone().oneshot(req.body(body).unwrap()).await.unwrap();
         let (parts, body) = resp.into_parts();
         let body = body.collect().await.map(|c| c.to_bytes());
-        Resp { status: parts.status, headers: parts.headers, body: body.unwrap_or_default() }
+        let body_failed = body.is_err();
+        Resp { status: parts.status, headers: parts.headers, body: body.unwrap_or_default(), body_failed }
     }
 }
 
@@ -196,6 +203,8 @@ pub struct Resp {
     pub status: StatusCode,
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// The body stream ended in an error instead of its end.
+    pub body_failed: bool,
 }
 
 impl Resp {
