@@ -8,3 +8,18 @@ mod put;
 
 #[path = "ops/get.rs"]
 mod get;
+
+#[path = "ops/copy.rs"]
+mod copy;
+
+#[path = "ops/multipart.rs"]
+mod multipart;
+
+#[path = "ops/list.rs"]
+mod list;
+
+#[path = "ops/bucket.rs"]
+mod bucket;
+
+#[path = "ops/errors.rs"]
+mod errors;

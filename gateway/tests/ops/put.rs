@@ -235,6 +235,15 @@ async fn if_match_on_a_missing_key_is_no_such_key() {
 }
 
 #[tokio::test]
+async fn if_none_match_with_an_etag_is_not_implemented() {
+    let env = Env::bucket().await;
+    env.put("/bkt/k", "one").await;
+    let r = env.req("PUT", "/bkt/k").header("if-none-match", "\"abc\"").body("two").send().await;
+    r.assert_error(501, "NotImplemented");
+    assert_eq!(env.get("/bkt/k").await.body.as_ref(), b"one");
+}
+
+#[tokio::test]
 async fn metadata_and_stored_headers_round_trip() {
     let env = Env::bucket().await;
     let put = env

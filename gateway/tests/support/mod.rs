@@ -99,6 +99,8 @@ impl Env {
             payload: Payload::Signed,
             creds: (AK.to_string(), SK.to_string()),
             stream: None,
+            late: 0,
+            tampered: Vec::new(),
         }
     }
 
@@ -146,6 +148,10 @@ pub struct Req<'a> {
     creds: (String, String),
     /// A body sent as this stream instead of `body` (signed as UNSIGNED-PAYLOAD).
     stream: Option<Body>,
+    /// Seconds the signer's clock is behind.
+    late: u64,
+    /// Headers set after signing (a request changed on its way).
+    tampered: Vec<(String, String)>,
 }
 
 impl Req<'_> {
@@ -165,6 +171,16 @@ impl Req<'_> {
         self.creds = (ak.into(), sk.into());
         self
     }
+    /// Sets a header after the request is signed.
+    pub fn tamper(mut self, name: &str, value: &str) -> Self {
+        self.tampered.push((name.to_string(), value.to_string()));
+        self
+    }
+    /// Signs as a client whose clock is `secs` behind.
+    pub fn late(mut self, secs: u64) -> Self {
+        self.late = secs;
+        self
+    }
     /// The body as a stream (e.g. one that fails half-way), sent unsigned.
     pub fn stream(mut self, body: Body) -> Self {
         self.stream = Some(body);
@@ -177,7 +193,12 @@ impl Req<'_> {
         headers.push(("host".into(), "localhost".into()));
         let url = format!("http://localhost{}", self.path);
         let (ak, sk) = &self.creds;
-        let (signed, body) = sign::sign(self.method.as_str(), &url, &headers, self.body, &self.payload, ak, sk);
+        let when = std::time::SystemTime::now() - Duration::from_secs(self.late);
+        let (mut signed, body) =
+            sign::sign(self.method.as_str(), &url, &headers, self.body, &self.payload, (ak, sk), when);
+        for (k, v) in &self.tampered {
+            signed.insert(http::HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
+        }
         let mut req = http::Request::builder().method(self.method).uri(&self.path);
         for (k, v) in signed.iter() {
             req = req.header(k, v);
@@ -245,6 +266,11 @@ pub fn tags(xml: &str, name: &str) -> Vec<String> {
         rest = &after[j + close.len()..];
     }
     out
+}
+
+/// An ETag from an XML body, without its quotes.
+pub fn unquote(etag: &str) -> String {
+    etag.replace("&quot;", "\"").trim_matches('"').to_string()
 }
 
 /// Every file under `dir`, as paths relative to it, sorted.

@@ -29,6 +29,8 @@ pub enum Payload {
     ChunkedSigned { chunk: usize, tamper: bool },
     /// aws-chunked without signatures, ending in the trailer `name:value`.
     ChunkedUnsignedTrailer { chunk: usize, name: String, value: String },
+    /// Not signed at all.
+    Anonymous,
 }
 
 /// The headers to send (signature included) and the body as it goes on the wire.
@@ -38,14 +40,20 @@ pub fn sign(
     headers: &[(String, String)],
     body: Bytes,
     payload: &Payload,
-    ak: &str,
-    sk: &str,
+    (ak, sk): (&str, &str),
+    now: SystemTime,
 ) -> (HeaderMap, Bytes) {
-    let now = SystemTime::now();
+    if let Payload::Anonymous = payload {
+        let mut out = HeaderMap::new();
+        for (k, v) in headers {
+            out.insert(http::HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
+        }
+        return (out, body);
+    }
     let mut headers = headers.to_vec();
     let decoded_len = body.len().to_string();
     let content_sha = match payload {
-        Payload::Signed => None,
+        Payload::Signed | Payload::Anonymous => None,
         Payload::Unsigned => Some("UNSIGNED-PAYLOAD".to_string()),
         Payload::Raw(v) => Some(v.clone()),
         Payload::ChunkedSigned { .. } => {
