@@ -6,7 +6,7 @@ use std::sync::Arc;
 use strata_common::ErrorKind;
 use strata_common::api::{MasterApi, WorkerApi};
 
-use crate::support::faults::{FaultyMaster, FaultyWorker};
+use crate::support::faults::{Faults, FaultyMaster, FaultyWorker};
 use crate::support::*;
 
 #[tokio::test]
@@ -108,7 +108,7 @@ async fn ops_endpoints_answer_unsigned() {
 }
 
 /// An env whose gateway reaches the master through a fault-injecting wrapper.
-async fn faulty_master() -> (Env, Arc<std::sync::Mutex<std::collections::HashMap<&'static str, ErrorKind>>>) {
+async fn faulty_master() -> (Env, Faults) {
     let slot = Arc::new(std::sync::Mutex::new(None));
     let keep = slot.clone();
     let env = Env::with(

@@ -11,15 +11,18 @@ use strata_common::api::*;
 use strata_common::proto::*;
 use strata_common::{Error, ErrorKind, Result};
 
+/// Which master calls fail, and with what.
+pub type Faults = Arc<Mutex<HashMap<&'static str, ErrorKind>>>;
+
 /// A fault-injecting wrapper around a real `MasterApi`: a call whose name is in `faults`
 /// fails with that error kind instead of reaching the master.
 pub struct FaultyMaster {
     pub inner: Arc<dyn MasterApi>,
-    pub faults: Arc<Mutex<HashMap<&'static str, ErrorKind>>>,
+    pub faults: Faults,
 }
 
 impl FaultyMaster {
-    pub fn new(inner: Arc<dyn MasterApi>) -> (Arc<FaultyMaster>, Arc<Mutex<HashMap<&'static str, ErrorKind>>>) {
+    pub fn new(inner: Arc<dyn MasterApi>) -> (Arc<FaultyMaster>, Faults) {
         let faults = Arc::new(Mutex::new(HashMap::new()));
         (Arc::new(FaultyMaster { inner, faults: faults.clone() }), faults)
     }
