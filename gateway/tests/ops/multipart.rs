@@ -271,3 +271,33 @@ async fn complete_if_none_match_star_on_an_existing_key() {
     r.assert_error(412, "PreconditionFailed");
     assert_eq!(env.get("/bkt/mp").await.body.as_ref(), b"there");
 }
+
+#[tokio::test]
+async fn a_checksummed_upload_completes_with_a_composite_checksum() {
+    use base64::Engine;
+    let env = Env::bucket().await;
+    let r = env.ok(env.req("POST", "/bkt/mp?uploads").header("x-amz-checksum-algorithm", "CRC32")).await;
+    assert_eq!(r.header("x-amz-checksum-algorithm"), Some("CRC32"));
+    let id = tag(&r.text(), "UploadId").unwrap();
+    let (p1, p2) = (data(5 * MIB), b"tail".to_vec());
+    let (c1, c2) = (crate::put::crc32(&p1), crate::put::crc32(&p2));
+    let mut etags = Vec::new();
+    for (n, (p, c)) in [(&p1, &c1), (&p2, &c2)].into_iter().enumerate() {
+        let path = format!("/bkt/mp?partNumber={}&uploadId={id}", n + 1);
+        let r = env.ok(env.req("PUT", &path).header("x-amz-checksum-crc32", c.clone()).body(p.clone())).await;
+        assert_eq!(r.header("x-amz-checksum-crc32"), Some(c.as_str()));
+        etags.push(r.etag());
+    }
+    let r = complete(&env, "mp", &id, &[(1, &etags[0]), (2, &etags[1])]).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let raw = [b64.decode(&c1).unwrap(), b64.decode(&c2).unwrap()].concat();
+    let want = format!("{}-2", crate::put::crc32(&raw));
+    assert_eq!(tag(&r.text(), "ChecksumCRC32"), Some(want.clone()));
+    assert_eq!(tag(&r.text(), "ChecksumType").as_deref(), Some("COMPOSITE"));
+    let h = env.ok(env.req("HEAD", "/bkt/mp").header("x-amz-checksum-mode", "ENABLED")).await;
+    assert_eq!(
+        (h.header("x-amz-checksum-crc32"), h.header("x-amz-checksum-type")),
+        (Some(want.as_str()), Some("COMPOSITE"))
+    );
+}

@@ -202,6 +202,36 @@ async fn aws_chunked_unsigned_trailer_checksum_bad() {
 }
 
 #[tokio::test]
+async fn aws_chunked_without_its_decoded_length() {
+    let env = Env::bucket().await;
+    let r = env
+        .req("PUT", "/bkt/k")
+        .payload(Payload::Raw("STREAMING-UNSIGNED-PAYLOAD-TRAILER".into()))
+        .header("content-encoding", "aws-chunked")
+        .body("5\r\nhello\r\n0\r\n\r\n")
+        .send()
+        .await;
+    r.assert_error(411, "MissingContentLength");
+    assert_nothing_stored(&env).await;
+}
+
+#[tokio::test]
+async fn a_trailer_announced_but_not_sent() {
+    let env = Env::bucket().await;
+    let r = env
+        .req("PUT", "/bkt/k")
+        .payload(Payload::Raw("STREAMING-UNSIGNED-PAYLOAD-TRAILER".into()))
+        .header("content-encoding", "aws-chunked")
+        .header("x-amz-decoded-content-length", "5")
+        .header("x-amz-trailer", "x-amz-checksum-crc32")
+        .body("5\r\nhello\r\n0\r\n\r\n")
+        .send()
+        .await;
+    r.assert_error(400, "InvalidRequest");
+    assert_nothing_stored(&env).await;
+}
+
+#[tokio::test]
 async fn if_none_match_star_twice_is_412() {
     let env = Env::bucket().await;
     env.ok(env.req("PUT", "/bkt/k").header("if-none-match", "*").body("one")).await;
