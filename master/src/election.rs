@@ -57,7 +57,7 @@ impl ElectionOptions {
 pub async fn run(master: Arc<Master>, opts: ElectionOptions, shutdown: CancellationToken) {
     loop {
         let outcome = term(&master, &opts, &shutdown).await;
-        master.step_down(match &outcome {
+        master.ha().step_down(match &outcome {
             Ok(()) => "shutting down",
             Err(e) => &e.message,
         });
@@ -162,7 +162,7 @@ async fn term(master: &Arc<Master>, opts: &ElectionOptions, shutdown: &Cancellat
         }
     };
     observer.abort();
-    master.step_down("the election term ended");
+    master.ha().step_down("the election term ended");
     // Hand over at once rather than at lease expiry: resign and drop the lease.
     if let Some(key) = leader {
         let _ =

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
-use strata_common::kv::{KeyValue, KvStore, KvTxn, decode_i64};
+use strata_common::kv::{KeyValue, KvResult, KvStore, KvTxn, decode_i64};
 use strata_common::{Error, ErrorKind, Result, keys};
 
 /// No fencing (a single master on the embedded store).
@@ -29,7 +29,7 @@ impl FencedStore {
 
 #[async_trait]
 impl KvStore for FencedStore {
-    async fn begin(&self) -> Result<Box<dyn KvTxn>> {
+    async fn begin(&self) -> KvResult<Box<dyn KvTxn>> {
         Ok(Box::new(FencedTxn { inner: self.inner.begin().await?, epoch: self.epoch.clone(), writes: false }))
     }
 
@@ -46,10 +46,10 @@ struct FencedTxn {
 
 #[async_trait]
 impl KvTxn for FencedTxn {
-    async fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+    async fn get(&mut self, key: &[u8]) -> KvResult<Option<Vec<u8>>> {
         self.inner.get(key).await
     }
-    async fn get_range(&mut self, begin: &[u8], end: &[u8], limit: usize, reverse: bool) -> Result<Vec<KeyValue>> {
+    async fn get_range(&mut self, begin: &[u8], end: &[u8], limit: usize, reverse: bool) -> KvResult<Vec<KeyValue>> {
         self.inner.get_range(begin, end, limit, reverse).await
     }
     fn set(&mut self, key: &[u8], value: &[u8]) {
@@ -68,7 +68,7 @@ impl KvTxn for FencedTxn {
         self.writes = true;
         self.inner.atomic_add(key, delta)
     }
-    async fn commit(mut self: Box<Self>) -> Result<()> {
+    async fn commit(mut self: Box<Self>) -> KvResult<()> {
         let mine = self.epoch.load(Ordering::SeqCst);
         if self.writes && mine != UNFENCED {
             let stored = self.inner.get(&keys::epoch()).await?.map(|v| decode_i64(&v) as u64).unwrap_or(0);
@@ -79,7 +79,8 @@ impl KvTxn for FencedTxn {
                         "this master is not the primary (store epoch {stored}, this master's {}); nothing was written",
                         if mine == FENCED_OFF { "none".to_string() } else { mine.to_string() }
                     ),
-                ));
+                )
+                .into());
             }
         }
         self.inner.commit().await
