@@ -134,11 +134,6 @@ impl Master {
         Ok(epoch)
     }
 
-    /// Stops serving at once; any write still in flight fails its epoch check.
-    pub fn step_down(&self, why: &str) {
-        self.ha.step_down(why)
-    }
-
     // --- the admin RPCs (`strata admin ...`), beside `MasterApi` -------------------------------
 
     pub async fn mount(&self, bucket: &str, mount: Mount) -> Result<Bucket> {
