@@ -119,3 +119,39 @@ impl HaState {
 pub async fn stored_epoch(store: &dyn KvStore) -> Result<u64> {
     transact(store, |t| Box::pin(async move { t.epoch().await })).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_single_master_serves_unfenced_from_the_start() {
+        let ha = HaState::single("http://a");
+        assert!(ha.is_primary());
+        assert_eq!(ha.epoch(), UNFENCED);
+        assert!(ha.check_primary().is_ok());
+        assert_eq!(ha.primary_address(), "http://a");
+    }
+
+    #[test]
+    fn a_standby_names_the_primary_it_knows() {
+        let ha = HaState::elected("http://b");
+        let e = ha.check_primary().unwrap_err();
+        assert!(e.is(ErrorKind::NotPrimary) && e.message.contains("no primary is elected yet"), "{e}");
+        ha.set_primary_address("http://a");
+        assert!(ha.check_primary().unwrap_err().message.contains("the primary is http://a"));
+    }
+
+    #[tokio::test]
+    async fn taking_an_epoch_then_serving_then_stepping_down() {
+        let raw = crate::store::open("memory://").await.unwrap();
+        let ha = HaState::elected("http://b");
+        let epoch = ha.take_epoch(raw.as_ref()).await.unwrap();
+        assert_eq!((epoch, ha.epoch(), ha.is_primary()), (1, 1, false));
+        ha.serve();
+        assert!(ha.is_primary() && ha.check_primary().is_ok());
+        assert_eq!(stored_epoch(raw.as_ref()).await.unwrap(), 1);
+        ha.step_down("test");
+        assert_eq!((ha.is_primary(), ha.epoch(), ha.primary_address()), (false, 0, String::new()));
+    }
+}

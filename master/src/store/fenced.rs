@@ -99,3 +99,64 @@ pub async fn take_epoch(store: &dyn KvStore) -> Result<u64> {
     })
     .await
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicU32;
+
+    use strata_common::kv::{conformance, transact};
+
+    use super::*;
+
+    fn fenced(epoch: u64) -> (Arc<dyn KvStore>, Arc<dyn KvStore>) {
+        let raw: Arc<dyn KvStore> = Arc::new(crate::store::RedbStore::memory().unwrap());
+        (raw.clone(), Arc::new(FencedStore::new(raw, Arc::new(AtomicU64::new(epoch)))))
+    }
+
+    /// The wrapper passes the store's conflicts through, so `transact` still reruns them.
+    #[tokio::test]
+    async fn an_unfenced_wrapper_conforms() {
+        conformance::run_all(|| async { fenced(UNFENCED).1 }).await;
+    }
+
+    #[tokio::test]
+    async fn a_write_under_a_stale_epoch_fails_once_and_writes_nothing() {
+        let (raw, store) = fenced(1);
+        take_epoch(raw.as_ref()).await.unwrap();
+        take_epoch(raw.as_ref()).await.unwrap(); // epoch 2: another primary
+        let runs = AtomicU32::new(0);
+        let runs_ref = &runs;
+        let e = transact(store.as_ref(), |t| {
+            runs_ref.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async move {
+                t.set(b"k", b"v");
+                Ok(())
+            })
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::NotPrimary);
+        assert!(e.message.contains("store epoch 2"), "{e}");
+        assert_eq!(runs.load(Ordering::SeqCst), 1, "a fenced write is not a conflict to rerun");
+        let v = transact(raw.as_ref(), |t| Box::pin(async move { t.get(b"k").await })).await.unwrap();
+        assert_eq!(v, None);
+        // Reads still work under a stale epoch.
+        assert!(transact(store.as_ref(), |t| Box::pin(async move { t.get(b"k").await })).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_write_under_the_current_epoch_lands() {
+        let (raw, store) = fenced(1);
+        assert_eq!(take_epoch(raw.as_ref()).await.unwrap(), 1);
+        transact(store.as_ref(), |t| {
+            Box::pin(async move {
+                t.set(b"k", b"v");
+                Ok(())
+            })
+        })
+        .await
+        .unwrap();
+        let v = transact(raw.as_ref(), |t| Box::pin(async move { t.get(b"k").await })).await.unwrap();
+        assert_eq!(v.as_deref(), Some(&b"v"[..]));
+    }
+}
