@@ -3,44 +3,24 @@
 
 use std::sync::Arc;
 
+use strata_common::etag::{Compare, WriteConditions, WriteRefused};
 use strata_common::kv::{KvStore, transact};
 use strata_common::proto::*;
-use strata_common::{Error, ErrorKind, Result};
+use strata_common::{Error, Result};
 
 use crate::publish::{Committed, Publisher};
 use crate::schema::{Schema, no_such_key};
 use crate::sync::UfsSync;
 
-/// Checks `If-Match` / `If-None-Match: *` of a write against the object it would replace.
+/// A write's `If-Match` / `If-None-Match: *` against the object it replaces, compared weakly.
 pub(crate) fn check_write_conditions(
     current: Option<&ObjectMeta>,
     if_match: &str,
     if_none_match_any: bool,
 ) -> Result<()> {
-    if if_none_match_any && current.is_some() {
-        return Err(Error::new(
-            ErrorKind::PreconditionFailed,
-            "At least one of the pre-conditions you specified did not hold",
-        ));
-    }
-    if !if_match.is_empty() {
-        match current {
-            None => return Err(no_such_key()),
-            Some(m) if !etag_matches(if_match, &m.etag) => {
-                return Err(Error::new(
-                    ErrorKind::PreconditionFailed,
-                    "At least one of the pre-conditions you specified did not hold",
-                ));
-            }
-            Some(_) => {}
-        }
-    }
-    Ok(())
-}
-
-/// `If-Match` values may be quoted, a list, or `*`.
-pub fn etag_matches(condition: &str, etag: &str) -> bool {
-    condition.split(',').map(|c| c.trim().trim_start_matches("W/").trim_matches('"')).any(|c| c == "*" || c == etag)
+    WriteConditions::from_wire(if_match, if_none_match_any)
+        .check(current.map(|m| m.etag.as_str()), Compare::Weak)
+        .map_err(WriteRefused::into_error)
 }
 
 pub(crate) struct Objects {
