@@ -8,6 +8,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -81,6 +82,13 @@ pub async fn serve(
     drain: Duration,
 ) -> std::io::Result<()> {
     let token = shutdown.clone();
+    // Responses go out in several writes (head, then body chunks): with Nagle's algorithm on,
+    // the second waits for the peer's delayed ACK, about 40 ms per small response.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::warn!("cannot set TCP_NODELAY on an accepted connection: {e}");
+        }
+    });
     let server = axum::serve(listener, router).with_graceful_shutdown(async move { token.cancelled().await });
     tokio::select! {
         r = server => r,
