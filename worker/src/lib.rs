@@ -19,7 +19,7 @@ use strata_common::proto::Mount;
 use strata_common::ufs::UfsRegistry;
 
 pub use membership::{WorkerIdentity, register_and_heartbeat};
-pub use pagestore::{Medium, PageStore, Policy, TierSpec};
+pub use pagestore::{PageStore, TierSpec};
 pub use server::{router, run};
 
 /// How long a bucket's mount is trusted before it is asked of the master again.
