@@ -34,7 +34,7 @@ impl FromStr for Medium {
             "MEM" => Ok(Medium::Mem),
             "SSD" => Ok(Medium::Ssd),
             "HDD" => Ok(Medium::Hdd),
-            _ => Err(format!("cache tier medium {s:?} is not one: use MEM, SSD or HDD")),
+            _ => Err(format!("{s:?} is not a cache tier medium: use MEM, SSD or HDD")),
         }
     }
 }
@@ -63,7 +63,7 @@ impl FromStr for EvictionKind {
         match s.to_ascii_lowercase().as_str() {
             "lru" => Ok(EvictionKind::Lru),
             "lrfu" => Ok(EvictionKind::Lrfu),
-            _ => Err(format!("cache.eviction = {s:?} is not a policy: use lru or lrfu")),
+            _ => Err(format!("{s:?} is not an eviction policy: use lru or lrfu")),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Configuration: defaults, then a TOML file, then `STRATA_*` environment variables (nested
-//! keys joined by `__`, e.g. `STRATA_CACHE__MEM_BYTES`), then command-line flags.
+//! keys joined by `__`, e.g. `STRATA_CACHE__MEM_BYTES`), then command-line flags. Cache tier
+//! media and the eviction policy load as the types of `cache_types`: a bad one fails loading.
 
 use std::path::{Path, PathBuf};
 
