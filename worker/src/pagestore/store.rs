@@ -170,7 +170,7 @@ impl PageStore {
     }
 
     /// Where tier `t` keeps page `id`; none for memory.
-    pub(crate) fn file(&self, t: usize, id: PageId) -> Option<PathBuf> {
+    pub(super) fn file(&self, t: usize, id: PageId) -> Option<PathBuf> {
         page_file::path_of(&self.tiers.get(t)?.dirs, id)
     }
 
