@@ -8,6 +8,7 @@ use futures::StreamExt;
 use std::collections::HashMap;
 use strata_common::config::Config;
 use strata_common::ids;
+use strata_common::io_mode::{WRITE_TYPES, WriteType};
 
 use strata_common::api::{LoadResult, MasterApi, ReadRequest, UfsLocation, WorkerApi};
 use strata_common::master_client::GrpcMaster;
@@ -89,10 +90,9 @@ pub async fn mount(
     sync_interval: &str,
     write_type: &str,
 ) -> Result<()> {
-    if !matches!(write_type.to_ascii_uppercase().as_str(), "MUST_CACHE" | "CACHE_THROUGH" | "THROUGH" | "ASYNC_THROUGH")
-    {
-        anyhow::bail!("--write-type {write_type}: use MUST_CACHE, CACHE_THROUGH, THROUGH or ASYNC_THROUGH");
-    }
+    let Ok(write_type) = write_type.parse::<WriteType>() else {
+        anyhow::bail!("--write-type {write_type}: use {WRITE_TYPES}");
+    };
     let mut opts = std::collections::HashMap::new();
     for o in options {
         let (k, v) = o.split_once('=').with_context(|| format!("--option {o:?}: give KEY=VALUE"))?;
@@ -104,7 +104,7 @@ pub async fn mount(
         options: opts,
         read_only,
         sync_interval_ms: (interval >= 0).then_some(interval),
-        write_type: write_type.to_ascii_uppercase(),
+        write_type: write_type.as_str().to_string(),
     };
     let master = master_client(cfg, &cluster_secret(cfg, "admin")?)?;
     let b = master.mount(bucket, m).await.with_context(|| format!("cannot mount {uri} as {bucket}"))?;
@@ -133,7 +133,7 @@ fn describe(b: &Bucket) -> String {
         b.name,
         m.uri,
         if m.read_only { "  (read-only)" } else { "" },
-        if m.write_type.is_empty() { "CACHE_THROUGH" } else { m.write_type.as_str() },
+        if m.write_type.is_empty() { WriteType::default().as_str() } else { m.write_type.as_str() },
         if opts.is_empty() { String::new() } else { format!("  options: {}", opts.join(" ")) }
     )
 }

@@ -12,7 +12,7 @@ use strata_common::config::{Config, DEFAULT_GATEWAY_ADDR, DEFAULT_MASTER_ADDR, D
 use strata_common::master_client::GrpcMaster;
 use strata_common::ops::{Readiness, bind};
 use strata_gateway::{Gateway, GatewayOptions, IN_PROCESS};
-use strata_master::{Master, MasterOptions, RootCredentials};
+use strata_master::{Jobs, Master, MasterOptions, RootCredentials};
 use strata_worker::{PageStore, Worker, WorkerIdentity, register_and_heartbeat};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -69,33 +69,30 @@ async fn restore_into(store: &dyn strata_common::kv::KvStore, file: &Path) -> Re
     Ok(())
 }
 
-/// Background jobs of a master: upload expiry, the election, checkpoints.
-fn spawn_master_jobs(master: &Arc<Master>, cfg: &Config, shutdown: &CancellationToken) -> Result<()> {
-    spawn_upload_expiry(master, cfg, shutdown);
+/// Background jobs of a master: upload expiry, the election, TTL passes, checkpoints, held in
+/// `jobs` so that shutdown waits for them (the election resigns).
+fn spawn_master_jobs(master: &Arc<Master>, cfg: &Config, jobs: &Jobs) -> Result<()> {
+    let max_age = Duration::from_secs(cfg.multipart_expiry_secs);
+    let every = (max_age / 10).clamp(Duration::from_secs(1), Duration::from_secs(600));
+    jobs.spawn_upload_expiry(master.clone(), max_age, every);
     if let Some(url) = &cfg.election {
         #[cfg(feature = "etcd")]
         {
             let opts = strata_master::election::ElectionOptions::parse(url, Duration::from_millis(cfg.lease_ttl_ms))?;
-            tokio::spawn(strata_master::election::run(master.clone(), opts, shutdown.clone()));
+            jobs.spawn_election(master.clone(), opts);
         }
         #[cfg(not(feature = "etcd"))]
         bail!("election = {url:?} needs a build with etcd support: cargo build --release --features etcd");
     }
-    let every = Duration::from_millis(cfg.ttl_check_interval_ms.max(100));
-    tokio::spawn(strata_master::ttl_loop(master.clone(), every, shutdown.clone()));
+    jobs.spawn_ttl(master.clone(), Duration::from_millis(cfg.ttl_check_interval_ms.max(100)));
     if let Some(uri) = &cfg.checkpoint_uri {
-        let every = Duration::from_secs(cfg.checkpoint_interval_secs.max(1));
-        tokio::spawn(strata_master::backup::checkpoint_loop(master.clone(), uri.clone(), every, shutdown.clone()));
+        jobs.spawn_checkpoints(master.clone(), uri.clone(), Duration::from_secs(cfg.checkpoint_interval_secs.max(1)));
     }
     Ok(())
 }
 
-/// Starts the background job that aborts multipart uploads older than `multipart_expiry_secs`.
-fn spawn_upload_expiry(master: &Arc<Master>, cfg: &Config, shutdown: &CancellationToken) {
-    let max_age = Duration::from_secs(cfg.multipart_expiry_secs);
-    let every = (max_age / 10).clamp(Duration::from_secs(1), Duration::from_secs(600));
-    tokio::spawn(strata_master::expire_uploads(master.clone(), max_age, every, shutdown.clone()));
-}
+/// How long a shutdown waits for the master's background jobs (a resign takes up to 4 s).
+const JOBS_DRAIN: Duration = Duration::from_secs(10);
 
 fn open_cache(cfg: &Config) -> Result<PageStore> {
     use strata_common::cache_types::Medium;
@@ -136,7 +133,8 @@ pub async fn run_local(
         bail!("strata local runs one master: remove `election` from its configuration");
     }
     let (master, creds) = open_master(&cfg, IN_PROCESS, None).await?;
-    spawn_master_jobs(&master, &cfg, &shutdown)?;
+    let jobs = Jobs::new(shutdown.clone());
+    spawn_master_jobs(&master, &cfg, &jobs)?;
     let worker = Worker::new(master.clone() as Arc<dyn MasterApi>, open_cache(&cfg)?, &cfg.data_dir.join("journal"))?;
     let me = WorkerIdentity { address: IN_PROCESS.into(), id_file: cfg.data_dir.join("worker_id") };
     let registered = Readiness::default();
@@ -164,9 +162,11 @@ pub async fn run_local(
         secret_key: creds.secret_key,
         data_dir: abs(&cfg.data_dir),
     });
-    strata_gateway::run(gw, listener, shutdown.clone()).await?;
+    let served = strata_gateway::run(gw, listener, shutdown.clone()).await;
     shutdown.cancel();
     let _ = hb.await;
+    jobs.join(JOBS_DRAIN).await;
+    served?;
     Ok(())
 }
 
@@ -224,9 +224,12 @@ pub async fn run_master(cfg: Config, restore: Option<PathBuf>, shutdown: Cancell
     let listener = bind(&listen_addr(&cfg, DEFAULT_MASTER_ADDR)).await?;
     let address = cfg.advertise.clone().unwrap_or(format!("http://{}", listener.local_addr()?));
     let (master, creds) = open_master(&cfg, &address, restore.as_deref()).await?;
-    spawn_master_jobs(&master, &cfg, &shutdown)?;
+    let jobs = Jobs::new(shutdown.clone());
+    spawn_master_jobs(&master, &cfg, &jobs)?;
     tracing::info!(access_key = %creds.access_key, "root S3 credentials are in {}", cfg.data_dir.join("credentials").display());
-    strata_master::run(master, secret, listener, shutdown).await?;
+    let served = strata_master::run(master, secret, listener, shutdown).await;
+    jobs.join(JOBS_DRAIN).await;
+    served?;
     Ok(())
 }
 

@@ -26,3 +26,26 @@ pub fn decode<M: Message + Default>(bytes: &[u8]) -> Result<M> {
         None => Err(Error::internal("empty metadata value")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::{Bucket, ObjectMeta};
+
+    #[test]
+    fn a_value_is_the_schema_byte_then_the_message() {
+        let b = Bucket { name: "b".into(), created_ms: 5, ..Default::default() };
+        let bytes = encode(&b);
+        assert_eq!(bytes[0], SCHEMA_V1);
+        assert_eq!(&bytes[1..], b.encode_to_vec().as_slice());
+        assert_eq!(decode::<Bucket>(&bytes).unwrap(), b);
+    }
+
+    #[test]
+    fn newer_empty_and_corrupt_values_are_refused_with_what_to_do() {
+        let e = decode::<ObjectMeta>(&[2, 0]).unwrap_err();
+        assert!(e.message.contains("upgrade this process"), "{e}");
+        assert!(decode::<ObjectMeta>(&[]).unwrap_err().message.contains("empty"));
+        assert!(decode::<ObjectMeta>(&[SCHEMA_V1, 0xFF, 0xFF]).unwrap_err().message.contains("corrupt"));
+    }
+}

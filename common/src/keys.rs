@@ -1,4 +1,5 @@
-//! The metadata key layout. Every key is built here and nowhere else.
+//! The metadata key layout. Every key is built here and nowhere else; the master reads and
+//! writes them only through its `schema` (and the store layer, for the epoch).
 //!
 //! Keys are tuples whose byte order is their logical order: a string element is `0x02`, its
 //! bytes with `0x00` escaped as `0x00 0xFF`, then `0x00`; a u64 element is `0x1C` and 8
@@ -57,7 +58,6 @@ impl Tuple {
     }
 }
 
-/// The end of the range of every key that starts with `prefix`.
 /// Every key that starts with the tuple `t`.
 fn range(t: Tuple) -> (Vec<u8>, Vec<u8>) {
     let begin = t.into_bytes();
@@ -65,6 +65,7 @@ fn range(t: Tuple) -> (Vec<u8>, Vec<u8>) {
     (begin, end)
 }
 
+/// The end of the range of every key that starts with `prefix`.
 pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     let mut end = prefix.to_vec();
     end.push(0xFF);
@@ -202,5 +203,57 @@ mod tests {
             let full = object("b", k);
             assert_eq!(begin <= full && full < end, inside, "{k}");
         }
+    }
+
+    /// The bytes existing stores and backups hold: a change here makes them unreadable.
+    #[test]
+    fn keys_keep_their_stored_bytes() {
+        assert_eq!(bucket("b"), b"\x02b\x00\x02b\x00");
+        assert_eq!(object("bk", "a/b"), b"\x02o\x00\x02bk\x00a/b");
+        assert_eq!(upload("b", "k", "u1"), b"\x02u\x00\x02b\x00k\x00u1");
+        assert_eq!(part("b", "u", 3), [b"\x02p\x00\x02b\x00\x02u\x00\x1c".as_slice(), &3u64.to_be_bytes()].concat());
+        assert_eq!(pin(258), [b"\x02pin\x00\x1c".as_slice(), &258u64.to_be_bytes()].concat());
+        assert_eq!(
+            journal(1, 2),
+            [b"\x02j\x00\x1c".as_slice(), &1u64.to_be_bytes(), b"\x1c", &2u64.to_be_bytes()].concat()
+        );
+        assert_eq!(ttl("b", "p/"), b"\x02ttl\x00\x02b\x00\x02p/\x00");
+        assert_eq!(worker(7), [b"\x02w\x00\x1c".as_slice(), &7u64.to_be_bytes()].concat());
+        assert_eq!(epoch(), b"\x02meta\x00\x02epoch\x00");
+        assert_eq!(version_counter(), b"\x02meta\x00\x02version\x00");
+        assert_eq!(worker_id_counter(), b"\x02meta\x00\x02worker_id\x00");
+        assert_eq!(restoring(), b"\x02meta\x00\x02restoring\x00");
+    }
+
+    #[test]
+    fn a_zero_byte_in_a_name_is_escaped() {
+        assert_eq!(bucket("a\0b"), b"\x02b\x00\x02a\x00\xffb\x00");
+    }
+
+    #[test]
+    fn pins_round_trip_and_only_pins_decode() {
+        for v in [0, 1, 255, 256, u64::MAX] {
+            assert_eq!(pin_version(&pin(v)), Some(v));
+        }
+        assert_eq!(pin_version(&worker(3)), None);
+        assert_eq!(pin_version(&pin(1)[..5]), None);
+        let (b, e) = pins();
+        assert!(b <= pin(0) && pin(u64::MAX) < e);
+    }
+
+    #[test]
+    fn ranges_hold_their_own_keys_only() {
+        let inside = |(b, e): (Vec<u8>, Vec<u8>), k: Vec<u8>| b <= k && k < e;
+        assert!(inside(journals(1), journal(1, 9)));
+        assert!(!inside(journals(1), journal(2, 0)));
+        assert!(inside(all_journals(), journal(2, 0)));
+        assert!(inside(parts("b", "u"), part("b", "u", 1)));
+        assert!(!inside(parts("b", "u"), part("b", "u2", 1)));
+        assert!(inside(uploads("b", "dir/"), upload("b", "dir/x", "id")));
+        assert!(!inside(uploads("b", "dir/"), upload("b", "dir", "id")));
+        assert!(inside(buckets(), bucket("zz")));
+        assert!(!inside(buckets(), object("zz", "")));
+        assert!(inside(ttls(), ttl("b", "")));
+        assert!(inside(workers(), worker(u64::MAX)));
     }
 }

@@ -1,6 +1,10 @@
 //! The metadata store: ordered byte keys and serializable transactions, with the semantics of
 //! FoundationDB. This module knows no backend; backends live in `strata-master` and each passes
 //! [`conformance`].
+//!
+//! Backends answer with [`StoreError`]: a [`StoreError::Conflict`] (a concurrent transaction
+//! won; only a backend produces one) is what [`transact`] reruns. A domain error a closure
+//! returns, `ErrorKind::Conflict` included, is never retried.
 
 use std::time::Duration;
 
@@ -11,39 +15,98 @@ use crate::error::{Error, ErrorKind, Result};
 
 pub type KeyValue = (Vec<u8>, Vec<u8>);
 
+/// What a backend's call fails with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreError {
+    /// A concurrent transaction changed what this one read (or the backend says "retry"):
+    /// rerunning the whole transaction may succeed.
+    Conflict(String),
+    /// Anything else: returned to the caller as it is.
+    Failed(Error),
+}
+
+impl StoreError {
+    pub fn conflict(message: impl Into<String>) -> StoreError {
+        StoreError::Conflict(message.into())
+    }
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, StoreError::Conflict(_))
+    }
+}
+
+impl From<Error> for StoreError {
+    fn from(e: Error) -> StoreError {
+        StoreError::Failed(e)
+    }
+}
+
+/// For callers outside [`transact`] (a snapshot's reader): a conflict keeps its kind's name.
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Error {
+        match e {
+            StoreError::Conflict(m) => Error::new(ErrorKind::Conflict, m),
+            StoreError::Failed(e) => e,
+        }
+    }
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreError::Conflict(m) => write!(f, "store conflict: {m}"),
+            StoreError::Failed(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+pub type KvResult<T> = std::result::Result<T, StoreError>;
+
 #[async_trait]
 pub trait KvStore: Send + Sync + 'static {
     /// Starts a transaction. Reads see one consistent snapshot plus the transaction's own writes.
-    async fn begin(&self) -> Result<Box<dyn KvTxn>>;
+    async fn begin(&self) -> KvResult<Box<dyn KvTxn>>;
     /// A short name for logs: "memory", "embedded", ...
     fn name(&self) -> &str;
 }
 
 #[async_trait]
 pub trait KvTxn: Send {
-    async fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>>;
+    async fn get(&mut self, key: &[u8]) -> KvResult<Option<Vec<u8>>>;
     /// Keys in `[begin, end)`, at most `limit` (0 = no limit), last first when `reverse`.
-    async fn get_range(&mut self, begin: &[u8], end: &[u8], limit: usize, reverse: bool) -> Result<Vec<KeyValue>>;
+    async fn get_range(&mut self, begin: &[u8], end: &[u8], limit: usize, reverse: bool) -> KvResult<Vec<KeyValue>>;
     fn set(&mut self, key: &[u8], value: &[u8]);
     fn clear(&mut self, key: &[u8]);
     fn clear_range(&mut self, begin: &[u8], end: &[u8]);
     /// Adds `delta` to the little-endian i64 at `key` (absent = 0) without a read conflict.
     fn atomic_add(&mut self, key: &[u8], delta: i64);
-    /// Commits; a `Conflict` error means a concurrent transaction won and this one may be rerun.
-    async fn commit(self: Box<Self>) -> Result<()>;
+    /// Commits; a [`StoreError::Conflict`] means a concurrent transaction won and this one may
+    /// be rerun.
+    async fn commit(self: Box<Self>) -> KvResult<()>;
 }
 
-/// A transaction as callers see it.
+/// A transaction as callers see it: store errors become [`Error`]s, and a store conflict is
+/// remembered so that [`transact`] reruns the closure whatever error it then returns.
 pub struct Txn {
     inner: Box<dyn KvTxn>,
+    conflicted: bool,
 }
 
 impl Txn {
+    fn seen<T>(&mut self, r: KvResult<T>) -> Result<T> {
+        r.map_err(|e| {
+            self.conflicted |= e.is_conflict();
+            Error::from(e)
+        })
+    }
     pub async fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        self.inner.get(key).await
+        let r = self.inner.get(key).await;
+        self.seen(r)
     }
     pub async fn get_range(&mut self, begin: &[u8], end: &[u8], limit: usize, reverse: bool) -> Result<Vec<KeyValue>> {
-        self.inner.get_range(begin, end, limit, reverse).await
+        let r = self.inner.get_range(begin, end, limit, reverse).await;
+        self.seen(r)
     }
     pub fn set(&mut self, key: &[u8], value: &[u8]) {
         self.inner.set(key, value)
@@ -68,33 +131,55 @@ pub fn decode_i64(v: &[u8]) -> i64 {
 
 const MAX_ATTEMPTS: u32 = 30;
 
-/// Runs `f` in a transaction and commits it, rerunning the whole closure on conflict with
-/// jittered backoff. `f` must have no side effects outside the transaction: do them after.
+/// How one attempt of [`transact`] ended.
+enum Attempt<T> {
+    Done(Result<T>),
+    Conflicted(String),
+}
+
+async fn attempt<T, F>(store: &dyn KvStore, f: &mut F) -> Attempt<T>
+where
+    F: for<'t> FnMut(&'t mut Txn) -> BoxFuture<'t, Result<T>>,
+{
+    let inner = match store.begin().await {
+        Ok(t) => t,
+        Err(StoreError::Conflict(m)) => return Attempt::Conflicted(m),
+        Err(StoreError::Failed(e)) => return Attempt::Done(Err(e)),
+    };
+    let mut txn = Txn { inner, conflicted: false };
+    match f(&mut txn).await {
+        Ok(v) => match txn.inner.commit().await {
+            Ok(()) => Attempt::Done(Ok(v)),
+            Err(StoreError::Conflict(m)) => Attempt::Conflicted(m),
+            Err(StoreError::Failed(e)) => Attempt::Done(Err(e)),
+        },
+        Err(e) if txn.conflicted => Attempt::Conflicted(e.message),
+        Err(e) => Attempt::Done(Err(e)),
+    }
+}
+
+/// Runs `f` in a transaction and commits it, rerunning the whole closure when the store
+/// conflicts, with jittered backoff. `f` must have no side effects outside the transaction: do
+/// them after.
 pub async fn transact<T, F>(store: &dyn KvStore, mut f: F) -> Result<T>
 where
     F: for<'t> FnMut(&'t mut Txn) -> BoxFuture<'t, Result<T>>,
 {
-    let mut attempt = 0u32;
+    let mut attempts = 0u32;
     loop {
-        let mut txn = Txn { inner: store.begin().await? };
-        let result = match f(&mut txn).await {
-            Ok(v) => txn.inner.commit().await.map(|_| v),
-            Err(e) => Err(e),
-        };
-        match result {
-            Err(e) if e.is(ErrorKind::Conflict) && attempt < MAX_ATTEMPTS => {
-                attempt += 1;
-                let base = 1u64 << attempt.min(7); // 2 ms .. 128 ms
+        match attempt(store, &mut f).await {
+            Attempt::Done(r) => return r,
+            Attempt::Conflicted(m) if attempts >= MAX_ATTEMPTS => {
+                return Err(Error::unavailable(format!(
+                    "metadata transaction kept conflicting after {MAX_ATTEMPTS} attempts: {m}"
+                )));
+            }
+            Attempt::Conflicted(_) => {
+                attempts += 1;
+                let base = 1u64 << attempts.min(7); // 2 ms .. 128 ms
                 let jitter = rand::random::<u64>() % base.max(1);
                 tokio::time::sleep(Duration::from_millis(base / 2 + jitter)).await;
             }
-            Err(e) if e.is(ErrorKind::Conflict) => {
-                return Err(Error::unavailable(format!(
-                    "metadata transaction kept conflicting after {MAX_ATTEMPTS} attempts: {}",
-                    e.message
-                )));
-            }
-            other => return other,
         }
     }
 }
@@ -121,6 +206,8 @@ pub mod conformance {
         conflicts_abort(make().await.as_ref()).await;
         concurrent_increments(make().await).await;
         failed_closure_writes_nothing(make().await.as_ref()).await;
+        domain_conflict_is_not_retried(make().await.as_ref()).await;
+        store_conflict_is_retried(make().await).await;
     }
 
     pub async fn set_get_clear(s: &dyn KvStore) {
@@ -242,7 +329,7 @@ pub mod conformance {
         t2.set(b"c0", b"2");
         t1.commit().await.expect("first writer commits");
         let e = t2.commit().await.expect_err("second writer read what the first changed");
-        assert!(e.is(ErrorKind::Conflict), "{e}");
+        assert!(e.is_conflict(), "{e}");
         // A blind write (nothing read) does not conflict.
         let mut t3 = s.begin().await.unwrap();
         let mut t4 = s.begin().await.unwrap();
@@ -289,4 +376,47 @@ pub mod conformance {
         let v = transact(s, |t| Box::pin(async move { t.get(b"f").await })).await.unwrap();
         assert_eq!(v, None);
     }
+
+    /// A closure's own `ErrorKind::Conflict` is a domain answer: returned at once, not rerun.
+    pub async fn domain_conflict_is_not_retried(s: &dyn KvStore) {
+        let runs = std::sync::atomic::AtomicU32::new(0);
+        let runs = &runs;
+        let r: Result<()> = transact(s, |t| {
+            runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Box::pin(async move {
+                t.set(b"d", b"1");
+                Err(Error::new(ErrorKind::Conflict, "the caller's own conflict"))
+            })
+        })
+        .await;
+        let e = r.expect_err("the closure failed");
+        assert_eq!((e.kind, e.message.as_str()), (ErrorKind::Conflict, "the caller's own conflict"));
+        assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 1, "a domain conflict was rerun");
+    }
+
+    /// A transaction whose read is overwritten before its commit is rerun, and the rerun wins.
+    pub async fn store_conflict_is_retried(s: Arc<dyn KvStore>) {
+        let runs = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let (s2, r2) = (s.clone(), runs.clone());
+        let seen = transact(s.as_ref(), move |t| {
+            let (s, run) = (s2.clone(), r2.fetch_add(1, std::sync::atomic::Ordering::SeqCst));
+            Box::pin(async move {
+                let v = t.get(b"x").await?;
+                if run == 0 {
+                    let mut other = s.begin().await?;
+                    other.set(b"x", b"theirs");
+                    other.commit().await?;
+                }
+                t.set(b"y", b"mine");
+                Ok(v)
+            })
+        })
+        .await
+        .expect("the rerun commits");
+        assert_eq!(seen, Some(k("theirs")), "the rerun read the other writer's value");
+        assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
 }
+
+#[cfg(test)]
+mod tests;

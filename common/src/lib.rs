@@ -6,7 +6,9 @@ pub mod cache_types;
 pub mod codec;
 pub mod config;
 pub mod error;
+pub mod etag;
 pub mod ids;
+pub mod io_mode;
 pub mod keys;
 pub mod kv;
 pub mod locks;
@@ -14,7 +16,9 @@ pub mod master_client;
 pub mod names;
 pub mod ops;
 pub mod placement;
+pub mod ttl_cache;
 pub mod ufs;
+pub mod ufs_read;
 pub mod worker_client;
 
 pub mod proto {

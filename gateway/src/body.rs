@@ -3,6 +3,7 @@
 //! A body that fails a check ends in an error instead of its end, so the worker aborts the
 //! write and nothing is stored; the S3 error to answer is left in the [`Outcome`].
 
+use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
@@ -15,10 +16,12 @@ use sha1::Sha1;
 use sha2::{Digest, Sha256};
 use strata_common::api::ByteStream;
 
-use crate::auth::chunked::Trailers;
-use crate::error::{S3Error, S3Result};
+use crate::error::{S3Error, S3ErrorCode, S3Result};
 
 pub type BodyStream = Pin<Box<dyn Stream<Item = S3Result<Bytes>> + Send>>;
+
+/// Trailers found at the end of an aws-chunked body, lower-cased names.
+pub type Trailers = Arc<Mutex<HashMap<String, String>>>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChecksumAlgo {
@@ -127,7 +130,7 @@ impl Verify {
             && self.size != len
         {
             return Err(S3Error::new(
-                "IncompleteBody",
+                S3ErrorCode::IncompleteBody,
                 format!("You did not provide the number of bytes specified ({len}); {} arrived", self.size),
             ));
         }
@@ -135,13 +138,16 @@ impl Verify {
         if let Some(given) = &self.expect.content_md5
             && B64.decode(given).map(|g| g != md5).unwrap_or(true)
         {
-            return Err(S3Error::new("BadDigest", "The Content-MD5 you specified did not match what we received."));
+            return Err(S3Error::new(
+                S3ErrorCode::BadDigest,
+                "The Content-MD5 you specified did not match what we received.",
+            ));
         }
         if let (Some(h), Some(want)) = (self.sha256.take(), &self.expect.sha256_hex)
             && hex::encode(h.finalize()) != *want
         {
             return Err(S3Error::new(
-                "XAmzContentSHA256Mismatch",
+                S3ErrorCode::XAmzContentSHA256Mismatch,
                 "The provided 'x-amz-content-sha256' header does not match what was computed.",
             ));
         }
@@ -158,7 +164,7 @@ impl Verify {
                     Some(g) if g == value => Some((algo, value)),
                     Some(_) => {
                         return Err(S3Error::new(
-                            "BadDigest",
+                            S3ErrorCode::BadDigest,
                             format!("The {} you specified did not match the calculated checksum.", algo.name()),
                         ));
                     }
@@ -273,14 +279,14 @@ mod tests {
         )
         .await;
         assert!(r.is_err());
-        assert_eq!(o.unwrap().unwrap_err().code, "BadDigest");
+        assert_eq!(o.unwrap().unwrap_err().code, S3ErrorCode::BadDigest);
         let (_, o) =
             run(b"hello", Expect { content_md5: Some("XUFAKrxLKna5cZ2REBfFkg==".into()), ..Default::default() }).await;
         assert!(o.unwrap().is_ok());
         let (_, o) = run(b"hello", Expect { sha256_hex: Some("00".repeat(32)), ..Default::default() }).await;
-        assert_eq!(o.unwrap().unwrap_err().code, "XAmzContentSHA256Mismatch");
+        assert_eq!(o.unwrap().unwrap_err().code, S3ErrorCode::XAmzContentSHA256Mismatch);
         let (_, o) = run(b"hello", Expect { length: Some(6), ..Default::default() }).await;
-        assert_eq!(o.unwrap().unwrap_err().code, "IncompleteBody");
+        assert_eq!(o.unwrap().unwrap_err().code, S3ErrorCode::IncompleteBody);
         let (_, o) = run(
             b"hello",
             Expect {
@@ -290,6 +296,44 @@ mod tests {
             },
         )
         .await;
-        assert_eq!(o.unwrap().unwrap_err().code, "InvalidRequest");
+        assert_eq!(o.unwrap().unwrap_err().code, S3ErrorCode::InvalidRequest);
+    }
+
+    #[test]
+    fn algorithms_by_name_in_any_case() {
+        for a in ALL_ALGOS {
+            assert_eq!(ChecksumAlgo::parse(&a.name().to_ascii_lowercase()), Some(a));
+            assert_eq!(a.header(), format!("x-amz-checksum-{}", a.name().to_ascii_lowercase()));
+        }
+        assert_eq!(ChecksumAlgo::parse("MD5"), None);
+        assert_eq!(ChecksumAlgo::parse(""), None);
+    }
+
+    #[test]
+    fn crc_digests_are_big_endian_of_their_width() {
+        let mut h = ChecksumAlgo::Crc32.hasher();
+        h.update(b"hello");
+        assert_eq!(h.finish(), vec![0x36, 0x10, 0xa6, 0x86]);
+        let mut h = ChecksumAlgo::Crc64Nvme.hasher();
+        h.update(b"hello");
+        assert_eq!(h.finish().len(), 8);
+        assert_eq!(ChecksumAlgo::Sha256.hasher().finish().len(), 32);
+    }
+
+    #[test]
+    fn a_composite_checksum_hashes_the_part_checksums() {
+        // CRC32 of the bytes 36 10 a6 86 (the CRC32 of "hello"), then "-1".
+        let mut h = ChecksumAlgo::Crc32.hasher();
+        h.update(&[0x36, 0x10, 0xa6, 0x86]);
+        let want = format!("{}-1", B64.encode(h.finish()));
+        assert_eq!(composite(ChecksumAlgo::Crc32, &["NhCmhg==".into()]), Some(want));
+        assert_eq!(composite(ChecksumAlgo::Crc32, &["not base64!".into()]), None);
+    }
+
+    #[tokio::test]
+    async fn a_longer_body_than_declared_fails_before_its_end() {
+        let (r, o) = run(b"hello world", Expect { length: Some(4), ..Default::default() }).await;
+        assert!(r.is_err());
+        assert_eq!(o.unwrap().unwrap_err().code, S3ErrorCode::InvalidRequest);
     }
 }

@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, Method};
 use axum::response::{IntoResponse, Response};
 use strata_common::ids;
 use strata_common::ops::{Readiness, metrics_text, serve};
@@ -14,99 +15,93 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::Gateway;
-use crate::auth::{self, Auth};
+use crate::auth;
 use crate::error::{S3Error, S3Result};
 use crate::ops;
+use crate::request::Ctx;
 use crate::router::{Endpoint, Query, host_bucket, route, split_target};
+use crate::state::Gateway;
 
-/// One authenticated S3 request.
-pub struct Ctx {
-    pub gw: Gateway,
-    pub bucket: String,
-    pub key: String,
-    pub query: Query,
-    pub headers: HeaderMap,
-    pub auth: Auth,
+/// Routes and authenticates one S3 request, then runs its operation; `op` is set to the
+/// operation's name as soon as it is known.
+async fn serve_s3(
+    gw: &Gateway,
+    parts: &Parts,
+    query: S3Result<Query>,
+    body: Body,
+    op: &mut &'static str,
+) -> S3Result<Response> {
+    let host = parts.headers.get("host").and_then(|h| h.to_str().ok());
+    let (bucket, key) = split_target(parts.uri.path(), host, gw.opts.domain.as_deref())?;
+    let query = query?;
+    let endpoint = route(&parts.method, bucket.as_deref(), key.as_deref(), &query, &parts.headers)?;
+    *op = op_name(&endpoint);
+    let g = gw.clone();
+    let secret_of = |ak| async move { g.secret_of(ak).await };
+    let (method, path, headers, now) = (&parts.method, parts.uri.path(), &parts.headers, chrono::Utc::now());
+    let vhost = host_bucket(host, gw.opts.domain.as_deref());
+    let auth = auth::authenticate(method, path, vhost.as_deref(), &query, headers, now, secret_of).await?;
+    let ctx = Ctx {
+        gw: gw.clone(),
+        bucket: bucket.unwrap_or_default(),
+        key: key.unwrap_or_default(),
+        query,
+        headers: parts.headers.clone(),
+        auth,
+    };
+    ops::dispatch(ctx, endpoint, body).await
 }
 
-impl Ctx {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
+/// The unsigned GETs of the ops endpoints; a signed GET of /metrics lists bucket "metrics".
+async fn ops_endpoint(parts: &Parts, query: &S3Result<Query>, ready: &Readiness) -> Option<Response> {
+    let signed = query.as_ref().map(|q| auth::sigv4::has_auth(&parts.headers, q)).unwrap_or(true);
+    if parts.method != Method::GET || signed {
+        return None;
     }
+    match parts.uri.path() {
+        "/healthz" => Some("ok\n".into_response()),
+        "/readyz" if ready.get() => Some("ready\n".into_response()),
+        "/readyz" => Some((axum::http::StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response()),
+        "/metrics" => Some(metrics_text().await.into_response()),
+        _ => None,
+    }
+}
+
+/// An error as S3's XML, logged; the connection is closed when a request body may be left
+/// unread (an error before or while reading it, maybe after `Expect: 100-continue` kept the
+/// client from sending it), else it would be taken for the next request.
+fn error_response(e: S3Error, parts: &Parts, span: &tracing::Span, request_id: &str) -> Response {
+    if e.status().is_server_error() {
+        tracing::warn!(parent: span, code = e.code.as_str(), "{}", e.message);
+    } else {
+        tracing::debug!(parent: span, code = e.code.as_str(), "{}", e.message);
+    }
+    let mut r = e.to_response(parts.uri.path(), request_id);
+    if parts.method == Method::HEAD {
+        *r.body_mut() = Body::empty();
+    }
+    let has_body = parts.headers.contains_key("transfer-encoding")
+        || parts.headers.get("content-length").and_then(|v| v.to_str().ok()).is_some_and(|v| v.trim() != "0");
+    if has_body {
+        r.headers_mut().insert("connection", HeaderValue::from_static("close"));
+    }
+    r
 }
 
 async fn handle(State((gw, ready)): State<(Gateway, Readiness)>, req: Request) -> Response {
     let request_id = ids::request_id();
     let started = Instant::now();
     let (parts, body) = req.into_parts();
-    let parsed_query = Query::parse(parts.uri.query());
-    // The ops endpoints answer unsigned GETs; a signed GET of /metrics lists bucket "metrics".
-    let signed = parsed_query.as_ref().map(|q| auth::sigv4::has_auth(&parts.headers, q)).unwrap_or(true);
-    if parts.method == Method::GET && !signed {
-        match parts.uri.path() {
-            "/healthz" => return "ok\n".into_response(),
-            "/readyz" if ready.get() => return "ready\n".into_response(),
-            "/readyz" => return (axum::http::StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response(),
-            "/metrics" => return metrics_text().await.into_response(),
-            _ => {}
-        }
+    let query = Query::parse(parts.uri.query());
+    if let Some(r) = ops_endpoint(&parts, &query, &ready).await {
+        return r;
     }
     let span = tracing::info_span!("s3", request_id = %request_id, method = %parts.method, path = %parts.uri.path());
-    let resource = parts.uri.path().to_string();
-    let (op, result) = async {
-        let mut op = "Unknown";
-        let result = async {
-            let host = parts.headers.get("host").and_then(|h| h.to_str().ok());
-            let (bucket, key) = split_target(parts.uri.path(), host, gw.opts.domain.as_deref())?;
-            let query = parsed_query?;
-            let endpoint = route(&parts.method, bucket.as_deref(), key.as_deref(), &query, &parts.headers)?;
-            op = op_name(&endpoint);
-            let g = gw.clone();
-            let secret_of = |ak| async move { g.secret_of(ak).await };
-            let (method, path, headers, now) = (&parts.method, parts.uri.path(), &parts.headers, chrono::Utc::now());
-            let auth = if auth::sigv2::is_v2(headers, &query) {
-                let vhost = host_bucket(host, gw.opts.domain.as_deref());
-                auth::sigv2::authenticate(method, path, vhost.as_deref(), &query, headers, now, secret_of).await?
-            } else {
-                auth::authenticate(method, path, &query, headers, now, secret_of).await?
-            };
-            let ctx = Ctx {
-                gw: gw.clone(),
-                bucket: bucket.unwrap_or_default(),
-                key: key.unwrap_or_default(),
-                query,
-                headers: parts.headers.clone(),
-                auth,
-            };
-            ops::dispatch(ctx, endpoint, body).await
-        }
-        .await;
-        (op, result)
-    }
-    .instrument(span.clone())
-    .await;
-    // A body left unread (an error before or while reading it, maybe after `Expect: 100-continue`
-    // kept the client from sending it) would be taken for the next request on this connection.
-    let has_body = parts.headers.contains_key("transfer-encoding")
-        || parts.headers.get("content-length").and_then(|v| v.to_str().ok()).is_some_and(|v| v.trim() != "0");
+    let mut op = "Unknown";
+    let result = serve_s3(&gw, &parts, query, body, &mut op).instrument(span.clone()).await;
     let mut resp = match result {
         Ok(r) => r,
-        Err(e) => {
-            if e.status.is_server_error() {
-                tracing::warn!(parent: &span, code = e.code, "{}", e.message);
-            } else {
-                tracing::debug!(parent: &span, code = e.code, "{}", e.message);
-            }
-            let mut r = e.to_response(&resource, &request_id);
-            if parts.method == Method::HEAD {
-                *r.body_mut() = Body::empty();
-            }
-            if has_body {
-                r.headers_mut().insert("connection", HeaderValue::from_static("close"));
-            }
-            r
-        }
+        Err(e) => error_response(e, &parts, &span, &request_id),
     };
     let h = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&request_id) {
@@ -163,11 +158,4 @@ pub async fn run(gw: Gateway, listener: TcpListener, shutdown: CancellationToken
     ready.set(true);
     tracing::info!(addr = %listener.local_addr()?, "gateway serving S3");
     serve(listener, router(gw, ready), shutdown, Duration::from_secs(30)).await
-}
-
-/// Reads a small request body (XML) whole, up to `limit` bytes.
-pub async fn small_body(body: Body, limit: usize) -> S3Result<bytes::Bytes> {
-    axum::body::to_bytes(body, limit).await.map_err(|_| {
-        S3Error::new("MaxMessageLengthExceeded", format!("Your request was too big (at most {limit} bytes here)"))
-    })
 }

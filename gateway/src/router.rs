@@ -3,7 +3,7 @@
 use axum::http::{HeaderMap, Method};
 use percent_encoding::percent_decode_str;
 
-use crate::error::{S3Error, S3Result};
+use crate::error::{S3Error, S3ErrorCode, S3Result};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Endpoint {
@@ -49,7 +49,7 @@ impl Query {
                 percent_decode_str(s)
                     .decode_utf8()
                     .map(|c| c.into_owned())
-                    .map_err(|_| S3Error::new("InvalidURI", "Couldn't parse the specified URI."))
+                    .map_err(|_| S3Error::new(S3ErrorCode::InvalidURI, "Couldn't parse the specified URI."))
             };
             out.push((dec(k)?, dec(v)?));
         }
@@ -170,7 +170,7 @@ pub fn route(
 }
 
 fn method_not_allowed() -> S3Error {
-    S3Error::new("MethodNotAllowed", "The specified method is not allowed against this resource.")
+    S3Error::new(S3ErrorCode::MethodNotAllowed, "The specified method is not allowed against this resource.")
 }
 
 /// The bucket of a virtual-hosted-style request: `BUCKET.<domain>[:port]` in Host.
@@ -191,7 +191,7 @@ pub fn split_target(
         percent_decode_str(s)
             .decode_utf8()
             .map(|c| c.into_owned())
-            .map_err(|_| S3Error::new("InvalidURI", "Couldn't parse the specified URI."))
+            .map_err(|_| S3Error::new(S3ErrorCode::InvalidURI, "Couldn't parse the specified URI."))
     };
     let host_bucket = host_bucket(host, domain);
     let path = raw_path.strip_prefix('/').unwrap_or(raw_path);
@@ -246,11 +246,106 @@ mod tests {
             Ok(Endpoint::AbortMultipartUpload { upload_id: "u1".into() })
         );
         assert_eq!(r(Method::GET, "/b/k?uploadId=u1"), Ok(Endpoint::ListParts { upload_id: "u1".into() }));
-        assert_eq!(r(Method::PUT, "/b/k?partNumber=0&uploadId=u").unwrap_err().code, "InvalidArgument");
-        assert_eq!(r(Method::GET, "/b?acl").unwrap_err().code, "NotImplemented");
+        assert_eq!(r(Method::PUT, "/b/k?partNumber=0&uploadId=u").unwrap_err().code, S3ErrorCode::InvalidArgument);
+        assert_eq!(r(Method::GET, "/b?acl").unwrap_err().code, S3ErrorCode::NotImplemented);
         assert_eq!(r(Method::GET, "/b/k?tagging"), Ok(Endpoint::GetObjectTagging));
         assert_eq!(r(Method::PUT, "/b?tagging"), Ok(Endpoint::PutBucketTagging));
-        assert_eq!(r(Method::PATCH, "/b/k").unwrap_err().code, "MethodNotAllowed");
+        assert_eq!(r(Method::PATCH, "/b/k").unwrap_err().code, S3ErrorCode::MethodNotAllowed);
+    }
+
+    fn with_headers(method: Method, target: &str, headers: &[(&'static str, &str)]) -> S3Result<Endpoint> {
+        let (path, query) = target.split_once('?').map(|(p, q)| (p, Some(q))).unwrap_or((target, None));
+        let (b, k) = split_target(path, None, None)?;
+        let h: HeaderMap = headers
+            .iter()
+            .map(|(n, v)| (axum::http::HeaderName::from_static(n), axum::http::HeaderValue::from_str(v).unwrap()))
+            .collect();
+        route(&method, b.as_deref(), k.as_deref(), &Query::parse(query)?, &h)
+    }
+
+    #[test]
+    fn bucket_endpoints() {
+        assert_eq!(r(Method::DELETE, "/b"), Ok(Endpoint::DeleteBucket));
+        assert_eq!(r(Method::HEAD, "/b"), Ok(Endpoint::HeadBucket));
+        assert_eq!(r(Method::GET, "/b?versioning"), Ok(Endpoint::GetBucketVersioning));
+        assert_eq!(r(Method::GET, "/b?uploads"), Ok(Endpoint::ListMultipartUploads));
+        assert_eq!(r(Method::GET, "/b?tagging"), Ok(Endpoint::GetBucketTagging));
+        assert_eq!(r(Method::DELETE, "/b?tagging"), Ok(Endpoint::DeleteBucketTagging));
+        assert_eq!(r(Method::GET, "/b?prefix=x&marker=y"), Ok(Endpoint::ListObjects));
+    }
+
+    #[test]
+    fn refused_bucket_requests() {
+        assert_eq!(r(Method::GET, "/b?list-type=1").unwrap_err().code, S3ErrorCode::InvalidArgument);
+        assert_eq!(r(Method::PUT, "/b?versioning").unwrap_err().code, S3ErrorCode::NotImplemented);
+        assert_eq!(r(Method::POST, "/b").unwrap_err().code, S3ErrorCode::MethodNotAllowed);
+        assert_eq!(r(Method::PUT, "/").unwrap_err().code, S3ErrorCode::MethodNotAllowed);
+        for sub in ["cors", "lifecycle", "policy", "versions", "website", "object-lock"] {
+            assert_eq!(r(Method::GET, &format!("/b?{sub}")).unwrap_err().code, S3ErrorCode::NotImplemented, "{sub}");
+        }
+    }
+
+    #[test]
+    fn object_endpoints() {
+        assert_eq!(r(Method::HEAD, "/b/k"), Ok(Endpoint::HeadObject));
+        assert_eq!(r(Method::PUT, "/b/k"), Ok(Endpoint::PutObject));
+        assert_eq!(r(Method::DELETE, "/b/k"), Ok(Endpoint::DeleteObject));
+        assert_eq!(r(Method::PUT, "/b/k?tagging"), Ok(Endpoint::PutObjectTagging));
+        assert_eq!(r(Method::DELETE, "/b/k?tagging"), Ok(Endpoint::DeleteObjectTagging));
+        assert_eq!(r(Method::GET, "/b/k?partNumber=3"), Ok(Endpoint::GetObject));
+        assert_eq!(r(Method::POST, "/b/k").unwrap_err().code, S3ErrorCode::NotImplemented);
+        assert_eq!(r(Method::GET, "/b/k?versionId=3").unwrap_err().code, S3ErrorCode::NotImplemented);
+    }
+
+    #[test]
+    fn a_copy_source_header_makes_a_copy() {
+        let src = [("x-amz-copy-source", "/src/key")];
+        assert_eq!(with_headers(Method::PUT, "/b/k", &src), Ok(Endpoint::CopyObject));
+        assert_eq!(
+            with_headers(Method::PUT, "/b/k?partNumber=7&uploadId=u", &src),
+            Ok(Endpoint::UploadPartCopy { part_number: 7, upload_id: "u".into() })
+        );
+        // On a GET the header means nothing.
+        assert_eq!(with_headers(Method::GET, "/b/k", &src), Ok(Endpoint::GetObject));
+    }
+
+    #[test]
+    fn part_numbers_must_be_1_to_10000_with_an_upload() {
+        assert_eq!(
+            r(Method::PUT, "/b/k?partNumber=10000&uploadId=u"),
+            Ok(Endpoint::UploadPart { part_number: 10000, upload_id: "u".into() })
+        );
+        assert_eq!(r(Method::PUT, "/b/k?partNumber=10001&uploadId=u").unwrap_err().code, S3ErrorCode::InvalidArgument);
+        assert_eq!(r(Method::PUT, "/b/k?partNumber=x&uploadId=u").unwrap_err().code, S3ErrorCode::InvalidArgument);
+        let e = r(Method::PUT, "/b/k?partNumber=1").unwrap_err();
+        assert_eq!((e.code, e.message.as_str()), (S3ErrorCode::InvalidArgument, "partNumber without uploadId"));
+        assert_eq!(r(Method::PUT, "/b/k?uploadId=u").unwrap_err().code, S3ErrorCode::InvalidArgument);
+    }
+
+    #[test]
+    fn bad_percent_encoding_is_an_invalid_uri() {
+        assert_eq!(r(Method::GET, "/b/%FF").unwrap_err().code, S3ErrorCode::InvalidURI);
+        assert_eq!(Query::parse(Some("prefix=%C3")).unwrap_err().code, S3ErrorCode::InvalidURI);
+    }
+
+    #[test]
+    fn virtual_hosted_buckets() {
+        assert_eq!(host_bucket(Some("b.s3.local"), Some("s3.local")).as_deref(), Some("b"));
+        assert_eq!(host_bucket(Some("b.s3.local:9000"), Some("s3.local")).as_deref(), Some("b"));
+        assert_eq!(host_bucket(Some("s3.local"), Some("s3.local")), None);
+        assert_eq!(host_bucket(Some("b.other"), Some("s3.local")), None);
+        assert_eq!(host_bucket(Some("b.s3.local"), None), None);
+        let (b, k) = split_target("/", Some("bkt.s3.local"), Some("s3.local")).unwrap();
+        assert_eq!((b.as_deref(), k), (Some("bkt"), None));
+    }
+
+    #[test]
+    fn queries_keep_order_flags_and_empty_values() {
+        let q = Query::parse(Some("uploads&prefix=&max-keys=5&a=1&a=2")).unwrap();
+        assert!(q.has("uploads") && q.has("prefix"));
+        assert_eq!(q.get("prefix"), Some(""));
+        assert_eq!(q.get("a"), Some("1"));
+        assert!(!q.has("b"));
     }
 
     #[test]

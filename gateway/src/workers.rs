@@ -10,7 +10,7 @@ use strata_common::placement::rank;
 use strata_common::proto::WorkerInfo;
 use strata_common::worker_client::HttpWorker;
 
-use crate::error::{S3Error, S3Result};
+use crate::error::{S3Error, S3ErrorCode, S3Result};
 
 const REFRESH: Duration = Duration::from_secs(2);
 /// The address an in-process worker registers under (`strata local`).
@@ -87,7 +87,7 @@ impl WorkerPool {
             rank(&s.workers, version, block).into_iter().filter_map(|w| s.handles.get(&w.id).cloned()).collect();
         if order.is_empty() {
             return Err(S3Error::new(
-                "ServiceUnavailable",
+                S3ErrorCode::ServiceUnavailable,
                 "No worker is alive to serve the data; start a worker or check its logs.",
             ));
         }
@@ -107,7 +107,7 @@ impl WorkerPool {
             .find_map(|w| s.handles.get(&w.id).map(|h| (w.id, h.clone())))
             .ok_or_else(|| {
                 S3Error::new(
-                    "ServiceUnavailable",
+                    S3ErrorCode::ServiceUnavailable,
                     "No worker is alive to take the write; start a worker or check its logs.",
                 )
             })

@@ -9,10 +9,6 @@ use crate::error::{S3Error, S3Result};
 
 pub const NS: &str = "http://s3.amazonaws.com/doc/2006-03-01/";
 
-pub fn escape(s: &str) -> String {
-    quick_xml::escape::escape(s).into_owned()
-}
-
 /// `<root xmlns=...>` + `value` as a 200 response.
 pub fn response<T: Serialize>(root: &str, value: &T) -> S3Result<Response> {
     let body = quick_xml::se::to_string_with_root(root, value).map_err(S3Error::internal)?;

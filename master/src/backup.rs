@@ -6,7 +6,6 @@
 //! before the CRC. A restore checks the whole file before it writes anything.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use crc_fast::{CrcAlgorithm, Digest};
@@ -15,12 +14,11 @@ use object_store::{ObjectStore, ObjectStoreExt};
 use strata_common::kv::{KvStore, transact};
 use strata_common::proto::Mount;
 use strata_common::ufs::UfsRegistry;
-use strata_common::{Error, Result, keys};
+use strata_common::{Error, Result};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
-use crate::master::Master;
+use crate::schema::Schema;
 
 pub const MAGIC: &[u8; 16] = b"STRATA-BACKUP-01";
 const END: u32 = u32::MAX;
@@ -179,14 +177,14 @@ pub async fn restore(store: &dyn KvStore, path: &std::path::Path, progress: impl
     // Empty (or left by a restore that did not finish): marked until the last batch is in.
     transact(store, |t| {
         Box::pin(async move {
-            let unfinished = t.get(&keys::restoring()).await?.is_some();
+            let unfinished = t.restoring().await?;
             if !unfinished && !t.get_range(&[], &[0xFF], 1, false).await?.is_empty() {
                 return Err(Error::invalid(
                     "the metadata store is not empty: restore only into a new store (a new embedded file, etcd \
                      prefix or FDB cluster)",
                 ));
             }
-            t.set(&keys::restoring(), b"");
+            t.set_restoring(true);
             Ok(())
         })
     })
@@ -198,7 +196,7 @@ pub async fn restore(store: &dyn KvStore, path: &std::path::Path, progress: impl
         if rows.is_empty() {
             transact(store, |t| {
                 Box::pin(async move {
-                    t.clear(&keys::restoring());
+                    t.set_restoring(false);
                     Ok(())
                 })
             })
@@ -223,14 +221,14 @@ pub async fn restore(store: &dyn KvStore, path: &std::path::Path, progress: impl
 
 /// Writes a checkpoint into the under-store folder `uri` as `checkpoint-<time>.strata`, and
 /// keeps the newest `keep` there.
-pub async fn write_checkpoint(master: &Master, uri: &str, keep: usize) -> Result<String> {
+pub async fn write_checkpoint(store: Arc<dyn KvStore>, uri: &str, keep: usize) -> Result<String> {
     let ufs: Arc<dyn ObjectStore> =
         UfsRegistry::default().open(&Mount { uri: uri.trim_end_matches('/').to_string(), ..Default::default() })?;
     let name = format!("checkpoint-{}.strata", chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ"));
     let path = object_store::path::Path::from(name.as_str());
     let ufs_err = |e: object_store::Error| Error::unavailable(format!("checkpoint store {uri}: {e}"));
     let mut upload = object_store::WriteMultipart::new(ufs.put_multipart(&path).await.map_err(ufs_err)?);
-    let mut rx = snapshot(master.raw_store.clone());
+    let mut rx = snapshot(store);
     let mut keys = 0;
     while let Some(chunk) = rx.recv().await {
         match chunk {
@@ -263,27 +261,10 @@ pub async fn write_checkpoint(master: &Master, uri: &str, keep: usize) -> Result
     Ok(name)
 }
 
-/// A standby writes a checkpoint every `every` (the primary serves; with one master, it does).
-pub async fn checkpoint_loop(master: Arc<Master>, uri: String, every: Duration, shutdown: CancellationToken) {
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(every) => {}
-        }
-        let single = master.ha().masters().len() <= 1;
-        if master.ha().is_primary() && !single {
-            continue;
-        }
-        if let Err(e) = write_checkpoint(&master, &uri, 3).await {
-            tracing::warn!("cannot write a metadata checkpoint to {uri} (will retry in {every:?}): {e}");
-        }
-    }
-}
-
 /// Fails when a restore into `store` did not finish.
 pub async fn check_not_restoring(store: &dyn KvStore) -> Result<()> {
-    let marked = transact(store, |t| Box::pin(async move { t.get(&keys::restoring()).await })).await?;
-    if marked.is_some() {
+    let marked = transact(store, |t| Box::pin(async move { t.restoring().await })).await?;
+    if marked {
         return Err(Error::invalid(
             "a restore into this metadata store did not finish: run `strata master --restore FILE` again \
              (it starts over), or point the master at another store",
@@ -346,7 +327,7 @@ mod tests {
         // A restore cut short leaves its mark: the store is refused until a restore finishes.
         transact(fresh.as_ref(), |t| {
             Box::pin(async move {
-                t.set(&keys::restoring(), b"");
+                t.set_restoring(true);
                 t.set(b"\x02partial", b"x");
                 Ok(())
             })

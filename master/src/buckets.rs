@@ -1,12 +1,33 @@
-use strata_common::kv::transact;
+//! Buckets: creating one (with its folder in the root under store), deleting an empty one,
+//! listing them, and the mount each reads and writes through.
+
+use std::sync::Arc;
+
+use strata_common::kv::{KvStore, transact};
 use strata_common::names::check_bucket_name;
 use strata_common::proto::{Bucket, Mount};
-use strata_common::{Error, ErrorKind, Result, codec, ids, keys};
+use strata_common::ufs::UfsRegistry;
+use strata_common::{Error, ErrorKind, Result, ids};
 
-use crate::master::{Master, read_bucket};
+use crate::schema::Schema;
 
-impl Master {
-    pub(crate) async fn do_create_bucket(&self, name: &str) -> Result<Bucket> {
+pub(crate) struct Buckets {
+    store: Arc<dyn KvStore>,
+    ufs: Arc<UfsRegistry>,
+    /// The root under store's URI, without a trailing slash.
+    root_ufs: String,
+}
+
+impl Buckets {
+    pub(crate) fn new(store: Arc<dyn KvStore>, ufs: Arc<UfsRegistry>, root_ufs: String) -> Buckets {
+        Buckets { store, ufs, root_ufs }
+    }
+
+    pub(crate) fn root_mount(&self) -> Mount {
+        Mount { uri: self.root_ufs.clone(), ..Default::default() }
+    }
+
+    pub(crate) async fn create(&self, name: &str) -> Result<Bucket> {
         check_bucket_name(name)?;
         let bucket = Bucket {
             name: name.to_string(),
@@ -19,46 +40,37 @@ impl Master {
         if let Some(m) = &bucket.mount {
             self.ufs.open(m)?;
         }
-        self.insert_new_bucket(
-            &bucket,
-            "Your previous request to create the named bucket succeeded and you already own it.",
-        )
-        .await?;
+        self.insert_new(&bucket, "Your previous request to create the named bucket succeeded and you already own it.")
+            .await?;
         tracing::info!(bucket = name, uri = %bucket.mount.as_ref().map(|m| m.uri.as_str()).unwrap_or(""), "bucket created");
         Ok(bucket)
     }
 
     /// Records a bucket that must not exist yet (else BucketAlreadyOwnedByYou with `exists`).
-    pub(crate) async fn insert_new_bucket(&self, bucket: &Bucket, exists: &str) -> Result<()> {
+    pub(crate) async fn insert_new(&self, bucket: &Bucket, exists: &str) -> Result<()> {
         transact(self.store.as_ref(), |t| {
             let (b, exists) = (bucket.clone(), exists.to_string());
             Box::pin(async move {
-                let k = keys::bucket(&b.name);
-                if t.get(&k).await?.is_some() {
+                if t.find_bucket(&b.name).await?.is_some() {
                     return Err(Error::new(ErrorKind::BucketAlreadyOwnedByYou, exists));
                 }
-                t.set(&k, &codec::encode(&b));
+                t.put_bucket(&b);
                 Ok(())
             })
         })
         .await
     }
 
-    pub(crate) async fn do_delete_bucket(&self, name: &str) -> Result<()> {
+    pub(crate) async fn delete(&self, name: &str) -> Result<()> {
         let n = name.to_string();
         let bucket = transact(self.store.as_ref(), |t| {
             let n = n.clone();
             Box::pin(async move {
-                let b = read_bucket(t, &n).await?;
-                let (ob, oe) = keys::objects(&n, "");
-                let (ub, ue) = keys::uploads(&n, "");
-                if !t.get_range(&ob, &oe, 1, false).await?.is_empty()
-                    || !t.get_range(&ub, &ue, 1, false).await?.is_empty()
-                {
+                let b = t.bucket(&n).await?;
+                if !t.bucket_is_empty(&n).await? {
                     return Err(Error::new(ErrorKind::BucketNotEmpty, "The bucket you tried to delete is not empty"));
                 }
-                t.clear(&keys::bucket(&n));
-                crate::ttl::clear_rules(t, &n).await?;
+                t.remove_bucket(&n).await?;
                 Ok(b)
             })
         })
@@ -72,13 +84,66 @@ impl Master {
         Ok(())
     }
 
-    pub(crate) async fn do_list_buckets(&self) -> Result<Vec<Bucket>> {
+    pub(crate) async fn list(&self) -> Result<Vec<Bucket>> {
+        transact(self.store.as_ref(), |t| Box::pin(async move { t.buckets().await })).await
+    }
+
+    pub(crate) async fn get(&self, name: &str) -> Result<Bucket> {
+        let name = name.to_string();
         transact(self.store.as_ref(), |t| {
-            Box::pin(async move {
-                let (b, e) = keys::buckets();
-                t.get_range(&b, &e, 0, false).await?.iter().map(|(_, v)| codec::decode(v)).collect()
-            })
+            let name = name.clone();
+            Box::pin(async move { t.bucket(&name).await })
         })
         .await
+    }
+
+    /// The mount of `bucket`; the root under store for "".
+    pub(crate) async fn mount_of(&self, bucket: &str) -> Result<Mount> {
+        if bucket.is_empty() {
+            return Ok(self.root_mount());
+        }
+        let b = self.get(bucket).await?;
+        b.mount.ok_or_else(|| Error::internal(format!("bucket {bucket} has no mount")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn buckets(dir: &std::path::Path) -> Buckets {
+        let store = crate::store::open("memory://").await.unwrap();
+        Buckets::new(store, Arc::new(UfsRegistry::default()), format!("file://{}", dir.display()))
+    }
+
+    #[tokio::test]
+    async fn create_makes_the_folder_and_refuses_a_second_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = buckets(dir.path()).await;
+        let made = b.create("bkt").await.unwrap();
+        assert!(dir.path().join("bkt").is_dir());
+        assert_eq!(made.mount.unwrap().uri, format!("file://{}/bkt", dir.path().display()));
+        assert_eq!(b.create("bkt").await.unwrap_err().kind, ErrorKind::BucketAlreadyOwnedByYou);
+        assert_eq!(b.create("Bad_Name").await.unwrap_err().kind, ErrorKind::InvalidBucketName);
+        assert_eq!(b.list().await.unwrap().iter().map(|b| b.name.as_str()).collect::<Vec<_>>(), ["bkt"]);
+    }
+
+    #[tokio::test]
+    async fn delete_removes_the_record_and_its_empty_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = buckets(dir.path()).await;
+        b.create("bkt").await.unwrap();
+        b.delete("bkt").await.unwrap();
+        assert!(!dir.path().join("bkt").exists());
+        assert_eq!(b.get("bkt").await.unwrap_err().kind, ErrorKind::NoSuchBucket);
+        assert_eq!(b.delete("bkt").await.unwrap_err().kind, ErrorKind::NoSuchBucket);
+    }
+
+    #[tokio::test]
+    async fn the_empty_name_is_the_root_mount() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = buckets(dir.path()).await;
+        assert_eq!(b.mount_of("").await.unwrap().uri, format!("file://{}", dir.path().display()));
+        assert_eq!(b.mount_of("nope").await.unwrap_err().kind, ErrorKind::NoSuchBucket);
     }
 }

@@ -57,7 +57,7 @@ impl ElectionOptions {
 pub async fn run(master: Arc<Master>, opts: ElectionOptions, shutdown: CancellationToken) {
     loop {
         let outcome = term(&master, &opts, &shutdown).await;
-        master.step_down(match &outcome {
+        master.ha().step_down(match &outcome {
             Ok(()) => "shutting down",
             Err(e) => &e.message,
         });
@@ -101,30 +101,7 @@ async fn term(master: &Arc<Master>, opts: &ElectionOptions, shutdown: &Cancellat
     let mut renewed = Instant::now();
     let mut pending: Option<Instant> = None;
     let mut keepalive = tokio::time::interval(ttl / 6);
-    // Who is primary, read beside this loop so that a slow etcd answer never delays a keep-alive;
-    // it ends the term if etcd names another master while this one serves.
-    let lost = CancellationToken::new();
-    let observer = tokio::spawn({
-        let (mut c, opts, lost, master) = (client.clone(), opts.clone(), lost.clone(), master.clone());
-        async move {
-            // Twice in a row: one answer may predate this master's own win.
-            let mut other = 0;
-            loop {
-                match tokio::time::timeout(Duration::from_secs(1), observe(&mut c, &opts, &master)).await {
-                    Ok(Ok(primary)) => {
-                        let usurped = master.ha().is_primary() && !primary.is_empty() && primary != master.ha().address;
-                        other = if usurped { other + 1 } else { 0 };
-                        if other >= 2 {
-                            lost.cancel();
-                        }
-                    }
-                    Ok(Err(e)) => tracing::debug!("election: cannot read who is primary: {e}"),
-                    Err(_) => tracing::debug!("election: etcd did not say who is primary within 1s"),
-                }
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
-        }
-    });
+    let (lost, observer) = watch_primary(&client, opts, master);
     let result = loop {
         tokio::select! {
             _ = shutdown.cancelled() => break Ok(()),
@@ -162,7 +139,7 @@ async fn term(master: &Arc<Master>, opts: &ElectionOptions, shutdown: &Cancellat
         }
     };
     observer.abort();
-    master.step_down("the election term ended");
+    master.ha().step_down("the election term ended");
     // Hand over at once rather than at lease expiry: resign and drop the lease.
     if let Some(key) = leader {
         let _ =
@@ -171,6 +148,38 @@ async fn term(master: &Arc<Master>, opts: &ElectionOptions, shutdown: &Cancellat
     }
     let _ = tokio::time::timeout(Duration::from_secs(2), client.lease_revoke(lease)).await;
     result
+}
+
+/// Who is primary, read beside the term's loop so that a slow etcd answer never delays a
+/// keep-alive; the token fires if etcd names another master while this one serves.
+fn watch_primary(
+    client: &Client,
+    opts: &ElectionOptions,
+    master: &Arc<Master>,
+) -> (CancellationToken, tokio::task::JoinHandle<()>) {
+    let lost = CancellationToken::new();
+    let observer = tokio::spawn({
+        let (mut c, opts, lost, master) = (client.clone(), opts.clone(), lost.clone(), master.clone());
+        async move {
+            // Twice in a row: one answer may predate this master's own win.
+            let mut other = 0;
+            loop {
+                match tokio::time::timeout(Duration::from_secs(1), observe(&mut c, &opts, &master)).await {
+                    Ok(Ok(primary)) => {
+                        let usurped = master.ha().is_primary() && !primary.is_empty() && primary != master.ha().address;
+                        other = if usurped { other + 1 } else { 0 };
+                        if other >= 2 {
+                            lost.cancel();
+                        }
+                    }
+                    Ok(Err(e)) => tracing::debug!("election: cannot read who is primary: {e}"),
+                    Err(_) => tracing::debug!("election: etcd did not say who is primary within 1s"),
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+    });
+    (lost, observer)
 }
 
 /// Reads who is primary (returned) and which masters take part.

@@ -43,7 +43,7 @@ macro_rules! service {
             $(
             async fn $name(&self, req: Request<$req>) -> Result<Response<$resp>, Status> {
                 let $m = &self.0;
-                $m.check_primary().map_err(|e| status($m, e))?;
+                $m.ha().check_primary().map_err(|e| status($m, e))?;
                 let $r = req.into_inner();
                 let started = std::time::Instant::now();
                 let out = $body.await;
@@ -100,12 +100,12 @@ service! {
     journal(JournalRequest) -> JournalList = |m, r| async { m.journal(r.worker_id).await.map(|entries| JournalList { entries }) };
     persisted(PersistedRequest) -> Empty = |m, r| async { m.persisted(r).await.map(|_| Empty {}) };
     list_workers(Empty) -> WorkerList = |m, _r| async { m.list_workers().await.map(|workers| WorkerList { workers }) };
-    mount_bucket(MountRequest) -> Bucket = |m, r| m.do_mount(&r.bucket, r.mount.clone().unwrap_or_default());
-    unmount_bucket(BucketName) -> Empty = |m, r| async { m.do_unmount(&r.name).await.map(|_| Empty {}) };
-    pin(PinRequest) -> PinResponse = |m, r| async { m.do_pin(&r.bucket, &r.prefix, r.pinned).await.map(|objects| PinResponse { objects }) };
-    set_ttl(TtlRule) -> Empty = |m, r| async { m.do_set_ttl(r).await.map(|_| Empty {}) };
-    list_ttls(Empty) -> TtlList = |m, _r| async { m.do_list_ttls().await.map(|rules| TtlList { rules }) };
-    list_mounts(Empty) -> BucketList = |m, _r| async { m.do_list_mounts().await.map(|buckets| BucketList { buckets }) };
+    mount_bucket(MountRequest) -> Bucket = |m, r| m.mount(&r.bucket, r.mount.clone().unwrap_or_default());
+    unmount_bucket(BucketName) -> Empty = |m, r| async { m.unmount(&r.name).await.map(|_| Empty {}) };
+    pin(PinRequest) -> PinResponse = |m, r| async { m.pin(&r.bucket, &r.prefix, r.pinned).await.map(|objects| PinResponse { objects }) };
+    set_ttl(TtlRule) -> Empty = |m, r| async { m.set_ttl(r).await.map(|_| Empty {}) };
+    list_ttls(Empty) -> TtlList = |m, _r| async { m.list_ttls().await.map(|rules| TtlList { rules }) };
+    list_mounts(Empty) -> BucketList = |m, _r| async { m.list_mounts().await.map(|buckets| BucketList { buckets }) };
 }
 
 /// The gRPC service behind the cluster secret, with the ops endpoints beside it.

@@ -1,18 +1,30 @@
+//! The master: its components composed, and [`MasterApi`] implemented by calling them. Each
+//! component owns its state and its transactions (see the layering in `lib.rs`); this file
+//! only wires them and takes and gives up the primary role.
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use strata_common::api::MasterApi;
-use strata_common::kv::{KvStore, transact};
+use strata_common::kv::KvStore;
 use strata_common::proto::*;
 use strata_common::ufs::UfsRegistry;
-use strata_common::{Error, ErrorKind, Result, codec, ids, keys};
-use tokio::sync::Mutex;
+use strata_common::{Error, ErrorKind, Result, ids};
 
+use crate::buckets::Buckets;
 use crate::credentials::RootCredentials;
-use crate::ha::HaState;
+use crate::ha::{HaState, stored_epoch};
+use crate::journal::Journal;
 use crate::membership::Membership;
+use crate::mounts::Mounts;
+use crate::objects::Objects;
+use crate::publish::Publisher;
 use crate::store::fenced::FencedStore;
+use crate::sync::UfsSync;
+use crate::ttl::Ttl;
+use crate::uploads::Uploads;
+use crate::versions::Versions;
 
 pub struct MasterOptions {
     pub root_ufs: String,
@@ -26,58 +38,71 @@ pub struct MasterOptions {
     pub block_size: u64,
 }
 
-/// Version ids are handed out from a block reserved in the store, so that allocating one costs
-/// no transaction; a restart skips the rest of the block, so ids are never reused.
-const VERSION_BLOCK: u64 = 1024;
-
 pub struct Master {
-    /// The store behind the epoch check: every write goes through it.
-    pub(crate) store: Arc<dyn KvStore>,
-    /// The store itself: for taking an epoch, snapshots and restores.
-    pub(crate) raw_store: Arc<dyn KvStore>,
-    pub(crate) ha: HaState,
-    pub(crate) ufs: Arc<UfsRegistry>,
-    pub(crate) root_ufs: String,
+    /// The store itself, without the epoch check: for taking an epoch, snapshots and restores.
+    /// Every component writes through the fenced store over it.
+    raw_store: Arc<dyn KvStore>,
+    store_name: String,
+    ha: Arc<HaState>,
     credentials: RootCredentials,
-    pub(crate) versions: Mutex<(u64, u64)>,
-    pub(crate) worker_timeout: Duration,
-    pub(crate) block_size: u64,
-    pub(crate) sync_times: crate::sync::SyncTimes,
-    pub(crate) to_free: crate::ttl::ToFree,
-    pub(crate) membership: Membership,
-    pub(crate) key_locks: crate::publish::KeyLocks,
+    worker_timeout: Duration,
+    versions: Arc<Versions>,
+    membership: Membership,
+    buckets: Arc<Buckets>,
+    objects: Arc<Objects>,
+    uploads: Uploads,
+    journal: Journal,
+    mounts: Mounts,
+    ttl: Ttl,
 }
 
 impl Master {
-    pub fn new(store: Arc<dyn KvStore>, opts: MasterOptions) -> Result<Master> {
+    pub fn new(raw_store: Arc<dyn KvStore>, opts: MasterOptions) -> Result<Master> {
         let root = Mount { uri: opts.root_ufs.trim_end_matches('/').to_string(), ..Default::default() };
         let ufs = Arc::new(UfsRegistry::default());
         ufs.open(&root)?;
-        let ha = if opts.elected { HaState::elected(&opts.address) } else { HaState::single(&opts.address) };
+        let ha = Arc::new(if opts.elected { HaState::elected(&opts.address) } else { HaState::single(&opts.address) });
+        let store: Arc<dyn KvStore> = Arc::new(FencedStore::new(raw_store.clone(), ha.fence.clone()));
+        let versions = Arc::new(Versions::new(store.clone()));
+        let buckets = Arc::new(Buckets::new(store.clone(), ufs.clone(), root.uri));
+        let publisher = Arc::new(Publisher::new(store.clone(), ufs.clone(), ha.clone(), buckets.clone()));
+        let sync = Arc::new(UfsSync::new(
+            store.clone(),
+            ufs.clone(),
+            buckets.clone(),
+            publisher.clone(),
+            versions.clone(),
+            opts.block_size,
+        ));
+        let objects = Arc::new(Objects::new(store.clone(), sync.clone(), publisher.clone()));
         Ok(Master {
-            store: Arc::new(FencedStore::new(store.clone(), ha.fence.clone())),
-            raw_store: store,
+            store_name: raw_store.name().to_string(),
+            raw_store,
             ha,
-            worker_timeout: opts.worker_timeout,
-            block_size: opts.block_size,
-            sync_times: Default::default(),
-            to_free: Default::default(),
-            ufs,
-            root_ufs: root.uri,
             credentials: opts.credentials,
-            versions: Mutex::new((0, 0)),
-            membership: Membership::new(opts.worker_timeout),
-            key_locks: Default::default(),
+            worker_timeout: opts.worker_timeout,
+            versions,
+            membership: Membership::new(store.clone(), opts.worker_timeout),
+            uploads: Uploads::new(store.clone(), ufs.clone(), buckets.clone(), publisher.clone()),
+            journal: Journal::new(store.clone(), publisher),
+            mounts: Mounts::new(store.clone(), ufs, buckets.clone(), sync, objects.clone()),
+            ttl: Ttl::new(store, objects.clone()),
+            buckets,
+            objects,
         })
     }
 
     pub fn store_name(&self) -> &str {
-        self.store.name()
+        &self.store_name
     }
 
     /// The store as it is, without the epoch check (restores, snapshots).
     pub fn raw_store(&self) -> Arc<dyn KvStore> {
         self.raw_store.clone()
+    }
+
+    pub fn ha(&self) -> &HaState {
+        &self.ha
     }
 
     /// What `strata admin report` shows.
@@ -88,40 +113,112 @@ impl Master {
         }
         ClusterReport {
             primary: self.ha.primary_address(),
-            epoch: crate::ha::stored_epoch(self.raw_store.as_ref()).await.unwrap_or(self.ha.epoch()),
+            epoch: stored_epoch(self.raw_store.as_ref()).await.unwrap_or(self.ha.epoch()),
             masters,
             workers: self.membership.all(),
-            store: self.store.name().to_string(),
+            store: self.store_name.clone(),
             now_ms: ids::now_ms(),
             worker_timeout_ms: self.worker_timeout.as_millis() as i64,
         }
     }
 
-    pub(crate) fn root_mount(&self) -> Mount {
-        Mount { uri: self.root_ufs.clone(), ..Default::default() }
+    /// Becomes the primary: takes a new epoch (fencing off every earlier primary), then reloads
+    /// what the last primary knew of workers. Returns the epoch.
+    pub async fn take_over(&self) -> Result<u64> {
+        let epoch = self.ha.take_epoch(self.raw_store.as_ref()).await?;
+        // Version ids come from blocks reserved under the new epoch.
+        self.versions.reset().await;
+        self.membership.reload(self.raw_store.as_ref()).await?;
+        self.ha.serve();
+        tracing::info!(epoch, address = %self.ha.address, "this master is now the primary");
+        Ok(epoch)
     }
 
-    pub(crate) async fn next_version(&self) -> Result<u64> {
-        let mut range = self.versions.lock().await;
-        if range.0 >= range.1 {
-            let end = transact(self.store.as_ref(), |t| {
-                Box::pin(async move {
-                    let k = keys::version_counter();
-                    let cur = t.get(&k).await?.map(|v| strata_common::kv::decode_i64(&v) as u64).unwrap_or(0);
-                    let end = cur + VERSION_BLOCK;
-                    t.set(&k, &(end as i64).to_le_bytes());
-                    Ok(end)
-                })
-            })
-            .await?;
-            *range = (end - VERSION_BLOCK + 1, end + 1);
-        }
-        let v = range.0;
-        range.0 += 1;
-        Ok(v)
+    // --- the admin RPCs (`strata admin ...`), beside `MasterApi` -------------------------------
+
+    pub async fn mount(&self, bucket: &str, mount: Mount) -> Result<Bucket> {
+        self.mounts.mount(bucket, mount).await
+    }
+    pub async fn unmount(&self, bucket: &str) -> Result<()> {
+        self.mounts.unmount(bucket).await
+    }
+    /// Every bucket with its mount, secrets masked.
+    pub async fn list_mounts(&self) -> Result<Vec<Bucket>> {
+        self.mounts.list().await
+    }
+    pub async fn pin(&self, bucket: &str, prefix: &str, pinned: bool) -> Result<u64> {
+        self.mounts.pin(bucket, prefix, pinned).await
+    }
+    pub async fn set_ttl(&self, rule: TtlRule) -> Result<()> {
+        self.ttl.set_rule(rule).await
+    }
+    pub async fn list_ttls(&self) -> Result<Vec<TtlRule>> {
+        self.ttl.rules().await
     }
 
-    fn credential(&self, access_key: &str) -> Result<String> {
+    // --- the background passes (`jobs`) ---------------------------------------------------------
+
+    /// One pass of the TTL rules; see [`Ttl::apply`]. Returns (freed, deleted).
+    pub async fn apply_ttls(&self, since_ms: i64) -> Result<(usize, usize)> {
+        self.ttl.apply(since_ms).await
+    }
+    /// Aborts every multipart upload started more than `max_age` ago; returns how many.
+    pub async fn abort_stale_uploads(&self, max_age: Duration) -> Result<usize> {
+        self.uploads.abort_stale_uploads(max_age).await
+    }
+}
+
+#[async_trait]
+impl MasterApi for Master {
+    async fn create_bucket(&self, name: &str) -> Result<Bucket> {
+        self.buckets.create(name).await
+    }
+    async fn delete_bucket(&self, name: &str) -> Result<()> {
+        self.buckets.delete(name).await
+    }
+    async fn get_bucket(&self, name: &str) -> Result<Bucket> {
+        self.buckets.get(name).await
+    }
+    async fn list_buckets(&self) -> Result<Vec<Bucket>> {
+        self.buckets.list().await
+    }
+    async fn lookup(&self, bucket: &str, key: &str) -> Result<ObjectMeta> {
+        self.objects.lookup(bucket, key).await
+    }
+    async fn allocate_version(&self) -> Result<u64> {
+        self.versions.next().await
+    }
+    async fn commit_object(&self, req: CommitObjectRequest) -> Result<CommitObjectResponse> {
+        self.objects.commit(req).await
+    }
+    async fn delete_object(&self, bucket: &str, key: &str) -> Result<DeleteObjectResponse> {
+        self.objects.delete(bucket, key, None).await
+    }
+    async fn list_objects(&self, req: ListObjectsRequest) -> Result<ListObjectsResponse> {
+        self.objects.list(req).await
+    }
+    async fn create_upload(&self, upload: Upload) -> Result<Upload> {
+        self.uploads.create(upload).await
+    }
+    async fn get_upload(&self, upload: UploadRef) -> Result<UploadState> {
+        self.uploads.get(upload).await
+    }
+    async fn commit_part(&self, req: CommitPartRequest) -> Result<CommitPartResponse> {
+        self.uploads.commit_part(req).await
+    }
+    async fn complete_upload(&self, req: CompleteUploadRequest) -> Result<CompleteUploadResponse> {
+        self.uploads.complete(req).await
+    }
+    async fn abort_upload(&self, upload: UploadRef) -> Result<AbortUploadResponse> {
+        self.uploads.abort(upload).await
+    }
+    async fn list_uploads(&self, req: ListUploadsRequest) -> Result<ListUploadsResponse> {
+        self.uploads.list(req).await
+    }
+    async fn set_tags(&self, req: SetTagsRequest) -> Result<()> {
+        self.objects.set_tags(req).await
+    }
+    async fn get_credential(&self, access_key: &str) -> Result<String> {
         if ids::secret_eq(access_key, &self.credentials.access_key) {
             return Ok(self.credentials.secret_key.clone());
         }
@@ -130,22 +227,28 @@ impl Master {
             "The AWS Access Key Id you provided does not exist in our records.",
         ))
     }
-
-    pub(crate) async fn mount_of(&self, bucket: &str) -> Result<Mount> {
-        if bucket.is_empty() {
-            return Ok(self.root_mount());
-        }
-        let b = self.bucket(bucket).await?;
-        b.mount.ok_or_else(|| Error::internal(format!("bucket {bucket} has no mount")))
+    async fn get_mount(&self, bucket: &str) -> Result<Mount> {
+        self.buckets.mount_of(bucket).await
     }
-
-    pub(crate) async fn bucket(&self, name: &str) -> Result<Bucket> {
-        let name = name.to_string();
-        transact(self.store.as_ref(), |t| {
-            let name = name.clone();
-            Box::pin(async move { read_bucket(t, &name).await })
-        })
-        .await
+    async fn register_worker(&self, info: WorkerInfo) -> Result<WorkerInfo> {
+        self.membership.register(info).await
+    }
+    async fn journal(&self, worker_id: u64) -> Result<Vec<JournalEntry>> {
+        self.journal.entries(worker_id).await
+    }
+    async fn persisted(&self, req: PersistedRequest) -> Result<()> {
+        self.journal.persisted(req).await
+    }
+    async fn heartbeat(&self, req: HeartbeatRequest) -> Result<HeartbeatResponse> {
+        let mut r = self.membership.heartbeat(&req);
+        if !r.reregister {
+            r.pinned = self.mounts.pinned_versions().await?;
+            r.free = self.ttl.to_free(self.worker_timeout);
+        }
+        Ok(r)
+    }
+    async fn list_workers(&self) -> Result<Vec<WorkerInfo>> {
+        Ok(self.membership.live())
     }
 }
 
@@ -160,103 +263,11 @@ pub(crate) fn test_master(dir: &std::path::Path) -> Master {
         elected: false,
         block_size: 64 << 20,
     };
-    let store = std::sync::Arc::new(crate::store::RedbStore::memory().expect("memory store"));
+    let store = Arc::new(crate::store::RedbStore::memory().expect("memory store"));
     Master::new(store, opts).expect("test master")
 }
 
-/// The bucket, if writes may change it: a read-only mount refuses with AccessDenied.
-pub(crate) async fn writable_bucket(t: &mut strata_common::kv::Txn, name: &str) -> Result<Bucket> {
-    let b = read_bucket(t, name).await?;
-    if b.mount.as_ref().is_some_and(|m| m.read_only) {
-        return Err(Error::new(
-            ErrorKind::AccessDenied,
-            format!("bucket {name} is a read-only mount: writes are refused"),
-        ));
-    }
-    Ok(b)
-}
-
-pub(crate) async fn read_bucket(t: &mut strata_common::kv::Txn, name: &str) -> Result<Bucket> {
-    match t.get(&keys::bucket(name)).await? {
-        Some(v) => codec::decode(&v),
-        None => Err(Error::new(ErrorKind::NoSuchBucket, format!("The specified bucket does not exist: {name}"))),
-    }
-}
-
-#[async_trait]
-impl MasterApi for Master {
-    async fn create_bucket(&self, name: &str) -> Result<Bucket> {
-        self.do_create_bucket(name).await
-    }
-    async fn delete_bucket(&self, name: &str) -> Result<()> {
-        self.do_delete_bucket(name).await
-    }
-    async fn get_bucket(&self, name: &str) -> Result<Bucket> {
-        self.bucket(name).await
-    }
-    async fn list_buckets(&self) -> Result<Vec<Bucket>> {
-        self.do_list_buckets().await
-    }
-    async fn lookup(&self, bucket: &str, key: &str) -> Result<ObjectMeta> {
-        self.do_lookup(bucket, key).await
-    }
-    async fn allocate_version(&self) -> Result<u64> {
-        self.next_version().await
-    }
-    async fn commit_object(&self, req: CommitObjectRequest) -> Result<CommitObjectResponse> {
-        self.do_commit_object(req).await
-    }
-    async fn delete_object(&self, bucket: &str, key: &str) -> Result<DeleteObjectResponse> {
-        self.do_delete_object(bucket, key).await
-    }
-    async fn list_objects(&self, req: ListObjectsRequest) -> Result<ListObjectsResponse> {
-        self.do_list_objects(req).await
-    }
-    async fn create_upload(&self, upload: Upload) -> Result<Upload> {
-        self.do_create_upload(upload).await
-    }
-    async fn get_upload(&self, upload: UploadRef) -> Result<UploadState> {
-        self.do_get_upload(upload).await
-    }
-    async fn commit_part(&self, req: CommitPartRequest) -> Result<CommitPartResponse> {
-        self.do_commit_part(req).await
-    }
-    async fn complete_upload(&self, req: CompleteUploadRequest) -> Result<CompleteUploadResponse> {
-        self.do_complete_upload(req).await
-    }
-    async fn abort_upload(&self, upload: UploadRef) -> Result<AbortUploadResponse> {
-        self.do_abort_upload(upload).await
-    }
-    async fn list_uploads(&self, req: ListUploadsRequest) -> Result<ListUploadsResponse> {
-        self.do_list_uploads(req).await
-    }
-    async fn set_tags(&self, req: SetTagsRequest) -> Result<()> {
-        self.do_set_tags(req).await
-    }
-    async fn get_credential(&self, access_key: &str) -> Result<String> {
-        self.credential(access_key)
-    }
-    async fn get_mount(&self, bucket: &str) -> Result<Mount> {
-        self.mount_of(bucket).await
-    }
-    async fn register_worker(&self, info: WorkerInfo) -> Result<WorkerInfo> {
-        self.do_register_worker(info).await
-    }
-    async fn journal(&self, worker_id: u64) -> Result<Vec<JournalEntry>> {
-        self.do_journal(worker_id).await
-    }
-    async fn persisted(&self, req: PersistedRequest) -> Result<()> {
-        self.do_persisted(req).await
-    }
-    async fn heartbeat(&self, req: HeartbeatRequest) -> Result<HeartbeatResponse> {
-        let mut r = self.membership.heartbeat(&req);
-        if !r.reregister {
-            r.pinned = self.pinned_versions().await?;
-            r.free = self.to_free.current(self.worker_timeout);
-        }
-        Ok(r)
-    }
-    async fn list_workers(&self) -> Result<Vec<WorkerInfo>> {
-        Ok(self.membership.live())
-    }
-}
+#[cfg(test)]
+mod ha_tests;
+#[cfg(test)]
+mod tests;

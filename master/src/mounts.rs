@@ -1,20 +1,44 @@
 //! Mounts: an existing under store exposed as a bucket (`strata admin mount`). Unmounting
-//! forgets the bucket's metadata; its data stays in the under store.
+//! forgets the bucket's metadata; its data stays in the under store. Pins: the versions whose
+//! pages workers keep cached.
+
+use std::sync::Arc;
 
 use object_store::ObjectStore;
-use strata_common::kv::transact;
+use strata_common::kv::{KvStore, transact};
 use strata_common::names::check_bucket_name;
 use strata_common::proto::{Bucket, Mount};
-use strata_common::ufs::redacted;
-use strata_common::{Error, Result, codec, ids, keys};
+use strata_common::ufs::{UfsRegistry, redacted};
+use strata_common::{Error, Result, ids};
 
-use crate::master::{Master, read_bucket};
+use crate::buckets::Buckets;
+use crate::objects::Objects;
+use crate::schema::Schema;
+use crate::sync::UfsSync;
 
 /// How long a new mount's under store has to answer its first listing.
 const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-impl Master {
-    pub async fn do_mount(&self, name: &str, mount: Mount) -> Result<Bucket> {
+pub(crate) struct Mounts {
+    store: Arc<dyn KvStore>,
+    ufs: Arc<UfsRegistry>,
+    buckets: Arc<Buckets>,
+    sync: Arc<UfsSync>,
+    objects: Arc<Objects>,
+}
+
+impl Mounts {
+    pub(crate) fn new(
+        store: Arc<dyn KvStore>,
+        ufs: Arc<UfsRegistry>,
+        buckets: Arc<Buckets>,
+        sync: Arc<UfsSync>,
+        objects: Arc<Objects>,
+    ) -> Mounts {
+        Mounts { store, ufs, buckets, sync, objects }
+    }
+
+    pub(crate) async fn mount(&self, name: &str, mount: Mount) -> Result<Bucket> {
         check_bucket_name(name)?;
         let mut mount = mount;
         mount.uri = mount.uri.trim_end_matches('/').to_string();
@@ -42,89 +66,76 @@ impl Master {
             mount: Some(mount.clone()),
             ..Default::default()
         };
-        self.insert_new_bucket(&bucket, &format!("bucket {name} exists already: unmount it first")).await?;
+        self.buckets.insert_new(&bucket, &format!("bucket {name} exists already: unmount it first")).await?;
         tracing::info!(bucket = name, uri = %redacted(&mount).uri, read_only = mount.read_only, sync_interval_ms = ?mount.sync_interval_ms, "mounted");
         Ok(Bucket { mount: Some(redacted(&mount)), ..bucket })
     }
 
-    pub async fn do_unmount(&self, name: &str) -> Result<()> {
+    pub(crate) async fn unmount(&self, name: &str) -> Result<()> {
         let n = name.to_string();
         transact(self.store.as_ref(), |t| {
             let n = n.clone();
             Box::pin(async move {
-                read_bucket(t, &n).await?;
+                t.bucket(&n).await?;
                 // Objects only in a worker's journal would be lost: refuse until they are persisted.
-                let (jb, je) = keys::all_journals();
-                for (_, v) in t.get_range(&jb, &je, 0, false).await? {
-                    let e: strata_common::proto::JournalEntry = codec::decode(&v)?;
-                    if e.bucket == n {
-                        return Err(Error::new(
-                            strata_common::ErrorKind::BucketNotEmpty,
-                            format!(
-                                "{n}/{} is only in a worker's cache (MUST_CACHE or not yet persisted ASYNC_THROUGH): \
-                                 delete it or wait for the persist, then unmount",
-                                e.key
-                            ),
-                        ));
-                    }
+                if let Some(e) = t.journaled_in(&n).await? {
+                    return Err(Error::new(
+                        strata_common::ErrorKind::BucketNotEmpty,
+                        format!(
+                            "{n}/{} is only in a worker's cache (MUST_CACHE or not yet persisted ASYNC_THROUGH): \
+                             delete it or wait for the persist, then unmount",
+                            e.key
+                        ),
+                    ));
                 }
-                crate::ttl::clear_rules(t, &n).await?;
-                let (ob, oe) = keys::objects(&n, "");
-                let (ub, ue) = keys::uploads(&n, "");
-                t.clear_range(&ob, &oe);
-                t.clear_range(&ub, &ue);
-                t.clear(&keys::bucket(&n));
+                t.remove_bucket(&n).await?;
+                t.clear_bucket_contents(&n);
                 Ok(())
             })
         })
         .await?;
-        self.forget_sync(name);
+        self.sync.forget(name);
         tracing::info!(bucket = name, "unmounted (the under store keeps its data)");
         Ok(())
     }
 
     /// Every bucket with its mount, secrets masked.
-    pub async fn do_list_mounts(&self) -> Result<Vec<Bucket>> {
-        let mut all = self.do_list_buckets().await?;
+    pub(crate) async fn list(&self) -> Result<Vec<Bucket>> {
+        let mut all = self.buckets.list().await?;
         for b in &mut all {
             b.mount = b.mount.as_ref().map(redacted);
         }
         Ok(all)
     }
-}
 
-impl Master {
     /// Pins (or unpins) the current version of every object of `bucket` under `prefix`; a pin
     /// follows its object through overwrites. Returns how many objects.
-    pub async fn do_pin(&self, bucket: &str, prefix: &str, pinned: bool) -> Result<u64> {
+    pub(crate) async fn pin(&self, bucket: &str, prefix: &str, pinned: bool) -> Result<u64> {
         let count = std::sync::atomic::AtomicU64::new(0);
-        self.for_each_page(bucket, prefix, |objects| {
-            let names: Vec<String> = objects.iter().map(|o| o.key.clone()).collect();
-            let count = &count;
-            async move {
-                // Each object's version as it is now, in the transaction that pins it.
-                let n = transact(self.store.as_ref(), |t| {
-                    let (names, b) = (names.clone(), bucket.to_string());
-                    Box::pin(async move {
-                        let mut n = 0;
-                        for key in names {
-                            let Some(o) = crate::objects::read_object(t, &b, &key).await? else { continue };
-                            if pinned {
-                                t.set(&keys::pin(o.version), b"");
-                            } else {
-                                t.clear(&keys::pin(o.version));
+        self.objects
+            .for_each_page(bucket, prefix, |objects| {
+                let names: Vec<String> = objects.iter().map(|o| o.key.clone()).collect();
+                let count = &count;
+                async move {
+                    // Each object's version as it is now, in the transaction that pins it.
+                    let n = transact(self.store.as_ref(), |t| {
+                        let (names, b) = (names.clone(), bucket.to_string());
+                        Box::pin(async move {
+                            let mut n = 0;
+                            for key in names {
+                                let Some(o) = t.object(&b, &key).await? else { continue };
+                                t.set_pin(o.version, pinned);
+                                n += 1;
                             }
-                            n += 1;
-                        }
-                        Ok(n)
+                            Ok(n)
+                        })
                     })
-                })
-                .await?;
-                count.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
-                Ok(())
-            }
-        })
-        .await?;
+                    .await?;
+                    count.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                    Ok(())
+                }
+            })
+            .await?;
         let count = count.into_inner();
         tracing::info!(bucket, prefix, objects = count, pinned, "pins changed");
         Ok(count)
@@ -132,23 +143,6 @@ impl Master {
 
     /// Every pinned version (workers get the list with each heartbeat).
     pub(crate) async fn pinned_versions(&self) -> Result<Vec<u64>> {
-        transact(self.store.as_ref(), |t| {
-            Box::pin(async move {
-                let (b, e) = keys::pins();
-                Ok(t.get_range(&b, &e, 0, false).await?.iter().filter_map(|(k, _)| keys::pin_version(k)).collect())
-            })
-        })
-        .await
+        transact(self.store.as_ref(), |t| Box::pin(async move { t.pinned_versions().await })).await
     }
-}
-
-/// In a transaction that replaces or deletes `old`: its pin moves to `new` (0: deleted).
-pub(crate) async fn carry_pin(t: &mut strata_common::kv::Txn, old: u64, new: u64) -> Result<()> {
-    if t.get(&keys::pin(old)).await?.is_some() {
-        t.clear(&keys::pin(old));
-        if new != 0 {
-            t.set(&keys::pin(new), b"");
-        }
-    }
-    Ok(())
 }

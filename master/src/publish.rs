@@ -9,17 +9,31 @@
 
 use std::future::Future;
 
+use std::sync::Arc;
+
 use object_store::ObjectStoreExt;
-use strata_common::kv::transact;
+use strata_common::kv::{KvStore, transact};
+use strata_common::locks::{KeyedGuard, KeyedLocks};
 use strata_common::proto::{Mount, ObjectMeta};
-use strata_common::{Error, Result, codec, keys, ufs};
+use strata_common::ufs::UfsRegistry;
+use strata_common::{Error, Result, ufs};
 
-use crate::master::Master;
-use crate::objects::read_object;
+use crate::buckets::Buckets;
+use crate::ha::HaState;
+use crate::schema::Schema;
 
-pub(crate) type KeyLocks = strata_common::locks::KeyedLocks<(String, String)>;
+type Key = (String, String);
 
-/// What a metadata commit tells [`Master::publish`].
+/// Commits of one key, in order, with their bytes moved into place.
+pub(crate) struct Publisher {
+    store: Arc<dyn KvStore>,
+    ufs: Arc<UfsRegistry>,
+    ha: Arc<HaState>,
+    buckets: Arc<Buckets>,
+    locks: KeyedLocks<Key>,
+}
+
+/// What a metadata commit tells [`Publisher::publish`].
 pub(crate) struct Committed<T> {
     pub value: T,
     /// The bucket's mount when the under store must change (bytes to move, a key to delete).
@@ -29,7 +43,21 @@ pub(crate) struct Committed<T> {
     pub version: u64,
 }
 
-impl Master {
+impl Publisher {
+    pub(crate) fn new(
+        store: Arc<dyn KvStore>,
+        ufs: Arc<UfsRegistry>,
+        ha: Arc<HaState>,
+        buckets: Arc<Buckets>,
+    ) -> Publisher {
+        Publisher { store, ufs, ha, buckets, locks: KeyedLocks::default() }
+    }
+
+    /// Holds the publish lock of `bucket/key` (a sync of the key takes it too).
+    pub(crate) async fn lock(&self, bucket: &str, key: &str) -> KeyedGuard<'_, Key> {
+        self.locks.lock((bucket.to_string(), key.to_string())).await
+    }
+
     /// Runs `commit` (a metadata transaction) for `bucket/key` and then, if it succeeded, moves
     /// the staged bytes onto the key; if it failed, deletes them. Deletes run here too (with
     /// `staging` empty) so that they are ordered with writes of the same key.
@@ -37,9 +65,9 @@ impl Master {
     where
         F: Future<Output = Result<Committed<T>>>,
     {
-        let _held = self.key_locks.lock((bucket.to_string(), key.to_string())).await;
+        let _held = self.lock(bucket, key).await;
         if !staging.is_empty() {
-            let mount = self.mount_of(bucket).await?;
+            let mount = self.buckets.mount_of(bucket).await?;
             if let Err(e) = ufs::check_placeable(&mount, key) {
                 self.remove_staged(&mount, staging).await;
                 return Err(e);
@@ -74,7 +102,7 @@ impl Master {
             Ok(Committed { value, mount: None, .. }) => Ok(value),
             Err(e) => {
                 if !staging.is_empty()
-                    && let Ok(mount) = self.mount_of(bucket).await
+                    && let Ok(mount) = self.buckets.mount_of(bucket).await
                 {
                     self.remove_staged(&mount, staging).await;
                 }
@@ -111,12 +139,12 @@ impl Master {
         let done = transact(self.store.as_ref(), |t| {
             let (b, k, tag) = (b.clone(), k.clone(), tag.clone());
             Box::pin(async move {
-                if let Some(mut cur) = read_object(t, &b, &k).await?
+                if let Some(mut cur) = t.object(&b, &k).await?
                     && cur.version == version
                     && cur.ufs_etag != tag
                 {
                     cur.ufs_etag = tag;
-                    t.set(&keys::object(&b, &k), &codec::encode(&cur));
+                    t.rewrite_object(&b, &cur);
                 }
                 Ok(())
             })
@@ -133,16 +161,12 @@ impl Master {
         let undone = transact(self.store.as_ref(), |t| {
             let (b, k, replaced) = (b.clone(), k.clone(), replaced.clone());
             Box::pin(async move {
-                let current = read_object(t, &b, &k).await?;
+                let current = t.object(&b, &k).await?;
+                // What the commit moved goes back too: the journal key and the pin.
                 if let Some(cur) = current.filter(|c| c.version == version) {
                     match &replaced {
-                        Some(old) => t.set(&keys::object(&b, &k), &codec::encode(old)),
-                        None => t.clear(&keys::object(&b, &k)),
-                    }
-                    // What the commit moved goes back too: the journal key and the pin.
-                    crate::journal::rejournal(t, &b, Some(&cur), replaced.as_ref());
-                    if let Some(old) = &replaced {
-                        crate::mounts::carry_pin(t, cur.version, old.version).await?;
+                        Some(old) => _ = t.replace_object(&b, Some(&cur), old).await?,
+                        None => t.remove_object(&b, &cur).await?,
                     }
                 }
                 Ok(())
@@ -160,35 +184,5 @@ impl Master {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
             Err(e) => tracing::warn!(staging, "cannot delete the staged bytes of a failed write: {e}"),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use strata_common::ErrorKind;
-    use strata_common::proto::CommitObjectRequest;
-
-    #[tokio::test]
-    async fn a_commit_whose_bytes_cannot_move_is_undone() {
-        let dir = tempfile::tempdir().unwrap();
-        let m = crate::master::test_master(dir.path());
-        m.do_create_bucket("bkt").await.unwrap();
-        let staged = dir.path().join("bkt/%strata/tmp");
-        std::fs::create_dir_all(&staged).unwrap();
-        std::fs::write(staged.join("1"), b"first").unwrap();
-        let commit = |version: u64, staging: &str| CommitObjectRequest {
-            bucket: "bkt".into(),
-            meta: Some(ObjectMeta { key: "k".into(), version, ..Default::default() }),
-            staging_key: staging.into(),
-            ..Default::default()
-        };
-        m.do_commit_object(commit(1, "tmp/1")).await.unwrap();
-        assert_eq!(std::fs::read(dir.path().join("bkt/k")).unwrap(), b"first");
-        // Version 2's staged bytes are missing: the move fails, version 1 stays.
-        let e = m.do_commit_object(commit(2, "tmp/2")).await.unwrap_err();
-        assert_eq!(e.kind, ErrorKind::Internal);
-        assert_eq!(m.do_lookup("bkt", "k").await.unwrap().version, 1);
-        assert_eq!(std::fs::read(dir.path().join("bkt/k")).unwrap(), b"first");
     }
 }

@@ -8,22 +8,25 @@
 //! Strata in flight (committed, bytes not yet moved) is never mistaken for a deletion.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::TryStreamExt;
 use md5::{Digest, Md5};
 use object_store::{ObjectMeta as UfsMeta, ObjectStore, ObjectStoreExt};
-use strata_common::kv::transact;
+use strata_common::kv::{KvStore, transact};
 use strata_common::proto::{Bucket, ObjectMeta};
-use strata_common::{Error, Result, codec, keys, ufs};
+use strata_common::ufs::UfsRegistry;
+use strata_common::{Error, Result, ufs};
 
-use crate::master::{Master, read_bucket};
-use crate::objects::read_object;
+use crate::buckets::Buckets;
+use crate::publish::Publisher;
+use crate::schema::Schema;
+use crate::versions::Versions;
 
 /// When each (bucket, prefix) was last synced; soft state (a new primary syncs again).
 #[derive(Default)]
-pub struct SyncTimes(Mutex<HashMap<(String, String), Instant>>);
+struct SyncTimes(Mutex<HashMap<(String, String), Instant>>);
 
 const MAX_REMEMBERED: usize = 100_000;
 
@@ -71,9 +74,33 @@ fn not_found(e: &object_store::Error) -> bool {
     matches!(e, object_store::Error::NotFound { .. })
 }
 
-impl Master {
-    pub(crate) fn forget_sync(&self, bucket: &str) {
-        self.sync_times.0.lock().unwrap_or_else(|p| p.into_inner()).retain(|(b, _), _| b != bucket);
+/// The metadata of syncing mounts, kept in line with their under stores.
+pub(crate) struct UfsSync {
+    store: Arc<dyn KvStore>,
+    ufs: Arc<UfsRegistry>,
+    buckets: Arc<Buckets>,
+    publisher: Arc<Publisher>,
+    versions: Arc<Versions>,
+    times: SyncTimes,
+    /// Block size recorded for objects found in an under store.
+    block_size: u64,
+}
+
+impl UfsSync {
+    pub(crate) fn new(
+        store: Arc<dyn KvStore>,
+        ufs: Arc<UfsRegistry>,
+        buckets: Arc<Buckets>,
+        publisher: Arc<Publisher>,
+        versions: Arc<Versions>,
+        block_size: u64,
+    ) -> UfsSync {
+        UfsSync { store, ufs, buckets, publisher, versions, times: SyncTimes::default(), block_size }
+    }
+
+    /// Forgets when `bucket` was synced (it was unmounted).
+    pub(crate) fn forget(&self, bucket: &str) {
+        self.times.0.lock().unwrap_or_else(|p| p.into_inner()).retain(|(b, _), _| b != bucket);
     }
 
     fn sync_interval(bucket: &Bucket) -> Option<i64> {
@@ -89,7 +116,7 @@ impl Master {
         found: Option<ObjectMeta>,
     ) -> Result<Option<ObjectMeta>> {
         let Some(interval) = Self::sync_interval(b) else { return Ok(found) };
-        if found.is_some() && !self.sync_times.due(&b.name, &format!("\0{key}"), interval) {
+        if found.is_some() && !self.times.due(&b.name, &format!("\0{key}"), interval) {
             return Ok(found);
         }
         if found.as_ref().is_some_and(|f| f.ufs_etag.is_empty() || f.journal_worker != 0) {
@@ -100,9 +127,9 @@ impl Master {
 
     /// Brings the metadata of `prefix` in line with the under store's listing, if due.
     pub(crate) async fn sync_listing(&self, bucket: &str, prefix: &str) -> Result<()> {
-        let b = self.bucket(bucket).await?;
+        let b = self.buckets.get(bucket).await?;
         let Some(interval) = Self::sync_interval(&b) else { return Ok(()) };
-        if !self.sync_times.due(bucket, prefix, interval) {
+        if !self.times.due(bucket, prefix, interval) {
             return Ok(());
         }
         let mount = b.mount.clone().ok_or_else(|| Error::internal("a syncing bucket without a mount"))?;
@@ -143,26 +170,20 @@ impl Master {
     /// Key → (size, fingerprint) of the objects the metadata holds under `prefix`.
     async fn known_objects(&self, bucket: &str, prefix: &str) -> Result<HashMap<String, (u64, String)>> {
         let mut out = HashMap::new();
-        let (mut from, end) = keys::objects(bucket, prefix);
+        let mut after = String::new();
         loop {
-            let (f, e) = (from.clone(), end.clone());
             let rows = transact(self.store.as_ref(), |t| {
-                let (f, e) = (f.clone(), e.clone());
-                Box::pin(async move { t.get_range(&f, &e, 1000, false).await })
+                let (b, p, a) = (bucket.to_string(), prefix.to_string(), after.clone());
+                Box::pin(async move { t.objects_after(&b, &p, &a, 1000).await })
             })
             .await?;
             let n = rows.len();
-            for (k, v) in &rows {
-                let meta: ObjectMeta = codec::decode(v)?;
-                if let Some(key) = keys::object_key_of(bucket, k) {
-                    out.insert(key, (meta.size, meta.ufs_etag));
-                }
+            let last = rows.last().map(|(k, _)| k.clone());
+            for (key, meta) in rows {
+                out.insert(key, (meta.size, meta.ufs_etag));
             }
-            match rows.last() {
-                Some((k, _)) if n == 1000 => {
-                    from = k.clone();
-                    from.push(0);
-                }
+            match last {
+                Some(k) if n == 1000 => after = k,
                 _ => return Ok(out),
             }
         }
@@ -173,7 +194,7 @@ impl Master {
     pub(crate) async fn sync_key(&self, bucket: &Bucket, key: &str) -> Result<Option<ObjectMeta>> {
         let mount = bucket.mount.clone().ok_or_else(|| Error::internal("a syncing bucket without a mount"))?;
         let Ok(path) = ufs::key_path(key) else { return Ok(None) };
-        let _held = self.key_locks.lock((bucket.name.clone(), key.to_string())).await;
+        let _held = self.publisher.lock(&bucket.name, key).await;
         let store = self.ufs.open(&mount)?;
         let head = match store.head(&path).await {
             Ok(m) => Some(m),
@@ -181,7 +202,7 @@ impl Master {
             Err(e) => return Err(Error::unavailable(format!("cannot read the under store of {}: {e}", bucket.name))),
         };
         let version = match &head {
-            Some(_) => self.next_version().await?,
+            Some(_) => self.versions.next().await?,
             None => 0,
         };
         let (b, k) = (bucket.name.clone(), key.to_string());
@@ -189,12 +210,11 @@ impl Master {
         transact(self.store.as_ref(), |t| {
             let (b, k, head) = (b.clone(), k.clone(), head.clone());
             Box::pin(async move {
-                read_bucket(t, &b).await?;
-                let current = read_object(t, &b, &k).await?;
+                t.bucket(&b).await?;
+                let current = t.object(&b, &k).await?;
                 match (head, current) {
                     (None, Some(cur)) if !cur.ufs_etag.is_empty() && cur.journal_worker == 0 => {
-                        t.clear(&keys::object(&b, &k));
-                        crate::mounts::carry_pin(t, cur.version, 0).await?;
+                        t.remove_object(&b, &cur).await?;
                         Ok(None)
                     }
                     (None, current) => Ok(current),
@@ -204,15 +224,11 @@ impl Master {
                     // ETag): record it, keep the object as written.
                     (Some(h), Some(mut cur)) if cur.ufs_etag.is_empty() && cur.size == h.size => {
                         cur.ufs_etag = fingerprint(&h);
-                        t.set(&keys::object(&b, &k), &codec::encode(&cur));
+                        t.rewrite_object(&b, &cur);
                         Ok(Some(cur))
                     }
                     (Some(h), Some(cur)) if cur.size == h.size && cur.ufs_etag == fingerprint(&h) => Ok(Some(cur)),
                     (Some(h), current) => {
-                        if let Some(c) = &current {
-                            crate::mounts::carry_pin(t, c.version, version).await?;
-                        }
-                        crate::journal::rejournal(t, &b, current.as_ref(), None);
                         let meta = ObjectMeta {
                             key: k.clone(),
                             version,
@@ -223,7 +239,7 @@ impl Master {
                             ufs_etag: fingerprint(&h),
                             ..Default::default()
                         };
-                        t.set(&keys::object(&b, &k), &codec::encode(&meta));
+                        t.replace_object(&b, current.as_ref(), &meta).await?;
                         Ok(Some(meta))
                     }
                 }

@@ -8,16 +8,16 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use strata_common::kv::transact;
+use strata_common::kv::{KvStore, transact};
 use strata_common::proto::TtlRule;
-use strata_common::{Error, Result, codec, ids, keys};
-use tokio_util::sync::CancellationToken;
+use strata_common::{Error, Result, ids};
 
-use crate::master::{Master, read_bucket};
+use crate::objects::Objects;
+use crate::schema::Schema;
 
 /// Versions to free, each told to every worker for a while.
 #[derive(Default)]
-pub struct ToFree(Mutex<HashMap<u64, Instant>>);
+struct ToFree(Mutex<HashMap<u64, Instant>>);
 
 impl ToFree {
     fn add(&self, versions: impl IntoIterator<Item = u64>) {
@@ -29,7 +29,7 @@ impl ToFree {
 
     /// What a heartbeat carries: versions added within `keep` (long enough for every live
     /// worker to heartbeat once).
-    pub(crate) fn current(&self, keep: Duration) -> Vec<u64> {
+    fn current(&self, keep: Duration) -> Vec<u64> {
         let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
         m.retain(|_, at| at.elapsed() < keep);
         m.keys().copied().collect()
@@ -44,21 +44,27 @@ fn action(rule: &TtlRule) -> Result<&'static str> {
     }
 }
 
-impl Master {
-    pub async fn do_set_ttl(&self, mut rule: TtlRule) -> Result<()> {
-        let k = keys::ttl(&rule.bucket, &rule.prefix);
+pub(crate) struct Ttl {
+    store: Arc<dyn KvStore>,
+    objects: Arc<Objects>,
+    to_free: ToFree,
+}
+
+impl Ttl {
+    pub(crate) fn new(store: Arc<dyn KvStore>, objects: Arc<Objects>) -> Ttl {
+        Ttl { store, objects, to_free: ToFree::default() }
+    }
+
+    /// Sets a rule; a TTL of 0 removes it.
+    pub(crate) async fn set_rule(&self, mut rule: TtlRule) -> Result<()> {
         if rule.ttl_ms > 0 {
             rule.action = action(&rule)?.to_string();
         }
         transact(self.store.as_ref(), |t| {
-            let (rule, k) = (rule.clone(), k.clone());
+            let rule = rule.clone();
             Box::pin(async move {
-                read_bucket(t, &rule.bucket).await?;
-                if rule.ttl_ms > 0 {
-                    t.set(&k, &codec::encode(&rule));
-                } else {
-                    t.clear(&k);
-                }
+                t.bucket(&rule.bucket).await?;
+                t.put_ttl_rule(&rule);
                 Ok(())
             })
         })
@@ -67,23 +73,22 @@ impl Master {
         Ok(())
     }
 
-    pub async fn do_list_ttls(&self) -> Result<Vec<TtlRule>> {
-        transact(self.store.as_ref(), |t| {
-            Box::pin(async move {
-                let (b, e) = keys::ttls();
-                t.get_range(&b, &e, 0, false).await?.iter().map(|(_, v)| codec::decode(v)).collect()
-            })
-        })
-        .await
+    pub(crate) async fn rules(&self) -> Result<Vec<TtlRule>> {
+        transact(self.store.as_ref(), |t| Box::pin(async move { t.ttl_rules().await })).await
+    }
+
+    /// The versions a heartbeat tells workers to free: those expired within `keep`.
+    pub(crate) fn to_free(&self, keep: Duration) -> Vec<u64> {
+        self.to_free.current(keep)
     }
 
     /// One pass over every rule: deletes, or queues for freeing, the objects that expired since
     /// `since_ms` (FREE) or at all (DELETE). Returns (freed, deleted).
-    pub async fn apply_ttls(&self, since_ms: i64) -> Result<(usize, usize)> {
+    pub(crate) async fn apply(&self, since_ms: i64) -> Result<(usize, usize)> {
         let now = ids::now_ms();
         let (freed, deleted) = (AtomicUsize::new(0), AtomicUsize::new(0));
-        for rule in self.do_list_ttls().await? {
-            let pass = self.for_each_page(&rule.bucket, &rule.prefix, |objects| {
+        for rule in self.rules().await? {
+            let pass = self.objects.for_each_page(&rule.bucket, &rule.prefix, |objects| {
                 let (rule, freed, deleted) = (&rule, &freed, &deleted);
                 async move {
                     for o in &objects {
@@ -93,7 +98,7 @@ impl Master {
                         }
                         if rule.action == "DELETE" {
                             // Only the version that expired: an overwrite since is a new object.
-                            match self.delete_version(&rule.bucket, &o.key, Some(o.version)).await {
+                            match self.objects.delete(&rule.bucket, &o.key, Some(o.version)).await {
                                 Ok(r) if r.existed => _ = deleted.fetch_add(1, Relaxed),
                                 Ok(_) => {}
                                 Err(e) => {
@@ -118,36 +123,4 @@ impl Master {
         }
         Ok((freed, deleted))
     }
-}
-
-/// Applies the TTL rules every `every` while this master is primary.
-pub async fn ttl_loop(master: Arc<Master>, every: Duration, shutdown: CancellationToken) {
-    let mut since = 0i64;
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(every) => {}
-        }
-        if !master.ha().is_primary() {
-            since = 0;
-            continue;
-        }
-        let now = ids::now_ms();
-        match master.apply_ttls(since).await {
-            Ok(_) => since = now,
-            Err(e) => tracing::warn!("TTL pass failed (will retry): {e}"),
-        }
-    }
-}
-
-/// In a transaction that removes a bucket: its TTL rules go too.
-pub(crate) async fn clear_rules(t: &mut strata_common::kv::Txn, bucket: &str) -> Result<()> {
-    let (b, e) = keys::ttls();
-    for (k, v) in t.get_range(&b, &e, 0, false).await? {
-        let rule: TtlRule = codec::decode(&v)?;
-        if rule.bucket == bucket {
-            t.clear(&k);
-        }
-    }
-    Ok(())
 }

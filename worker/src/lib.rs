@@ -7,20 +7,22 @@ mod read;
 mod server;
 mod write;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use object_store::ObjectStore;
 use strata_common::Result;
 use strata_common::api::*;
 use strata_common::proto::Mount;
+use strata_common::ttl_cache::TtlCache;
 use strata_common::ufs::UfsRegistry;
 
 pub use membership::{WorkerIdentity, register_and_heartbeat};
 pub use pagestore::{PageStore, TierSpec};
 pub use server::{router, run};
+/// What `TierSpec` and `PageStore::open` take.
+pub use strata_common::cache_types::{EvictionPolicy, Medium};
 
 /// How long a bucket's mount is trusted before it is asked of the master again.
 const MOUNT_TTL: Duration = Duration::from_secs(10);
@@ -36,7 +38,7 @@ pub struct Inner {
     journal: Arc<dyn ObjectStore>,
     journal_dir: std::path::PathBuf,
     pub cache: PageStore,
-    mounts: Mutex<HashMap<String, (Mount, Instant)>>,
+    mounts: TtlCache<String, Mount>,
     fills: read::Fills,
 }
 
@@ -55,20 +57,13 @@ impl Worker {
             journal: Arc::new(journal),
             journal_dir: journal_dir.to_path_buf(),
             cache,
-            mounts: Mutex::new(HashMap::new()),
+            mounts: TtlCache::new(MOUNT_TTL),
             fills: Default::default(),
         })))
     }
 
     async fn mount(&self, bucket: &str) -> Result<Mount> {
-        if let Some((m, at)) = self.mounts.lock().unwrap_or_else(|p| p.into_inner()).get(bucket)
-            && at.elapsed() < MOUNT_TTL
-        {
-            return Ok(m.clone());
-        }
-        let m = self.master.get_mount(bucket).await?;
-        self.mounts.lock().unwrap_or_else(|p| p.into_inner()).insert(bucket.to_string(), (m.clone(), Instant::now()));
-        Ok(m)
+        self.mounts.get_or_fetch(bucket.to_string(), self.master.get_mount(bucket)).await
     }
 
     /// Where a version's bytes are in the journal.

@@ -1,13 +1,17 @@
+//! The worker's read path: a range of an object served page by page from the cache, a
+//! missing page filled once (one fill per page at a time) from the under store or the journal.
+
 use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt, stream};
-use object_store::{GetOptions, GetRange, ObjectStore};
+use object_store::ObjectStore;
 use strata_common::api::{ByteStream, ReadRequest};
+use strata_common::ufs_read::UfsRange;
 use strata_common::{Error, Result};
 
+use crate::Worker;
 use crate::pagestore::PageId;
-use crate::{Worker, ufs_error};
 
 /// One fill at a time per page: N readers of a missing page cause one under-store read.
 pub(crate) type Fills = strata_common::locks::KeyedLocks<PageId>;
@@ -77,20 +81,10 @@ impl Worker {
             let ps = self.cache.page_size();
             let start = index * ps;
             let stop = (start + ps).min(req.object_size);
-            let opts = GetOptions {
-                range: Some(GetRange::Bounded(start..stop)),
-                if_match: (!req.ufs_etag.is_empty()).then(|| req.ufs_etag.clone()),
-                ..Default::default()
-            };
             let what = format!("reading {}/{}", req.loc.bucket, req.loc.key);
-            let got = store.get_opts(path, opts).await.map_err(|e| ufs_error(&what, e))?;
-            let data = got.bytes().await.map_err(|e| ufs_error(&what, e))?;
-            if data.len() as u64 != stop - start {
-                return Err(Error::new(
-                    strata_common::ErrorKind::UfsChanged,
-                    format!("{what}: the under store returned {} bytes for a {}-byte page", data.len(), stop - start),
-                ));
-            }
+            let range =
+                UfsRange { store: store.as_ref(), path, range: start..stop, ufs_etag: &req.ufs_etag, what: &what };
+            let data = range.read().await?;
             metrics::counter!("strata_worker_ufs_bytes_read_total").increment(data.len() as u64);
             if req.cache {
                 self.cache.put(id, data.clone()).await;

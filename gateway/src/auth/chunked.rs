@@ -4,9 +4,6 @@
 //! on as it arrives and its signature checked at its end, so a bad chunk fails the body before
 //! it ends and nothing is stored.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-
 use aws_sigv4::sign::v4::calculate_signature;
 use bytes::{Buf, Bytes, BytesMut};
 use futures::{Stream, StreamExt};
@@ -14,13 +11,10 @@ use sha2::{Digest, Sha256};
 use strata_common::ids::secret_eq;
 
 use super::sigv4::{Auth, EMPTY_SHA256};
-use crate::body::BodyStream;
-use crate::error::{S3Error, S3Result};
+use crate::body::{BodyStream, Trailers};
+use crate::error::{S3Error, S3ErrorCode, S3Result};
 
 const MAX_LINE: usize = 4096;
-
-/// Trailers found at the end of the body, lower-cased names.
-pub type Trailers = Arc<Mutex<HashMap<String, String>>>;
 
 struct Signer {
     key: Vec<u8>,
@@ -63,14 +57,14 @@ struct State {
 
 fn incomplete() -> S3Error {
     S3Error::new(
-        "IncompleteBody",
+        S3ErrorCode::IncompleteBody,
         "You did not provide the number of bytes specified by the Content-Length HTTP header",
     )
 }
 
 fn bad_signature() -> S3Error {
     S3Error::new(
-        "SignatureDoesNotMatch",
+        S3ErrorCode::SignatureDoesNotMatch,
         "The request signature we calculated does not match the signature you provided. Check your key and signing method.",
     )
 }
@@ -282,10 +276,10 @@ mod tests {
     async fn tampered_chunk_or_signature_is_rejected() {
         let mut raw = body(SIGS);
         raw[200] = b'b';
-        assert_eq!(run(raw, Some(&auth()), 4096).await.unwrap_err().code, "SignatureDoesNotMatch");
+        assert_eq!(run(raw, Some(&auth()), 4096).await.unwrap_err().code, S3ErrorCode::SignatureDoesNotMatch);
         let mut sigs = SIGS;
         sigs[2] = "0000000000000000000000000000000000000000000000000000000000000000";
-        assert_eq!(run(body(sigs), Some(&auth()), 4096).await.unwrap_err().code, "SignatureDoesNotMatch");
+        assert_eq!(run(body(sigs), Some(&auth()), 4096).await.unwrap_err().code, S3ErrorCode::SignatureDoesNotMatch);
     }
 
     #[tokio::test]
@@ -294,6 +288,6 @@ mod tests {
         let (data, trailers) = run(raw.clone(), None, 3).await.unwrap();
         assert_eq!(data, b"hello");
         assert_eq!(trailers.lock().unwrap().get("x-amz-checksum-crc32").map(String::as_str), Some("NhCmhg=="));
-        assert_eq!(run(raw[..9].to_vec(), None, 3).await.unwrap_err().code, "IncompleteBody");
+        assert_eq!(run(raw[..9].to_vec(), None, 3).await.unwrap_err().code, S3ErrorCode::IncompleteBody);
     }
 }

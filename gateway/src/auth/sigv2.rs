@@ -9,7 +9,7 @@ use sha1::Sha1;
 use strata_common::ids::secret_eq;
 
 use super::sigv4::{Auth, Payload};
-use crate::error::{S3Error, S3Result};
+use crate::error::{S3Error, S3ErrorCode, S3Result};
 use crate::router::Query;
 
 /// Query parameters that are part of the signed resource.
@@ -119,11 +119,14 @@ where
                 .and_then(|v| v.to_str().ok())
                 .and_then(|d| chrono::DateTime::parse_from_rfc2822(d).ok())
                 .ok_or_else(|| {
-                    S3Error::new("AccessDenied", "AWS authentication requires a valid Date or x-amz-date header")
+                    S3Error::new(
+                        S3ErrorCode::AccessDenied,
+                        "AWS authentication requires a valid Date or x-amz-date header",
+                    )
                 })?;
             if (now.timestamp() - when.timestamp()).abs() > MAX_SKEW {
                 return Err(S3Error::new(
-                    "RequestTimeTooSkewed",
+                    S3ErrorCode::RequestTimeTooSkewed,
                     "The difference between the request time and the server's time is too large.",
                 ));
             }
@@ -137,11 +140,11 @@ where
         }
         None => {
             let expires = q.get("Expires").unwrap_or("");
-            let at: i64 = expires
-                .parse()
-                .map_err(|_| S3Error::new("AccessDenied", "Query-string authentication requires a numeric Expires"))?;
+            let at: i64 = expires.parse().map_err(|_| {
+                S3Error::new(S3ErrorCode::AccessDenied, "Query-string authentication requires a numeric Expires")
+            })?;
             if now.timestamp() > at {
-                return Err(S3Error::new("AccessDenied", "Request has expired"));
+                return Err(S3Error::new(S3ErrorCode::AccessDenied, "Request has expired"));
             }
             (
                 q.get("AWSAccessKeyId").unwrap_or("").to_string(),
@@ -154,7 +157,7 @@ where
     let sts = string_to_sign(method, path, bucket_from_host, q, headers, &date);
     if !secret_eq(&sign(&secret, &sts), &signature) {
         return Err(S3Error::new(
-            "SignatureDoesNotMatch",
+            S3ErrorCode::SignatureDoesNotMatch,
             "The request signature we calculated does not match the signature you provided. Check your key and signing method.",
         ));
     }

@@ -1,3 +1,7 @@
+//! Signature Version 4: the `Authorization: AWS4-HMAC-SHA256` header and presigned URLs
+//! (`X-Amz-Signature`), checked into an [`Auth`] that says what the body must prove.
+//! Signature Version 2 is checked in `sigv2`; aws-chunked bodies in `chunked`.
+
 use std::time::{Duration, SystemTime};
 
 use aws_sigv4::sign::v4::{calculate_signature, generate_signing_key};
@@ -7,7 +11,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, percent_e
 use sha2::{Digest, Sha256};
 use strata_common::ids::secret_eq;
 
-use crate::error::{S3Error, S3Result};
+use crate::error::{S3Error, S3ErrorCode, S3Result};
 use crate::router::Query;
 
 pub const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
@@ -47,7 +51,7 @@ pub fn uri_encode(s: &str) -> String {
 }
 
 fn malformed(msg: &str) -> S3Error {
-    S3Error::new("AuthorizationHeaderMalformed", msg.to_string())
+    S3Error::new(S3ErrorCode::AuthorizationHeaderMalformed, msg.to_string())
 }
 
 struct Parsed {
@@ -93,7 +97,7 @@ fn parse_header(auth: &str, headers: &HeaderMap) -> S3Result<Parsed> {
             .and_then(|d| chrono::DateTime::parse_from_rfc2822(d).ok())
             .map(|d| d.with_timezone(&Utc).format("%Y%m%dT%H%M%SZ").to_string())
             .ok_or_else(|| {
-                S3Error::new("AccessDenied", "AWS authentication requires a valid Date or x-amz-date header")
+                S3Error::new(S3ErrorCode::AccessDenied, "AWS authentication requires a valid Date or x-amz-date header")
             })?,
     };
     Ok(Parsed {
@@ -109,13 +113,13 @@ fn parse_header(auth: &str, headers: &HeaderMap) -> S3Result<Parsed> {
 }
 
 fn parse_query(q: &Query) -> S3Result<Parsed> {
-    let err = |m: &str| S3Error::new("AuthorizationQueryParametersError", m.to_string());
+    let err = |m: &str| S3Error::new(S3ErrorCode::AuthorizationQueryParametersError, m.to_string());
     if q.get("X-Amz-Algorithm") != Some("AWS4-HMAC-SHA256") {
         return Err(err("X-Amz-Algorithm only supports \"AWS4-HMAC-SHA256\""));
     }
     let need = |n: &str| q.get(n).ok_or_else(|| err(&format!("Query-string authentication requires {n}")));
     let (access_key, date, region, service) = parse_credential(need("X-Amz-Credential")?, |m| {
-        S3Error::new("AuthorizationQueryParametersError", m.to_string())
+        S3Error::new(S3ErrorCode::AuthorizationQueryParametersError, m.to_string())
     })?;
     Ok(Parsed {
         access_key,
@@ -178,6 +182,62 @@ pub fn signing_key(secret: &str, date: &str, region: &str, service: &str) -> S3R
     Ok(generate_signing_key(secret, time, region, service).as_ref().to_vec())
 }
 
+/// The request's time: within 15 minutes of ours, or for a presigned URL not expired.
+fn check_time(p: &Parsed, q: &Query, now: chrono::DateTime<Utc>) -> S3Result<()> {
+    let when = NaiveDateTime::parse_from_str(&p.amz_date, "%Y%m%dT%H%M%SZ")
+        .map_err(|_| {
+            S3Error::new(
+                S3ErrorCode::AccessDenied,
+                "X-Amz-Date must be in the ISO8601 basic format YYYYMMDD'T'HHMMSS'Z'",
+            )
+        })?
+        .and_utc();
+    if !p.amz_date.starts_with(&p.date) {
+        return Err(malformed("the Credential date does not match X-Amz-Date"));
+    }
+    if p.presigned {
+        let expires: i64 = q
+            .get("X-Amz-Expires")
+            .and_then(|e| e.parse().ok())
+            .filter(|e| (1..=MAX_PRESIGNED_EXPIRY).contains(e))
+            .ok_or_else(|| {
+                S3Error::new(
+                    S3ErrorCode::AuthorizationQueryParametersError,
+                    "X-Amz-Expires must be a number of seconds from 1 to 604800",
+                )
+            })?;
+        if now.timestamp() > when.timestamp() + expires {
+            return Err(S3Error::new(S3ErrorCode::AccessDenied, "Request has expired"));
+        }
+        if when.timestamp() - now.timestamp() > MAX_SKEW {
+            return Err(S3Error::new(S3ErrorCode::AccessDenied, "Request is not valid yet"));
+        }
+    } else if (now.timestamp() - when.timestamp()).abs() > MAX_SKEW {
+        return Err(S3Error::new(
+            S3ErrorCode::RequestTimeTooSkewed,
+            "The difference between the request time and the server's time is too large.",
+        ));
+    }
+    Ok(())
+}
+
+/// What `x-amz-content-sha256` says the body proves.
+fn payload_of(payload_hash: &str) -> S3Result<Payload> {
+    let payload = match payload_hash {
+        "UNSIGNED-PAYLOAD" => Payload::Unsigned,
+        "STREAMING-AWS4-HMAC-SHA256-PAYLOAD" => Payload::StreamingSigned { trailer: false },
+        "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER" => Payload::StreamingSigned { trailer: true },
+        "STREAMING-UNSIGNED-PAYLOAD-TRAILER" => Payload::StreamingUnsignedTrailer,
+        h if h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) => Payload::Sha256(h.to_ascii_lowercase()),
+        _ => {
+            return Err(S3Error::invalid_argument(
+                "x-amz-content-sha256 must be UNSIGNED-PAYLOAD, STREAMING-… or a SHA-256 in hex",
+            ));
+        }
+    };
+    Ok(payload)
+}
+
 /// Checks the request's SigV4 signature. `secret_of` finds the secret key of an access key.
 pub async fn authenticate<F, Fut>(
     method: &Method,
@@ -196,47 +256,17 @@ where
         None if q.has("X-Amz-Signature") || q.has("X-Amz-Credential") => parse_query(q)?,
         None if q.has("AWSAccessKeyId") => {
             return Err(S3Error::invalid_argument(
-                "Signature Version 2 is not supported; presign with SigV4 (signature_version='s3v4')",
+                "a Signature Version 2 presigned URL needs both AWSAccessKeyId and Signature",
             ));
         }
         None => {
             return Err(S3Error::new(
-                "AccessDenied",
+                S3ErrorCode::AccessDenied,
                 "Access Denied: the request carries no signature (anonymous access is not allowed)",
             ));
         }
     };
-    let when = NaiveDateTime::parse_from_str(&p.amz_date, "%Y%m%dT%H%M%SZ")
-        .map_err(|_| {
-            S3Error::new("AccessDenied", "X-Amz-Date must be in the ISO8601 basic format YYYYMMDD'T'HHMMSS'Z'")
-        })?
-        .and_utc();
-    if !p.amz_date.starts_with(&p.date) {
-        return Err(malformed("the Credential date does not match X-Amz-Date"));
-    }
-    if p.presigned {
-        let expires: i64 = q
-            .get("X-Amz-Expires")
-            .and_then(|e| e.parse().ok())
-            .filter(|e| (1..=MAX_PRESIGNED_EXPIRY).contains(e))
-            .ok_or_else(|| {
-                S3Error::new(
-                    "AuthorizationQueryParametersError",
-                    "X-Amz-Expires must be a number of seconds from 1 to 604800",
-                )
-            })?;
-        if now.timestamp() > when.timestamp() + expires {
-            return Err(S3Error::new("AccessDenied", "Request has expired"));
-        }
-        if when.timestamp() - now.timestamp() > MAX_SKEW {
-            return Err(S3Error::new("AccessDenied", "Request is not valid yet"));
-        }
-    } else if (now.timestamp() - when.timestamp()).abs() > MAX_SKEW {
-        return Err(S3Error::new(
-            "RequestTimeTooSkewed",
-            "The difference between the request time and the server's time is too large.",
-        ));
-    }
+    check_time(&p, q, now)?;
     if !p.signed_headers.iter().any(|h| h == "host") {
         return Err(malformed("the host header must be signed"));
     }
@@ -247,18 +277,7 @@ where
             .ok_or_else(|| S3Error::invalid_request("Missing required header for this request: x-amz-content-sha256"))?
             .to_string()
     };
-    let payload = match payload_hash.as_str() {
-        "UNSIGNED-PAYLOAD" => Payload::Unsigned,
-        "STREAMING-AWS4-HMAC-SHA256-PAYLOAD" => Payload::StreamingSigned { trailer: false },
-        "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER" => Payload::StreamingSigned { trailer: true },
-        "STREAMING-UNSIGNED-PAYLOAD-TRAILER" => Payload::StreamingUnsignedTrailer,
-        h if h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) => Payload::Sha256(h.to_ascii_lowercase()),
-        _ => {
-            return Err(S3Error::invalid_argument(
-                "x-amz-content-sha256 must be UNSIGNED-PAYLOAD, STREAMING-… or a SHA-256 in hex",
-            ));
-        }
-    };
+    let payload = payload_of(&payload_hash)?;
     let secret = secret_of(p.access_key.clone()).await?;
     let scope = format!("{}/{}/{}/aws4_request", p.date, p.region, p.service);
     let canonical = canonical_request(method, path, q, headers, &p.signed_headers, &payload_hash);
@@ -268,7 +287,7 @@ where
     if !secret_eq(&expected, &p.signature.to_ascii_lowercase()) {
         tracing::debug!(canonical = %canonical, "signature mismatch");
         return Err(S3Error::new(
-            "SignatureDoesNotMatch",
+            S3ErrorCode::SignatureDoesNotMatch,
             "The request signature we calculated does not match the signature you provided. Check your key and signing method.",
         ));
     }
@@ -297,7 +316,7 @@ mod tests {
         let now = NaiveDateTime::parse_from_str(now, "%Y%m%dT%H%M%SZ").unwrap().and_utc();
         let q = Query::parse(query).unwrap();
         authenticate(&method, path, &q, &h, now, |ak| async move {
-            if ak == AK { Ok(SK.to_string()) } else { Err(S3Error::new("InvalidAccessKeyId", "unknown")) }
+            if ak == AK { Ok(SK.to_string()) } else { Err(S3Error::new(S3ErrorCode::InvalidAccessKeyId, "unknown")) }
         })
         .await
     }
@@ -327,7 +346,7 @@ mod tests {
         assert_eq!(a.payload, Payload::Sha256(EMPTY_SHA256.into()));
         // Too late: the clock check runs before the signature.
         let e = check(Method::GET, "/test.txt", None, h, "20130524T003000Z").await.err().unwrap();
-        assert_eq!(e.code, "RequestTimeTooSkewed");
+        assert_eq!(e.code, S3ErrorCode::RequestTimeTooSkewed);
     }
 
     #[tokio::test]
@@ -360,7 +379,7 @@ mod tests {
         ]);
         check(Method::GET, "/", Some("max-keys=2&prefix=J"), h.clone(), "20130524T000000Z").await.unwrap();
         let e = check(Method::GET, "/", Some("max-keys=3&prefix=J"), h, "20130524T000000Z").await.err().unwrap();
-        assert_eq!(e.code, "SignatureDoesNotMatch");
+        assert_eq!(e.code, S3ErrorCode::SignatureDoesNotMatch);
     }
 
     #[tokio::test]
@@ -370,7 +389,7 @@ mod tests {
         let a = check(Method::GET, "/test.txt", Some(q), h.clone(), "20130524T120000Z").await.unwrap();
         assert_eq!(a.payload, Payload::Unsigned);
         let e = check(Method::GET, "/test.txt", Some(q), h, "20130525T000001Z").await.err().unwrap();
-        assert_eq!((e.code, e.message.as_str()), ("AccessDenied", "Request has expired"));
+        assert_eq!((e.code, e.message.as_str()), (S3ErrorCode::AccessDenied, "Request has expired"));
     }
 
     #[tokio::test]
@@ -383,11 +402,11 @@ mod tests {
         ]);
         assert_eq!(
             check(Method::GET, "/", None, h, "20130524T000000Z").await.err().unwrap().code,
-            "InvalidAccessKeyId"
+            S3ErrorCode::InvalidAccessKeyId
         );
         assert_eq!(
             check(Method::GET, "/", None, HeaderMap::new(), "20130524T000000Z").await.err().unwrap().code,
-            "AccessDenied"
+            S3ErrorCode::AccessDenied
         );
     }
 }

@@ -1,10 +1,12 @@
+//! Bucket operations: list, create, delete, head, location and versioning.
+
 use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
 
-use super::empty;
 use crate::error::S3Result;
-use crate::http::{Ctx, small_body};
+use crate::headers::empty;
+use crate::request::{Ctx, small_body};
 use crate::xml::{self, NS};
 
 pub async fn list_buckets(ctx: &Ctx) -> S3Result<Response> {
@@ -13,7 +15,7 @@ pub async fn list_buckets(ctx: &Ctx) -> S3Result<Response> {
         "ListAllMyBucketsResult",
         &xml::ListAllMyBucketsResult {
             xmlns: NS,
-            owner: owner(ctx),
+            owner: ctx.owner(),
             buckets: xml::BucketsXml {
                 bucket: buckets
                     .into_iter()
@@ -22,10 +24,6 @@ pub async fn list_buckets(ctx: &Ctx) -> S3Result<Response> {
             },
         },
     )
-}
-
-pub fn owner(ctx: &Ctx) -> xml::Owner {
-    xml::Owner { id: ctx.auth.access_key.clone(), display_name: ctx.auth.access_key.clone() }
 }
 
 pub async fn create_bucket(ctx: &Ctx, body: Body) -> S3Result<Response> {

@@ -6,22 +6,23 @@ use axum::response::Response;
 use futures::{StreamExt, TryStreamExt};
 use percent_encoding::percent_decode_str;
 use strata_common::api::{UfsLocation, WriteRequest};
+use strata_common::io_mode::ReadType;
 use strata_common::proto::*;
 
-use super::get::{preconditions, read_range};
-use super::multipart::commit_written_part;
-use super::put::{
-    Described, MAX_PUT, check_key, commit_written, send, stored_headers, user_metadata, write_conditions,
-};
-use super::tagging;
 use crate::body::{self, BodyStream, ChecksumAlgo, Expect, Outcome, Verified};
 use crate::error::{S3Error, S3Result};
-use crate::http::Ctx;
+use crate::headers::{stored_headers, user_metadata};
+use crate::read::{preconditions, read_range};
+use crate::request::Ctx;
+use crate::tags;
+use crate::write::{
+    Described, MAX_PUT, check_key, commit_written, commit_written_part, requested_algo, send, write_conditions,
+};
 use crate::xml::{self, NS};
 
 /// `x-amz-copy-source`: `[/]bucket/key`, URL-encoded.
-fn source(ctx: &Ctx) -> S3Result<(String, String)> {
-    let raw = ctx.header("x-amz-copy-source").unwrap_or("");
+fn source(raw: Option<&str>) -> S3Result<(String, String)> {
+    let raw = raw.unwrap_or("");
     let (path, version) = match raw.split_once('?') {
         Some((p, q)) => (p, q.strip_prefix("versionId=")),
         None => (raw, None),
@@ -44,10 +45,7 @@ fn source(ctx: &Ctx) -> S3Result<(String, String)> {
 async fn source_meta(ctx: &Ctx, bucket: &str, key: &str) -> S3Result<ObjectMeta> {
     let meta = ctx.gw.master.lookup(bucket, key).await?;
     if preconditions(&ctx.headers, &meta, "x-amz-copy-source-")?.is_some() {
-        return Err(S3Error::new(
-            "PreconditionFailed",
-            "At least one of the pre-conditions you specified did not hold",
-        ));
+        return Err(S3Error::precondition_failed());
     }
     Ok(meta)
 }
@@ -62,24 +60,20 @@ async fn copy_bytes(
     dest: WriteRequest,
 ) -> S3Result<(strata_common::api::WriteResult, Verified)> {
     let bytes: BodyStream =
-        read_range(&ctx.gw, src_bucket, src, start, len, super::get::ReadMode::CACHE).map_err(S3Error::from).boxed();
+        read_range(&ctx.gw, src_bucket, src, start, len, ReadType::Cache).map_err(S3Error::from).boxed();
     let expect = Expect { length: Some(len), checksum: algo.map(|a| (a, None)), ..Default::default() };
     let outcome = Outcome::default();
     let stream = body::verify(bytes, expect, outcome.clone());
     send(ctx, stream, outcome, Some(len), dest).await
 }
 
-fn requested_algo(ctx: &Ctx) -> S3Result<Option<ChecksumAlgo>> {
-    match ctx.header("x-amz-checksum-algorithm") {
-        Some(a) => ChecksumAlgo::parse(a)
-            .map(Some)
-            .ok_or_else(|| S3Error::invalid_request(format!("Checksum algorithm {a} is not supported"))),
-        None => Ok(None),
-    }
+/// `COPY` (the default) or `REPLACE`.
+fn directive(ctx: &Ctx, name: &str) -> S3Result<bool> {
+    replace_directive(name, ctx.header(name))
 }
 
-fn directive(ctx: &Ctx, name: &str) -> S3Result<bool> {
-    match ctx.header(name) {
+fn replace_directive(name: &str, value: Option<&str>) -> S3Result<bool> {
+    match value {
         None | Some("COPY") => Ok(false),
         Some("REPLACE") => Ok(true),
         Some(other) => Err(S3Error::invalid_argument(format!("Unknown {name}: {other}"))),
@@ -88,7 +82,7 @@ fn directive(ctx: &Ctx, name: &str) -> S3Result<bool> {
 
 pub async fn copy_object(ctx: &Ctx) -> S3Result<Response> {
     check_key(&ctx.key)?;
-    let (src_bucket, src_key) = source(ctx)?;
+    let (src_bucket, src_key) = source(ctx.header("x-amz-copy-source"))?;
     let replace_meta = directive(ctx, "x-amz-metadata-directive")?;
     let replace_tags = directive(ctx, "x-amz-tagging-directive")?;
     if src_bucket == ctx.bucket && src_key == ctx.key && !replace_meta && !replace_tags {
@@ -107,26 +101,18 @@ pub async fn copy_object(ctx: &Ctx) -> S3Result<Response> {
     } else {
         (src.headers.clone(), src.user_metadata.clone())
     };
-    let tags = if replace_tags { tagging::from_header(ctx.header("x-amz-tagging"))? } else { src.tags.clone() };
+    let tags = if replace_tags { tags::from_header(ctx.header("x-amz-tagging"))? } else { src.tags.clone() };
     // Keep the source's full-object checksum unless another algorithm is asked for.
     let algo = requested_algo(ctx)?.or_else(|| {
         src.checksums.iter().find(|c| !c.value.contains('-')).and_then(|c| ChecksumAlgo::parse(&c.algorithm))
     });
-    let (if_match, if_none_match_any) = write_conditions(ctx).await?;
+    let conditions = write_conditions(ctx).await?;
     let version = ctx.gw.master.allocate_version().await?;
     let staging = format!("tmp/{version}");
     let dest = WriteRequest { loc: UfsLocation::staging(&ctx.bucket, &staging), version, cache: true, journal: false };
     let (written, verified) = copy_bytes(ctx, &src_bucket, &src, (0, src.size), algo, dest).await?;
     let described = Described { headers, user_metadata, tags };
-    let meta = commit_written(
-        ctx,
-        described,
-        (version, staging),
-        (written, verified),
-        (if_match, if_none_match_any),
-        (0, false),
-    )
-    .await?;
+    let meta = commit_written(ctx, described, (version, staging), (written, verified), &conditions, (0, false)).await?;
     let result = xml::CopyResult {
         xmlns: NS,
         last_modified: xml::time(meta.last_modified_ms),
@@ -137,8 +123,8 @@ pub async fn copy_object(ctx: &Ctx) -> S3Result<Response> {
 }
 
 /// `x-amz-copy-source-range: bytes=first-last`, inside the source.
-fn copy_range(ctx: &Ctx, size: u64) -> S3Result<(u64, u64)> {
-    let Some(r) = ctx.header("x-amz-copy-source-range") else { return Ok((0, size)) };
+fn copy_range(header: Option<&str>, size: u64) -> S3Result<(u64, u64)> {
+    let Some(r) = header else { return Ok((0, size)) };
     let bad = || S3Error::invalid_argument(format!("Range specified is not valid for source object of size: {size}"));
     let (a, b) = r.trim().strip_prefix("bytes=").and_then(|s| s.split_once('-')).ok_or_else(bad)?;
     let (a, b): (u64, u64) = (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
@@ -151,11 +137,11 @@ fn copy_range(ctx: &Ctx, size: u64) -> S3Result<(u64, u64)> {
 pub async fn upload_part_copy(ctx: &Ctx, number: u32, upload_id: &str) -> S3Result<Response> {
     let r = UploadRef { bucket: ctx.bucket.clone(), key: ctx.key.clone(), upload_id: upload_id.to_string() };
     let upload = ctx.gw.master.get_upload(r.clone()).await?.upload.unwrap_or_default();
-    let (src_bucket, src_key) = source(ctx)?;
+    let (src_bucket, src_key) = source(ctx.header("x-amz-copy-source"))?;
     let src = source_meta(ctx, &src_bucket, &src_key).await?;
-    let range = copy_range(ctx, src.size)?;
+    let range = copy_range(ctx.header("x-amz-copy-source-range"), src.size)?;
     if range.1 > MAX_PUT {
-        return Err(S3Error::new("EntityTooLarge", "Your proposed upload exceeds the maximum allowed object size."));
+        return Err(S3Error::entity_too_large());
     }
     let algo = ChecksumAlgo::parse(&upload.checksum_algorithm);
     let version = ctx.gw.master.allocate_version().await?;
@@ -172,4 +158,42 @@ pub async fn upload_part_copy(ctx: &Ctx, number: u32, upload_id: &str) -> S3Resu
     let mut resp = xml::response("CopyPartResult", &result)?;
     *resp.status_mut() = StatusCode::OK;
     Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::S3ErrorCode;
+
+    #[test]
+    fn sources_are_decoded_with_or_without_a_leading_slash() {
+        assert_eq!(source(Some("/b/a%20b/c")).unwrap(), ("b".to_string(), "a b/c".to_string()));
+        assert_eq!(source(Some("b/k?versionId=null")).unwrap(), ("b".to_string(), "k".to_string()));
+    }
+
+    #[test]
+    fn sources_without_a_key_or_with_a_version_are_refused() {
+        for bad in [None, Some("b"), Some("/b/"), Some("//k"), Some("b/k?versionId=3"), Some("b/%FF")] {
+            assert_eq!(source(bad).unwrap_err().code, S3ErrorCode::InvalidArgument, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn copy_ranges_lie_inside_the_source() {
+        assert_eq!(copy_range(None, 10).unwrap(), (0, 10));
+        assert_eq!(copy_range(Some("bytes=2-5"), 10).unwrap(), (2, 4));
+        assert_eq!(copy_range(Some("bytes=9-9"), 10).unwrap(), (9, 1));
+        for bad in ["bytes=5-2", "bytes=0-10", "bytes=-3", "bytes=3-", "items=0-1"] {
+            let e = copy_range(Some(bad), 10).unwrap_err();
+            assert_eq!(e.message, "Range specified is not valid for source object of size: 10", "{bad}");
+        }
+    }
+
+    #[test]
+    fn directives_are_copy_or_replace() {
+        assert!(!replace_directive("d", None).unwrap());
+        assert!(!replace_directive("d", Some("COPY")).unwrap());
+        assert!(replace_directive("d", Some("REPLACE")).unwrap());
+        assert_eq!(replace_directive("d", Some("replace")).unwrap_err().message, "Unknown d: replace");
+    }
 }

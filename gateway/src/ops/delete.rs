@@ -1,15 +1,18 @@
+//! DeleteObject and DeleteObjects (a batch of up to 1000 keys).
+
 use axum::body::Body;
 use axum::http::StatusCode;
 use axum::response::Response;
 
-use crate::error::{S3Error, S3Result};
-use crate::http::{Ctx, small_body};
+use crate::error::{S3Error, S3ErrorCode, S3Result};
+use crate::headers::empty;
+use crate::request::{Ctx, small_body};
 use crate::xml::{self, NS};
 
 pub async fn delete_object(ctx: &Ctx) -> S3Result<Response> {
     // Deleting a key that does not exist succeeds, as in S3.
     ctx.gw.master.delete_object(&ctx.bucket, &ctx.key).await?;
-    Ok(super::empty(StatusCode::NO_CONTENT))
+    Ok(empty(StatusCode::NO_CONTENT))
 }
 
 const MAX_KEYS: usize = 1000;
@@ -21,7 +24,10 @@ pub async fn delete_objects(ctx: &Ctx, body: Body) -> S3Result<Response> {
         use md5::{Digest, Md5};
         let given = base64::engine::general_purpose::STANDARD.decode(md5).unwrap_or_default();
         if given.as_slice() != Md5::digest(&raw).as_slice() {
-            return Err(S3Error::new("BadDigest", "The Content-MD5 you specified did not match what we received."));
+            return Err(S3Error::new(
+                S3ErrorCode::BadDigest,
+                "The Content-MD5 you specified did not match what we received.",
+            ));
         }
     }
     let req: xml::Delete = xml::parse(&raw)?;
@@ -39,7 +45,11 @@ pub async fn delete_objects(ctx: &Ctx, body: Body) -> S3Result<Response> {
             }
             Err(e) => {
                 let e = S3Error::from(e);
-                result.errors.push(xml::DeleteErrorXml { key: o.key, code: e.code.to_string(), message: e.message });
+                result.errors.push(xml::DeleteErrorXml {
+                    key: o.key,
+                    code: e.code.as_str().to_string(),
+                    message: e.message,
+                });
             }
         }
     }

@@ -1,12 +1,13 @@
+//! ListObjects (v1) and ListObjectsV2, with `encoding-type=url` and continuation tokens.
+
 use axum::response::Response;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as TOKEN;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use strata_common::proto::ListObjectsRequest;
 
-use super::bucket::owner;
-use crate::error::{S3Error, S3Result};
-use crate::http::Ctx;
+use crate::error::{S3Error, S3ErrorCode, S3Result};
+use crate::request::Ctx;
 use crate::xml::{self, NS};
 
 /// `encoding-type=url`: like S3, everything but unreserved characters and `/` is escaped.
@@ -26,7 +27,9 @@ pub async fn list_objects(ctx: &Ctx, v2: bool) -> S3Result<Response> {
     let url_encode = match q.get("encoding-type") {
         None => false,
         Some("url") => true,
-        Some(_) => return Err(S3Error::new("InvalidArgument", "Invalid Encoding Method specified in Request")),
+        Some(_) => {
+            return Err(S3Error::new(S3ErrorCode::InvalidArgument, "Invalid Encoding Method specified in Request"));
+        }
     };
     let enc = |s: &str| if url_encode { utf8_percent_encode(s, URL).to_string() } else { s.to_string() };
     let prefix = q.get("prefix").unwrap_or("").to_string();
@@ -65,7 +68,7 @@ pub async fn list_objects(ctx: &Ctx, v2: bool) -> S3Result<Response> {
             etag: format!("\"{}\"", o.etag),
             size: o.size,
             storage_class: "STANDARD",
-            owner: fetch_owner.then(|| owner(ctx)),
+            owner: fetch_owner.then(|| ctx.owner()),
         })
         .collect();
     let common_prefixes: Vec<xml::PrefixXml> =

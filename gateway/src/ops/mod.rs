@@ -1,4 +1,6 @@
-//! One module per family of S3 operations.
+//! One module per family of S3 operations, and the one `match` from an [`Endpoint`] to them.
+//! An operation module uses the pipelines (`read`, `write`) and helpers below it, never
+//! another operation module.
 
 mod bucket;
 mod copy;
@@ -13,7 +15,7 @@ use axum::body::Body;
 use axum::response::Response;
 
 use crate::error::S3Result;
-use crate::http::Ctx;
+use crate::request::Ctx;
 use crate::router::Endpoint;
 
 pub async fn dispatch(ctx: Ctx, endpoint: Endpoint, body: Body) -> S3Result<Response> {
@@ -50,16 +52,4 @@ pub async fn dispatch(ctx: Ctx, endpoint: Endpoint, body: Body) -> S3Result<Resp
         Endpoint::PutBucketTagging => tagging::put(&ctx, true, body).await,
         Endpoint::DeleteBucketTagging => tagging::delete(&ctx, true).await,
     }
-}
-
-/// An empty response with `status`.
-pub fn empty(status: axum::http::StatusCode) -> Response {
-    let mut r = Response::new(Body::empty());
-    *r.status_mut() = status;
-    r
-}
-
-/// The HTTP date of a time in ms.
-pub fn http_date(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default().format("%a, %d %b %Y %H:%M:%S GMT").to_string()
 }

@@ -1,16 +1,20 @@
+//! Multipart uploads: create, upload a part, complete (the parts composed by a worker into
+//! one staged object, then committed), abort, and the listings of parts and uploads.
+
 use axum::body::Body;
 use axum::http::StatusCode;
 use axum::response::Response;
 use md5::{Digest, Md5};
-use strata_common::api::{ComposeRequest, UfsLocation, WriteResult};
+use strata_common::api::UfsLocation;
 use strata_common::ids;
 use strata_common::proto::*;
 
-use super::get::set;
-use super::put::{check_key, checksum_of, stored_headers, user_metadata, write_body, write_conditions};
-use crate::body::{ChecksumAlgo, Verified, composite};
-use crate::error::{S3Error, S3Result};
-use crate::http::{Ctx, small_body};
+use crate::body::{ChecksumAlgo, composite};
+use crate::error::{S3Error, S3ErrorCode, S3Result};
+use crate::headers::{empty, set, set_checksums, stored_headers, user_metadata};
+use crate::request::{Ctx, small_body};
+use crate::tags;
+use crate::write::{check_key, commit_written_part, compose, requested_algo, write_body, write_conditions};
 use crate::xml::{self, NS};
 
 /// Every part but the last must be at least this large.
@@ -22,13 +26,7 @@ fn upload_ref(ctx: &Ctx, upload_id: &str) -> UploadRef {
 
 pub async fn create(ctx: &Ctx) -> S3Result<Response> {
     check_key(&ctx.key)?;
-    let algo = match ctx.header("x-amz-checksum-algorithm") {
-        Some(a) => Some(
-            ChecksumAlgo::parse(a)
-                .ok_or_else(|| S3Error::invalid_request(format!("Checksum algorithm {a} is not supported")))?,
-        ),
-        None => None,
-    };
+    let algo = requested_algo(ctx)?;
     let upload = ctx
         .gw
         .master
@@ -38,7 +36,7 @@ pub async fn create(ctx: &Ctx) -> S3Result<Response> {
             headers: stored_headers(&ctx.headers),
             user_metadata: user_metadata(&ctx.headers)?,
             checksum_algorithm: algo.map(|a| a.name().to_string()).unwrap_or_default(),
-            tags: super::tagging::from_header(ctx.header("x-amz-tagging"))?,
+            tags: tags::from_header(ctx.header("x-amz-tagging"))?,
             ..Default::default()
         })
         .await?;
@@ -57,28 +55,6 @@ pub async fn create(ctx: &Ctx) -> S3Result<Response> {
     Ok(r)
 }
 
-/// Records bytes written to `staging` as part `number` of an upload.
-pub async fn commit_written_part(
-    ctx: &Ctx,
-    upload: UploadRef,
-    number: u32,
-    (version, staging_path): (u64, String),
-    (written, verified): (WriteResult, Verified),
-) -> S3Result<PartMeta> {
-    let part = PartMeta {
-        number,
-        size: written.size,
-        etag: hex::encode(verified.md5),
-        version,
-        staging_path,
-        checksums: checksum_of(&verified),
-        last_modified_ms: ids::now_ms(),
-        ufs_etag: written.ufs_etag,
-    };
-    ctx.gw.master.commit_part(CommitPartRequest { upload: Some(upload), part: Some(part.clone()) }).await?;
-    Ok(part)
-}
-
 pub async fn upload_part(ctx: &Ctx, number: u32, upload_id: &str, body: Body) -> S3Result<Response> {
     let r = upload_ref(ctx, upload_id);
     ctx.gw.master.get_upload(r.clone()).await?;
@@ -86,83 +62,96 @@ pub async fn upload_part(ctx: &Ctx, number: u32, upload_id: &str, body: Body) ->
     let staging = format!("uploads/{upload_id}/{number}-{version}");
     let (written, verified) = write_body(ctx, body, UfsLocation::staging("", &staging), version, false).await?;
     let part = commit_written_part(ctx, r, number, (version, staging), (written, verified)).await?;
-    let mut resp = super::empty(StatusCode::OK);
+    let mut resp = empty(StatusCode::OK);
     set(resp.headers_mut(), "etag", &format!("\"{}\"", part.etag));
-    for c in &part.checksums {
-        set(resp.headers_mut(), &format!("x-amz-checksum-{}", c.algorithm.to_ascii_lowercase()), &c.value);
-    }
+    set_checksums(resp.headers_mut(), &part.checksums);
     Ok(resp)
 }
 
-pub async fn complete(ctx: &Ctx, upload_id: &str, body: Body) -> S3Result<Response> {
-    let raw = small_body(body, 4 << 20).await?;
-    let req: xml::CompleteMultipartUpload = xml::parse(&raw)?;
-    if req.parts.is_empty() {
+/// A CompleteMultipartUpload names at least one part, in ascending order.
+fn check_order(asked: &[xml::CompletedPart]) -> S3Result<()> {
+    if asked.is_empty() {
         return Err(S3Error::malformed_xml());
     }
-    if req.parts.windows(2).any(|w| w[0].part_number >= w[1].part_number) {
+    if asked.windows(2).any(|w| w[0].part_number >= w[1].part_number) {
         return Err(S3Error::new(
-            "InvalidPartOrder",
+            S3ErrorCode::InvalidPartOrder,
             "The list of parts was not in ascending order. Parts must be ordered by part number.",
         ));
     }
-    let (if_match, if_none_match_any) = write_conditions(ctx).await?;
-    let r = upload_ref(ctx, upload_id);
-    let state = ctx.gw.master.get_upload(r.clone()).await?;
-    let upload = state.upload.unwrap_or_default();
-    let mut used = Vec::with_capacity(req.parts.len());
-    for (i, p) in req.parts.iter().enumerate() {
+    Ok(())
+}
+
+/// The stored parts a CompleteMultipartUpload names, each found by number and ETag; all but
+/// the last at least [`MIN_PART`].
+fn chosen_parts(asked: &[xml::CompletedPart], stored: &[PartMeta]) -> S3Result<Vec<PartMeta>> {
+    let mut used = Vec::with_capacity(asked.len());
+    for (i, p) in asked.iter().enumerate() {
         let etag = p.etag.trim().trim_matches('"');
-        let stored = state.parts.iter().find(|s| s.number == p.part_number && s.etag == etag).ok_or_else(|| {
+        let found = stored.iter().find(|s| s.number == p.part_number && s.etag == etag).ok_or_else(|| {
             S3Error::new(
-                "InvalidPart",
+                S3ErrorCode::InvalidPart,
                 "One or more of the specified parts could not be found. The part may not have been uploaded, or the specified entity tag may not match the part's entity tag.",
             )
         })?;
-        if i + 1 < req.parts.len() && stored.size < MIN_PART {
+        if i + 1 < asked.len() && found.size < MIN_PART {
             return Err(S3Error::new(
-                "EntityTooSmall",
+                S3ErrorCode::EntityTooSmall,
                 "Your proposed upload is smaller than the minimum allowed object size.",
             ));
         }
-        used.push(stored.clone());
+        used.push(found.clone());
     }
+    Ok(used)
+}
+
+/// S3's ETag of a multipart object: the MD5 of the parts' MD5s, with `-N`.
+fn multipart_etag(parts: &[PartMeta]) -> S3Result<String> {
     let mut md5s = Md5::new();
-    for p in &used {
+    for p in parts {
         md5s.update(hex::decode(&p.etag).map_err(S3Error::internal)?);
     }
-    let etag = format!("{}-{}", hex::encode(md5s.finalize()), used.len());
-    let checksums: Vec<Checksum> = ChecksumAlgo::parse(&upload.checksum_algorithm)
+    Ok(format!("{}-{}", hex::encode(md5s.finalize()), parts.len()))
+}
+
+/// The composite checksum of the upload's algorithm, when every part has one.
+fn composite_checksums(algorithm: &str, parts: &[PartMeta]) -> Vec<Checksum> {
+    ChecksumAlgo::parse(algorithm)
         .and_then(|algo| {
-            let values: Option<Vec<String>> = used
+            let values: Option<Vec<String>> = parts
                 .iter()
                 .map(|p| p.checksums.iter().find(|c| c.algorithm == algo.name()).map(|c| c.value.clone()))
                 .collect();
             composite(algo, &values?).map(|value| Checksum { algorithm: algo.name().to_string(), value })
         })
         .into_iter()
-        .collect();
+        .collect()
+}
+
+pub async fn complete(ctx: &Ctx, upload_id: &str, body: Body) -> S3Result<Response> {
+    let raw = small_body(body, 4 << 20).await?;
+    let req: xml::CompleteMultipartUpload = xml::parse(&raw)?;
+    check_order(&req.parts)?;
+    let conditions = write_conditions(ctx).await?;
+    let r = upload_ref(ctx, upload_id);
+    let state = ctx.gw.master.get_upload(r.clone()).await?;
+    let upload = state.upload.unwrap_or_default();
+    let used = chosen_parts(&req.parts, &state.parts)?;
+    let etag = multipart_etag(&used)?;
+    let checksums = composite_checksums(&upload.checksum_algorithm, &used);
     let version = ctx.gw.master.allocate_version().await?;
     let staging = format!("tmp/{version}");
-    let workers = ctx.gw.workers.ranked(version, 0).await?;
+    let sources = used.iter().map(|p| UfsLocation::staging("", &p.staging_path)).collect();
     let size: u64 = used.iter().map(|p| p.size).sum();
-    let cache = ctx.gw.workers.single_owner(version, Some(size), ctx.gw.opts.block_size).await;
-    let written = workers[0]
-        .compose(ComposeRequest {
-            target: UfsLocation::staging(&ctx.bucket, &staging),
-            version,
-            sources: used.iter().map(|p| UfsLocation::staging("", &p.staging_path)).collect(),
-            cache,
-        })
-        .await?;
+    let written = compose(ctx, UfsLocation::staging(&ctx.bucket, &staging), version, sources, size).await?;
     let meta = ObjectMeta {
         key: ctx.key.clone(),
         version,
         size: written.size,
         etag: etag.clone(),
         last_modified_ms: ids::now_ms(),
-        headers: upload.headers.clone(),
-        user_metadata: upload.user_metadata.clone(),
+        headers: upload.headers,
+        user_metadata: upload.user_metadata,
         checksums: checksums.clone(),
         block_size: ctx.gw.opts.block_size,
         ufs_etag: written.ufs_etag,
@@ -170,19 +159,13 @@ pub async fn complete(ctx: &Ctx, upload_id: &str, body: Body) -> S3Result<Respon
             .iter()
             .map(|p| PartInfo { number: p.number, size: p.size, etag: p.etag.clone(), checksums: p.checksums.clone() })
             .collect(),
-        tags: upload.tags.clone(),
+        tags: upload.tags,
         ..Default::default()
     };
-    ctx.gw
-        .master
-        .complete_upload(CompleteUploadRequest {
-            upload: Some(r),
-            meta: Some(meta),
-            if_match,
-            if_none_match_any,
-            staging_key: staging,
-        })
-        .await?;
+    let (if_match, if_none_match_any) = conditions.to_wire();
+    let done =
+        CompleteUploadRequest { upload: Some(r), meta: Some(meta), if_match, if_none_match_any, staging_key: staging };
+    ctx.gw.master.complete_upload(done).await?;
     xml::response(
         "CompleteMultipartUploadResult",
         &xml::CompleteMultipartUploadResult {
@@ -199,7 +182,7 @@ pub async fn complete(ctx: &Ctx, upload_id: &str, body: Body) -> S3Result<Respon
 
 pub async fn abort(ctx: &Ctx, upload_id: &str) -> S3Result<Response> {
     ctx.gw.master.abort_upload(upload_ref(ctx, upload_id)).await?;
-    Ok(super::empty(StatusCode::NO_CONTENT))
+    Ok(empty(StatusCode::NO_CONTENT))
 }
 
 pub async fn list_parts(ctx: &Ctx, upload_id: &str) -> S3Result<Response> {
@@ -279,4 +262,68 @@ pub async fn list_uploads(ctx: &Ctx) -> S3Result<Response> {
                 .collect(),
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn asked(parts: &[(u32, &str)]) -> Vec<xml::CompletedPart> {
+        parts.iter().map(|(n, e)| xml::CompletedPart { part_number: *n, etag: e.to_string() }).collect()
+    }
+
+    fn stored(number: u32, size: u64, etag: &str) -> PartMeta {
+        PartMeta { number, size, etag: etag.into(), ..Default::default() }
+    }
+
+    #[test]
+    fn parts_must_be_named_in_ascending_order() {
+        assert_eq!(check_order(&[]).unwrap_err().code, S3ErrorCode::MalformedXML);
+        assert_eq!(check_order(&asked(&[(2, "a"), (1, "b")])).unwrap_err().code, S3ErrorCode::InvalidPartOrder);
+        assert_eq!(check_order(&asked(&[(1, "a"), (1, "a")])).unwrap_err().code, S3ErrorCode::InvalidPartOrder);
+        assert!(check_order(&asked(&[(1, "a"), (3, "b")])).is_ok());
+    }
+
+    #[test]
+    fn parts_are_found_by_number_and_quoted_etag() {
+        let big = MIN_PART;
+        let have = [stored(1, big, "aa"), stored(2, 10, "bb"), stored(3, 1, "cc")];
+        let used = chosen_parts(&asked(&[(1, "\"aa\""), (3, "cc")]), &have).unwrap();
+        assert_eq!(used.iter().map(|p| p.number).collect::<Vec<_>>(), vec![1, 3]);
+        let e = chosen_parts(&asked(&[(1, "\"zz\"")]), &have).unwrap_err();
+        assert_eq!(e.code, S3ErrorCode::InvalidPart);
+    }
+
+    #[test]
+    fn only_the_last_part_may_be_small() {
+        let have = [stored(1, 10, "aa"), stored(2, 10, "bb")];
+        let e = chosen_parts(&asked(&[(1, "aa"), (2, "bb")]), &have).unwrap_err();
+        assert_eq!(e.code, S3ErrorCode::EntityTooSmall);
+        assert!(chosen_parts(&asked(&[(2, "bb")]), &have).is_ok());
+    }
+
+    #[test]
+    fn the_etag_is_the_md5_of_the_part_md5s() {
+        // MD5("") and MD5("a"), concatenated and hashed.
+        let parts =
+            [stored(1, 0, "d41d8cd98f00b204e9800998ecf8427e"), stored(2, 1, "0cc175b9c0f1b6a831c399e269772661")];
+        let mut m = Md5::new();
+        m.update(hex::decode("d41d8cd98f00b204e9800998ecf8427e0cc175b9c0f1b6a831c399e269772661").unwrap());
+        assert_eq!(multipart_etag(&parts).unwrap(), format!("{}-2", hex::encode(m.finalize())));
+        assert_eq!(multipart_etag(&[stored(1, 0, "not hex")]).unwrap_err().code, S3ErrorCode::InternalError);
+    }
+
+    #[test]
+    fn a_composite_checksum_needs_every_part_to_have_one() {
+        let with = |v: &str| Checksum { algorithm: "CRC32".into(), value: v.into() };
+        let mut a = stored(1, 0, "aa");
+        a.checksums.push(with("AAAAAA=="));
+        let mut b = stored(2, 0, "bb");
+        b.checksums.push(with("AAAAAQ=="));
+        let got = composite_checksums("CRC32", &[a.clone(), b]);
+        assert_eq!(got.len(), 1);
+        assert!(got[0].value.ends_with("-2"), "{}", got[0].value);
+        assert!(composite_checksums("CRC32", &[a.clone(), stored(2, 0, "bb")]).is_empty());
+        assert!(composite_checksums("", &[a]).is_empty());
+    }
 }

@@ -11,8 +11,8 @@ use async_trait::async_trait;
 use etcd_client::{
     Client, Compare, CompareOp, ConnectOptions, DeleteOptions, GetOptions, SortOrder, SortTarget, Txn, TxnOp,
 };
-use strata_common::kv::{KeyValue, KvStore, KvTxn};
-use strata_common::{Error, ErrorKind, Result};
+use strata_common::kv::{KeyValue, KvResult, KvStore, KvTxn, StoreError};
+use strata_common::{Error, Result};
 
 use super::buffer::{Op, WriteBuffer, add};
 
@@ -55,7 +55,7 @@ impl EtcdStore {
 
 #[async_trait]
 impl KvStore for EtcdStore {
-    async fn begin(&self) -> Result<Box<dyn KvTxn>> {
+    async fn begin(&self) -> KvResult<Box<dyn KvTxn>> {
         Ok(Box::new(EtcdTxn {
             client: self.client.clone(),
             prefix: self.prefix.clone(),
@@ -102,7 +102,7 @@ impl EtcdTxn {
 
 #[async_trait]
 impl KvTxn for EtcdTxn {
-    async fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+    async fn get(&mut self, key: &[u8]) -> KvResult<Option<Vec<u8>>> {
         let snapshot = if self.buffer.needs_snapshot(key) {
             let opts = self.at_revision(GetOptions::new());
             let resp = self.client.get(self.full(key), Some(opts)).await.map_err(etcd_err)?;
@@ -116,7 +116,7 @@ impl KvTxn for EtcdTxn {
         Ok(self.buffer.visible(key, snapshot))
     }
 
-    async fn get_range(&mut self, begin: &[u8], end: &[u8], limit: usize, reverse: bool) -> Result<Vec<KeyValue>> {
+    async fn get_range(&mut self, begin: &[u8], end: &[u8], limit: usize, reverse: bool) -> KvResult<Vec<KeyValue>> {
         if begin >= end {
             return Ok(Vec::new());
         }
@@ -158,7 +158,7 @@ impl KvTxn for EtcdTxn {
         self.buffer.atomic_add(key, delta)
     }
 
-    async fn commit(self: Box<Self>) -> Result<()> {
+    async fn commit(self: Box<Self>) -> KvResult<()> {
         let mut txn = *self;
         if txn.buffer.is_empty() {
             return Ok(());
@@ -209,7 +209,8 @@ impl KvTxn for EtcdTxn {
                 ops.len(),
                 compares.len(),
                 txn.max_txn_ops
-            )));
+            ))
+            .into());
         }
         let resp = txn.client.txn(Txn::new().when(compares).and_then(ops)).await.map_err(|e| match e {
             etcd_client::Error::GRpcStatus(s)
@@ -223,7 +224,7 @@ impl KvTxn for EtcdTxn {
             other => etcd_err(other),
         })?;
         if !resp.succeeded() {
-            return Err(Error::new(ErrorKind::Conflict, "a concurrent transaction changed what this one read"));
+            return Err(StoreError::conflict("a concurrent transaction changed what this one read"));
         }
         Ok(())
     }

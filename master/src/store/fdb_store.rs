@@ -1,6 +1,6 @@
 //! The FoundationDB backend (large HA clusters): the trait's semantics are FoundationDB's, so
 //! each call maps to one FDB call. Retries follow FDB's own loop: a retryable error goes
-//! through `on_error` (FDB's backoff), then surfaces as `Conflict` so `transact` reruns the
+//! through `on_error` (FDB's backoff), then surfaces as `StoreError::Conflict` so `transact` reruns the
 //! closure. Keys live under a prefix, so one FDB cluster can hold several Strata clusters.
 //! Built with `--features fdb`; it links libfdb_c, so it runs only where FDB is installed.
 
@@ -10,8 +10,8 @@ use async_trait::async_trait;
 use foundationdb::options::{MutationType, StreamingMode};
 use foundationdb::{Database, FdbError, KeySelector, RangeOption, Transaction};
 use futures::TryStreamExt;
-use strata_common::kv::{KeyValue, KvStore, KvTxn};
-use strata_common::{Error, ErrorKind, Result};
+use strata_common::kv::{KeyValue, KvResult, KvStore, KvTxn, StoreError};
+use strata_common::{Error, Result};
 
 pub struct FdbStore {
     db: Arc<Database>,
@@ -20,11 +20,11 @@ pub struct FdbStore {
 
 static NETWORK: Once = Once::new();
 
-fn fdb_err(e: FdbError) -> Error {
+fn fdb_err(e: FdbError) -> StoreError {
     if e.is_retryable() {
-        Error::new(ErrorKind::Conflict, format!("FoundationDB: {} ({})", e.message(), e.code()))
+        StoreError::conflict(format!("FoundationDB: {} ({})", e.message(), e.code()))
     } else {
-        Error::unavailable(format!("FoundationDB: {} ({})", e.message(), e.code()))
+        Error::unavailable(format!("FoundationDB: {} ({})", e.message(), e.code())).into()
     }
 }
 
@@ -51,7 +51,7 @@ impl FdbStore {
 
 #[async_trait]
 impl KvStore for FdbStore {
-    async fn begin(&self) -> Result<Box<dyn KvTxn>> {
+    async fn begin(&self) -> KvResult<Box<dyn KvTxn>> {
         let tr = self.db.create_trx().map_err(fdb_err)?;
         Ok(Box::new(FdbTxn { tr, prefix: self.prefix.clone() }))
     }
@@ -74,11 +74,11 @@ impl FdbTxn {
 
 #[async_trait]
 impl KvTxn for FdbTxn {
-    async fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+    async fn get(&mut self, key: &[u8]) -> KvResult<Option<Vec<u8>>> {
         Ok(self.tr.get(&self.full(key), false).await.map_err(fdb_err)?.map(|v| v.to_vec()))
     }
 
-    async fn get_range(&mut self, begin: &[u8], end: &[u8], limit: usize, reverse: bool) -> Result<Vec<KeyValue>> {
+    async fn get_range(&mut self, begin: &[u8], end: &[u8], limit: usize, reverse: bool) -> KvResult<Vec<KeyValue>> {
         if begin >= end {
             return Ok(Vec::new());
         }
@@ -117,14 +117,14 @@ impl KvTxn for FdbTxn {
         self.tr.atomic_op(&self.full(key), &delta.to_le_bytes(), MutationType::Add)
     }
 
-    async fn commit(self: Box<Self>) -> Result<()> {
+    async fn commit(self: Box<Self>) -> KvResult<()> {
         match self.tr.commit().await {
             Ok(_) => Ok(()),
             Err(e) if e.is_retryable() => {
                 let code = (*e).code();
                 // FDB's backoff for this error, then a rerun of the whole closure.
                 let _ = e.on_error().await;
-                Err(Error::new(ErrorKind::Conflict, format!("FoundationDB commit: retryable error {code}")))
+                Err(StoreError::conflict(format!("FoundationDB commit: retryable error {code}")))
             }
             Err(e) => Err(fdb_err(*e)),
         }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
-use strata_common::kv::{KeyValue, KvStore, KvTxn, decode_i64};
+use strata_common::kv::{KeyValue, KvResult, KvStore, KvTxn, decode_i64};
 use strata_common::{Error, ErrorKind, Result, keys};
 
 /// No fencing (a single master on the embedded store).
@@ -29,7 +29,7 @@ impl FencedStore {
 
 #[async_trait]
 impl KvStore for FencedStore {
-    async fn begin(&self) -> Result<Box<dyn KvTxn>> {
+    async fn begin(&self) -> KvResult<Box<dyn KvTxn>> {
         Ok(Box::new(FencedTxn { inner: self.inner.begin().await?, epoch: self.epoch.clone(), writes: false }))
     }
 
@@ -46,10 +46,10 @@ struct FencedTxn {
 
 #[async_trait]
 impl KvTxn for FencedTxn {
-    async fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+    async fn get(&mut self, key: &[u8]) -> KvResult<Option<Vec<u8>>> {
         self.inner.get(key).await
     }
-    async fn get_range(&mut self, begin: &[u8], end: &[u8], limit: usize, reverse: bool) -> Result<Vec<KeyValue>> {
+    async fn get_range(&mut self, begin: &[u8], end: &[u8], limit: usize, reverse: bool) -> KvResult<Vec<KeyValue>> {
         self.inner.get_range(begin, end, limit, reverse).await
     }
     fn set(&mut self, key: &[u8], value: &[u8]) {
@@ -68,7 +68,7 @@ impl KvTxn for FencedTxn {
         self.writes = true;
         self.inner.atomic_add(key, delta)
     }
-    async fn commit(mut self: Box<Self>) -> Result<()> {
+    async fn commit(mut self: Box<Self>) -> KvResult<()> {
         let mine = self.epoch.load(Ordering::SeqCst);
         if self.writes && mine != UNFENCED {
             let stored = self.inner.get(&keys::epoch()).await?.map(|v| decode_i64(&v) as u64).unwrap_or(0);
@@ -79,7 +79,8 @@ impl KvTxn for FencedTxn {
                         "this master is not the primary (store epoch {stored}, this master's {}); nothing was written",
                         if mine == FENCED_OFF { "none".to_string() } else { mine.to_string() }
                     ),
-                ));
+                )
+                .into());
             }
         }
         self.inner.commit().await
@@ -97,4 +98,65 @@ pub async fn take_epoch(store: &dyn KvStore) -> Result<u64> {
         })
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicU32;
+
+    use strata_common::kv::{conformance, transact};
+
+    use super::*;
+
+    fn fenced(epoch: u64) -> (Arc<dyn KvStore>, Arc<dyn KvStore>) {
+        let raw: Arc<dyn KvStore> = Arc::new(crate::store::RedbStore::memory().unwrap());
+        (raw.clone(), Arc::new(FencedStore::new(raw, Arc::new(AtomicU64::new(epoch)))))
+    }
+
+    /// The wrapper passes the store's conflicts through, so `transact` still reruns them.
+    #[tokio::test]
+    async fn an_unfenced_wrapper_conforms() {
+        conformance::run_all(|| async { fenced(UNFENCED).1 }).await;
+    }
+
+    #[tokio::test]
+    async fn a_write_under_a_stale_epoch_fails_once_and_writes_nothing() {
+        let (raw, store) = fenced(1);
+        take_epoch(raw.as_ref()).await.unwrap();
+        take_epoch(raw.as_ref()).await.unwrap(); // epoch 2: another primary
+        let runs = AtomicU32::new(0);
+        let runs_ref = &runs;
+        let e = transact(store.as_ref(), |t| {
+            runs_ref.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async move {
+                t.set(b"k", b"v");
+                Ok(())
+            })
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::NotPrimary);
+        assert!(e.message.contains("store epoch 2"), "{e}");
+        assert_eq!(runs.load(Ordering::SeqCst), 1, "a fenced write is not a conflict to rerun");
+        let v = transact(raw.as_ref(), |t| Box::pin(async move { t.get(b"k").await })).await.unwrap();
+        assert_eq!(v, None);
+        // Reads still work under a stale epoch.
+        assert!(transact(store.as_ref(), |t| Box::pin(async move { t.get(b"k").await })).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_write_under_the_current_epoch_lands() {
+        let (raw, store) = fenced(1);
+        assert_eq!(take_epoch(raw.as_ref()).await.unwrap(), 1);
+        transact(store.as_ref(), |t| {
+            Box::pin(async move {
+                t.set(b"k", b"v");
+                Ok(())
+            })
+        })
+        .await
+        .unwrap();
+        let v = transact(raw.as_ref(), |t| Box::pin(async move { t.get(b"k").await })).await.unwrap();
+        assert_eq!(v.as_deref(), Some(&b"v"[..]));
+    }
 }

@@ -12,8 +12,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use redb::{AccessGuard, Database, ReadOnlyTable, ReadableDatabase, ReadableTable, TableDefinition};
-use strata_common::kv::{KeyValue, KvStore, KvTxn};
-use strata_common::{Error, ErrorKind, Result};
+use strata_common::kv::{KeyValue, KvResult, KvStore, KvTxn, StoreError};
+use strata_common::{Error, Result};
 use tokio::sync::Mutex;
 
 use super::buffer::{Op, WriteBuffer, add, in_ranges};
@@ -89,7 +89,7 @@ impl RedbStore {
 
 #[async_trait]
 impl KvStore for RedbStore {
-    async fn begin(&self) -> Result<Box<dyn KvTxn>> {
+    async fn begin(&self) -> KvResult<Box<dyn KvTxn>> {
         // The snapshot and the version it corresponds to must be taken together.
         let log = self.log.lock().await;
         let snapshot = self.db.begin_read().map_err(db_err)?;
@@ -122,7 +122,7 @@ struct RedbTxn {
 
 #[async_trait]
 impl KvTxn for RedbTxn {
-    async fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+    async fn get(&mut self, key: &[u8]) -> KvResult<Option<Vec<u8>>> {
         let snapshot = if self.buffer.needs_snapshot(key) {
             self.read_keys.insert(key.to_vec());
             self.table.get(key).map_err(db_err)?.map(|v| v.value().to_vec())
@@ -132,7 +132,7 @@ impl KvTxn for RedbTxn {
         Ok(self.buffer.visible(key, snapshot))
     }
 
-    async fn get_range(&mut self, begin: &[u8], end: &[u8], limit: usize, reverse: bool) -> Result<Vec<KeyValue>> {
+    async fn get_range(&mut self, begin: &[u8], end: &[u8], limit: usize, reverse: bool) -> KvResult<Vec<KeyValue>> {
         if begin >= end {
             return Ok(Vec::new());
         }
@@ -165,7 +165,7 @@ impl KvTxn for RedbTxn {
         self.buffer.atomic_add(key, delta)
     }
 
-    async fn commit(self: Box<Self>) -> Result<()> {
+    async fn commit(self: Box<Self>) -> KvResult<()> {
         let txn = *self;
         if txn.buffer.is_empty() {
             return Ok(());
@@ -174,7 +174,7 @@ impl KvTxn for RedbTxn {
         if log.version > txn.read_version {
             let oldest = log.entries.front().map(|c| c.version).unwrap_or(u64::MAX);
             if oldest > txn.read_version + 1 {
-                return Err(Error::new(ErrorKind::Conflict, "transaction too old"));
+                return Err(StoreError::conflict("transaction too old"));
             }
             for c in log.entries.iter().filter(|c| c.version > txn.read_version) {
                 let hit_key = txn.read_keys.iter().any(|k| c.keys.contains(k) || in_ranges(&c.ranges, k));
@@ -183,7 +183,7 @@ impl KvTxn for RedbTxn {
                         || c.ranges.iter().any(|(cb, ce)| cb < e && b < ce)
                 });
                 if hit_key || hit_range {
-                    return Err(Error::new(ErrorKind::Conflict, "a concurrent transaction changed what this one read"));
+                    return Err(StoreError::conflict("a concurrent transaction changed what this one read"));
                 }
             }
         }

@@ -1,0 +1,42 @@
+//! One authenticated S3 request as the operations see it ([`Ctx`]), and reading its small
+//! (XML) bodies whole.
+
+use axum::body::Body;
+use axum::http::HeaderMap;
+
+use crate::auth::Auth;
+use crate::error::{S3Error, S3ErrorCode, S3Result};
+use crate::router::Query;
+use crate::state::Gateway;
+use crate::xml;
+
+/// One authenticated S3 request.
+pub struct Ctx {
+    pub gw: Gateway,
+    pub bucket: String,
+    pub key: String,
+    pub query: Query,
+    pub headers: HeaderMap,
+    pub auth: Auth,
+}
+
+impl Ctx {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The owner shown in listings: the requester.
+    pub fn owner(&self) -> xml::Owner {
+        xml::Owner { id: self.auth.access_key.clone(), display_name: self.auth.access_key.clone() }
+    }
+}
+
+/// Reads a small request body (XML) whole, up to `limit` bytes.
+pub async fn small_body(body: Body, limit: usize) -> S3Result<bytes::Bytes> {
+    axum::body::to_bytes(body, limit).await.map_err(|_| {
+        S3Error::new(
+            S3ErrorCode::MaxMessageLengthExceeded,
+            format!("Your request was too big (at most {limit} bytes here)"),
+        )
+    })
+}

@@ -1,0 +1,76 @@
+//! The gateway's shared state: the master and worker clients, the under stores for reads
+//! when no worker is alive, and short-lived caches of secrets and mounts.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use strata_common::api::{MasterApi, WorkerApi};
+use strata_common::proto::Mount;
+use strata_common::ttl_cache::TtlCache;
+use strata_common::ufs::UfsRegistry;
+
+use crate::error::S3Result;
+use crate::workers::WorkerPool;
+
+pub struct GatewayOptions {
+    /// Virtual-hosted-style addressing under this domain.
+    pub domain: Option<String>,
+    pub region: String,
+    pub block_size: u64,
+}
+
+/// Cheap to clone; all state is behind one Arc.
+#[derive(Clone)]
+pub struct Gateway(Arc<Inner>);
+
+pub struct Inner {
+    pub(crate) master: Arc<dyn MasterApi>,
+    pub(crate) workers: WorkerPool,
+    secrets: TtlCache<String, String>,
+    pub(crate) opts: GatewayOptions,
+    /// Under stores, for reads when no worker is alive.
+    pub(crate) ufs: UfsRegistry,
+    mounts: TtlCache<String, Mount>,
+}
+
+/// How long a looked-up secret key is trusted.
+const SECRET_TTL: Duration = Duration::from_secs(60);
+/// How long a mount is trusted for direct reads and write types.
+const MOUNT_TTL: Duration = Duration::from_secs(10);
+
+impl Gateway {
+    /// `local`: the in-process worker of `strata local`, reached without sockets.
+    pub fn new(
+        master: Arc<dyn MasterApi>,
+        local: Option<Arc<dyn WorkerApi>>,
+        cluster_secret: String,
+        opts: GatewayOptions,
+    ) -> Gateway {
+        Gateway(Arc::new(Inner {
+            workers: WorkerPool::new(master.clone(), local, cluster_secret),
+            master,
+            secrets: TtlCache::new(SECRET_TTL),
+            opts,
+            ufs: Default::default(),
+            mounts: TtlCache::new(MOUNT_TTL),
+        }))
+    }
+
+    /// The secret key of an access key, trusted for a minute.
+    pub(crate) async fn secret_of(&self, access_key: String) -> S3Result<String> {
+        let fetch = self.0.master.get_credential(&access_key);
+        Ok(self.0.secrets.get_or_fetch(access_key.clone(), fetch).await?)
+    }
+
+    /// A bucket's mount, trusted for a few seconds.
+    pub(crate) async fn mount_of(&self, bucket: &str) -> strata_common::Result<Mount> {
+        self.0.mounts.get_or_fetch(bucket.to_string(), self.0.master.get_mount(bucket)).await
+    }
+}
+
+impl std::ops::Deref for Gateway {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}

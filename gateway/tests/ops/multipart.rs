@@ -1,0 +1,303 @@
+//! Multipart uploads: create, upload part, list parts, complete (and its InvalidPart,
+//! InvalidPartOrder, EntityTooSmall), abort, UploadPartCopy, reading parts back.
+
+use crate::support::*;
+
+async fn create(env: &Env, key: &str) -> String {
+    let r = env.ok(env.req("POST", &format!("/bkt/{key}?uploads")).header("x-amz-meta-from", "create")).await;
+    tag(&r.text(), "UploadId").unwrap()
+}
+
+async fn part(env: &Env, key: &str, id: &str, n: u32, body: Vec<u8>) -> String {
+    env.put(&format!("/bkt/{key}?partNumber={n}&uploadId={id}"), body).await.etag()
+}
+
+fn complete_xml(parts: &[(u32, &str)]) -> String {
+    let parts: String =
+        parts.iter().map(|(n, e)| format!("<Part><PartNumber>{n}</PartNumber><ETag>\"{e}\"</ETag></Part>")).collect();
+    format!("<CompleteMultipartUpload>{parts}</CompleteMultipartUpload>")
+}
+
+async fn complete(env: &Env, key: &str, id: &str, parts: &[(u32, &str)]) -> Resp {
+    env.req("POST", &format!("/bkt/{key}?uploadId={id}")).body(complete_xml(parts)).send().await
+}
+
+fn multipart_etag(parts: &[&[u8]]) -> String {
+    use md5::{Digest, Md5};
+    let mut all = Md5::new();
+    for p in parts {
+        all.update(Md5::digest(p));
+    }
+    format!("{}-{}", hex::encode(all.finalize()), parts.len())
+}
+
+/// An upload of a 5 MiB part and a small last part.
+async fn two_parts(env: &Env) -> (String, Vec<u8>, Vec<u8>, String, String) {
+    let id = create(env, "mp").await;
+    let (p1, p2) = (data(5 * MIB), b"the tail".to_vec());
+    let e1 = part(env, "mp", &id, 1, p1.clone()).await;
+    let e2 = part(env, "mp", &id, 2, p2.clone()).await;
+    (id, p1, p2, e1, e2)
+}
+
+#[tokio::test]
+async fn create_answers_an_upload_id() {
+    let env = Env::bucket().await;
+    let r = env.ok(env.req("POST", "/bkt/mp?uploads")).await;
+    assert_eq!(tag(&r.text(), "Key").as_deref(), Some("mp"));
+    assert_eq!(tag(&r.text(), "Bucket").as_deref(), Some("bkt"));
+    assert!(!tag(&r.text(), "UploadId").unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn upload_part_answers_its_md5() {
+    let env = Env::bucket().await;
+    let id = create(&env, "mp").await;
+    assert_eq!(part(&env, "mp", &id, 1, b"part one".to_vec()).await, md5_hex(b"part one"));
+}
+
+#[tokio::test]
+async fn complete_joins_the_parts() {
+    let env = Env::bucket().await;
+    let (id, p1, p2, e1, e2) = two_parts(&env).await;
+    let r = complete(&env, "mp", &id, &[(1, &e1), (2, &e2)]).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let want = multipart_etag(&[&p1, &p2]);
+    assert_eq!(unquote(&tag(&r.text(), "ETag").unwrap()), want);
+    let g = env.get("/bkt/mp").await;
+    let whole = [p1.as_slice(), p2.as_slice()].concat();
+    assert!(g.body.as_ref() == whole.as_slice());
+    assert_eq!(g.etag(), want);
+    assert_eq!(g.header("x-amz-mp-parts-count"), Some("2"));
+    assert_eq!(g.header("x-amz-meta-from"), Some("create"));
+    assert!(std::fs::read(env.ufs().join("bkt/mp")).unwrap() == whole);
+}
+
+#[tokio::test]
+async fn part_number_reads_one_part_of_a_multipart_object() {
+    let env = Env::bucket().await;
+    let (id, p1, p2, e1, e2) = two_parts(&env).await;
+    assert_eq!(complete(&env, "mp", &id, &[(1, &e1), (2, &e2)]).await.status, 200);
+    let r = env.get("/bkt/mp?partNumber=2").await;
+    assert_eq!(r.status, 206);
+    assert_eq!(r.body.as_ref(), p2.as_slice());
+    let start = p1.len();
+    let range = format!("bytes {start}-{}/{}", start + p2.len() - 1, start + p2.len());
+    assert_eq!(r.header("content-range"), Some(range.as_str()));
+    env.get("/bkt/mp?partNumber=3").await.assert_error(416, "InvalidPartNumber");
+}
+
+#[tokio::test]
+async fn complete_with_a_wrong_etag_is_invalid_part() {
+    let env = Env::bucket().await;
+    let (id, _, _, e1, _) = two_parts(&env).await;
+    complete(&env, "mp", &id, &[(1, &e1), (2, &md5_hex(b"x"))]).await.assert_error(400, "InvalidPart");
+    complete(&env, "mp", &id, &[(1, &e1), (3, &e1)]).await.assert_error(400, "InvalidPart");
+    env.get("/bkt/mp").await.assert_error(404, "NoSuchKey");
+}
+
+#[tokio::test]
+async fn complete_out_of_order_is_invalid_part_order() {
+    let env = Env::bucket().await;
+    let (id, _, _, e1, e2) = two_parts(&env).await;
+    complete(&env, "mp", &id, &[(2, &e2), (1, &e1)]).await.assert_error(400, "InvalidPartOrder");
+    complete(&env, "mp", &id, &[(1, &e1), (1, &e1)]).await.assert_error(400, "InvalidPartOrder");
+}
+
+#[tokio::test]
+async fn a_small_part_before_the_last_is_entity_too_small() {
+    let env = Env::bucket().await;
+    let id = create(&env, "mp").await;
+    let e1 = part(&env, "mp", &id, 1, data(1000)).await;
+    let e2 = part(&env, "mp", &id, 2, data(1000)).await;
+    complete(&env, "mp", &id, &[(1, &e1), (2, &e2)]).await.assert_error(400, "EntityTooSmall");
+}
+
+#[tokio::test]
+async fn a_single_small_part_is_fine() {
+    let env = Env::bucket().await;
+    let id = create(&env, "mp").await;
+    let e1 = part(&env, "mp", &id, 1, b"tiny".to_vec()).await;
+    assert_eq!(complete(&env, "mp", &id, &[(1, &e1)]).await.status, 200);
+    assert_eq!(env.get("/bkt/mp").await.body.as_ref(), b"tiny");
+}
+
+#[tokio::test]
+async fn complete_without_parts_is_malformed() {
+    let env = Env::bucket().await;
+    let id = create(&env, "mp").await;
+    complete(&env, "mp", &id, &[]).await.assert_error(400, "MalformedXML");
+    let r = env.req("POST", &format!("/bkt/mp?uploadId={id}")).body("<not xml").send().await;
+    r.assert_error(400, "MalformedXML");
+}
+
+#[tokio::test]
+async fn a_part_uploaded_again_replaces_the_first() {
+    let env = Env::bucket().await;
+    let id = create(&env, "mp").await;
+    part(&env, "mp", &id, 1, b"first".to_vec()).await;
+    let e = part(&env, "mp", &id, 1, b"second".to_vec()).await;
+    let l = env.get(&format!("/bkt/mp?uploadId={id}")).await;
+    assert_eq!(tags(&l.text(), "PartNumber"), vec!["1"]);
+    assert_eq!(complete(&env, "mp", &id, &[(1, &e)]).await.status, 200);
+    assert_eq!(env.get("/bkt/mp").await.body.as_ref(), b"second");
+}
+
+#[tokio::test]
+async fn list_parts() {
+    let env = Env::bucket().await;
+    let id = create(&env, "mp").await;
+    for n in 1..=3 {
+        part(&env, "mp", &id, n, vec![b'x'; n as usize * 10]).await;
+    }
+    let r = env.ok(env.req("GET", &format!("/bkt/mp?uploadId={id}"))).await;
+    let t = r.text();
+    assert_eq!(tags(&t, "PartNumber"), vec!["1", "2", "3"]);
+    assert_eq!(tags(&t, "Size"), vec!["10", "20", "30"]);
+    assert_eq!(tag(&t, "IsTruncated").as_deref(), Some("false"));
+    let page = env.ok(env.req("GET", &format!("/bkt/mp?uploadId={id}&max-parts=2"))).await.text();
+    assert_eq!(tags(&page, "PartNumber"), vec!["1", "2"]);
+    assert_eq!(tag(&page, "IsTruncated").as_deref(), Some("true"));
+    assert_eq!(tag(&page, "NextPartNumberMarker").as_deref(), Some("2"));
+    let rest = env.ok(env.req("GET", &format!("/bkt/mp?uploadId={id}&part-number-marker=2"))).await.text();
+    assert_eq!(tags(&rest, "PartNumber"), vec!["3"]);
+}
+
+#[tokio::test]
+async fn list_uploads() {
+    let env = Env::bucket().await;
+    let a = create(&env, "dir/a").await;
+    let b = create(&env, "dir/b").await;
+    create(&env, "other").await;
+    let r = env.ok(env.req("GET", "/bkt?uploads&prefix=dir/")).await.text();
+    assert_eq!(tags(&r, "Key"), vec!["dir/a", "dir/b"]);
+    let ids = tags(&r, "UploadId");
+    assert!(ids.contains(&a) && ids.contains(&b), "{r}");
+}
+
+#[tokio::test]
+async fn abort_forgets_the_upload() {
+    let env = Env::bucket().await;
+    let id = create(&env, "mp").await;
+    part(&env, "mp", &id, 1, b"bytes".to_vec()).await;
+    let r = env.req("DELETE", &format!("/bkt/mp?uploadId={id}")).send().await;
+    assert_eq!(r.status, 204);
+    env.get(&format!("/bkt/mp?uploadId={id}")).await.assert_error(404, "NoSuchUpload");
+    let r = env.req("PUT", &format!("/bkt/mp?partNumber=2&uploadId={id}")).body("late").send().await;
+    r.assert_error(404, "NoSuchUpload");
+    complete(&env, "mp", &id, &[(1, &md5_hex(b"bytes"))]).await.assert_error(404, "NoSuchUpload");
+}
+
+#[tokio::test]
+async fn unknown_upload() {
+    let env = Env::bucket().await;
+    let r = env.req("PUT", "/bkt/mp?partNumber=1&uploadId=nope").body("x").send().await;
+    r.assert_error(404, "NoSuchUpload");
+    env.req("DELETE", "/bkt/mp?uploadId=nope").send().await.assert_error(404, "NoSuchUpload");
+}
+
+#[tokio::test]
+async fn part_number_out_of_bounds() {
+    let env = Env::bucket().await;
+    let id = create(&env, "mp").await;
+    for n in ["0", "10001", "x"] {
+        let r = env.req("PUT", &format!("/bkt/mp?partNumber={n}&uploadId={id}")).body("x").send().await;
+        r.assert_error(400, "InvalidArgument");
+    }
+}
+
+#[tokio::test]
+async fn a_part_with_a_bad_md5_is_not_recorded() {
+    let env = Env::bucket().await;
+    let id = create(&env, "mp").await;
+    let r = env
+        .req("PUT", &format!("/bkt/mp?partNumber=1&uploadId={id}"))
+        .header("content-md5", md5_b64(b"other"))
+        .body("part")
+        .send()
+        .await;
+    r.assert_error(400, "BadDigest");
+    let l = env.get(&format!("/bkt/mp?uploadId={id}")).await.text();
+    assert_eq!(tags(&l, "PartNumber"), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn upload_part_copy_with_a_range() {
+    let env = Env::bucket().await;
+    let src = data(40_000);
+    env.put("/bkt/src", src.clone()).await;
+    let id = create(&env, "mp").await;
+    let r = env
+        .req("PUT", &format!("/bkt/mp?partNumber=1&uploadId={id}"))
+        .header("x-amz-copy-source", "/bkt/src")
+        .header("x-amz-copy-source-range", "bytes=100-20099")
+        .send()
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let etag = unquote(&tag(&r.text(), "ETag").unwrap());
+    assert_eq!(etag, md5_hex(&src[100..20100]));
+    assert_eq!(complete(&env, "mp", &id, &[(1, &etag)]).await.status, 200);
+    assert_eq!(env.get("/bkt/mp").await.body.as_ref(), &src[100..20100]);
+}
+
+#[tokio::test]
+async fn upload_part_copy_range_outside_the_source() {
+    let env = Env::bucket().await;
+    env.put("/bkt/src", data(1000)).await;
+    let id = create(&env, "mp").await;
+    for range in ["bytes=0-1000", "bytes=10-5", "10-20"] {
+        let r = env
+            .req("PUT", &format!("/bkt/mp?partNumber=1&uploadId={id}"))
+            .header("x-amz-copy-source", "/bkt/src")
+            .header("x-amz-copy-source-range", range)
+            .send()
+            .await;
+        r.assert_error(400, "InvalidArgument");
+    }
+}
+
+#[tokio::test]
+async fn complete_if_none_match_star_on_an_existing_key() {
+    let env = Env::bucket().await;
+    env.put("/bkt/mp", "there").await;
+    let id = create(&env, "mp").await;
+    let e = part(&env, "mp", &id, 1, b"new".to_vec()).await;
+    let r = env
+        .req("POST", &format!("/bkt/mp?uploadId={id}"))
+        .header("if-none-match", "*")
+        .body(complete_xml(&[(1, &e)]))
+        .send()
+        .await;
+    r.assert_error(412, "PreconditionFailed");
+    assert_eq!(env.get("/bkt/mp").await.body.as_ref(), b"there");
+}
+
+#[tokio::test]
+async fn a_checksummed_upload_completes_with_a_composite_checksum() {
+    use base64::Engine;
+    let env = Env::bucket().await;
+    let r = env.ok(env.req("POST", "/bkt/mp?uploads").header("x-amz-checksum-algorithm", "CRC32")).await;
+    assert_eq!(r.header("x-amz-checksum-algorithm"), Some("CRC32"));
+    let id = tag(&r.text(), "UploadId").unwrap();
+    let (p1, p2) = (data(5 * MIB), b"tail".to_vec());
+    let (c1, c2) = (crate::put::crc32(&p1), crate::put::crc32(&p2));
+    let mut etags = Vec::new();
+    for (n, (p, c)) in [(&p1, &c1), (&p2, &c2)].into_iter().enumerate() {
+        let path = format!("/bkt/mp?partNumber={}&uploadId={id}", n + 1);
+        let r = env.ok(env.req("PUT", &path).header("x-amz-checksum-crc32", c.clone()).body(p.clone())).await;
+        assert_eq!(r.header("x-amz-checksum-crc32"), Some(c.as_str()));
+        etags.push(r.etag());
+    }
+    let r = complete(&env, "mp", &id, &[(1, &etags[0]), (2, &etags[1])]).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let raw = [b64.decode(&c1).unwrap(), b64.decode(&c2).unwrap()].concat();
+    let want = format!("{}-2", crate::put::crc32(&raw));
+    assert_eq!(tag(&r.text(), "ChecksumCRC32"), Some(want.clone()));
+    assert_eq!(tag(&r.text(), "ChecksumType").as_deref(), Some("COMPOSITE"));
+    let h = env.ok(env.req("HEAD", "/bkt/mp").header("x-amz-checksum-mode", "ENABLED")).await;
+    assert_eq!(
+        (h.header("x-amz-checksum-crc32"), h.header("x-amz-checksum-type")),
+        (Some(want.as_str()), Some("COMPOSITE"))
+    );
+}

@@ -1,0 +1,413 @@
+//! The components through the composed master, on the memory store and a local folder as the
+//! root under store: commits, deletes, uploads, journals, pins, TTL, mounts and sync.
+
+use std::path::Path;
+use std::time::Duration;
+
+use strata_common::ErrorKind;
+use strata_common::api::MasterApi;
+use strata_common::proto::*;
+
+use crate::master::{Master, test_master};
+
+async fn master_with(keys: &[&str]) -> (Master, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let m = test_master(dir.path());
+    m.create_bucket("bkt").await.unwrap();
+    for k in keys {
+        let meta = ObjectMeta { key: k.to_string(), version: 1, ..Default::default() };
+        m.commit_object(CommitObjectRequest { bucket: "bkt".into(), meta: Some(meta), ..Default::default() })
+            .await
+            .unwrap();
+    }
+    (m, dir)
+}
+
+fn commit(key: &str, version: u64) -> CommitObjectRequest {
+    CommitObjectRequest {
+        bucket: "bkt".into(),
+        meta: Some(ObjectMeta { key: key.into(), version, ..Default::default() }),
+        ..Default::default()
+    }
+}
+
+fn journaled(key: &str, version: u64, worker: u64) -> CommitObjectRequest {
+    let mut c = commit(key, version);
+    if let Some(m) = c.meta.as_mut() {
+        m.journal_worker = worker;
+        m.persist_pending = true;
+    }
+    c
+}
+
+fn req(prefix: &str, delimiter: &str, after: &str, max: u32) -> ListObjectsRequest {
+    ListObjectsRequest {
+        bucket: "bkt".into(),
+        prefix: prefix.into(),
+        delimiter: delimiter.into(),
+        start_after: after.into(),
+        max_keys: max,
+    }
+}
+
+/// A registered worker's heartbeat: (pinned, free).
+async fn heartbeat(m: &Master) -> (Vec<u64>, Vec<u64>) {
+    let w = m.register_worker(WorkerInfo { address: "http://w".into(), ..Default::default() }).await.unwrap();
+    let r = m.heartbeat(HeartbeatRequest { worker_id: w.id, ..Default::default() }).await.unwrap();
+    assert!(!r.reregister);
+    let (mut pinned, mut free) = (r.pinned, r.free);
+    pinned.sort();
+    free.sort();
+    (pinned, free)
+}
+
+fn stage(dir: &Path, name: &str, bytes: &[u8]) {
+    let staged = dir.join("bkt/%strata/tmp");
+    std::fs::create_dir_all(&staged).unwrap();
+    std::fs::write(staged.join(name), bytes).unwrap();
+}
+
+#[tokio::test]
+async fn lists_with_delimiter_and_pages() {
+    let (m, _d) = master_with(&["a/1", "a/2", "b", "c/x/1", "c/y", "d"]).await;
+    let r = m.list_objects(req("", "/", "", 1000)).await.unwrap();
+    let keys: Vec<_> = r.objects.iter().map(|o| o.key.as_str()).collect();
+    assert_eq!(keys, ["b", "d"]);
+    assert_eq!(r.common_prefixes, ["a/", "c/"]);
+    assert!(!r.truncated);
+
+    // Pages of two: a/ b | c/ d
+    let p1 = m.list_objects(req("", "/", "", 2)).await.unwrap();
+    assert_eq!(
+        (p1.common_prefixes.clone(), p1.truncated, p1.next_marker.as_str()),
+        (vec!["a/".to_string()], true, "b")
+    );
+    let p2 = m.list_objects(req("", "/", &p1.next_marker, 2)).await.unwrap();
+    assert_eq!(p2.common_prefixes, ["c/"]);
+    assert_eq!(p2.objects.iter().map(|o| o.key.as_str()).collect::<Vec<_>>(), ["d"]);
+    assert!(!p2.truncated);
+
+    // A marker that is a common prefix skips it.
+    let p = m.list_objects(req("", "/", "a/", 10)).await.unwrap();
+    assert_eq!(p.objects.first().map(|o| o.key.as_str()), Some("b"));
+
+    let sub = m.list_objects(req("c/", "/", "", 10)).await.unwrap();
+    assert_eq!(sub.common_prefixes, ["c/x/"]);
+    assert_eq!(sub.objects.iter().map(|o| o.key.as_str()).collect::<Vec<_>>(), ["c/y"]);
+
+    let flat = m.list_objects(req("c", "", "", 10)).await.unwrap();
+    assert_eq!(flat.objects.len(), 2);
+}
+
+#[tokio::test]
+async fn conditional_commits() {
+    let (m, _d) = master_with(&["k"]).await;
+    let meta = ObjectMeta { key: "k".into(), version: 2, etag: "e2".into(), ..Default::default() };
+    let r = m
+        .commit_object(CommitObjectRequest {
+            bucket: "bkt".into(),
+            meta: Some(meta.clone()),
+            if_none_match_any: true,
+            ..Default::default()
+        })
+        .await;
+    assert_eq!(r.unwrap_err().kind, ErrorKind::PreconditionFailed);
+    let r = m
+        .commit_object(CommitObjectRequest {
+            bucket: "bkt".into(),
+            meta: Some(meta.clone()),
+            if_match: "\"nope\"".into(),
+            ..Default::default()
+        })
+        .await;
+    assert_eq!(r.unwrap_err().kind, ErrorKind::PreconditionFailed);
+    let r = m.commit_object(CommitObjectRequest { bucket: "bkt".into(), meta: Some(meta), ..Default::default() }).await;
+    assert_eq!(r.unwrap().replaced_version, 1);
+    assert_eq!(m.lookup("bkt", "k").await.unwrap().etag, "e2");
+    assert_eq!(m.lookup("bkt", "zz").await.unwrap_err().kind, ErrorKind::NoSuchKey);
+    assert_eq!(m.lookup("nob", "k").await.unwrap_err().kind, ErrorKind::NoSuchBucket);
+    assert_eq!(m.delete_bucket("bkt").await.unwrap_err().kind, ErrorKind::BucketNotEmpty);
+}
+
+#[tokio::test]
+async fn if_match_on_a_missing_key_is_no_such_key() {
+    let (m, _d) = master_with(&[]).await;
+    let mut c = commit("k", 1);
+    c.if_match = "*".into();
+    assert_eq!(m.commit_object(c).await.unwrap_err().kind, ErrorKind::NoSuchKey);
+}
+
+#[tokio::test]
+async fn a_commit_whose_bytes_cannot_move_is_undone() {
+    let (m, dir) = master_with(&[]).await;
+    stage(dir.path(), "1", b"first");
+    let staged =
+        |version: u64, staging: &str| CommitObjectRequest { staging_key: staging.into(), ..commit("k", version) };
+    m.commit_object(staged(1, "tmp/1")).await.unwrap();
+    assert_eq!(std::fs::read(dir.path().join("bkt/k")).unwrap(), b"first");
+    // Version 2's staged bytes are missing: the move fails, version 1 stays.
+    let e = m.commit_object(staged(2, "tmp/2")).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Internal);
+    assert_eq!(m.lookup("bkt", "k").await.unwrap().version, 1);
+    assert_eq!(std::fs::read(dir.path().join("bkt/k")).unwrap(), b"first");
+}
+
+#[tokio::test]
+async fn an_undone_first_write_leaves_no_object_and_no_journal() {
+    let (m, _dir) = master_with(&[]).await;
+    let c = CommitObjectRequest { staging_key: "tmp/9".into(), ..journaled("k", 9, 4) };
+    assert!(m.commit_object(c).await.is_err());
+    assert_eq!(m.lookup("bkt", "k").await.unwrap_err().kind, ErrorKind::NoSuchKey);
+    assert!(m.journal(4).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_pin_follows_its_object_through_overwrites_and_goes_with_it() {
+    let (m, _d) = master_with(&["k", "other"]).await;
+    assert_eq!(m.pin("bkt", "k", true).await.unwrap(), 1);
+    assert_eq!(heartbeat(&m).await.0, [1]);
+    m.commit_object(commit("k", 5)).await.unwrap();
+    assert_eq!(heartbeat(&m).await.0, [5]);
+    m.delete_object("bkt", "k").await.unwrap();
+    assert!(heartbeat(&m).await.0.is_empty());
+}
+
+#[tokio::test]
+async fn unpinning_releases_the_pin() {
+    let (m, _d) = master_with(&["p/1", "p/2", "q"]).await;
+    assert_eq!(m.pin("bkt", "p/", true).await.unwrap(), 2);
+    assert_eq!(m.pin("bkt", "p/", false).await.unwrap(), 2);
+    assert!(heartbeat(&m).await.0.is_empty());
+}
+
+#[tokio::test]
+async fn journal_entries_follow_commits_and_deletes() {
+    let (m, _d) = master_with(&[]).await;
+    m.commit_object(journaled("k", 3, 7)).await.unwrap();
+    let j = m.journal(7).await.unwrap();
+    assert_eq!((j.len(), j[0].key.as_str(), j[0].version, j[0].persist), (1, "k", 3, true));
+    m.commit_object(journaled("k", 4, 7)).await.unwrap();
+    assert_eq!(m.journal(7).await.unwrap().iter().map(|e| e.version).collect::<Vec<_>>(), [4]);
+    let d = m.delete_object("bkt", "k").await.unwrap();
+    assert_eq!((d.existed, d.version), (true, 4));
+    assert!(m.journal(7).await.unwrap().is_empty());
+    assert!(!m.delete_object("bkt", "k").await.unwrap().existed);
+}
+
+#[tokio::test]
+async fn a_persist_moves_the_bytes_and_clears_the_journal_entry() {
+    let (m, dir) = master_with(&[]).await;
+    m.commit_object(journaled("k", 5, 7)).await.unwrap();
+    let p = |version| PersistedRequest {
+        bucket: "bkt".into(),
+        key: "k".into(),
+        version,
+        staging_key: "tmp/5".into(),
+        ufs_etag: "fp".into(),
+    };
+    // A stale report is refused, and the bytes it staged are deleted.
+    stage(dir.path(), "5", b"stale");
+    assert_eq!(m.persisted(p(4)).await.unwrap_err().kind, ErrorKind::PreconditionFailed);
+    assert!(!dir.path().join("bkt/%strata/tmp/5").exists());
+    stage(dir.path(), "5", b"persisted");
+    m.persisted(p(5)).await.unwrap();
+    assert_eq!(std::fs::read(dir.path().join("bkt/k")).unwrap(), b"persisted");
+    let o = m.lookup("bkt", "k").await.unwrap();
+    assert_eq!((o.journal_worker, o.persist_pending, o.ufs_etag.as_str()), (0, false, "fp"));
+    assert!(m.journal(7).await.unwrap().is_empty());
+    // Persisted once: a second report is refused.
+    assert_eq!(m.persisted(p(5)).await.unwrap_err().kind, ErrorKind::PreconditionFailed);
+}
+
+#[tokio::test]
+async fn tags_of_buckets_and_objects() {
+    let (m, _d) = master_with(&["k"]).await;
+    let tags: std::collections::HashMap<String, String> = [("a".to_string(), "1".to_string())].into();
+    m.set_tags(SetTagsRequest { bucket: "bkt".into(), key: String::new(), tags: tags.clone() }).await.unwrap();
+    m.set_tags(SetTagsRequest { bucket: "bkt".into(), key: "k".into(), tags: tags.clone() }).await.unwrap();
+    assert_eq!(m.get_bucket("bkt").await.unwrap().tags, tags);
+    let o = m.lookup("bkt", "k").await.unwrap();
+    assert_eq!((o.tags, o.version), (tags.clone(), 1));
+    let e = m.set_tags(SetTagsRequest { bucket: "bkt".into(), key: "zz".into(), tags }).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::NoSuchKey);
+}
+
+#[tokio::test]
+async fn credentials_and_versions() {
+    let (m, _d) = master_with(&[]).await;
+    assert_eq!(m.get_credential("a").await.unwrap(), "s");
+    assert_eq!(m.get_credential("b").await.unwrap_err().kind, ErrorKind::InvalidAccessKeyId);
+    let (v1, v2) = (m.allocate_version().await.unwrap(), m.allocate_version().await.unwrap());
+    assert!(v2 > v1 && v1 > 0);
+}
+
+#[tokio::test]
+async fn an_unknown_worker_is_told_to_register() {
+    let (m, _d) = master_with(&[]).await;
+    let r = m.heartbeat(HeartbeatRequest { worker_id: 42, ..Default::default() }).await.unwrap();
+    assert!(r.reregister);
+    assert!(m.list_workers().await.unwrap().is_empty());
+    let report = m.report().await;
+    assert_eq!((report.store.as_str(), report.workers.len()), ("memory", 0));
+}
+
+fn upload_ref(id: &str) -> UploadRef {
+    UploadRef { bucket: "bkt".into(), key: "k".into(), upload_id: id.into() }
+}
+
+#[tokio::test]
+async fn stale_uploads_are_aborted_and_their_parts_deleted() {
+    let (m, dir) = master_with(&[]).await;
+    let u = m.create_upload(Upload { bucket: "bkt".into(), key: "k".into(), ..Default::default() }).await.unwrap();
+    let staged = dir.path().join("%strata/uploads/x");
+    std::fs::create_dir_all(&staged).unwrap();
+    std::fs::write(staged.join("1-5"), b"part").unwrap();
+    let r = upload_ref(&u.upload_id);
+    let part = PartMeta { number: 1, staging_path: "uploads/x/1-5".into(), ..Default::default() };
+    m.commit_part(CommitPartRequest { upload: Some(r.clone()), part: Some(part) }).await.unwrap();
+    assert_eq!(m.abort_stale_uploads(Duration::from_secs(3600)).await.unwrap(), 0);
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert_eq!(m.abort_stale_uploads(Duration::from_millis(1)).await.unwrap(), 1);
+    assert_eq!(m.get_upload(r).await.unwrap_err().kind, ErrorKind::NoSuchUpload);
+    assert!(!staged.join("1-5").exists());
+}
+
+#[tokio::test]
+async fn a_replaced_part_has_its_old_staged_bytes_deleted() {
+    let (m, dir) = master_with(&[]).await;
+    let u = m.create_upload(Upload { bucket: "bkt".into(), key: "k".into(), ..Default::default() }).await.unwrap();
+    let staged = dir.path().join("%strata/uploads/y");
+    std::fs::create_dir_all(&staged).unwrap();
+    for f in ["1-a", "1-b"] {
+        std::fs::write(staged.join(f), b"part").unwrap();
+    }
+    let part =
+        |p: &str| PartMeta { number: 1, staging_path: format!("uploads/y/{p}"), etag: p.into(), ..Default::default() };
+    let r = upload_ref(&u.upload_id);
+    let first = m.commit_part(CommitPartRequest { upload: Some(r.clone()), part: Some(part("1-a")) }).await.unwrap();
+    assert!(first.replaced.is_none());
+    let second = m.commit_part(CommitPartRequest { upload: Some(r.clone()), part: Some(part("1-b")) }).await.unwrap();
+    assert_eq!(second.replaced.map(|p| p.etag), Some("1-a".to_string()));
+    assert!(!staged.join("1-a").exists() && staged.join("1-b").exists());
+    // A part for an upload that is gone: refused, and its staged bytes deleted.
+    m.abort_upload(r.clone()).await.unwrap();
+    assert!(!staged.join("1-b").exists(), "an abort deletes the staged parts");
+    std::fs::create_dir_all(&staged).unwrap();
+    std::fs::write(staged.join("1-c"), b"late").unwrap();
+    let e = m.commit_part(CommitPartRequest { upload: Some(r), part: Some(part("1-c")) }).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::NoSuchUpload);
+    assert!(!staged.join("1-c").exists());
+}
+
+#[tokio::test]
+async fn completing_an_upload_checks_its_parts_and_commits_the_object() {
+    let (m, _d) = master_with(&[]).await;
+    let u = m.create_upload(Upload { bucket: "bkt".into(), key: "k".into(), ..Default::default() }).await.unwrap();
+    let r = upload_ref(&u.upload_id);
+    let part = PartMeta { number: 1, size: 5, etag: "p1".into(), ..Default::default() };
+    m.commit_part(CommitPartRequest { upload: Some(r.clone()), part: Some(part) }).await.unwrap();
+    let complete = |etag: &str| CompleteUploadRequest {
+        upload: Some(r.clone()),
+        meta: Some(ObjectMeta {
+            key: "k".into(),
+            version: 8,
+            journal_worker: 2,
+            parts: vec![PartInfo { number: 1, size: 5, etag: etag.into(), ..Default::default() }],
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    assert_eq!(m.complete_upload(complete("other")).await.unwrap_err().kind, ErrorKind::InvalidPart);
+    let done = m.complete_upload(complete("p1")).await.unwrap();
+    assert_eq!(done.staged.len(), 1);
+    assert_eq!(m.lookup("bkt", "k").await.unwrap().version, 8);
+    assert_eq!(m.journal(2).await.unwrap().iter().map(|e| e.version).collect::<Vec<_>>(), [8]);
+    assert_eq!(m.get_upload(r).await.unwrap_err().kind, ErrorKind::NoSuchUpload);
+    let listed = m.list_uploads(ListUploadsRequest { bucket: "bkt".into(), ..Default::default() }).await.unwrap();
+    assert!(listed.uploads.is_empty());
+}
+
+#[tokio::test]
+async fn a_read_only_mount_refuses_writes_but_reads() {
+    let (m, dir) = master_with(&[]).await;
+    let src = dir.path().join("robkt");
+    std::fs::create_dir_all(&src).unwrap();
+    let mount = Mount { uri: format!("file://{}", src.display()), read_only: true, ..Default::default() };
+    m.mount("robkt", mount).await.unwrap();
+    let c = CommitObjectRequest { bucket: "robkt".into(), ..commit("k", 1) };
+    assert_eq!(m.commit_object(c).await.unwrap_err().kind, ErrorKind::AccessDenied);
+    assert_eq!(m.delete_object("robkt", "k").await.unwrap_err().kind, ErrorKind::AccessDenied);
+    let up = Upload { bucket: "robkt".into(), key: "k".into(), ..Default::default() };
+    assert_eq!(m.create_upload(up).await.unwrap_err().kind, ErrorKind::AccessDenied);
+    assert_eq!(m.list_mounts().await.unwrap().len(), 2);
+    let again = Mount { uri: format!("file://{}", src.display()), ..Default::default() };
+    assert_eq!(m.mount("robkt", again).await.unwrap_err().kind, ErrorKind::BucketAlreadyOwnedByYou);
+}
+
+#[tokio::test]
+async fn unmount_waits_for_journaled_objects_then_forgets_the_metadata() {
+    let (m, dir) = master_with(&[]).await;
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    m.mount("mnt", Mount { uri: format!("file://{}", src.display()), ..Default::default() }).await.unwrap();
+    m.commit_object(CommitObjectRequest { bucket: "mnt".into(), ..journaled("k", 3, 7) }).await.unwrap();
+    m.set_ttl(TtlRule { bucket: "mnt".into(), prefix: String::new(), ttl_ms: 5, action: "free".into() }).await.unwrap();
+    assert_eq!(m.unmount("mnt").await.unwrap_err().kind, ErrorKind::BucketNotEmpty);
+    m.delete_object("mnt", "k").await.unwrap();
+    m.commit_object(CommitObjectRequest { bucket: "mnt".into(), ..commit("plain", 4) }).await.unwrap();
+    m.unmount("mnt").await.unwrap();
+    assert_eq!(m.get_bucket("mnt").await.unwrap_err().kind, ErrorKind::NoSuchBucket);
+    assert!(m.list_ttls().await.unwrap().is_empty());
+    // Mounted again, the bucket starts without the old metadata.
+    m.mount("mnt", Mount { uri: format!("file://{}", src.display()), ..Default::default() }).await.unwrap();
+    assert_eq!(m.lookup("mnt", "plain").await.unwrap_err().kind, ErrorKind::NoSuchKey);
+}
+
+#[tokio::test]
+async fn ttl_rules_delete_or_free_expired_objects() {
+    let (m, _d) = master_with(&["logs/a", "logs/b", "keep"]).await;
+    let bad = TtlRule { bucket: "bkt".into(), prefix: "logs/".into(), ttl_ms: 1, action: "burn".into() };
+    assert_eq!(m.set_ttl(bad).await.unwrap_err().kind, ErrorKind::InvalidArgument);
+    let nob = TtlRule { bucket: "nob".into(), prefix: String::new(), ttl_ms: 1, action: "FREE".into() };
+    assert_eq!(m.set_ttl(nob).await.unwrap_err().kind, ErrorKind::NoSuchBucket);
+    m.set_ttl(TtlRule { bucket: "bkt".into(), prefix: "logs/".into(), ttl_ms: 1, action: "delete".into() })
+        .await
+        .unwrap();
+    m.set_ttl(TtlRule { bucket: "bkt".into(), prefix: "keep".into(), ttl_ms: 1, action: "free".into() }).await.unwrap();
+    assert_eq!(m.list_ttls().await.unwrap().iter().map(|r| r.action.as_str()).collect::<Vec<_>>(), ["FREE", "DELETE"]);
+    assert_eq!(m.apply_ttls(0).await.unwrap(), (1, 2));
+    assert_eq!(m.lookup("bkt", "logs/a").await.unwrap_err().kind, ErrorKind::NoSuchKey);
+    assert_eq!(m.lookup("bkt", "keep").await.unwrap().version, 1);
+    assert_eq!(heartbeat(&m).await.1, [1]);
+    // A rule of TTL 0 is removed; deleting the bucket removes the rest.
+    m.set_ttl(TtlRule { bucket: "bkt".into(), prefix: "keep".into(), ttl_ms: 0, action: String::new() }).await.unwrap();
+    assert_eq!(m.list_ttls().await.unwrap().len(), 1);
+    m.delete_object("bkt", "keep").await.unwrap();
+    m.delete_bucket("bkt").await.unwrap();
+    assert!(m.list_ttls().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_syncing_mount_sees_changes_made_in_its_under_store() {
+    let (m, dir) = master_with(&[]).await;
+    let src = dir.path().join("synced");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("f"), b"one").unwrap();
+    let mount = Mount { uri: format!("file://{}", src.display()), sync_interval_ms: Some(0), ..Default::default() };
+    m.mount("syn", mount).await.unwrap();
+    let first = m.lookup("syn", "f").await.unwrap();
+    assert_eq!(first.size, 3);
+    assert!(first.etag.ends_with("-1"), "a derived ETag is not taken for an MD5: {}", first.etag);
+    std::fs::write(src.join("f"), b"longer").unwrap();
+    let second = m.lookup("syn", "f").await.unwrap();
+    assert!(second.version > first.version);
+    assert_eq!(second.size, 6);
+    std::fs::write(src.join("g"), b"new").unwrap();
+    let listed = m
+        .list_objects(ListObjectsRequest { bucket: "syn".into(), max_keys: 1000, ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(listed.objects.iter().map(|o| o.key.as_str()).collect::<Vec<_>>(), ["f", "g"]);
+    std::fs::remove_file(src.join("f")).unwrap();
+    assert_eq!(m.lookup("syn", "f").await.unwrap_err().kind, ErrorKind::NoSuchKey);
+}
