@@ -95,29 +95,18 @@ fn spawn_master_jobs(master: &Arc<Master>, cfg: &Config, jobs: &Jobs) -> Result<
 const JOBS_DRAIN: Duration = Duration::from_secs(10);
 
 fn open_cache(cfg: &Config) -> Result<PageStore> {
-    use strata_worker::{Medium, Policy, TierSpec};
+    use strata_common::cache_types::Medium;
+    use strata_worker::TierSpec;
     let tiers: Vec<TierSpec> = if cfg.cache.tiers.is_empty() {
         vec![
             TierSpec { medium: Medium::Mem, dirs: vec![], quota: cfg.cache.mem_bytes },
             TierSpec { medium: Medium::Ssd, dirs: vec![cfg.disk_cache_dir()], quota: cfg.cache.disk_bytes },
         ]
     } else {
-        cfg.cache
-            .tiers
-            .iter()
-            .map(|t| TierSpec {
-                medium: Medium::parse(&t.medium).unwrap_or(Medium::Ssd),
-                dirs: t.dirs.clone(),
-                quota: t.quota,
-            })
-            .collect()
-    };
-    let policy = match cfg.cache.eviction.to_ascii_lowercase().as_str() {
-        "lrfu" => Policy::Lrfu { step: cfg.cache.lrfu_step },
-        _ => Policy::Lru,
+        cfg.cache.tiers.iter().map(|t| TierSpec { medium: t.medium, dirs: t.dirs.clone(), quota: t.quota }).collect()
     };
     let dirs: Vec<String> = tiers.iter().flat_map(|t| t.dirs.iter().map(|d| d.display().to_string())).collect();
-    PageStore::open(cfg.cache.page_size, tiers, policy)
+    PageStore::open(cfg.cache.page_size, tiers, cfg.cache.eviction_policy())
         .with_context(|| format!("cannot open the cache tiers (folders: {})", dirs.join(", ")))
 }
 

@@ -1,5 +1,6 @@
 //! Configuration: defaults, then a TOML file, then `STRATA_*` environment variables (nested
-//! keys joined by `__`, e.g. `STRATA_CACHE__MEM_BYTES`), then command-line flags.
+//! keys joined by `__`, e.g. `STRATA_CACHE__MEM_BYTES`), then command-line flags. Cache tier
+//! media and the eviction policy load as the types of `cache_types`: a bad one fails loading.
 
 use std::path::{Path, PathBuf};
 
@@ -7,6 +8,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::cache_types::{EvictionKind, EvictionPolicy, Medium};
 use crate::error::{Error, Result};
 
 pub const DEFAULT_GATEWAY_ADDR: &str = "127.0.0.1:9000";
@@ -70,8 +72,8 @@ pub struct CacheConfig {
     pub disk_bytes: u64,
     /// Tiers, highest first (`[[cache.tiers]]`); when given, `mem_bytes` and `disk_*` are unused.
     pub tiers: Vec<TierConfig>,
-    /// `lru` or `lrfu`.
-    pub eviction: String,
+    /// `lru` or `lrfu` (any case).
+    pub eviction: EvictionKind,
     /// LRFU: a page's score halves every `1 / lrfu_step` cache accesses.
     pub lrfu_step: f64,
 }
@@ -79,8 +81,8 @@ pub struct CacheConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TierConfig {
-    /// MEM, SSD or HDD.
-    pub medium: String,
+    /// MEM, SSD or HDD (any case).
+    pub medium: Medium,
     /// Folders of a disk tier.
     #[serde(default)]
     pub dirs: Vec<PathBuf>,
@@ -123,7 +125,7 @@ impl Default for CacheConfig {
             disk_dir: None,
             disk_bytes: 4 << 30,
             tiers: Vec::new(),
-            eviction: "lru".into(),
+            eviction: EvictionKind::Lru,
             lrfu_step: 0.001,
         }
     }
@@ -177,16 +179,8 @@ impl Config {
         if !self.cache.page_size.is_power_of_two() || self.cache.page_size < 4096 {
             return Err(Error::invalid("cache.page_size must be a power of two of at least 4096"));
         }
-        if !matches!(self.cache.eviction.to_ascii_lowercase().as_str(), "lru" | "lrfu") {
-            return Err(Error::invalid(format!("cache.eviction = {:?}: use lru or lrfu", self.cache.eviction)));
-        }
         if !(self.cache.lrfu_step > 0.0 && self.cache.lrfu_step <= 1.0) {
             return Err(Error::invalid("cache.lrfu_step must be in (0, 1]"));
-        }
-        for t in &self.cache.tiers {
-            if !matches!(t.medium.to_ascii_uppercase().as_str(), "MEM" | "SSD" | "HDD") {
-                return Err(Error::invalid(format!("cache tier medium {:?}: use MEM, SSD or HDD", t.medium)));
-            }
         }
         if self.block_size < self.cache.page_size || !self.block_size.is_multiple_of(self.cache.page_size) {
             return Err(Error::invalid("block_size must be a multiple of cache.page_size"));
@@ -206,6 +200,16 @@ impl Config {
 
     pub fn disk_cache_dir(&self) -> PathBuf {
         self.cache.disk_dir.clone().unwrap_or_else(|| self.data_dir.join("cache"))
+    }
+}
+
+impl CacheConfig {
+    /// `eviction` with its parameters.
+    pub fn eviction_policy(&self) -> EvictionPolicy {
+        match self.eviction {
+            EvictionKind::Lru => EvictionPolicy::Lru,
+            EvictionKind::Lrfu => EvictionPolicy::Lrfu { step: self.lrfu_step },
+        }
     }
 }
 
@@ -296,5 +300,80 @@ mod tests {
         std::fs::write(&f, "nonsense = 1\n").unwrap();
         assert!(Config::load(Some(&f)).is_err(), "unknown keys are rejected");
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// Loads `toml` as a config file of its own (tests run in parallel: one file each).
+    fn load_toml(name: &str, toml: &str) -> Result<Config> {
+        let dir = std::env::temp_dir().join(format!("strata-cfg-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("strata.toml");
+        std::fs::write(&f, toml).unwrap();
+        let cfg = Config::load(Some(&f));
+        std::fs::remove_dir_all(&dir).ok();
+        cfg
+    }
+
+    #[test]
+    fn the_readme_tier_example_loads_into_typed_values() {
+        let toml = "[cache]\neviction = \"lrfu\"\n[[cache.tiers]]\nmedium = \"MEM\"\nquota = \"4GiB\"\n\
+                    [[cache.tiers]]\nmedium = \"SSD\"\ndirs = [\"/mnt/nvme0/strata\", \"/mnt/nvme1/strata\"]\n\
+                    quota = \"800GiB\"\n";
+        let cfg = load_toml("readme", toml).unwrap();
+        let media: Vec<Medium> = cfg.cache.tiers.iter().map(|t| t.medium).collect();
+        assert_eq!(media, vec![Medium::Mem, Medium::Ssd]);
+        assert_eq!(cfg.cache.tiers[1].quota, 800 << 30);
+        assert_eq!(cfg.cache.eviction_policy(), EvictionPolicy::Lrfu { step: 0.001 });
+    }
+
+    #[test]
+    fn media_and_policies_load_in_any_case() {
+        let toml = "[cache]\neviction = \"LRFU\"\nlrfu_step = 0.5\n[[cache.tiers]]\nmedium = \"mem\"\nquota = 1\n\
+                    [[cache.tiers]]\nmedium = \"Ssd\"\ndirs = [\"/a\"]\nquota = 1\n\
+                    [[cache.tiers]]\nmedium = \"hdd\"\ndirs = [\"/b\"]\nquota = 1\n";
+        let cfg = load_toml("case", toml).unwrap();
+        let media: Vec<Medium> = cfg.cache.tiers.iter().map(|t| t.medium).collect();
+        assert_eq!(media, vec![Medium::Mem, Medium::Ssd, Medium::Hdd]);
+        assert_eq!(cfg.cache.eviction_policy(), EvictionPolicy::Lrfu { step: 0.5 });
+        let cfg = load_toml("lru-upper", "[cache]\neviction = \"LRU\"\n").unwrap();
+        assert_eq!(cfg.cache.eviction_policy(), EvictionPolicy::Lru);
+    }
+
+    #[test]
+    fn the_default_policy_is_lru_and_the_step_only_matters_to_lrfu() {
+        let cfg = Config::default();
+        assert_eq!(cfg.cache.eviction_policy(), EvictionPolicy::Lru);
+        let cfg = load_toml("lru-step", "[cache]\neviction = \"lru\"\nlrfu_step = 0.25\n").unwrap();
+        assert_eq!(cfg.cache.eviction_policy(), EvictionPolicy::Lru);
+    }
+
+    #[test]
+    fn a_bad_medium_fails_loading_naming_it_and_the_choices() {
+        let toml = "[[cache.tiers]]\nmedium = \"NVME\"\ndirs = [\"/a\"]\nquota = 1\n";
+        let e = load_toml("bad-medium", toml).unwrap_err().to_string();
+        assert!(e.contains("\"NVME\"") && e.contains("MEM, SSD or HDD"), "{e}");
+    }
+
+    #[test]
+    fn a_bad_policy_fails_loading_naming_it_and_the_choices() {
+        let e = load_toml("bad-policy", "[cache]\neviction = \"S3FIFO\"\n").unwrap_err().to_string();
+        assert!(e.contains("\"S3FIFO\"") && e.contains("lru or lrfu"), "{e}");
+        let e = load_toml("num-policy", "[cache]\neviction = 3\n").unwrap_err().to_string();
+        assert!(e.contains("eviction"), "{e}");
+    }
+
+    #[test]
+    fn lrfu_steps_outside_zero_to_one_are_refused() {
+        for step in ["0.0", "-0.5", "1.5"] {
+            let toml = format!("[cache]\neviction = \"lrfu\"\nlrfu_step = {step}\n");
+            let e = load_toml(&format!("step{step}"), &toml).unwrap_err().to_string();
+            assert!(e.contains("lrfu_step"), "{step}: {e}");
+        }
+        assert!(load_toml("step1", "[cache]\neviction = \"lrfu\"\nlrfu_step = 1.0\n").is_ok(), "1 is allowed");
+    }
+
+    #[test]
+    fn a_tier_without_a_medium_or_quota_is_refused() {
+        assert!(load_toml("no-medium", "[[cache.tiers]]\nquota = 1\n").is_err());
+        assert!(load_toml("no-quota", "[[cache.tiers]]\nmedium = \"MEM\"\n").is_err());
     }
 }

@@ -2,6 +2,7 @@
 //! control-plane protocol and the data-plane API that gateway, master and worker speak.
 
 pub mod api;
+pub mod cache_types;
 pub mod codec;
 pub mod config;
 pub mod error;

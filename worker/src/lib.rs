@@ -19,8 +19,10 @@ use strata_common::ttl_cache::TtlCache;
 use strata_common::ufs::UfsRegistry;
 
 pub use membership::{WorkerIdentity, register_and_heartbeat};
-pub use pagestore::{Medium, PageStore, Policy, TierSpec};
+pub use pagestore::{PageStore, TierSpec};
 pub use server::{router, run};
+/// What `TierSpec` and `PageStore::open` take.
+pub use strata_common::cache_types::{EvictionPolicy, Medium};
 
 /// How long a bucket's mount is trusted before it is asked of the master again.
 const MOUNT_TTL: Duration = Duration::from_secs(10);

@@ -10,7 +10,7 @@ use futures::{StreamExt, TryStreamExt, stream};
 use strata_common::api::*;
 use strata_common::{Error, ErrorKind};
 use strata_master::{Master, MasterOptions, RootCredentials};
-use strata_worker::{Medium, PageStore, Policy, TierSpec, Worker};
+use strata_worker::{EvictionPolicy, Medium, PageStore, TierSpec, Worker};
 
 const PAGE: u64 = 4096;
 const MIB: usize = 1 << 20;
@@ -37,7 +37,7 @@ impl Env {
         let master = Arc::new(Master::new(store, opts).unwrap());
         master.create_bucket("bkt").await.unwrap();
         let tiers = vec![TierSpec { medium: Medium::Mem, dirs: vec![], quota: 64 << 20 }];
-        let cache = PageStore::open(PAGE, tiers, Policy::Lru).unwrap();
+        let cache = PageStore::open(PAGE, tiers, EvictionPolicy::Lru).unwrap();
         let worker = Worker::new(master as Arc<dyn MasterApi>, cache, &dir.path().join("journal")).unwrap();
         Env { dir, worker, next_version: 1.into() }
     }

@@ -20,7 +20,7 @@ use strata_common::ops::Readiness;
 use strata_common::proto::WorkerInfo;
 use strata_gateway::{Gateway, GatewayOptions, IN_PROCESS};
 use strata_master::{Master, MasterOptions, RootCredentials};
-use strata_worker::{Medium, PageStore, Policy, TierSpec, Worker};
+use strata_worker::{EvictionPolicy, Medium, PageStore, TierSpec, Worker};
 use tower::ServiceExt;
 
 pub use sign::Payload;
@@ -52,9 +52,12 @@ impl Env {
     pub async fn with(wrap_master: WrapMaster, wrap_worker: WrapWorker) -> Env {
         let dir = tempfile::tempdir().unwrap();
         let master = Arc::new(new_master(dir.path()).await);
-        let cache =
-            PageStore::open(PAGE, vec![TierSpec { medium: Medium::Mem, dirs: vec![], quota: 64 << 20 }], Policy::Lru)
-                .unwrap();
+        let cache = PageStore::open(
+            PAGE,
+            vec![TierSpec { medium: Medium::Mem, dirs: vec![], quota: 64 << 20 }],
+            EvictionPolicy::Lru,
+        )
+        .unwrap();
         let worker = Worker::new(master.clone() as Arc<dyn MasterApi>, cache, &dir.path().join("journal")).unwrap();
         master
             .register_worker(WorkerInfo { address: IN_PROCESS.into(), capacity_bytes: 64 << 20, ..Default::default() })

@@ -1,0 +1,416 @@
+//! The page store's bookkeeping: which tier holds each page, the bytes each tier uses against
+//! its quota, the pinned versions, and the moves between tiers. A new page goes to the highest
+//! tier with room for a page; a tier over its quota hands the victims its eviction policy
+//! chooses to the tier below, and the last tier drops them. Pages of pinned versions never
+//! leave the last tier. A disk page that fails its check is dropped and reported as a miss.
+//!
+//! Lock order: one lock, `books`, held only for bookkeeping (and the policy's calls), never
+//! across I/O; a page's bytes are written before it is booked and deleted after it is not.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use bytes::Bytes;
+use strata_common::cache_types::{EvictionPolicy, Medium};
+
+use super::PageId;
+use super::page_file;
+use super::policy::{self, Heat, Policy, TierView};
+
+/// One tier as configured: highest first.
+#[derive(Debug, Clone)]
+pub struct TierSpec {
+    pub medium: Medium,
+    /// Folders of a disk tier (pages are spread over them); none for memory.
+    pub dirs: Vec<PathBuf>,
+    pub quota: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TierUsage {
+    pub medium: Medium,
+    pub used: u64,
+    pub quota: u64,
+}
+
+struct Entry {
+    tier: usize,
+    len: u64,
+    heat: Heat,
+}
+
+/// Everything under the lock.
+struct Books {
+    entries: HashMap<PageId, Entry>,
+    /// The bytes of the pages in a memory tier.
+    mem: HashMap<PageId, Bytes>,
+    used: Vec<u64>,
+    /// Ticks at each insert and each read.
+    clock: u64,
+    pinned: HashSet<u64>,
+    policy: Box<dyn Policy>,
+}
+
+struct Tier {
+    medium: Medium,
+    quota: u64,
+    /// `<dir>/pages-<page size>` for each folder of a disk tier.
+    dirs: Vec<PathBuf>,
+}
+
+pub struct PageStore {
+    page_size: u64,
+    tiers: Vec<Tier>,
+    books: Mutex<Books>,
+}
+
+/// A page taken out of a tier on its way down, with its bytes if it was in memory.
+struct Victim {
+    id: PageId,
+    bytes: Option<Bytes>,
+    heat: Heat,
+}
+
+/// Tier `tier` as its policy sees it.
+struct View<'a> {
+    entries: &'a HashMap<PageId, Entry>,
+    pinned: &'a HashSet<u64>,
+    tier: usize,
+    used: u64,
+    quota: u64,
+    /// Pinned pages may not leave the last tier.
+    last: bool,
+}
+
+impl TierView for View<'_> {
+    fn used(&self) -> u64 {
+        self.used
+    }
+    fn quota(&self) -> u64 {
+        self.quota
+    }
+    fn len(&self, id: PageId) -> Option<u64> {
+        self.entries.get(&id).filter(|e| e.tier == self.tier).map(|e| e.len)
+    }
+    fn evictable(&self, id: PageId) -> bool {
+        !(self.last && self.pinned.contains(&id.version))
+    }
+}
+
+/// Refuses layouts the store cannot serve: no tier, MEM below the top, a disk tier without folders.
+fn check_layout(tiers: &[TierSpec]) -> std::io::Result<()> {
+    let bad = |m: String| Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, m));
+    if tiers.is_empty() {
+        return bad("the cache needs at least one tier".into());
+    }
+    if tiers.iter().skip(1).any(|t| t.medium == Medium::Mem) {
+        return bad("only the first (highest) tier can be MEM".into());
+    }
+    if let Some(t) = tiers.iter().find(|t| t.medium != Medium::Mem && t.dirs.is_empty()) {
+        return bad(format!("the {} tier needs at least one folder (dirs)", t.medium));
+    }
+    Ok(())
+}
+
+impl PageStore {
+    /// Opens the tiers, finding again the disk pages a previous run left.
+    pub fn open(page_size: u64, tiers: Vec<TierSpec>, policy: EvictionPolicy) -> std::io::Result<PageStore> {
+        check_layout(&tiers)?;
+        let tiers: Vec<Tier> = tiers
+            .iter()
+            .map(|t| Tier {
+                medium: t.medium,
+                quota: t.quota,
+                dirs: t.dirs.iter().map(|d| page_file::tier_dir(d, page_size)).collect(),
+            })
+            .collect();
+        let books = Books {
+            entries: HashMap::new(),
+            mem: HashMap::new(),
+            used: vec![0; tiers.len()],
+            clock: 0,
+            pinned: HashSet::new(),
+            policy: policy::build(policy),
+        };
+        let store = PageStore { page_size, tiers, books: Mutex::new(books) };
+        for t in 0..store.tiers.len() {
+            for dir in &store.tiers[t].dirs {
+                std::fs::create_dir_all(dir)?;
+                store.reload(t, dir)?;
+            }
+        }
+        Ok(store)
+    }
+
+    pub fn page_size(&self) -> u64 {
+        self.page_size
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Books> {
+        self.books.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Books the pages a previous run left in `dir` of tier `t`.
+    fn reload(&self, t: usize, dir: &std::path::Path) -> std::io::Result<()> {
+        let mut found = 0u64;
+        for f in page_file::scan(dir)? {
+            let mut books = self.lock();
+            if books.entries.contains_key(&f.id) {
+                let _ = std::fs::remove_file(&f.path); // a copy left by a move that did not finish
+                continue;
+            }
+            self.book(&mut books, f.id, t, f.len, None);
+            found += 1;
+        }
+        if found > 0 {
+            tracing::info!(pages = found, dir = %dir.display(), "disk cache pages found again");
+        }
+        Ok(())
+    }
+
+    /// Where tier `t` keeps page `id`; none for memory.
+    pub(super) fn file(&self, t: usize, id: PageId) -> Option<PathBuf> {
+        page_file::path_of(&self.tiers.get(t)?.dirs, id)
+    }
+
+    fn is_mem(&self, t: usize) -> bool {
+        self.tiers[t].medium == Medium::Mem
+    }
+
+    /// Books page `id` into tier `t` (the caller moves the bytes); `heat` when it moved.
+    fn book(&self, books: &mut Books, id: PageId, t: usize, len: u64, heat: Option<Heat>) {
+        books.clock += 1;
+        let heat = books.policy.on_insert(t, id, books.clock, heat);
+        books.entries.insert(id, Entry { tier: t, len, heat });
+        books.used[t] += len;
+    }
+
+    /// Notes a read of `id` (the clock ticks even for a miss); returns its tier.
+    fn touch(&self, books: &mut Books, id: PageId) -> Option<usize> {
+        books.clock += 1;
+        let now = books.clock;
+        let e = books.entries.get_mut(&id)?;
+        e.heat = books.policy.on_access(e.tier, id, now, e.heat);
+        Some(e.tier)
+    }
+
+    /// Unbooks `id` from tier `t`, if it is there; returns what it was.
+    fn unbook(&self, books: &mut Books, id: PageId, t: usize) -> Option<Entry> {
+        if books.entries.get(&id)?.tier != t {
+            return None;
+        }
+        let e = books.entries.remove(&id)?;
+        books.policy.on_remove(t, id, e.heat);
+        books.used[t] -= e.len;
+        books.mem.remove(&id);
+        Some(e)
+    }
+
+    pub fn usage(&self) -> Vec<TierUsage> {
+        let books = self.lock();
+        self.tiers
+            .iter()
+            .enumerate()
+            .map(|(t, s)| TierUsage { medium: s.medium, used: books.used[t], quota: s.quota })
+            .collect()
+    }
+
+    pub fn capacity(&self) -> u64 {
+        self.tiers.iter().map(|t| t.quota).sum()
+    }
+
+    pub fn used(&self) -> u64 {
+        self.lock().used.iter().sum()
+    }
+
+    pub fn pages(&self) -> usize {
+        self.lock().entries.len()
+    }
+
+    /// The tier holding `id`, if cached.
+    pub fn tier_of(&self, id: PageId) -> Option<usize> {
+        self.lock().entries.get(&id).map(|e| e.tier)
+    }
+
+    /// The page, from whichever tier holds it; with `promote`, a page found below the top tier
+    /// moves up to it.
+    pub async fn get(&self, id: PageId, promote: bool) -> Option<Bytes> {
+        let t = {
+            let mut books = self.lock();
+            let t = self.touch(&mut books, id)?;
+            if let Some(b) = books.mem.get(&id).filter(|_| t == 0) {
+                return Some(b.clone());
+            }
+            t
+        };
+        let path = self.file(t, id)?;
+        match page_file::read(&path).await {
+            page_file::Read::Page(data) => {
+                if promote && t > 0 {
+                    self.promote(id, t, data.clone()).await;
+                }
+                Some(data)
+            }
+            page_file::Read::Corrupt => {
+                tracing::warn!(file = %path.display(), "cached page failed its checksum; dropped, will be read again");
+                metrics::counter!("strata_worker_page_corrupt_total").increment(1);
+                if self.forget_in(id, t) {
+                    let _ = tokio::fs::remove_file(&path).await;
+                }
+                None
+            }
+            page_file::Read::Unreadable => {
+                self.forget_in(id, t);
+                None
+            }
+        }
+    }
+
+    /// Caches a page in the top tier, moving cold pages down to make room.
+    pub async fn put(&self, id: PageId, data: Bytes) {
+        let len = data.len() as u64;
+        if self.tiers.iter().all(|t| t.quota < len) || self.lock().entries.contains_key(&id) {
+            return;
+        }
+        self.place(id, 0, data, None).await;
+    }
+
+    /// Puts `data` into tier `t` (or the first one below it with room for it), then makes room.
+    async fn place(&self, id: PageId, mut t: usize, data: Bytes, heat: Option<Heat>) {
+        let len = data.len() as u64;
+        while t < self.tiers.len() && self.tiers[t].quota < len {
+            t += 1;
+        }
+        if t >= self.tiers.len() {
+            return;
+        }
+        if !self.is_mem(t) {
+            let Some(path) = self.file(t, id) else { return };
+            if let Err(e) = page_file::write(&path, &data).await {
+                tracing::warn!(file = %path.display(), "cannot write a cache page: {e}");
+                return;
+            }
+        }
+        let victims = {
+            let mut books = self.lock();
+            if let Some(e) = books.entries.get(&id) {
+                Err(e.tier)
+            } else {
+                self.book(&mut books, id, t, len, heat);
+                if self.is_mem(t) {
+                    books.mem.insert(id, data);
+                }
+                Ok(self.take_victims(&mut books, t))
+            }
+        };
+        match victims {
+            Ok(victims) => self.move_down(t, victims).await,
+            Err(held_in) => {
+                // Cached again meanwhile (elsewhere): this copy is not needed.
+                if held_in != t
+                    && let Some(p) = self.file(t, id)
+                {
+                    let _ = tokio::fs::remove_file(p).await;
+                }
+            }
+        }
+    }
+
+    async fn promote(&self, id: PageId, from: usize, data: Bytes) {
+        let Some(e) = self.unbook(&mut self.lock(), id, from) else { return };
+        if let Some(p) = self.file(from, id) {
+            let _ = tokio::fs::remove_file(p).await;
+        }
+        Box::pin(self.place(id, 0, data, Some(e.heat))).await;
+    }
+
+    /// Takes the policy's victims out of tier `t` until it fits its quota.
+    fn take_victims(&self, books: &mut Books, t: usize) -> Vec<Victim> {
+        let view = View {
+            entries: &books.entries,
+            pinned: &books.pinned,
+            tier: t,
+            used: books.used[t],
+            quota: self.tiers[t].quota,
+            last: t + 1 == self.tiers.len(),
+        };
+        let chosen = books.policy.choose_victims(t, &view);
+        let mut out = Vec::with_capacity(chosen.len());
+        for id in chosen {
+            let Some(e) = books.entries.remove(&id) else { continue };
+            books.used[t] -= e.len;
+            out.push(Victim { id, bytes: books.mem.remove(&id), heat: e.heat });
+        }
+        out
+    }
+
+    /// Hands the victims of tier `from` to the tier below (the last tier drops them).
+    async fn move_down(&self, from: usize, victims: Vec<Victim>) {
+        for v in victims {
+            let old = self.file(from, v.id);
+            let data = match (v.bytes, &old) {
+                (Some(b), _) => Some(b),
+                (None, Some(p)) => tokio::fs::read(p).await.ok().and_then(page_file::unframe),
+                (None, None) => None,
+            };
+            if let (Some(data), true) = (data, from + 1 < self.tiers.len()) {
+                Box::pin(self.place(v.id, from + 1, data, Some(v.heat))).await;
+            }
+            // Unless the page came back to this tier meanwhile (the same file).
+            if let Some(p) = old
+                && self.tier_of(v.id) != Some(from)
+            {
+                let _ = tokio::fs::remove_file(p).await;
+            }
+        }
+    }
+
+    /// Forgets `id` if it is still booked in tier `t` (it may have moved meanwhile).
+    fn forget_in(&self, id: PageId, t: usize) -> bool {
+        self.unbook(&mut self.lock(), id, t).is_some()
+    }
+
+    pub async fn remove(&self, id: PageId) {
+        let removed = {
+            let mut books = self.lock();
+            let t = books.entries.get(&id).map(|e| e.tier);
+            t.and_then(|t| self.unbook(&mut books, id, t).map(|_| t))
+        };
+        if let Some(p) = removed.and_then(|t| self.file(t, id)) {
+            let _ = tokio::fs::remove_file(p).await;
+        }
+    }
+
+    /// Drops every page of `version` (an aborted write, `strata admin free`); returns the bytes freed.
+    pub async fn remove_version(&self, version: u64) -> u64 {
+        let ids: Vec<(PageId, u64)> =
+            self.lock().entries.iter().filter(|(id, _)| id.version == version).map(|(id, e)| (*id, e.len)).collect();
+        let mut freed = 0;
+        for (id, len) in ids {
+            self.remove(id).await;
+            freed += len;
+        }
+        freed
+    }
+
+    /// Pages of `version` stay in the cache until unpinned.
+    pub fn pin(&self, version: u64) {
+        self.lock().pinned.insert(version);
+    }
+
+    pub fn unpin(&self, version: u64) {
+        self.lock().pinned.remove(&version);
+    }
+
+    /// The pinned versions are exactly these (the master's list, each heartbeat).
+    pub fn set_pinned(&self, versions: &[u64]) {
+        self.lock().pinned = versions.iter().copied().collect();
+    }
+
+    pub fn pinned(&self) -> Vec<u64> {
+        let mut v: Vec<u64> = self.lock().pinned.iter().copied().collect();
+        v.sort_unstable();
+        v
+    }
+}
