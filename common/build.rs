@@ -1,3 +1,5 @@
+//! Generates the protobuf messages and gRPC stubs of `proto/strata.proto`.
+
 // protox compiles the .proto in pure Rust, so a build needs no protoc on the machine.
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto/strata.proto");

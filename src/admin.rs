@@ -12,7 +12,7 @@ use strata_common::io_mode::{WRITE_TYPES, WriteType};
 
 use strata_common::api::{LoadResult, MasterApi, ReadRequest, UfsLocation, WorkerApi};
 use strata_common::master_client::GrpcMaster;
-use strata_common::proto::{Bucket, ClusterReport, ListObjectsRequest, Mount, ObjectMeta, TtlRule};
+use strata_common::proto::{Bucket, ClusterReport, ListObjectsRequest, Mount, ObjectMeta, TtlRule, WorkerInfo};
 use strata_common::worker_client::HttpWorker;
 
 use crate::{cluster_secret, master_client};
@@ -198,30 +198,7 @@ pub async fn load(cfg: &Config, target: &str) -> Result<()> {
     let http = HttpWorker::client();
     let handles: HashMap<u64, HttpWorker> =
         live.iter().map(|w| (w.id, HttpWorker::new(&w.address, &secret, http.clone()))).collect();
-    let block_size = cfg.block_size;
-    let mut jobs = Vec::new();
-    for o in &objects {
-        let bs = if o.block_size == 0 { block_size } else { o.block_size };
-        for block in 0..o.size.div_ceil(bs).max(1) {
-            let offset = block * bs;
-            let req = ReadRequest {
-                loc: UfsLocation::object(bucket, &o.key),
-                version: o.version,
-                object_size: o.size,
-                ufs_etag: o.ufs_etag.clone(),
-                offset,
-                len: (o.size - offset).min(bs),
-                cache: true,
-                promote: false,
-                journal: o.journal_worker != 0,
-            };
-            let owner = match o.journal_worker {
-                0 => strata_common::placement::rank(&live, o.version, block).first().map(|w| w.id).unwrap_or(0),
-                w => w,
-            };
-            jobs.push((owner, req));
-        }
-    }
+    let jobs = block_loads(&objects, bucket, &live, cfg.block_size);
     let total: u64 = objects.iter().map(|o| o.size).sum();
     let bar = indicatif::ProgressBar::new(total).with_style(
         indicatif::ProgressStyle::with_template(
@@ -271,6 +248,35 @@ pub async fn load(cfg: &Config, target: &str) -> Result<()> {
         anyhow::bail!("{} blocks could not be loaded", failed.len());
     }
     Ok(())
+}
+
+/// One load request a block, each with the worker that owns the block (the journal's worker for
+/// journaled objects).
+fn block_loads(objects: &[ObjectMeta], bucket: &str, live: &[WorkerInfo], block_size: u64) -> Vec<(u64, ReadRequest)> {
+    let mut jobs = Vec::new();
+    for o in objects {
+        let bs = if o.block_size == 0 { block_size } else { o.block_size };
+        for block in 0..o.size.div_ceil(bs).max(1) {
+            let offset = block * bs;
+            let req = ReadRequest {
+                loc: UfsLocation::object(bucket, &o.key),
+                version: o.version,
+                object_size: o.size,
+                ufs_etag: o.ufs_etag.clone(),
+                offset,
+                len: (o.size - offset).min(bs),
+                cache: true,
+                promote: false,
+                journal: o.journal_worker != 0,
+            };
+            let owner = match o.journal_worker {
+                0 => strata_common::placement::rank(live, o.version, block).first().map(|w| w.id).unwrap_or(0),
+                w => w,
+            };
+            jobs.push((owner, req));
+        }
+    }
+    jobs
 }
 
 /// Drops the objects under the prefix from every worker's cache (the under store keeps them;

@@ -1,3 +1,6 @@
+//! The `strata` binary: flags and subcommands (local, master, worker, gateway, admin), tracing,
+//! then one of the roles in `strata::`.
+
 use std::path::PathBuf;
 
 use anyhow::Result;

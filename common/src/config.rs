@@ -29,7 +29,8 @@ pub struct Config {
     /// Master addresses for workers and gateways, e.g. `http://10.0.0.1:9100`.
     #[serde(deserialize_with = "list")]
     pub masters: Vec<String>,
-    /// Metadata store: `embedded:///path/meta.redb` (default `<data_dir>/meta.redb`) or `memory://`.
+    /// Metadata store: `embedded:///path/meta.redb` (default `<data_dir>/meta.redb`), `memory://`,
+    /// `etcd://host:port[,host:port]/prefix` (feature `etcd`) or `fdb:///path/fdb.cluster` (feature `fdb`).
     pub metadata: Option<String>,
     /// The cluster's root under store, where `CreateBucket` makes folders (default `<data_dir>/ufs`).
     pub root_ufs: Option<String>,

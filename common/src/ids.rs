@@ -1,3 +1,6 @@
+//! Identifiers and clocks: request ids, upload ids, generated credentials, times in ms, and a
+//! constant-time comparison of secrets.
+
 use rand::Rng;
 use rand::distr::Alphanumeric;
 

@@ -1,3 +1,6 @@
+//! The worker's writes: a body streamed into an under store (one put or a multipart upload),
+//! all or nothing, or into this worker's journal, caching its pages on the way; and composes.
+
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
