@@ -92,6 +92,7 @@ fn hdfs_store(mount: &Mount, _url: &url::Url) -> Result<Arc<dyn ObjectStore>> {
 }
 
 fn cloud_store(mount: &Mount, url: &url::Url) -> Result<Arc<dyn ObjectStore>> {
+    install_tls_provider();
     let mut options: Vec<(String, String)> = mount.options.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     let plain_http = mount.uri.starts_with("http://")
         || mount.options.iter().any(|(k, v)| k.contains("endpoint") && v.starts_with("http://"));
@@ -102,6 +103,15 @@ fn cloud_store(mount: &Mount, url: &url::Url) -> Result<Arc<dyn ObjectStore>> {
         .map_err(|e| Error::invalid(format!("cannot open the under store {}: {e}", redacted(mount).uri)))?;
     let store: Arc<dyn ObjectStore> = Arc::from(store);
     Ok(if prefix.as_ref().is_empty() { store } else { Arc::new(object_store::prefix::PrefixStore::new(store, prefix)) })
+}
+
+/// The cloud stores' HTTP client needs rustls's process-wide crypto provider (ring) before it is
+/// built; installing it twice is harmless.
+fn install_tls_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
 }
 
 fn open_store(mount: &Mount) -> Result<Arc<dyn ObjectStore>> {
@@ -231,6 +241,22 @@ mod tests {
         assert!(inner.join("data/part-0.parquet").is_file());
         assert!(inner.join("sp ace+%2525%231?q").is_file());
         std::fs::remove_dir_all(&root).ok();
+    }
+
+    #[test]
+    fn cloud_stores_over_https_open_with_the_ring_tls_provider() {
+        for uri in ["s3://data", "az://data", "https://127.0.0.1:1/dav/"] {
+            let mut mount = Mount { uri: uri.into(), ..Default::default() };
+            if uri.starts_with("s3") {
+                mount.options.insert("endpoint".into(), "https://127.0.0.1:1".into());
+                mount.options.insert("region".into(), "us-east-1".into());
+            }
+            if uri.starts_with("az") {
+                mount.options.insert("account_name".into(), "acct".into());
+                mount.options.insert("access_key".into(), "a2V5".into());
+            }
+            open_store(&mount).unwrap_or_else(|e| panic!("{uri}: {e:?}"));
+        }
     }
 
     fn tempfile_dir() -> std::path::PathBuf {
