@@ -31,6 +31,9 @@ pub trait MasterApi: Send + Sync + 'static {
     async fn commit_part(&self, req: CommitPartRequest) -> Result<CommitPartResponse>;
     async fn complete_upload(&self, req: CompleteUploadRequest) -> Result<CompleteUploadResponse>;
     async fn abort_upload(&self, upload: UploadRef) -> Result<AbortUploadResponse>;
+    /// What completing the upload answered, while that is remembered (an hour): a retried
+    /// complete answers the same. NoSuchUpload otherwise.
+    async fn get_completed_upload(&self, upload: UploadRef) -> Result<CompletedUpload>;
     async fn list_uploads(&self, req: ListUploadsRequest) -> Result<ListUploadsResponse>;
 
     /// Replaces the tags of an object, or of the bucket when `req.key` is empty.

@@ -17,6 +17,7 @@
 //! | ("o", bucket) + key                         | ObjectMeta                |
 //! | ("u", bucket) + key + 0x00 + upload_id      | Upload                    |
 //! | ("p", bucket, upload_id, part u64)          | PartMeta                  |
+//! | ("cu", bucket, upload_id)                   | CompletedUpload: kept an hour after a complete, for its retries |
 //! | ("w", worker_id u64)                        | WorkerInfo                |
 //! | ("pin", version u64)                        | empty: pages kept cached  |
 //! | ("j", worker u64, version u64)              | JournalEntry              |
@@ -133,6 +134,18 @@ pub fn parts(bucket: &str, upload_id: &str) -> (Vec<u8>, Vec<u8>) {
     range(Tuple::new().str("p").str(bucket).str(upload_id))
 }
 
+pub fn completed_upload(bucket: &str, upload_id: &str) -> Vec<u8> {
+    Tuple::new().str("cu").str(bucket).str(upload_id).into_bytes()
+}
+/// The completed uploads of `bucket`.
+pub fn completed_uploads_of(bucket: &str) -> (Vec<u8>, Vec<u8>) {
+    range(Tuple::new().str("cu").str(bucket))
+}
+/// The completed uploads of every bucket.
+pub fn completed_uploads() -> (Vec<u8>, Vec<u8>) {
+    range(Tuple::new().str("cu"))
+}
+
 pub fn pin(version: u64) -> Vec<u8> {
     Tuple::new().str("pin").u64(version).into_bytes()
 }
@@ -212,6 +225,7 @@ mod tests {
         assert_eq!(object("bk", "a/b"), b"\x02o\x00\x02bk\x00a/b");
         assert_eq!(upload("b", "k", "u1"), b"\x02u\x00\x02b\x00k\x00u1");
         assert_eq!(part("b", "u", 3), [b"\x02p\x00\x02b\x00\x02u\x00\x1c".as_slice(), &3u64.to_be_bytes()].concat());
+        assert_eq!(completed_upload("b", "u1"), b"\x02cu\x00\x02b\x00\x02u1\x00");
         assert_eq!(pin(258), [b"\x02pin\x00\x1c".as_slice(), &258u64.to_be_bytes()].concat());
         assert_eq!(
             journal(1, 2),
@@ -249,6 +263,10 @@ mod tests {
         assert!(inside(all_journals(), journal(2, 0)));
         assert!(inside(parts("b", "u"), part("b", "u", 1)));
         assert!(!inside(parts("b", "u"), part("b", "u2", 1)));
+        assert!(inside(completed_uploads_of("b"), completed_upload("b", "u")));
+        assert!(!inside(completed_uploads_of("b"), completed_upload("bb", "u")));
+        assert!(inside(completed_uploads(), completed_upload("zz", "u")));
+        assert!(!inside(completed_uploads(), upload("b", "k", "u")));
         assert!(inside(uploads("b", "dir/"), upload("b", "dir/x", "id")));
         assert!(!inside(uploads("b", "dir/"), upload("b", "dir", "id")));
         assert!(inside(buckets(), bucket("zz")));

@@ -262,6 +262,9 @@ impl MasterApi for GrpcMaster {
     async fn abort_upload(&self, upload: UploadRef) -> Result<AbortUploadResponse> {
         call!(self, false, abort_upload(upload))
     }
+    async fn get_completed_upload(&self, upload: UploadRef) -> Result<CompletedUpload> {
+        call!(self, true, get_completed_upload(upload))
+    }
     async fn list_uploads(&self, req: ListUploadsRequest) -> Result<ListUploadsResponse> {
         call!(self, true, list_uploads(req))
     }

@@ -89,6 +89,7 @@ service! {
     commit_part(CommitPartRequest) -> CommitPartResponse = |m, r| m.commit_part(r);
     complete_upload(CompleteUploadRequest) -> CompleteUploadResponse = |m, r| m.complete_upload(r);
     abort_upload(UploadRef) -> AbortUploadResponse = |m, r| m.abort_upload(r);
+    get_completed_upload(UploadRef) -> CompletedUpload = |m, r| m.get_completed_upload(r);
     list_uploads(ListUploadsRequest) -> ListUploadsResponse = |m, r| m.list_uploads(r);
     set_tags(SetTagsRequest) -> Empty = |m, r| async { m.set_tags(r).await.map(|_| Empty {}) };
     get_credential(CredentialRequest) -> CredentialResponse = |m, r| async {

@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::master::Master;
+use crate::uploads::COMPLETIONS_KEPT;
 
 /// Background jobs, each stopped by one shutdown token and joined by [`Jobs::join`].
 pub struct Jobs {
@@ -90,11 +91,15 @@ pub async fn ttl_loop(master: Arc<Master>, every: Duration, shutdown: Cancellati
     }
 }
 
-/// Runs [`Master::abort_stale_uploads`] every `every` until `shutdown`.
+/// Runs [`Master::abort_stale_uploads`] every `every` until `shutdown`, and forgets
+/// completions older than [`COMPLETIONS_KEPT`] (or `max_age`, if shorter).
 pub async fn expire_uploads(master: Arc<Master>, max_age: Duration, every: Duration, shutdown: CancellationToken) {
     while tick(every, &shutdown).await {
         if let Err(e) = master.abort_stale_uploads(max_age).await {
             tracing::warn!("cleaning up stale multipart uploads failed (will retry): {e}");
+        }
+        if let Err(e) = master.forget_completed_uploads(max_age.min(COMPLETIONS_KEPT)).await {
+            tracing::warn!("forgetting old multipart completions failed (will retry): {e}");
         }
     }
 }

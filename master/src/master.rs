@@ -166,6 +166,10 @@ impl Master {
     pub async fn abort_stale_uploads(&self, max_age: Duration) -> Result<usize> {
         self.uploads.abort_stale_uploads(max_age).await
     }
+    /// Forgets completed uploads (kept for their retries) finished more than `max_age` ago.
+    pub async fn forget_completed_uploads(&self, max_age: Duration) -> Result<usize> {
+        self.uploads.forget_completions(max_age).await
+    }
 }
 
 #[async_trait]
@@ -211,6 +215,9 @@ impl MasterApi for Master {
     }
     async fn abort_upload(&self, upload: UploadRef) -> Result<AbortUploadResponse> {
         self.uploads.abort(upload).await
+    }
+    async fn get_completed_upload(&self, upload: UploadRef) -> Result<CompletedUpload> {
+        self.uploads.completed(upload).await
     }
     async fn list_uploads(&self, req: ListUploadsRequest) -> Result<ListUploadsResponse> {
         self.uploads.list(req).await

@@ -86,9 +86,10 @@ pub(crate) trait Schema {
     async fn buckets(&mut self) -> Result<Vec<Bucket>>;
     /// No object and no multipart upload in it.
     async fn bucket_is_empty(&mut self, name: &str) -> Result<bool>;
-    /// The bucket's record and its TTL rules.
+    /// The bucket's record, its TTL rules and its remembered completions.
     async fn remove_bucket(&mut self, name: &str) -> Result<()>;
-    /// Every object and upload record of the bucket (an unmount: the data stays in the store).
+    /// Every object, upload and completion record of the bucket (an unmount: the data stays in
+    /// the store).
     fn clear_bucket_contents(&mut self, name: &str);
 
     // --- objects --------------------------------------------------------------------------
@@ -122,6 +123,19 @@ pub(crate) trait Schema {
     /// The upload and all its parts.
     fn remove_upload(&mut self, r: &UploadRef);
     async fn list_uploads(&mut self, req: &ListUploadsRequest) -> Result<ListUploadsResponse>;
+    /// Remembers a completion (written in the completing transaction).
+    fn put_completed_upload(&mut self, c: &CompletedUpload);
+    /// The remembered completion of upload `r` (its key must match too).
+    async fn completed_upload(&mut self, r: &UploadRef) -> Result<Option<CompletedUpload>>;
+    fn remove_completed_upload(&mut self, r: &UploadRef);
+    /// Of up to `limit` completions after `after` (None: from the first), forgets those made
+    /// before `before_ms`. Returns how many it forgot and the last one it read (None: no more).
+    async fn forget_completed_uploads(
+        &mut self,
+        after: Option<&CompletedUpload>,
+        before_ms: i64,
+        limit: usize,
+    ) -> Result<(usize, Option<CompletedUpload>)>;
 
     // --- pins, journals, TTL rules, workers -----------------------------------------------
     fn set_pin(&mut self, version: u64, pinned: bool);
@@ -204,6 +218,8 @@ impl Schema for Txn {
 
     async fn remove_bucket(&mut self, name: &str) -> Result<()> {
         self.clear(&keys::bucket(name));
+        let (cb, ce) = keys::completed_uploads_of(name);
+        self.clear_range(&cb, &ce);
         let (b, e) = keys::ttls();
         for (k, v) in self.get_range(&b, &e, 0, false).await? {
             let rule: TtlRule = codec::decode(&v)?;
@@ -219,6 +235,8 @@ impl Schema for Txn {
         let (ub, ue) = keys::uploads(name, "");
         self.clear_range(&ob, &oe);
         self.clear_range(&ub, &ue);
+        let (cb, ce) = keys::completed_uploads_of(name);
+        self.clear_range(&cb, &ce);
     }
 
     async fn object(&mut self, bucket: &str, key: &str) -> Result<Option<ObjectMeta>> {
@@ -368,6 +386,44 @@ impl Schema for Txn {
             truncated: page.truncated,
             common_prefixes: page.common_prefixes,
         })
+    }
+
+    fn put_completed_upload(&mut self, c: &CompletedUpload) {
+        self.set(&keys::completed_upload(&c.bucket, &c.upload_id), &codec::encode(c))
+    }
+
+    async fn completed_upload(&mut self, r: &UploadRef) -> Result<Option<CompletedUpload>> {
+        let c: Option<CompletedUpload> = value(self, &keys::completed_upload(&r.bucket, &r.upload_id)).await?;
+        Ok(c.filter(|c| c.key == r.key))
+    }
+
+    fn remove_completed_upload(&mut self, r: &UploadRef) {
+        self.clear(&keys::completed_upload(&r.bucket, &r.upload_id))
+    }
+
+    async fn forget_completed_uploads(
+        &mut self,
+        after: Option<&CompletedUpload>,
+        before_ms: i64,
+        limit: usize,
+    ) -> Result<(usize, Option<CompletedUpload>)> {
+        let (mut begin, end) = keys::completed_uploads();
+        if let Some(a) = after {
+            begin = keys::completed_upload(&a.bucket, &a.upload_id);
+            begin.push(0);
+        }
+        let rows = self.get_range(&begin, &end, limit, false).await?;
+        let mut forgot = 0;
+        let mut last = None;
+        for (k, v) in &rows {
+            let c: CompletedUpload = codec::decode(v)?;
+            if c.completed_ms < before_ms {
+                self.clear(k);
+                forgot += 1;
+            }
+            last = Some(c);
+        }
+        Ok((forgot, last.filter(|_| limit > 0 && rows.len() >= limit)))
     }
 
     fn set_pin(&mut self, version: u64, pinned: bool) {

@@ -1,6 +1,11 @@
 //! Multipart uploads. Parts are staged as objects in the root under store under
 //! `%strata/uploads/<upload id>/`; a completed upload is composed into the real key by a worker
 //! before `complete_upload` commits it. Until then nothing of it is visible as an object.
+//!
+//! The completing transaction also leaves a record of what the completion answered, kept for
+//! [`COMPLETIONS_KEPT`]: a client whose answer was lost retries the complete, and S3 answers a
+//! retry of a completed upload with the same 200 and ETag (even if the key was overwritten
+//! since), not NoSuchUpload.
 
 use std::sync::Arc;
 
@@ -13,7 +18,31 @@ use strata_common::{Error, ErrorKind, Result, ids, ufs};
 use crate::buckets::Buckets;
 use crate::objects::check_write_conditions;
 use crate::publish::{Committed, Publisher};
-use crate::schema::Schema;
+use crate::schema::{Schema, no_such_upload};
+
+/// How long a completion is remembered for its retries (less if uploads expire sooner).
+pub const COMPLETIONS_KEPT: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Completion records read per transaction when forgetting old ones.
+const FORGET_BATCH: usize = 500;
+
+/// What a retry of the completion that commits `meta` for `r` must answer.
+fn completion(r: &UploadRef, meta: &ObjectMeta) -> CompletedUpload {
+    CompletedUpload {
+        bucket: r.bucket.clone(),
+        key: r.key.clone(),
+        upload_id: r.upload_id.clone(),
+        etag: meta.etag.clone(),
+        version: meta.version,
+        checksums: meta.checksums.clone(),
+        parts: meta
+            .parts
+            .iter()
+            .map(|p| PartInfo { number: p.number, etag: p.etag.clone(), ..Default::default() })
+            .collect(),
+        completed_ms: ids::now_ms(),
+    }
+}
 
 pub(crate) struct Uploads {
     store: Arc<dyn KvStore>,
@@ -110,13 +139,72 @@ impl Uploads {
                 check_write_conditions(current.as_ref(), &req.if_match, req.if_none_match_any)?;
                 t.replace_object(&r.bucket, current.as_ref(), &meta).await?;
                 t.remove_upload(&r);
+                t.put_completed_upload(&completion(&r, &meta));
                 let mount = (!req.staging_key.is_empty()).then_some(bucket.mount).flatten();
                 Ok(Committed { value: parts, mount, replaced: current, version: meta.version })
             })
         });
-        let staged = self.publisher.publish(&r.bucket, &r.key, &req.staging_key, commit).await?;
+        let staged = match self.publisher.publish(&r.bucket, &r.key, &req.staging_key, commit).await {
+            Ok(staged) => staged,
+            Err(e) => {
+                self.forget_failed_completion(&r, meta.version).await;
+                return Err(e);
+            }
+        };
         self.delete_staged(&staged).await;
         Ok(CompleteUploadResponse { staged })
+    }
+
+    /// A completion whose commit was undone (its bytes could not be moved onto the key) must
+    /// not answer a retry with success; one of an earlier complete (another version) stays.
+    async fn forget_failed_completion(&self, r: &UploadRef, version: u64) {
+        let forgot = transact(self.store.as_ref(), |t| {
+            let r = r.clone();
+            Box::pin(async move {
+                if t.completed_upload(&r).await?.is_some_and(|c| c.version == version) {
+                    t.remove_completed_upload(&r);
+                }
+                Ok(())
+            })
+        })
+        .await;
+        if let Err(e) = forgot {
+            tracing::warn!(upload_id = %r.upload_id, "cannot forget the completion of a failed complete: {e}");
+        }
+    }
+
+    /// What completing `r` answered, while remembered; else NoSuchUpload.
+    pub(crate) async fn completed(&self, r: UploadRef) -> Result<CompletedUpload> {
+        transact(self.store.as_ref(), |t| {
+            let r = r.clone();
+            Box::pin(async move {
+                t.bucket(&r.bucket).await?;
+                t.completed_upload(&r).await?.ok_or_else(no_such_upload)
+            })
+        })
+        .await
+    }
+
+    /// Forgets the completions made more than `max_age` ago; returns how many.
+    pub async fn forget_completions(&self, max_age: std::time::Duration) -> Result<usize> {
+        let before = ids::now_ms() - max_age.as_millis() as i64;
+        let (mut forgot, mut after) = (0, None);
+        loop {
+            let (n, last) = transact(self.store.as_ref(), |t| {
+                let after = after.clone();
+                Box::pin(async move { t.forget_completed_uploads(after.as_ref(), before, FORGET_BATCH).await })
+            })
+            .await?;
+            forgot += n;
+            match last {
+                Some(l) => after = Some(l),
+                None => break,
+            }
+        }
+        if forgot > 0 {
+            tracing::debug!(forgot, "forgot multipart completions older than {max_age:?}");
+        }
+        Ok(forgot)
     }
 
     pub(crate) async fn abort(&self, r: UploadRef) -> Result<AbortUploadResponse> {

@@ -128,13 +128,59 @@ fn composite_checksums(algorithm: &str, parts: &[PartMeta]) -> Vec<Checksum> {
         .collect()
 }
 
+/// A retried complete names the parts the completion named, by number and ETag.
+fn same_parts(asked: &[xml::CompletedPart], completed: &[PartInfo]) -> bool {
+    asked.len() == completed.len()
+        && asked
+            .iter()
+            .zip(completed)
+            .all(|(a, c)| a.part_number == c.number && a.etag.trim().trim_matches('"') == c.etag)
+}
+
+/// A complete of an upload that is gone: if it was completed (and is still remembered), the
+/// retry of a client whose answer was lost gets the same answer, as S3 gives; a different
+/// list of parts is InvalidPart. Else NoSuchUpload.
+async fn complete_again(ctx: &Ctx, r: UploadRef, asked: &[xml::CompletedPart]) -> S3Result<Response> {
+    let done = ctx.gw.master.get_completed_upload(r).await?;
+    if !same_parts(asked, &done.parts) {
+        return Err(S3Error::new(
+            S3ErrorCode::InvalidPart,
+            "This upload was completed already, with other parts: the parts named are not the parts of the object it made.",
+        ));
+    }
+    complete_result(ctx, &done.etag, &done.checksums)
+}
+
+fn complete_result(ctx: &Ctx, etag: &str, checksums: &[Checksum]) -> S3Result<Response> {
+    xml::response(
+        "CompleteMultipartUploadResult",
+        &xml::CompleteMultipartUploadResult {
+            xmlns: NS,
+            location: format!("/{}/{}", ctx.bucket, ctx.key),
+            bucket: ctx.bucket.clone(),
+            key: ctx.key.clone(),
+            etag: format!("\"{etag}\""),
+            checksums: xml::ChecksumsXml::of(checksums),
+            checksum_type: (!checksums.is_empty()).then(|| "COMPOSITE".to_string()),
+        },
+    )
+}
+
+fn gone(e: &strata_common::Error) -> bool {
+    e.is(strata_common::ErrorKind::NoSuchUpload)
+}
+
 pub async fn complete(ctx: &Ctx, upload_id: &str, body: Body) -> S3Result<Response> {
     let raw = small_body(body, 4 << 20).await?;
     let req: xml::CompleteMultipartUpload = xml::parse(&raw)?;
     check_order(&req.parts)?;
-    let conditions = write_conditions(ctx).await?;
     let r = upload_ref(ctx, upload_id);
-    let state = ctx.gw.master.get_upload(r.clone()).await?;
+    let state = match ctx.gw.master.get_upload(r.clone()).await {
+        Err(e) if gone(&e) => return complete_again(ctx, r, &req.parts).await,
+        state => state?,
+    };
+    // After the retry check: a retry's If-None-Match: * would fail on the object it made.
+    let conditions = write_conditions(ctx).await?;
     let upload = state.upload.unwrap_or_default();
     let used = chosen_parts(&req.parts, &state.parts)?;
     let etag = multipart_etag(&used)?;
@@ -163,21 +209,21 @@ pub async fn complete(ctx: &Ctx, upload_id: &str, body: Body) -> S3Result<Respon
         ..Default::default()
     };
     let (if_match, if_none_match_any) = conditions.to_wire();
-    let done =
-        CompleteUploadRequest { upload: Some(r), meta: Some(meta), if_match, if_none_match_any, staging_key: staging };
-    ctx.gw.master.complete_upload(done).await?;
-    xml::response(
-        "CompleteMultipartUploadResult",
-        &xml::CompleteMultipartUploadResult {
-            xmlns: NS,
-            location: format!("/{}/{}", ctx.bucket, ctx.key),
-            bucket: ctx.bucket.clone(),
-            key: ctx.key.clone(),
-            etag: format!("\"{etag}\""),
-            checksums: xml::ChecksumsXml::of(&checksums),
-            checksum_type: (!checksums.is_empty()).then(|| "COMPOSITE".to_string()),
-        },
-    )
+    let done = CompleteUploadRequest {
+        upload: Some(r.clone()),
+        meta: Some(meta),
+        if_match,
+        if_none_match_any,
+        staging_key: staging,
+    };
+    match ctx.gw.master.complete_upload(done).await {
+        // Another complete of the same upload committed first.
+        Err(e) if gone(&e) => complete_again(ctx, r, &req.parts).await,
+        done => {
+            done?;
+            complete_result(ctx, &etag, &checksums)
+        }
+    }
 }
 
 pub async fn abort(ctx: &Ctx, upload_id: &str) -> S3Result<Response> {
@@ -300,6 +346,18 @@ mod tests {
         let e = chosen_parts(&asked(&[(1, "aa"), (2, "bb")]), &have).unwrap_err();
         assert_eq!(e.code, S3ErrorCode::EntityTooSmall);
         assert!(chosen_parts(&asked(&[(2, "bb")]), &have).is_ok());
+    }
+
+    #[test]
+    fn a_retried_complete_must_name_the_same_parts() {
+        let done = |parts: &[(u32, &str)]| -> Vec<PartInfo> {
+            parts.iter().map(|(n, e)| PartInfo { number: *n, etag: e.to_string(), ..Default::default() }).collect()
+        };
+        let recorded = done(&[(1, "aa"), (2, "bb")]);
+        assert!(same_parts(&asked(&[(1, "\"aa\""), (2, "bb")]), &recorded));
+        assert!(!same_parts(&asked(&[(1, "aa")]), &recorded));
+        assert!(!same_parts(&asked(&[(1, "aa"), (2, "cc")]), &recorded));
+        assert!(!same_parts(&asked(&[(1, "aa"), (3, "bb")]), &recorded));
     }
 
     #[test]

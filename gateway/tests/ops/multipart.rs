@@ -74,6 +74,55 @@ async fn complete_joins_the_parts() {
 }
 
 #[tokio::test]
+async fn a_retried_complete_answers_the_same_and_leaves_the_object() {
+    let env = Env::bucket().await;
+    let (id, p1, p2, e1, e2) = two_parts(&env).await;
+    let first = complete(&env, "mp", &id, &[(1, &e1), (2, &e2)]).await;
+    assert_eq!(first.status, 200, "{}", first.text());
+    // The client lost that answer and sends the same request again.
+    let again = complete(&env, "mp", &id, &[(1, &e1), (2, &e2)]).await;
+    assert_eq!(again.status, 200, "{}", again.text());
+    assert_eq!(tag(&again.text(), "ETag"), tag(&first.text(), "ETag"));
+    assert_eq!(tag(&again.text(), "Key").as_deref(), Some("mp"));
+    let g = env.get("/bkt/mp").await;
+    assert!(g.body.as_ref() == [p1.as_slice(), p2.as_slice()].concat().as_slice());
+    assert_eq!(g.etag(), multipart_etag(&[&p1, &p2]));
+    // Other parts than it completed with: InvalidPart; the upload stays gone otherwise.
+    complete(&env, "mp", &id, &[(1, &e1)]).await.assert_error(400, "InvalidPart");
+    env.get(&format!("/bkt/mp?uploadId={id}")).await.assert_error(404, "NoSuchUpload");
+    let r = env.req("PUT", &format!("/bkt/mp?partNumber=3&uploadId={id}")).body("late").send().await;
+    r.assert_error(404, "NoSuchUpload");
+    // Overwritten since: the retry still answers what the completion made.
+    env.put("/bkt/mp", "newer").await;
+    let late = complete(&env, "mp", &id, &[(1, &e1), (2, &e2)]).await;
+    assert_eq!((late.status.as_u16(), tag(&late.text(), "ETag")), (200, tag(&first.text(), "ETag")));
+    assert_eq!(env.get("/bkt/mp").await.body.as_ref(), b"newer");
+}
+
+#[tokio::test]
+async fn two_completes_at_once_both_succeed_with_one_etag() {
+    let env = Env::bucket().await;
+    let (id, _, _, e1, e2) = two_parts(&env).await;
+    let parts = [(1, e1.as_str()), (2, e2.as_str())];
+    let (a, b) = tokio::join!(complete(&env, "mp", &id, &parts), complete(&env, "mp", &id, &parts));
+    assert_eq!((a.status.as_u16(), b.status.as_u16()), (200, 200), "{} {}", a.text(), b.text());
+    assert_eq!(tag(&a.text(), "ETag"), tag(&b.text(), "ETag"));
+    assert_eq!(env.get("/bkt/mp").await.etag(), unquote(&tag(&a.text(), "ETag").unwrap()));
+}
+
+#[tokio::test]
+async fn a_retried_complete_with_if_none_match_star_is_not_refused_by_its_own_object() {
+    let env = Env::bucket().await;
+    let id = create(&env, "mp").await;
+    let e = part(&env, "mp", &id, 1, b"new".to_vec()).await;
+    for _ in 0..2 {
+        let path = format!("/bkt/mp?uploadId={id}");
+        let r = env.req("POST", &path).header("if-none-match", "*").body(complete_xml(&[(1, &e)])).send().await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+}
+
+#[tokio::test]
 async fn part_number_reads_one_part_of_a_multipart_object() {
     let env = Env::bucket().await;
     let (id, p1, p2, e1, e2) = two_parts(&env).await;
@@ -295,6 +344,9 @@ async fn a_checksummed_upload_completes_with_a_composite_checksum() {
     let want = format!("{}-2", crate::put::crc32(&raw));
     assert_eq!(tag(&r.text(), "ChecksumCRC32"), Some(want.clone()));
     assert_eq!(tag(&r.text(), "ChecksumType").as_deref(), Some("COMPOSITE"));
+    let again = complete(&env, "mp", &id, &[(1, &etags[0]), (2, &etags[1])]).await;
+    assert_eq!(tag(&again.text(), "ChecksumCRC32"), Some(want.clone()), "a retry answers the same checksum");
+    assert_eq!(tag(&again.text(), "ChecksumType").as_deref(), Some("COMPOSITE"));
     let h = env.ok(env.req("HEAD", "/bkt/mp").header("x-amz-checksum-mode", "ENABLED")).await;
     assert_eq!(
         (h.header("x-amz-checksum-crc32"), h.header("x-amz-checksum-type")),

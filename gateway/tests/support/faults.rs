@@ -92,6 +92,10 @@ impl MasterApi for FaultyMaster {
         self.check("abort_upload")?;
         self.inner.abort_upload(upload).await
     }
+    async fn get_completed_upload(&self, upload: UploadRef) -> Result<CompletedUpload> {
+        self.check("get_completed_upload")?;
+        self.inner.get_completed_upload(upload).await
+    }
     async fn list_uploads(&self, req: ListUploadsRequest) -> Result<ListUploadsResponse> {
         self.check("list_uploads")?;
         self.inner.list_uploads(req).await

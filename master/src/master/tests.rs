@@ -327,6 +327,79 @@ async fn completing_an_upload_checks_its_parts_and_commits_the_object() {
     assert!(listed.uploads.is_empty());
 }
 
+/// A one-part upload of "k" completed as version `version`; returns its ref.
+async fn completed_upload(m: &Master, version: u64) -> UploadRef {
+    let u = m.create_upload(Upload { bucket: "bkt".into(), key: "k".into(), ..Default::default() }).await.unwrap();
+    let r = upload_ref(&u.upload_id);
+    let part = PartMeta { number: 1, size: 5, etag: "p1".into(), ..Default::default() };
+    m.commit_part(CommitPartRequest { upload: Some(r.clone()), part: Some(part) }).await.unwrap();
+    let sum = Checksum { algorithm: "CRC32".into(), value: "AAAAAA==-1".into() };
+    let meta = ObjectMeta {
+        key: "k".into(),
+        version,
+        etag: format!("etag-{version}"),
+        checksums: vec![sum],
+        parts: vec![PartInfo { number: 1, size: 5, etag: "p1".into(), ..Default::default() }],
+        ..Default::default()
+    };
+    m.complete_upload(CompleteUploadRequest { upload: Some(r.clone()), meta: Some(meta), ..Default::default() })
+        .await
+        .unwrap();
+    r
+}
+
+#[tokio::test]
+async fn a_completed_upload_is_remembered_for_its_retries_then_forgotten() {
+    let (m, _d) = master_with(&[]).await;
+    let r = completed_upload(&m, 8).await;
+    // The key is overwritten since: the completion still answers what it made.
+    m.commit_object(commit("k", 9)).await.unwrap();
+    let done = m.get_completed_upload(r.clone()).await.unwrap();
+    assert_eq!((done.etag.as_str(), done.version, done.key.as_str()), ("etag-8", 8, "k"));
+    assert_eq!(done.checksums[0].value, "AAAAAA==-1");
+    assert_eq!(done.parts.iter().map(|p| (p.number, p.etag.as_str())).collect::<Vec<_>>(), [(1, "p1")]);
+    // Only for its own key and its own id; the upload itself stays gone.
+    let other_key = UploadRef { key: "other".into(), ..r.clone() };
+    assert_eq!(m.get_completed_upload(other_key).await.unwrap_err().kind, ErrorKind::NoSuchUpload);
+    assert_eq!(m.get_completed_upload(upload_ref("nope")).await.unwrap_err().kind, ErrorKind::NoSuchUpload);
+    assert_eq!(m.get_upload(r.clone()).await.unwrap_err().kind, ErrorKind::NoSuchUpload);
+    // A completion does not keep its bucket from being empty.
+    m.delete_object("bkt", "k").await.unwrap();
+    let listed = m.list_uploads(ListUploadsRequest { bucket: "bkt".into(), ..Default::default() }).await.unwrap();
+    assert!(listed.uploads.is_empty());
+    // The expiry job forgets completions older than it keeps them.
+    assert_eq!(m.forget_completed_uploads(Duration::from_secs(3600)).await.unwrap(), 0);
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert_eq!(m.forget_completed_uploads(Duration::from_millis(1)).await.unwrap(), 1);
+    assert_eq!(m.get_completed_upload(r).await.unwrap_err().kind, ErrorKind::NoSuchUpload);
+}
+
+#[tokio::test]
+async fn forgetting_old_completions_reads_them_in_batches_and_keeps_new_ones() {
+    let (m, _d) = master_with(&[]).await;
+    let mut old = Vec::new();
+    for v in 0..3 {
+        old.push(completed_upload(&m, 10 + v).await);
+    }
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let new = completed_upload(&m, 20).await;
+    assert_eq!(m.forget_completed_uploads(Duration::from_millis(10)).await.unwrap(), 3);
+    for r in old {
+        assert_eq!(m.get_completed_upload(r).await.unwrap_err().kind, ErrorKind::NoSuchUpload);
+    }
+    assert_eq!(m.get_completed_upload(new).await.unwrap().version, 20);
+}
+
+#[tokio::test]
+async fn deleting_a_bucket_forgets_its_completions() {
+    let (m, _d) = master_with(&[]).await;
+    let r = completed_upload(&m, 8).await;
+    m.delete_object("bkt", "k").await.unwrap();
+    m.delete_bucket("bkt").await.unwrap();
+    m.create_bucket("bkt").await.unwrap();
+    assert_eq!(m.get_completed_upload(r).await.unwrap_err().kind, ErrorKind::NoSuchUpload);
+}
+
 #[tokio::test]
 async fn a_read_only_mount_refuses_writes_but_reads() {
     let (m, dir) = master_with(&[]).await;

@@ -503,3 +503,61 @@ async fn counters_and_markers_round_trip() {
     let epoch = crate::store::fenced::take_epoch(s.as_ref()).await.unwrap();
     assert_eq!(run(&s, |t| Box::pin(async move { t.epoch().await })).await.unwrap(), epoch);
 }
+
+fn completion(bucket: &str, id: &str, completed_ms: i64) -> CompletedUpload {
+    CompletedUpload { bucket: bucket.into(), key: "k".into(), upload_id: id.into(), completed_ms, ..Default::default() }
+}
+
+async fn completed(s: &Arc<dyn KvStore>, bucket: &str, id: &str) -> Option<CompletedUpload> {
+    let r = UploadRef { bucket: bucket.into(), key: "k".into(), upload_id: id.into() };
+    run(s, move |t| {
+        let r = r.clone();
+        Box::pin(async move { t.completed_upload(&r).await })
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn old_completions_are_forgotten_page_by_page_and_with_their_bucket() {
+    let s = store().await;
+    run(&s, |t| {
+        Box::pin(async move {
+            for (b, id, ms) in [("a", "1", 10), ("a", "2", 99), ("b", "1", 10), ("b", "2", 10), ("c", "1", 99)] {
+                t.put_completed_upload(&completion(b, id, ms));
+            }
+            Ok(())
+        })
+    })
+    .await
+    .unwrap();
+    assert_eq!(completed(&s, "a", "2").await.map(|c| c.completed_ms), Some(99));
+    // Two a page: the cursor carries on after the last one read, old or not.
+    let (mut forgot, mut after, mut pages) = (0, None, 0);
+    loop {
+        let (n, last) = run(&s, move |t| {
+            let after = after.clone();
+            Box::pin(async move { t.forget_completed_uploads(after.as_ref(), 50, 2).await })
+        })
+        .await
+        .unwrap();
+        (forgot, pages) = (forgot + n, pages + 1);
+        match last {
+            Some(l) => after = Some(l),
+            None => break,
+        }
+    }
+    assert_eq!((forgot, pages), (3, 3));
+    for (b, id, kept) in [("a", "1", false), ("a", "2", true), ("b", "1", false), ("b", "2", false), ("c", "1", true)] {
+        assert_eq!(completed(&s, b, id).await.is_some(), kept, "{b}/{id}");
+    }
+    run(&s, |t| {
+        Box::pin(async move {
+            t.clear_bucket_contents("a");
+            t.remove_bucket("c").await
+        })
+    })
+    .await
+    .unwrap();
+    assert!(completed(&s, "a", "2").await.is_none() && completed(&s, "c", "1").await.is_none());
+}
