@@ -41,7 +41,6 @@ codes! {
     ConditionalRequestConflict => CONFLICT,
     PreconditionFailed => PRECONDITION_FAILED,
     InvalidRange => RANGE_NOT_SATISFIABLE,
-    InvalidPartNumber => RANGE_NOT_SATISFIABLE,
     MethodNotAllowed => METHOD_NOT_ALLOWED,
     MissingContentLength => LENGTH_REQUIRED,
     EntityTooLarge => BAD_REQUEST,
@@ -189,7 +188,7 @@ mod tests {
             "NoSuchBucket" | "NoSuchKey" | "NoSuchUpload" | "NoSuchTagSet" => StatusCode::NOT_FOUND,
             "BucketAlreadyOwnedByYou" | "BucketNotEmpty" | "ConditionalRequestConflict" => StatusCode::CONFLICT,
             "PreconditionFailed" => StatusCode::PRECONDITION_FAILED,
-            "InvalidRange" | "InvalidPartNumber" => StatusCode::RANGE_NOT_SATISFIABLE,
+            "InvalidRange" => StatusCode::RANGE_NOT_SATISFIABLE,
             "MethodNotAllowed" => StatusCode::METHOD_NOT_ALLOWED,
             "MissingContentLength" => StatusCode::LENGTH_REQUIRED,
             "EntityTooLarge"
@@ -223,7 +222,7 @@ mod tests {
         for c in S3ErrorCode::ALL {
             assert_eq!(c.status(), status_before(c.as_str()), "{c}");
         }
-        assert_eq!(S3ErrorCode::ALL.len(), 39);
+        assert_eq!(S3ErrorCode::ALL.len(), 38);
     }
 
     #[test]
