@@ -68,7 +68,10 @@ def test_upload_part_copy_and_part_number(strata, bucket, s3):
     assert s3.head_object(Bucket=bucket, Key="joined", PartNumber=1)["ContentLength"] == 6 * 1024 * 1024
     with pytest.raises(ClientError) as e:
         s3.get_object(Bucket=bucket, Key="joined", PartNumber=3)
-    assert code(e) == ("InvalidPartNumber", 416)
+    assert code(e) == ("InvalidPart", 400)
+    with pytest.raises(ClientError) as e:
+        s3.head_object(Bucket=bucket, Key="joined", PartNumber=3)
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
 
 
 def test_object_and_bucket_tagging(strata, bucket, s3):

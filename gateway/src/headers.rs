@@ -62,11 +62,21 @@ pub fn user_metadata(h: &HeaderMap) -> S3Result<HashMap<String, String>> {
     Ok(out)
 }
 
-/// The [`STORED_HEADERS`] of a request.
+/// The [`STORED_HEADERS`] of a request. `aws-chunked` is the framing of the request body, not
+/// an encoding of the object: AWS drops it from the stored Content-Encoding (and the header
+/// when nothing else is left).
 pub fn stored_headers(h: &HeaderMap) -> HashMap<String, String> {
     STORED_HEADERS
         .iter()
-        .filter_map(|n| h.get(*n).and_then(|v| v.to_str().ok()).map(|v| (n.to_string(), v.to_string())))
+        .filter_map(|n| h.get(*n).and_then(|v| v.to_str().ok()).map(|v| (*n, v)))
+        .filter_map(|(n, v)| {
+            if n != "content-encoding" {
+                return Some((n.to_string(), v.to_string()));
+            }
+            let kept: Vec<&str> =
+                v.split(',').map(str::trim).filter(|e| !e.is_empty() && *e != "aws-chunked").collect();
+            (!kept.is_empty()).then(|| (n.to_string(), kept.join(", ")))
+        })
         .collect()
 }
 
@@ -117,6 +127,17 @@ mod tests {
         let s = stored_headers(&h);
         assert_eq!(s.len(), 2);
         assert_eq!(s["cache-control"], "no-cache");
+    }
+
+    #[test]
+    fn aws_chunked_is_dropped_from_the_stored_content_encoding() {
+        let enc = |v: &str| stored_headers(&headers(&[("content-encoding", v)])).get("content-encoding").cloned();
+        assert_eq!(enc("gzip").as_deref(), Some("gzip"));
+        assert_eq!(enc("deflate, gzip").as_deref(), Some("deflate, gzip"));
+        assert_eq!(enc("gzip, aws-chunked").as_deref(), Some("gzip"));
+        assert_eq!(enc("aws-chunked,gzip").as_deref(), Some("gzip"));
+        assert_eq!(enc("aws-chunked"), None);
+        assert_eq!(enc("aws-chunked, aws-chunked"), None);
     }
 
     #[test]

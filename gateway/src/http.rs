@@ -17,7 +17,7 @@ use tracing::Instrument;
 
 use crate::auth;
 use crate::error::{S3Error, S3Result};
-use crate::ops;
+use crate::ops::{self, config};
 use crate::request::Ctx;
 use crate::router::{Endpoint, Query, host_bucket, route, split_target};
 use crate::state::Gateway;
@@ -36,6 +36,9 @@ async fn serve_s3(
     let query = query?;
     let endpoint = route(&parts.method, bucket.as_deref(), key.as_deref(), &query, &parts.headers)?;
     *op = op_name(&endpoint);
+    if endpoint == Endpoint::CorsPreflight {
+        return config::cors_preflight(&parts.headers);
+    }
     let g = gw.clone();
     let secret_of = |ak| async move { g.secret_of(ak).await };
     let (method, path, headers, now) = (&parts.method, parts.uri.path(), &parts.headers, chrono::Utc::now());
@@ -145,6 +148,9 @@ fn op_name(e: &Endpoint) -> &'static str {
         Endpoint::GetBucketTagging => "GetBucketTagging",
         Endpoint::PutBucketTagging => "PutBucketTagging",
         Endpoint::DeleteBucketTagging => "DeleteBucketTagging",
+        Endpoint::GetBucketConfig(c) => config::op_name(*c),
+        Endpoint::GetObjectAcl => "GetObjectAcl",
+        Endpoint::CorsPreflight => "CorsPreflight",
     }
 }
 

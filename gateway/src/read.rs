@@ -77,7 +77,14 @@ pub fn part_range(meta: &ObjectMeta, n: &str) -> S3Result<Option<(u64, u64)>> {
         n.parse().ok().filter(|n| (1..=10_000).contains(n)).ok_or_else(|| {
             S3Error::invalid_argument("Part number must be an integer between 1 and 10000, inclusive")
         })?;
-    let not_there = || S3Error::new(S3ErrorCode::InvalidPartNumber, "The requested partnumber is not satisfiable");
+    // AWS answers a part the object does not have with 400 InvalidPart (not a 416 range error).
+    let count = meta.parts.len().max(1);
+    let not_there = || {
+        S3Error::new(
+            S3ErrorCode::InvalidPart,
+            format!("The requested partnumber is not satisfiable: the object has {count} part(s)"),
+        )
+    };
     if meta.parts.is_empty() {
         return if n == 1 { Ok(None) } else { Err(not_there()) };
     }
@@ -251,7 +258,7 @@ mod tests {
         let m = multipart();
         assert_eq!(part_range(&m, "1").unwrap(), Some((0, 10)));
         assert_eq!(part_range(&m, "3").unwrap(), Some((20, 5)));
-        assert_eq!(code(part_range(&m, "4")), S3ErrorCode::InvalidPartNumber);
+        assert_eq!(code(part_range(&m, "4")), S3ErrorCode::InvalidPart);
         assert_eq!(code(part_range(&m, "0")), S3ErrorCode::InvalidArgument);
         assert_eq!(code(part_range(&m, "x")), S3ErrorCode::InvalidArgument);
     }
@@ -260,7 +267,7 @@ mod tests {
     fn a_plain_object_is_its_only_part() {
         let m = ObjectMeta { size: 7, ..Default::default() };
         assert_eq!(part_range(&m, "1").unwrap(), None);
-        assert_eq!(code(part_range(&m, "2")), S3ErrorCode::InvalidPartNumber);
+        assert_eq!(code(part_range(&m, "2")), S3ErrorCode::InvalidPart);
     }
 
     fn meta() -> ObjectMeta {

@@ -22,18 +22,70 @@ pub enum Endpoint {
     PutObject,
     DeleteObject,
     CreateMultipartUpload,
-    UploadPart { part_number: u32, upload_id: String },
-    CompleteMultipartUpload { upload_id: String },
-    AbortMultipartUpload { upload_id: String },
-    ListParts { upload_id: String },
+    UploadPart {
+        part_number: u32,
+        upload_id: String,
+    },
+    CompleteMultipartUpload {
+        upload_id: String,
+    },
+    AbortMultipartUpload {
+        upload_id: String,
+    },
+    ListParts {
+        upload_id: String,
+    },
     CopyObject,
-    UploadPartCopy { part_number: u32, upload_id: String },
+    UploadPartCopy {
+        part_number: u32,
+        upload_id: String,
+    },
     GetObjectTagging,
     PutObjectTagging,
     DeleteObjectTagging,
     GetBucketTagging,
     PutBucketTagging,
     DeleteBucketTagging,
+    /// A GET of a bucket configuration Strata does not keep (answered as "none set").
+    GetBucketConfig(BucketConfig),
+    GetObjectAcl,
+    /// A CORS preflight (`OPTIONS`), answered before authentication as browsers send none.
+    CorsPreflight,
+}
+
+/// The bucket configurations whose GET is answered as AWS answers a bucket that has none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BucketConfig {
+    Acl,
+    Cors,
+    Encryption,
+    Lifecycle,
+    Logging,
+    Policy,
+    RequestPayment,
+    Website,
+}
+
+const BUCKET_CONFIGS: &[(&str, BucketConfig)] = &[
+    ("acl", BucketConfig::Acl),
+    ("cors", BucketConfig::Cors),
+    ("encryption", BucketConfig::Encryption),
+    ("lifecycle", BucketConfig::Lifecycle),
+    ("logging", BucketConfig::Logging),
+    ("policy", BucketConfig::Policy),
+    ("requestPayment", BucketConfig::RequestPayment),
+    ("website", BucketConfig::Website),
+];
+
+/// A GET of a configuration sub-resource of a bucket, or of an object's ACL.
+fn config_get(method: &Method, bucket: Option<&str>, key: Option<&str>, q: &Query) -> Option<Endpoint> {
+    if *method != Method::GET || bucket.is_none() {
+        return None;
+    }
+    if key.is_some() {
+        return q.has("acl").then_some(Endpoint::GetObjectAcl);
+    }
+    BUCKET_CONFIGS.iter().find(|(sub, _)| q.has(sub)).map(|(_, c)| Endpoint::GetBucketConfig(*c))
 }
 
 /// The query string, decoded: `+` stays `+` (S3 clients encode spaces as %20).
@@ -102,6 +154,12 @@ pub fn route(
     q: &Query,
     headers: &HeaderMap,
 ) -> S3Result<Endpoint> {
+    if *method == Method::OPTIONS && bucket.is_some() {
+        return Ok(Endpoint::CorsPreflight);
+    }
+    if let Some(e) = config_get(method, bucket, key, q) {
+        return Ok(e);
+    }
     if let Some(sub) = UNSUPPORTED.iter().find(|s| q.has(s)) {
         return Err(S3Error::not_implemented(&format!("the ?{sub} sub-resource")));
     }
@@ -247,7 +305,8 @@ mod tests {
         );
         assert_eq!(r(Method::GET, "/b/k?uploadId=u1"), Ok(Endpoint::ListParts { upload_id: "u1".into() }));
         assert_eq!(r(Method::PUT, "/b/k?partNumber=0&uploadId=u").unwrap_err().code, S3ErrorCode::InvalidArgument);
-        assert_eq!(r(Method::GET, "/b?acl").unwrap_err().code, S3ErrorCode::NotImplemented);
+        assert_eq!(r(Method::GET, "/b?acl"), Ok(Endpoint::GetBucketConfig(BucketConfig::Acl)));
+        assert_eq!(r(Method::PUT, "/b?acl").unwrap_err().code, S3ErrorCode::NotImplemented);
         assert_eq!(r(Method::GET, "/b/k?tagging"), Ok(Endpoint::GetObjectTagging));
         assert_eq!(r(Method::PUT, "/b?tagging"), Ok(Endpoint::PutBucketTagging));
         assert_eq!(r(Method::PATCH, "/b/k").unwrap_err().code, S3ErrorCode::MethodNotAllowed);
@@ -280,9 +339,35 @@ mod tests {
         assert_eq!(r(Method::PUT, "/b?versioning").unwrap_err().code, S3ErrorCode::NotImplemented);
         assert_eq!(r(Method::POST, "/b").unwrap_err().code, S3ErrorCode::MethodNotAllowed);
         assert_eq!(r(Method::PUT, "/").unwrap_err().code, S3ErrorCode::MethodNotAllowed);
-        for sub in ["cors", "lifecycle", "policy", "versions", "website", "object-lock"] {
+        for sub in ["versions", "object-lock", "replication", "notification"] {
             assert_eq!(r(Method::GET, &format!("/b?{sub}")).unwrap_err().code, S3ErrorCode::NotImplemented, "{sub}");
         }
+        for sub in ["cors", "lifecycle", "policy", "website", "encryption", "logging", "requestPayment"] {
+            assert_eq!(r(Method::PUT, &format!("/b?{sub}")).unwrap_err().code, S3ErrorCode::NotImplemented, "{sub}");
+            assert_eq!(r(Method::DELETE, &format!("/b?{sub}")).unwrap_err().code, S3ErrorCode::NotImplemented, "{sub}");
+        }
+    }
+
+    #[test]
+    fn configuration_gets_are_answered() {
+        let cases = [
+            ("acl", BucketConfig::Acl),
+            ("cors", BucketConfig::Cors),
+            ("encryption", BucketConfig::Encryption),
+            ("lifecycle", BucketConfig::Lifecycle),
+            ("logging", BucketConfig::Logging),
+            ("policy", BucketConfig::Policy),
+            ("requestPayment", BucketConfig::RequestPayment),
+            ("website", BucketConfig::Website),
+        ];
+        for (sub, c) in cases {
+            assert_eq!(r(Method::GET, &format!("/b?{sub}")), Ok(Endpoint::GetBucketConfig(c)), "{sub}");
+        }
+        assert_eq!(r(Method::GET, "/b/k?acl"), Ok(Endpoint::GetObjectAcl));
+        assert_eq!(r(Method::OPTIONS, "/b/k?X-Amz-Expires=5"), Ok(Endpoint::CorsPreflight));
+        assert_eq!(r(Method::OPTIONS, "/b"), Ok(Endpoint::CorsPreflight));
+        assert_eq!(r(Method::OPTIONS, "/").unwrap_err().code, S3ErrorCode::MethodNotAllowed);
+        assert_eq!(r(Method::GET, "/b/k?cors").unwrap_err().code, S3ErrorCode::NotImplemented);
     }
 
     #[test]

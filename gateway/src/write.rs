@@ -60,8 +60,12 @@ pub fn prepare_body(ctx: &Ctx, body: Body) -> S3Result<(ByteStream, Outcome, Opt
         .into_data_stream()
         .map_err(|e| S3Error::new(S3ErrorCode::IncompleteBody, format!("The request body was cut off: {e}")))
         .boxed();
+    // The signed payload says whether the body is aws-chunked; a Content-Encoding of aws-chunked
+    // without one counts only with the decoded length beside it (else the body is plain, as
+    // AWS takes it).
     let chunked = matches!(ctx.auth.payload, Payload::StreamingSigned { .. } | Payload::StreamingUnsignedTrailer)
-        || ctx.header("content-encoding").is_some_and(|e| e.split(',').any(|p| p.trim() == "aws-chunked"));
+        || (ctx.header("content-encoding").is_some_and(|e| e.split(',').any(|p| p.trim() == "aws-chunked"))
+            && ctx.headers.contains_key("x-amz-decoded-content-length"));
     let trailers = Trailers::default();
     let (stream, length) = if chunked {
         let length = number(ctx, "x-amz-decoded-content-length")?;

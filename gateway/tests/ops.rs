@@ -23,3 +23,6 @@ mod bucket;
 
 #[path = "ops/errors.rs"]
 mod errors;
+
+#[path = "ops/config.rs"]
+mod config;

@@ -196,16 +196,7 @@ fn check_time(p: &Parsed, q: &Query, now: chrono::DateTime<Utc>) -> S3Result<()>
         return Err(malformed("the Credential date does not match X-Amz-Date"));
     }
     if p.presigned {
-        let expires: i64 = q
-            .get("X-Amz-Expires")
-            .and_then(|e| e.parse().ok())
-            .filter(|e| (1..=MAX_PRESIGNED_EXPIRY).contains(e))
-            .ok_or_else(|| {
-                S3Error::new(
-                    S3ErrorCode::AuthorizationQueryParametersError,
-                    "X-Amz-Expires must be a number of seconds from 1 to 604800",
-                )
-            })?;
+        let expires = presigned_expiry(q)?;
         if now.timestamp() > when.timestamp() + expires {
             return Err(S3Error::new(S3ErrorCode::AccessDenied, "Request has expired"));
         }
@@ -219,6 +210,27 @@ fn check_time(p: &Parsed, q: &Query, now: chrono::DateTime<Utc>) -> S3Result<()>
         ));
     }
     Ok(())
+}
+
+/// A presigned URL's lifetime. A number out of 1..=604800 is refused as AWS refuses it, with
+/// 403 AccessDenied (the URL can never be used, as an expired one); a missing or non-numeric
+/// one is a malformed URL.
+fn presigned_expiry(q: &Query) -> S3Result<i64> {
+    let expires: i64 = q.get("X-Amz-Expires").and_then(|e| e.parse().ok()).ok_or_else(|| {
+        S3Error::new(
+            S3ErrorCode::AuthorizationQueryParametersError,
+            "X-Amz-Expires must be a number of seconds from 1 to 604800",
+        )
+    })?;
+    let denied = |m: &str| Err(S3Error::new(S3ErrorCode::AccessDenied, m));
+    match expires {
+        e if e < 0 => denied("X-Amz-Expires must be non-negative"),
+        0 => denied("Request has expired: X-Amz-Expires is 0; presign with 1 to 604800 seconds"),
+        e if e > MAX_PRESIGNED_EXPIRY => denied(
+            "X-Amz-Expires must be less than a week (in seconds); that is, the given X-Amz-Expires must be less than 604800 seconds",
+        ),
+        e => Ok(e),
+    }
 }
 
 /// What `x-amz-content-sha256` says the body proves.
@@ -390,6 +402,23 @@ mod tests {
         assert_eq!(a.payload, Payload::Unsigned);
         let e = check(Method::GET, "/test.txt", Some(q), h, "20130525T000001Z").await.err().unwrap();
         assert_eq!((e.code, e.message.as_str()), (S3ErrorCode::AccessDenied, "Request has expired"));
+    }
+
+    #[test]
+    fn presigned_expiry_out_of_range_is_access_denied() {
+        let q = |e: &str| Query::parse(Some(&format!("X-Amz-Expires={e}"))).unwrap();
+        assert_eq!(presigned_expiry(&q("1")), Ok(1));
+        assert_eq!(presigned_expiry(&q("604800")), Ok(604800));
+        for e in ["0", "-7", "-1000", "604801", "609901"] {
+            let err = presigned_expiry(&q(e)).unwrap_err();
+            assert_eq!((err.code, err.status().as_u16()), (S3ErrorCode::AccessDenied, 403), "{e}");
+        }
+        let err = presigned_expiry(&q("soon")).unwrap_err();
+        assert_eq!(err.code, S3ErrorCode::AuthorizationQueryParametersError);
+        assert_eq!(
+            presigned_expiry(&Query::default()).unwrap_err().code,
+            S3ErrorCode::AuthorizationQueryParametersError
+        );
     }
 
     #[tokio::test]

@@ -4,13 +4,31 @@ use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
 
-use crate::error::S3Result;
+use crate::error::{S3Error, S3Result};
 use crate::headers::empty;
 use crate::request::{Ctx, small_body};
 use crate::xml::{self, NS};
 
+/// ListBuckets, in name order; `prefix` filters, and `max-buckets` pages with a
+/// `ContinuationToken` (the last name of the page) when more buckets follow.
 pub async fn list_buckets(ctx: &Ctx) -> S3Result<Response> {
-    let buckets = ctx.gw.master.list_buckets().await?;
+    let max = match ctx.query.get("max-buckets") {
+        None => None,
+        Some(m) => Some(
+            m.parse::<usize>()
+                .ok()
+                .filter(|m| (1..=10_000).contains(m))
+                .ok_or_else(|| S3Error::invalid_argument("max-buckets must be an integer from 1 to 10000"))?,
+        ),
+    };
+    let prefix = ctx.query.get("prefix").unwrap_or("");
+    let after = ctx.query.get("continuation-token").unwrap_or("");
+    let mut buckets = ctx.gw.master.list_buckets().await?;
+    buckets.sort_by(|a, b| a.name.cmp(&b.name));
+    buckets.retain(|b| b.name.starts_with(prefix) && b.name.as_str() > after);
+    let more = max.is_some_and(|m| buckets.len() > m);
+    buckets.truncate(max.unwrap_or(usize::MAX));
+    let continuation_token = if more { buckets.last().map(|b| b.name.clone()) } else { None };
     xml::response(
         "ListAllMyBucketsResult",
         &xml::ListAllMyBucketsResult {
@@ -22,6 +40,8 @@ pub async fn list_buckets(ctx: &Ctx) -> S3Result<Response> {
                     .map(|b| xml::BucketXml { name: b.name, creation_date: xml::time(b.created_ms) })
                     .collect(),
             },
+            continuation_token,
+            prefix: ctx.query.get("prefix").map(str::to_string),
         },
     )
 }

@@ -76,7 +76,8 @@ pub async fn list_objects(ctx: &Ctx, v2: bool) -> S3Result<Response> {
     let mut result = xml::ListBucketResult {
         xmlns: NS,
         name: ctx.bucket.clone(),
-        prefix: enc(&prefix),
+        // AWS encodes v1's Prefix never (botocore, which decodes what AWS encodes, leaves it).
+        prefix: if v2 { enc(&prefix) } else { prefix.clone() },
         max_keys: max,
         delimiter: (!delimiter.is_empty()).then(|| enc(&delimiter)),
         encoding_type: url_encode.then(|| "url".to_string()),

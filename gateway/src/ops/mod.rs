@@ -3,6 +3,7 @@
 //! another operation module.
 
 mod bucket;
+pub mod config;
 mod copy;
 mod delete;
 mod get;
@@ -51,5 +52,8 @@ pub async fn dispatch(ctx: Ctx, endpoint: Endpoint, body: Body) -> S3Result<Resp
         Endpoint::GetBucketTagging => tagging::get(&ctx, true).await,
         Endpoint::PutBucketTagging => tagging::put(&ctx, true, body).await,
         Endpoint::DeleteBucketTagging => tagging::delete(&ctx, true).await,
+        Endpoint::GetBucketConfig(c) => config::get_bucket_config(&ctx, c).await,
+        Endpoint::GetObjectAcl => config::get_object_acl(&ctx).await,
+        Endpoint::CorsPreflight => config::cors_preflight(&ctx.headers),
     }
 }

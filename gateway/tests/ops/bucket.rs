@@ -15,6 +15,28 @@ async fn create_and_list_buckets() {
 }
 
 #[tokio::test]
+async fn list_buckets_pages_and_filters() {
+    let env = Env::new().await;
+    for b in ["bkt-c", "bkt-a", "bkt-b", "other"] {
+        env.ok(env.req("PUT", &format!("/{b}"))).await;
+    }
+    let x = env.ok(env.req("GET", "/?max-buckets=2")).await.text();
+    assert_eq!(tags(&x, "Name"), vec!["bkt-a", "bkt-b"]);
+    let token = tag(&x, "ContinuationToken").expect("a token when more buckets follow");
+    let x = env.ok(env.req("GET", &format!("/?max-buckets=2&continuation-token={token}"))).await.text();
+    assert_eq!(tags(&x, "Name"), vec!["bkt-c", "other"]);
+    assert_eq!(tag(&x, "ContinuationToken"), None, "{x}");
+    let x = env.ok(env.req("GET", "/?prefix=bkt-&max-buckets=3")).await.text();
+    assert_eq!(tags(&x, "Name"), vec!["bkt-a", "bkt-b", "bkt-c"]);
+    assert_eq!((tag(&x, "ContinuationToken"), tag(&x, "Prefix").as_deref()), (None, Some("bkt-")));
+    let x = env.ok(env.req("GET", "/")).await.text();
+    assert_eq!(tags(&x, "Name").len(), 4);
+    for bad in ["0", "10001", "x"] {
+        env.get(&format!("/?max-buckets={bad}")).await.assert_error(400, "InvalidArgument");
+    }
+}
+
+#[tokio::test]
 async fn create_with_a_location_constraint() {
     let env = Env::new().await;
     let conf =

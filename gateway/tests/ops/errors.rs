@@ -87,8 +87,11 @@ async fn every_answer_has_a_request_id_and_server() {
 #[tokio::test]
 async fn unsupported_sub_resources_are_not_implemented() {
     let env = Env::bucket().await;
-    for q in ["acl", "policy", "lifecycle", "versions"] {
+    for q in ["versions", "object-lock", "replication", "notification"] {
         env.get(&format!("/bkt?{q}")).await.assert_error(501, "NotImplemented");
+    }
+    for q in ["acl", "policy", "lifecycle"] {
+        env.req("PUT", &format!("/bkt?{q}")).body("<x/>").send().await.assert_error(501, "NotImplemented");
     }
 }
 

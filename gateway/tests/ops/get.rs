@@ -162,7 +162,7 @@ async fn part_number_of_a_plain_object() {
     let r = env.get("/bkt/k?partNumber=1").await;
     assert_eq!(r.status, 200);
     assert_eq!(r.body.len(), d.len());
-    env.get("/bkt/k?partNumber=2").await.assert_error(416, "InvalidPartNumber");
+    env.get("/bkt/k?partNumber=2").await.assert_error(400, "InvalidPart");
     env.get("/bkt/k?partNumber=0").await.assert_error(400, "InvalidArgument");
 }
 

@@ -133,7 +133,7 @@ async fn part_number_reads_one_part_of_a_multipart_object() {
     let start = p1.len();
     let range = format!("bytes {start}-{}/{}", start + p2.len() - 1, start + p2.len());
     assert_eq!(r.header("content-range"), Some(range.as_str()));
-    env.get("/bkt/mp?partNumber=3").await.assert_error(416, "InvalidPartNumber");
+    env.get("/bkt/mp?partNumber=3").await.assert_error(400, "InvalidPart");
 }
 
 #[tokio::test]

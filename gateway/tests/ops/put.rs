@@ -216,6 +216,17 @@ async fn aws_chunked_without_its_decoded_length() {
 }
 
 #[tokio::test]
+async fn aws_chunked_named_beside_a_plain_body() {
+    let env = Env::bucket().await;
+    let cases = [("gzip, aws-chunked", Some("gzip")), ("aws-chunked, gzip", Some("gzip")), ("aws-chunked", None)];
+    for (sent, stored) in cases {
+        env.ok(env.req("PUT", "/bkt/k").header("content-encoding", sent).body("plain")).await;
+        let r = env.ok(env.req("GET", "/bkt/k")).await;
+        assert_eq!((r.body.as_ref(), r.header("content-encoding")), (b"plain".as_slice(), stored), "{sent}");
+    }
+}
+
+#[tokio::test]
 async fn a_trailer_announced_but_not_sent() {
     let env = Env::bucket().await;
     let r = env

@@ -1,0 +1,93 @@
+"""Answers that ceph/s3-tests found differing from AWS, pinned as boto3 and plain HTTP see them
+(issue 13): presigned expiry, part numbers, bucket configurations that are not set, ListBuckets
+paging, v1 listing prefixes and Content-Encoding with aws-chunked."""
+
+import pytest
+import requests
+from botocore.exceptions import ClientError
+
+
+def code(e):
+    return e.value.response["Error"]["Code"], e.value.response["ResponseMetadata"]["HTTPStatusCode"]
+
+
+@pytest.mark.parametrize("expires", [0, -7, 609901])
+def test_presigned_expiry_out_of_range_is_403(strata, bucket, s3, expires):
+    s3.put_object(Bucket=bucket, Key="k", Body=b"x")
+    url = s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "k"}, ExpiresIn=expires)
+    assert requests.get(url).status_code == 403
+
+
+def test_presigned_put_expired_is_403_and_valid_works(strata, bucket, s3):
+    url = s3.generate_presigned_url("put_object", Params={"Bucket": bucket, "Key": "k"}, ExpiresIn=-1000)
+    assert requests.put(url, data=b"foo").status_code == 403
+    url = s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "k"}, ExpiresIn=100000)
+    s3.put_object(Bucket=bucket, Key="k", Body=b"x")
+    assert requests.options(url).status_code == 400  # a preflight without Origin
+    r = requests.get(url)
+    assert (r.status_code, r.content) == (200, b"x")
+
+
+def test_part_number_beyond_the_parts_is_400(strata, bucket, s3):
+    s3.put_object(Bucket=bucket, Key="k", Body=b"x")
+    with pytest.raises(ClientError) as e:
+        s3.get_object(Bucket=bucket, Key="k", PartNumber=2)
+    assert code(e) == ("InvalidPart", 400)
+    assert s3.get_object(Bucket=bucket, Key="k", PartNumber=1)["Body"].read() == b"x"
+
+
+def test_unset_bucket_configurations(strata, bucket, s3):
+    calls = [
+        (s3.get_bucket_policy, "NoSuchBucketPolicy"),
+        (s3.get_bucket_cors, "NoSuchCORSConfiguration"),
+        (s3.get_bucket_lifecycle_configuration, "NoSuchLifecycleConfiguration"),
+        (s3.get_bucket_encryption, "ServerSideEncryptionConfigurationNotFoundError"),
+        (s3.get_bucket_website, "NoSuchWebsiteConfiguration"),
+    ]
+    for call, want in calls:
+        with pytest.raises(ClientError) as e:
+            call(Bucket=bucket)
+        assert code(e) == (want, 404)
+        with pytest.raises(ClientError) as e:
+            call(Bucket=bucket + "-missing")
+        assert code(e) == ("NoSuchBucket", 404)
+    assert s3.get_bucket_request_payment(Bucket=bucket)["Payer"] == "BucketOwner"
+    assert "LoggingEnabled" not in s3.get_bucket_logging(Bucket=bucket)
+    owner = s3.list_buckets()["Owner"]
+    s3.put_object(Bucket=bucket, Key="k", Body=b"x")
+    for acl in (s3.get_bucket_acl(Bucket=bucket), s3.get_object_acl(Bucket=bucket, Key="k")):
+        assert acl["Owner"]["ID"] == owner["ID"]
+        assert [(g["Grantee"]["ID"], g["Permission"]) for g in acl["Grants"]] == [(owner["ID"], "FULL_CONTROL")]
+
+
+def test_list_buckets_pages(strata, s3):
+    names = [f"exact-page-{i}" for i in range(3)]
+    for n in names:
+        s3.create_bucket(Bucket=n)
+    try:
+        got, token = [], None
+        while True:
+            kw = {"ContinuationToken": token} if token else {}
+            r = s3.list_buckets(MaxBuckets=1, Prefix="exact-page-", **kw)
+            got += [b["Name"] for b in r["Buckets"]]
+            token = r.get("ContinuationToken")
+            if not token:
+                break
+        assert got == names
+    finally:
+        for n in names:
+            s3.delete_bucket(Bucket=n)
+
+
+def test_v1_listing_prefix_comes_back_as_sent(strata, bucket, s3):
+    s3.put_object(Bucket=bucket, Key="quux", Body=b"x")
+    r = s3.list_objects(Bucket=bucket, Prefix="\n")
+    assert (r["Prefix"], r.get("Contents", [])) == ("\n", [])
+    assert s3.list_objects_v2(Bucket=bucket, Prefix="\n")["Prefix"] == "\n"
+
+
+def test_aws_chunked_content_encoding_on_a_plain_body(strata, bucket, s3):
+    for sent, stored in [("gzip, aws-chunked", "gzip"), ("aws-chunked, gzip", "gzip"), ("aws-chunked", None)]:
+        s3.put_object(Bucket=bucket, Key="k", Body=b"plain", ContentEncoding=sent)
+        r = s3.head_object(Bucket=bucket, Key="k")
+        assert r.get("ContentEncoding") == stored, sent

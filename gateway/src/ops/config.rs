@@ -1,0 +1,93 @@
+//! GETs of the bucket configurations Strata does not keep (policy, CORS, lifecycle, encryption,
+//! website, logging, request payment), answered as AWS answers for a bucket that has none, so
+//! that clients which ask (`s3cmd info`, SDK helpers, Terraform) see "none set" rather than
+//! NotImplemented; and the ACLs, which are always the owner's FULL_CONTROL (every bucket and
+//! object is private to the cluster's credentials). A CORS preflight is refused as AWS refuses
+//! it for a bucket without a CORS configuration.
+
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderValue};
+use axum::response::Response;
+
+use crate::error::{S3Error, S3ErrorCode, S3Result};
+use crate::request::Ctx;
+use crate::router::BucketConfig;
+use crate::xml::{self, NS};
+
+/// The operation's name, for metrics and logs.
+pub fn op_name(c: BucketConfig) -> &'static str {
+    match c {
+        BucketConfig::Acl => "GetBucketAcl",
+        BucketConfig::Cors => "GetBucketCors",
+        BucketConfig::Encryption => "GetBucketEncryption",
+        BucketConfig::Lifecycle => "GetBucketLifecycleConfiguration",
+        BucketConfig::Logging => "GetBucketLogging",
+        BucketConfig::Policy => "GetBucketPolicy",
+        BucketConfig::RequestPayment => "GetBucketRequestPayment",
+        BucketConfig::Website => "GetBucketWebsite",
+    }
+}
+
+pub async fn get_bucket_config(ctx: &Ctx, c: BucketConfig) -> S3Result<Response> {
+    ctx.gw.master.get_bucket(&ctx.bucket).await?;
+    let none = |code, message: &str| Err(S3Error::new(code, message));
+    match c {
+        BucketConfig::Acl => Ok(acl_response(&ctx.owner())),
+        BucketConfig::Cors => none(S3ErrorCode::NoSuchCORSConfiguration, "The CORS configuration does not exist"),
+        BucketConfig::Encryption => none(
+            S3ErrorCode::ServerSideEncryptionConfigurationNotFoundError,
+            "The server side encryption configuration was not found",
+        ),
+        BucketConfig::Lifecycle => {
+            none(S3ErrorCode::NoSuchLifecycleConfiguration, "The lifecycle configuration does not exist")
+        }
+        BucketConfig::Logging => Ok(xml_body(
+            "<BucketLoggingStatus xmlns=\"http://doc.s3.amazonaws.com/2006-03-01\"></BucketLoggingStatus>".into(),
+        )),
+        BucketConfig::Policy => none(S3ErrorCode::NoSuchBucketPolicy, "The bucket policy does not exist"),
+        BucketConfig::RequestPayment => Ok(xml_body(format!(
+            "<RequestPaymentConfiguration xmlns=\"{NS}\"><Payer>BucketOwner</Payer></RequestPaymentConfiguration>"
+        ))),
+        BucketConfig::Website => {
+            none(S3ErrorCode::NoSuchWebsiteConfiguration, "The specified bucket does not have a website configuration")
+        }
+    }
+}
+
+pub async fn get_object_acl(ctx: &Ctx) -> S3Result<Response> {
+    ctx.gw.master.lookup(&ctx.bucket, &ctx.key).await?;
+    Ok(acl_response(&ctx.owner()))
+}
+
+/// An `OPTIONS` preflight: without `Origin` and `Access-Control-Request-Method` it is a bad
+/// request; with them, no CORS rule allows it (Strata keeps none).
+pub fn cors_preflight(headers: &HeaderMap) -> S3Result<Response> {
+    if !headers.contains_key("origin") {
+        return Err(S3Error::new(S3ErrorCode::BadRequest, "Insufficient information. Origin request header needed."));
+    }
+    let Some(method) = headers.get("access-control-request-method").and_then(|m| m.to_str().ok()) else {
+        return Err(S3Error::new(S3ErrorCode::BadRequest, "Invalid Access-Control-Request-Method: null"));
+    };
+    Err(S3Error::new(
+        S3ErrorCode::AccessForbidden,
+        format!("CORSResponse: This CORS request is not allowed ({method}): the bucket has no CORS configuration"),
+    ))
+}
+
+/// The owner's FULL_CONTROL, with the owner as ListBuckets shows it.
+fn acl_response(owner: &xml::Owner) -> Response {
+    let esc = |s: &str| quick_xml::escape::escape(s).into_owned();
+    let (id, name) = (esc(&owner.id), esc(&owner.display_name));
+    let who = format!("<ID>{id}</ID><DisplayName>{name}</DisplayName>");
+    xml_body(format!(
+        "<AccessControlPolicy xmlns=\"{NS}\"><Owner>{who}</Owner><AccessControlList><Grant>\
+         <Grantee xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" xsi:type=\"CanonicalUser\">{who}</Grantee>\
+         <Permission>FULL_CONTROL</Permission></Grant></AccessControlList></AccessControlPolicy>"
+    ))
+}
+
+fn xml_body(doc: String) -> Response {
+    let mut r = Response::new(Body::from(format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{doc}")));
+    r.headers_mut().insert("content-type", HeaderValue::from_static("application/xml"));
+    r
+}
