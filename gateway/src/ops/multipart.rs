@@ -189,7 +189,14 @@ pub async fn complete(ctx: &Ctx, upload_id: &str, body: Body) -> S3Result<Respon
     let staging = format!("tmp/{version}");
     let sources = used.iter().map(|p| UfsLocation::staging("", &p.staging_path)).collect();
     let size: u64 = used.iter().map(|p| p.size).sum();
-    let written = compose(ctx, UfsLocation::staging(&ctx.bucket, &staging), version, sources, size).await?;
+    let written = match compose(ctx, UfsLocation::staging(&ctx.bucket, &staging), version, sources, size).await {
+        Ok(w) => w,
+        // A concurrent complete of the same upload committed and released the parts meanwhile.
+        Err(e) => match ctx.gw.master.get_upload(r.clone()).await {
+            Err(g) if gone(&g) => return complete_again(ctx, r, &req.parts).await,
+            _ => return Err(e),
+        },
+    };
     let meta = ObjectMeta {
         key: ctx.key.clone(),
         version,
