@@ -276,9 +276,7 @@ mod tests {
     use super::*;
 
     fn r(method: Method, target: &str) -> S3Result<Endpoint> {
-        let (path, query) = target.split_once('?').map(|(p, q)| (p, Some(q))).unwrap_or((target, None));
-        let (b, k) = split_target(path, None, None)?;
-        route(&method, b.as_deref(), k.as_deref(), &Query::parse(query)?, &HeaderMap::new())
+        with_headers(method, target, &[])
     }
 
     #[test]
