@@ -15,6 +15,7 @@ from pathlib import Path
 import requests
 
 DNS = re.compile(r"\b([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\.svc\.cluster\.local):(\d+)")
+POD_IP = re.compile(r"\b(10\.244\.\d+\.\d+):(\d+)")
 VAR = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
 
 
@@ -36,6 +37,7 @@ class Pod:
         claims = {c["metadata"]["name"] for c in workload["spec"].get("volumeClaimTemplates", [])}
         self.claims = claims if kind == "StatefulSet" else set()
         self.proc = None
+        self.ip = cluster.pod_ip(self.name)
 
     # --- what the kubelet resolves ---------------------------------------------------------------
 
@@ -56,6 +58,7 @@ class Pod:
 
     def addresses(self, text):
         text = re.sub(r"0\.0\.0\.0:(\d+)", lambda m: f"127.0.0.1:{self.host_ports[int(m.group(1))]}", text)
+        text = POD_IP.sub(lambda m: f"127.0.0.1:{self.cluster.by_ip(m.group(1)).host_ports[int(m.group(2))]}", text)
         return DNS.sub(lambda m: f"127.0.0.1:{self.cluster.resolve(m.group(1), int(m.group(5)))}", text)
 
     def env(self):
@@ -66,7 +69,7 @@ class Pod:
             else:
                 src = e["valueFrom"]
                 if "fieldRef" in src:
-                    v = {"metadata.name": self.name, "status.podIP": "127.0.0.1"}[src["fieldRef"]["fieldPath"]]
+                    v = {"metadata.name": self.name, "status.podIP": self.ip}[src["fieldRef"]["fieldPath"]]
                 else:
                     ref = src["secretKeyRef"]
                     v = self.cluster.secrets[ref["name"]][ref["key"]]
@@ -132,6 +135,7 @@ class Cluster:
         self.root, self.binaries = Path(root), binaries
         self.secrets = dict(secrets or {})
         self.pods = {}
+        self.ips = {}
         self.apply(docs)
 
     def apply(self, docs):
@@ -143,6 +147,13 @@ class Cluster:
                 self.secrets[d["metadata"]["name"]] = {k: base64.b64decode(v).decode() for k, v in d["data"].items()}
         self.config_maps = {d["metadata"]["name"]: d["data"] for d in docs if d["kind"] == "ConfigMap"}
         self.services = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Service"}
+
+    def pod_ip(self, name):
+        """A pod's IP, the same for its name (a DaemonSet's workers advertise it)."""
+        return self.ips.setdefault(name, f"10.244.0.{len(self.ips) + 1}")
+
+    def by_ip(self, ip):
+        return next(p for p in self.pods.values() if p.ip == ip)
 
     def workload(self, kind, name):
         return next(d for d in self.docs if d["kind"] == kind and d["metadata"]["name"] == name)

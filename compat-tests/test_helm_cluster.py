@@ -26,6 +26,12 @@ CASES = {
     "embedded": {},
     # Two masters elect a primary in the chart's own three-member etcd, which also holds the metadata.
     "ha-etcd": {"metadata": {"backend": "etcd"}, "masters": {"replicas": 2}, "config": {"leaseTtlMs": 2000}},
+    # One worker a node, advertising its pod IP, with a memory tier too small for the object so
+    # that pages land in the hostPath SSD tier.
+    "daemonset": {"workers": {"kind": "DaemonSet", "tiers": [
+        {"medium": "MEM", "quota": "1MiB"},
+        {"medium": "SSD", "quota": "256MiB", "volume": {"type": "hostPath", "path": "/mnt/nvme/strata"}},
+        {"medium": "HDD", "quota": "512MiB", "volume": {"type": "hostPath", "path": "/mnt/hdd/strata"}}]}},
 }
 
 
@@ -46,7 +52,7 @@ def values(tmp, case, moto_port, domain=""):
     }
     for k, sub in CASES[case].items():
         if k != "config":
-            v[k] = sub
+            v[k] = {**v.get(k, {}), **sub}
     return v
 
 
@@ -135,7 +141,8 @@ def test_the_rendered_cluster_serves_mounts_and_survives_an_upgrade(run_dir, mot
         if any(d["kind"] == "StatefulSet" and d["metadata"]["name"] == "strata-etcd" for d in docs):
             cluster.start("StatefulSet", "strata-etcd")
         masters = cluster.start("StatefulSet", "strata-master")
-        workers = cluster.start("StatefulSet", "strata-worker")
+        worker_kind = CASES[case].get("workers", {}).get("kind", "StatefulSet")
+        workers = cluster.start(worker_kind, "strata-worker")
         gateways = cluster.start("Deployment", "strata-gateway")
         assert len(masters) == CASES[case].get("masters", {}).get("replicas", 1) and len(workers) == 1
         assert len(gateways) == 2, "the HPA's minReplicas"
@@ -161,6 +168,9 @@ def test_the_rendered_cluster_serves_mounts_and_survives_an_upgrade(run_dir, mot
         aws(cluster, endpoint, "s3", "cp", "s3://photos/notes/note.txt", str(tmp_path / "back.txt"))
         assert (tmp_path / "back.txt").read_text() == "through aws cli\n"
         assert "notes/" in aws(cluster, endpoint, "s3", "ls", "s3://photos/")
+        if worker_kind == "DaemonSet":
+            ssd = tmp_path / "k8s" / "host" / "mnt" / "nvme" / "strata"
+            assert sum(f.stat().st_size for f in ssd.rglob("*") if f.is_file()) >= 2 << 20, "pages in the SSD tier"
         # CreateBucket made its folder in the shared root under store.
         assert (tmp_path / "k8s" / "pvc" / "strata-root-ufs" / "photos" / "big.bin").stat().st_size == len(body)
 
@@ -191,7 +201,7 @@ def test_the_rendered_cluster_serves_mounts_and_survives_an_upgrade(run_dir, mot
         assert set(old) == set(new) and all(old[k] != new[k] for k in old)
         pids = {p.name: p.proc.pid for p in cluster.pods.values()}
         cluster.start("StatefulSet", "strata-master")
-        cluster.start("StatefulSet", "strata-worker")
+        cluster.start(worker_kind, "strata-worker")
         cluster.start("Deployment", "strata-gateway")
         assert all(p.proc.pid != pids[p.name] for p in cluster.pods.values() if "etcd" not in p.name)
         endpoint = f"http://127.0.0.1:{cluster.resolve(f'strata-gateway.{NS}.svc.cluster.local', 9000)}"
