@@ -257,9 +257,11 @@ def main():
     ap.add_argument("--max-size", type=int, default=8 * MIB)
     ap.add_argument("--seed", type=int)
     ap.add_argument("--deadline", type=int, default=900, help="seconds per mode")
+    ap.add_argument("--keep", help="a new folder to run in and keep (logs, data) instead of a temporary one")
     a = ap.parse_args()
     bad = False
-    with tempfile.TemporaryDirectory(prefix="strata-crash-") as work:
+    with tempfile.TemporaryDirectory(prefix="strata-crash-") as tmp:
+        work = a.keep or tmp
         for mode in a.modes.split(","):
             c = run(mode, a.rounds, work, writers=a.writers, max_size=a.max_size, seed=a.seed,
                     deadline_s=a.deadline)

@@ -35,6 +35,7 @@ fn expected_checksum(ctx: &Ctx) -> S3Result<Option<(ChecksumAlgo, Option<String>
     let mut checksum = None;
     for algo in body::ALL_ALGOS {
         if let Some(v) = ctx.header(algo.header()) {
+            check_checksum_value(algo, v)?;
             if checksum.is_some() {
                 return Err(S3Error::invalid_request(
                     "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.",
@@ -52,6 +53,21 @@ fn expected_checksum(ctx: &Ctx) -> S3Result<Option<(ChecksumAlgo, Option<String>
         checksum = Some((algo, None));
     }
     Ok(checksum)
+}
+
+/// A checksum header's value: the base64 of a digest of the algorithm's size.
+fn check_checksum_value(algo: ChecksumAlgo, value: &str) -> S3Result<()> {
+    use base64::Engine;
+    let size = match algo {
+        ChecksumAlgo::Crc32 | ChecksumAlgo::Crc32c => 4,
+        ChecksumAlgo::Crc64Nvme => 8,
+        ChecksumAlgo::Sha1 => 20,
+        ChecksumAlgo::Sha256 => 32,
+    };
+    match base64::engine::general_purpose::STANDARD.decode(value.trim()) {
+        Ok(d) if d.len() == size => Ok(()),
+        _ => Err(S3Error::invalid_request(format!("Value for {} header is invalid.", algo.header()))),
+    }
 }
 
 /// The body of a PUT or UploadPart, decoded (aws-chunked) and wrapped to be verified.
@@ -78,7 +94,14 @@ pub fn prepare_body(ctx: &Ctx, body: Body) -> S3Result<(ByteStream, Outcome, Opt
         let signed = matches!(ctx.auth.payload, Payload::StreamingSigned { .. }).then_some(&ctx.auth);
         (chunked::decode(raw, signed, trailers.clone()).boxed() as BodyStream, length)
     } else {
-        (raw, number(ctx, "content-length")?)
+        let length = number(ctx, "content-length")?;
+        if length.is_none() && !ctx.headers.contains_key("transfer-encoding") {
+            return Err(S3Error::new(
+                S3ErrorCode::MissingContentLength,
+                "You must provide the Content-Length HTTP header.",
+            ));
+        }
+        (raw, length)
     };
     if length.is_some_and(|l| l > MAX_PUT) {
         return Err(S3Error::entity_too_large());
@@ -228,6 +251,31 @@ pub async fn write_conditions(ctx: &Ctx) -> S3Result<WriteConditions> {
         conditions.check(etag, Compare::Strong).map_err(|r| S3Error::from(r.into_error()))?;
     }
     Ok(conditions)
+}
+
+/// The storage classes S3 knows; Strata stores every object the same way.
+const STORAGE_CLASSES: &[&str] = &[
+    "STANDARD",
+    "REDUCED_REDUNDANCY",
+    "STANDARD_IA",
+    "ONEZONE_IA",
+    "INTELLIGENT_TIERING",
+    "GLACIER",
+    "DEEP_ARCHIVE",
+    "OUTPOSTS",
+    "GLACIER_IR",
+    "SNOW",
+    "EXPRESS_ONEZONE",
+];
+
+/// `x-amz-storage-class` of a write, if given, must be one S3 knows.
+pub fn check_storage_class(ctx: &Ctx) -> S3Result<()> {
+    match ctx.header("x-amz-storage-class") {
+        Some(c) if !STORAGE_CLASSES.contains(&c) => {
+            Err(S3Error::new(S3ErrorCode::InvalidStorageClass, "The storage class you specified is not valid"))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// S3's key rules: not empty, at most 1024 bytes.
