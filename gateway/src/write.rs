@@ -327,8 +327,7 @@ pub async fn commit_written(
         if_none_match_any,
         staging_key: staging,
     };
-    let master = ctx.gw.master.clone();
-    detached(async move { master.commit_object(req).await }).await?;
+    ctx.gw.master.commit_object(req).await?;
     Ok(meta)
 }
 
@@ -350,22 +349,8 @@ pub async fn commit_written_part(
         last_modified_ms: ids::now_ms(),
         ufs_etag: written.ufs_etag,
     };
-    let (master, req) = (ctx.gw.master.clone(), CommitPartRequest { upload: Some(upload), part: Some(part.clone()) });
-    detached(async move { master.commit_part(req).await }).await?;
+    ctx.gw.master.commit_part(CommitPartRequest { upload: Some(upload), part: Some(part.clone()) }).await?;
     Ok(part)
-}
-
-/// Runs a call to the master that commits as its own task, so that a client hanging up (which
-/// drops the request's future) neither cuts the call nor leaves its staged bytes unclaimed: the
-/// master answers it, and moves or removes them, whoever still waits.
-pub async fn detached<T, F>(call: F) -> strata_common::Result<T>
-where
-    T: Send + 'static,
-    F: std::future::Future<Output = strata_common::Result<T>> + Send + 'static,
-{
-    tokio::spawn(call)
-        .await
-        .map_err(|e| strata_common::Error::internal(format!("a commit call ended without an answer: {e}")))?
 }
 
 #[cfg(test)]

@@ -328,7 +328,6 @@ where
         return Err(malformed("the host header must be signed"));
     }
     check_scope_service(&p)?;
-    check_amz_headers_signed(&p, headers)?;
     let payload_hash = if p.presigned {
         header(headers, "x-amz-content-sha256").unwrap_or("UNSIGNED-PAYLOAD").to_string()
     } else {
@@ -338,6 +337,7 @@ where
     };
     let payload = payload_of(&payload_hash)?;
     let secret = secret_of(p.access_key.clone()).await?;
+    check_amz_headers_signed(&p, headers)?;
     let scope = format!("{}/{}/{}/aws4_request", p.date, p.region, p.service);
     let canonical = canonical_request(method, path, q, headers, &p.signed_headers, &payload_hash);
     let sts = string_to_sign(&p.amz_date, &scope, &canonical);

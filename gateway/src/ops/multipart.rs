@@ -224,8 +224,7 @@ pub async fn complete(ctx: &Ctx, upload_id: &str, body: Body) -> S3Result<Respon
         if_none_match_any,
         staging_key: staging,
     };
-    let master = ctx.gw.master.clone();
-    match crate::write::detached(async move { master.complete_upload(done).await }).await {
+    match ctx.gw.master.complete_upload(done).await {
         // Another complete of the same upload committed first.
         Err(e) if gone(&e) => complete_again(ctx, r, &req.parts).await,
         done => {
