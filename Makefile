@@ -60,10 +60,11 @@ $(VENV)/.installed: compat-tests/requirements.txt
 compat: test-build venv
 	STRATA_BIN=$(BIN) scripts/with-etcd $(PY) -m pytest -q -p no:cacheprovider -m "not spark" compat-tests
 
-## The crash harness: 10 kill -9 rounds of strata local and of a cluster (worker, master,
-## gateways in turn) under writers; `make test` runs a short one (compat-tests/test_crash.py).
-crash: test-build venv
-	STRATA_BIN=$(BIN) $(PY) compat-tests/crash.py --modes local,cluster --rounds 10
+## The crash harness: 10 kill -9 rounds of strata local, of a cluster (worker, master, gateways
+## in turn) and of an HA cluster on etcd (the primary, worker, gateway) under writers;
+## `make test` runs a short one (compat-tests/test_crash.py).
+crash: test-build venv deps
+	STRATA_BIN=$(BIN) scripts/with-etcd $(PY) compat-tests/crash.py --modes local,cluster,ha --rounds 10
 
 ## Spark 3.5 with s3a (hadoop-aws 3.3.1): Parquet datasets and the magic committer.
 test-spark: test-build $(VENV)/.spark

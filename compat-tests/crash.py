@@ -10,7 +10,9 @@ value, or a value of a request that got no answer after it. Counted:
   mismatched    keys whose under-store file differs from what GET serves (or the listing does)
   stray         staged files (`%strata/`) left once recovery is over (open uploads aborted)
 
-  python compat-tests/crash.py --modes local,cluster --rounds 10     (`make crash`)
+  python compat-tests/crash.py --modes local,cluster --rounds 10
+  scripts/with-etcd python compat-tests/crash.py --modes ha    (two masters electing in etcd)
+`make crash` runs all three modes.
 """
 
 import argparse
@@ -134,7 +136,7 @@ class Harness:
 
     # --- checks ------------------------------------------------------------------------------
     def ufs(self):
-        return self.c.data_dir / ("ufs" if self.c.mode == "local" else "master/ufs")
+        return self.c.ufs_root
 
     def get(self, s3, name):
         for _ in range(20):
@@ -196,6 +198,9 @@ class Harness:
 
 
 def kill_and_restart(c, name):
+    if name == "primary":
+        from test_ha import master_name, primary
+        name = master_name(c, primary(c)[0])
     p, args, env, url = c.procs[name]
     p.kill()
     p.wait()
@@ -208,11 +213,19 @@ def run(mode, rounds, workdir, writers=6, keys_per_writer=6, max_size=MIB, pause
     started = time.time()
     tmp = Path(workdir) / mode
     tmp.mkdir(parents=True)
+    os.environ["STRATA_STAGING_GRACE_SECS"] = "3"  # masters of a cluster: reclaim soon after recovery
     if mode == "local":
         c, victims = start_local(tmp), ["local"]
-    else:
-        c = start_cluster(tmp, env={"STRATA_STAGING_GRACE_SECS": "3"})
+        c.ufs_root = c.data_dir / "ufs"
+    elif mode == "cluster":
+        c = start_cluster(tmp)
         victims = ["worker", "master", "gateway1", "gateway2"]
+        c.ufs_root = c.data_dir / "master/ufs"
+    else:
+        from test_ha import start_ha
+        c = start_ha(tmp)
+        victims = ["primary", "worker", "gateway"]
+        c.ufs_root = tmp / "ha" / "ufs"
     try:
         bucket = "crash-" + secrets.token_hex(4)
         c.client().create_bucket(Bucket=bucket)
@@ -235,7 +248,7 @@ def run(mode, rounds, workdir, writers=6, keys_per_writer=6, max_size=MIB, pause
         for t in threads:
             t.join(timeout=60)
         # The last kill lands with no writer running: then recovery is checked.
-        kill_and_restart(c, victims[done % len(victims)] if mode == "local" else "master")
+        kill_and_restart(c, {"local": "local", "cluster": "master"}.get(mode, "primary"))
         if h.errors:
             print(f"  {len(h.errors)} writer errors outside requests, e.g. {h.errors[:3]}")
         counts = h.verify()
