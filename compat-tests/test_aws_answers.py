@@ -88,11 +88,3 @@ def test_an_unknown_storage_class_is_refused(strata, bkt):
         400, "InvalidStorageClass")
     assert not exists(strata, bkt, "sc")
     assert send(strata, "PUT", f"/{bkt}/sc", b"x", headers={"x-amz-storage-class": "STANDARD_IA"})[0] == 200
-
-
-@pytest.mark.parametrize("value", ["!!notbase64!!", "AAAA"])
-def test_a_malformed_checksum_header_is_invalid(strata, bkt, value):
-    # "AAAA" is base64, but 3 bytes: no CRC32.
-    assert send(strata, "PUT", f"/{bkt}/ck", b"x", headers={"x-amz-checksum-crc32": value}) == (
-        400, "InvalidRequest")
-    assert not exists(strata, bkt, "ck")
