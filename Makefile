@@ -13,7 +13,7 @@ FEATURES := --features etcd,hdfs
 # Keep CLIPPY_ARGS identical everywhere: it is part of every workspace crate's fingerprint.
 LINTED := RUSTC_WORKSPACE_WRAPPER=$$(command -v clippy-driver) CLIPPY_ARGS=-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__
 
-.PHONY: run build release test test-build fmt lint unit compat test-spark test-helm bench venv clean deps s3-tests image
+.PHONY: run build release test test-build fmt lint unit compat test-spark test-helm bench venv clean deps s3-tests image crash
 
 ## Start a local endpoint (master, worker and gateway in one process) on 127.0.0.1:9000.
 run: release
@@ -59,6 +59,12 @@ $(VENV)/.installed: compat-tests/requirements.txt
 
 compat: test-build venv
 	STRATA_BIN=$(BIN) scripts/with-etcd $(PY) -m pytest -q -p no:cacheprovider -m "not spark and not helm and not image" compat-tests
+
+## The crash harness: 10 kill -9 rounds of strata local, of a cluster (worker, master, gateways
+## in turn) and of an HA cluster on etcd (the primary, worker, gateway) under writers;
+## `make test` runs a short one (compat-tests/test_crash.py).
+crash: test-build venv deps
+	STRATA_BIN=$(BIN) scripts/with-etcd $(PY) compat-tests/crash.py --modes local,cluster,ha --rounds 10
 
 ## Spark 3.5 with s3a (hadoop-aws 3.3.1): Parquet datasets and the magic committer.
 test-spark: test-build $(VENV)/.spark

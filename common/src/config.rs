@@ -58,6 +58,9 @@ pub struct Config {
     pub checkpoint_interval_secs: u64,
     /// Masters: how often TTL rules are applied.
     pub ttl_check_interval_ms: u64,
+    /// Masters: a staged file (`%strata/` of a mount) untouched this long and claimed by no
+    /// part or commit is a dead write's and is deleted; checked every half of it.
+    pub staging_grace_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -114,6 +117,7 @@ impl Default for Config {
             checkpoint_uri: None,
             checkpoint_interval_secs: 3600,
             ttl_check_interval_ms: 60_000,
+            staging_grace_secs: 3600,
         }
     }
 }
@@ -153,6 +157,7 @@ const SETTINGS: &[&str] = &[
     "checkpoint_uri",
     "checkpoint_interval_secs",
     "ttl_check_interval_ms",
+    "staging_grace_secs",
 ];
 
 impl Config {

@@ -68,6 +68,7 @@ codes! {
     AuthorizationQueryParametersError => BAD_REQUEST,
     InvalidTag => BAD_REQUEST,
     MaxMessageLengthExceeded => BAD_REQUEST,
+    InvalidStorageClass => BAD_REQUEST,
     BadRequest => BAD_REQUEST,
     NotImplemented => NOT_IMPLEMENTED,
     ServiceUnavailable => SERVICE_UNAVAILABLE,
@@ -226,6 +227,7 @@ mod tests {
             | "AuthorizationQueryParametersError"
             | "InvalidTag"
             | "MaxMessageLengthExceeded"
+            | "InvalidStorageClass"
             | "BadRequest" => StatusCode::BAD_REQUEST,
             "NotImplemented" => StatusCode::NOT_IMPLEMENTED,
             "ServiceUnavailable" => StatusCode::SERVICE_UNAVAILABLE,
@@ -238,7 +240,7 @@ mod tests {
         for c in S3ErrorCode::ALL {
             assert_eq!(c.status(), status_before(c.as_str()), "{c}");
         }
-        assert_eq!(S3ErrorCode::ALL.len(), 44);
+        assert_eq!(S3ErrorCode::ALL.len(), 45);
     }
 
     #[test]

@@ -44,6 +44,7 @@ async fn serve_s3(
     let (method, path, headers, now) = (&parts.method, parts.uri.path(), &parts.headers, chrono::Utc::now());
     let vhost = host_bucket(host, gw.opts.domain.as_deref());
     let auth = auth::authenticate(method, path, vhost.as_deref(), &query, headers, now, secret_of).await?;
+    auth::sigv4::check_scope_region(&auth, &gw.opts.region)?;
     let ctx = Ctx {
         gw: gw.clone(),
         bucket: bucket.unwrap_or_default(),
