@@ -74,9 +74,12 @@ impl Worker {
         let _filling = self.fills.lock(id).await;
         {
             if let Some(p) = self.cache.get(id, req.promote).await {
+                // Filled by another reader while this one waited.
                 metrics::counter!("strata_worker_cache_hits_total").increment(1);
+                metrics::counter!("strata_worker_fill_waits_total").increment(1);
                 return Ok(p);
             }
+            let started = std::time::Instant::now();
             metrics::counter!("strata_worker_cache_misses_total").increment(1);
             let ps = self.cache.page_size();
             let start = index * ps;
@@ -86,6 +89,8 @@ impl Worker {
                 UfsRange { store: store.as_ref(), path, range: start..stop, ufs_etag: &req.ufs_etag, what: &what };
             let data = range.read().await?;
             metrics::counter!("strata_worker_ufs_bytes_read_total").increment(data.len() as u64);
+            metrics::histogram!("strata_worker_fill_seconds").record(started.elapsed().as_secs_f64());
+            self.cache.note_miss(data.len() as u64);
             if req.cache {
                 self.cache.put(id, data.clone()).await;
             }
