@@ -58,6 +58,8 @@ pub struct Config {
     pub checkpoint_interval_secs: u64,
     /// Masters: how often TTL rules are applied.
     pub ttl_check_interval_ms: u64,
+    /// Masters: a token that opens the web dashboard (`/ui?token=...`) besides the root keys.
+    pub dashboard_token: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -114,6 +116,7 @@ impl Default for Config {
             checkpoint_uri: None,
             checkpoint_interval_secs: 3600,
             ttl_check_interval_ms: 60_000,
+            dashboard_token: None,
         }
     }
 }
@@ -153,6 +156,7 @@ const SETTINGS: &[&str] = &[
     "checkpoint_uri",
     "checkpoint_interval_secs",
     "ttl_check_interval_ms",
+    "dashboard_token",
 ];
 
 impl Config {
