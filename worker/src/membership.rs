@@ -119,6 +119,7 @@ pub async fn register_and_heartbeat(
             }
         }
     });
+    tier_gauges(&tiers(&worker));
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,

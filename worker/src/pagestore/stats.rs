@@ -42,6 +42,21 @@ pub(super) struct Stats {
 
 impl Stats {
     pub(super) fn new(media: &[Medium]) -> Stats {
+        // Every counter exists from the start, at 0 (a rate over a missing series is empty).
+        metrics::counter!("strata_worker_cache_hits_total").increment(0);
+        metrics::counter!("strata_worker_cache_misses_total").increment(0);
+        metrics::counter!("strata_worker_fill_waits_total").increment(0);
+        for (i, m) in media.iter().enumerate() {
+            let tier = tier_label(i, m.as_str());
+            for name in [
+                "strata_worker_cache_hits_by_tier_total",
+                "strata_worker_cache_hit_bytes_total",
+                "strata_worker_cache_evictions_total",
+                "strata_worker_cache_demotions_total",
+            ] {
+                metrics::counter!(name, "tier" => tier.clone()).increment(0);
+            }
+        }
         Stats {
             misses: AtomicU64::new(0),
             fill_bytes: AtomicU64::new(0),
