@@ -8,6 +8,7 @@ import secrets
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -82,18 +83,29 @@ def test_each_page_in_a_browser(local):
     blobs = {f"data/part-{i}.bin": secrets.token_bytes((2 << 20) + i) for i in range(3)}
     for k, v in blobs.items():
         s3.put_object(Bucket=bucket, Key=k, Body=v)
-    import time
+    # One object written to the under store only: its first read misses.
+    through = lambda request, **_: request.headers.__setitem__("x-strata-write-type", "THROUGH")
+    s3.meta.events.register("before-sign.s3.PutObject", through)
+    s3.put_object(Bucket=bucket, Key="data/through.bin", Body=b"t" * (1 << 20))
+    s3.meta.events.unregister("before-sign.s3.PutObject", through)
+    blobs["data/through.bin"] = b"t" * (1 << 20)
     time.sleep(0.6)  # a heartbeat
     before = hit_ratio(page(local, "/ui"))
     for _ in range(3):
         for k, v in blobs.items():
             assert s3.get_object(Bucket=bucket, Key=k)["Body"].read() == v
-    time.sleep(0.6)
+    # The charts need two samples of the master's sampler (one every 10 s).
+    deadline = time.time() + 30
+    while "<polyline" not in requests.get(local.endpoint + "/ui", auth=(local.access_key, local.secret_key)).text:
+        assert time.time() < deadline, "no chart after 30 s"
+        time.sleep(1)
 
     overview = page(local, "/ui", "overview.png")
+    assert overview.count("<polyline") == 3, "a chart is missing"
     after = hit_ratio(overview)
     assert after > before and after > 50, (before, after)
     assert 'id="health">healthy' in overview
+    assert re.search(r'id="misses"><div class="label">[^<]*</div><div class="value">[1-9]', overview), "no miss shown"
     assert 'id="store">' in overview and 'id="epoch">' in overview
     assert re.search(r'id="live" class="[^"]*">live · ', overview), "the live-refresh script did not run"
 
@@ -107,7 +119,7 @@ def test_each_page_in_a_browser(local):
     row = re.search(rf'<tr class="bucket" data-bucket="{bucket}">(.*?)</tr>', buckets)
     assert row, buckets[:3000]
     assert f"file://" in row.group(1) and bucket in row.group(1) and "CACHE_THROUGH" in row.group(1)
-    assert re.search(r'class="num objects">3<', row.group(1)), row.group(1)
+    assert re.search(r'class="num objects">4<', row.group(1)), row.group(1)
 
     jobs = page(local, "/ui/jobs", "jobs.png")
     assert 'id="persist"' in jobs

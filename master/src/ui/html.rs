@@ -64,10 +64,10 @@ pub fn chart(id: &str, title: &str, points: &[(i64, f64)], max: f64, unit: impl 
     let last = points[points.len() - 1].1;
     let _ = write!(
         out,
-        r#"<svg viewBox="0 0 {w} {h}" preserveAspectRatio="none" role="img"><line x1="0" y1="{h}" x2="{w}" y2="{h}" class="axis"/><polyline points="{pts}"/></svg><div class="legend"><span>max {}</span><span>now {}</span><span>{:.0} min shown</span></div></figure>"#,
+        r#"<svg viewBox="0 0 {w} {h}" preserveAspectRatio="none" role="img"><line x1="0" y1="{h}" x2="{w}" y2="{h}" class="axis"/><polyline points="{pts}"/></svg><div class="legend"><span>max {}</span><span>now {}</span><span>last {}</span></div></figure>"#,
         esc(&unit(max)),
         esc(&unit(last)),
-        span / 60_000.0
+        if span < 120_000.0 { format!("{:.0} s", span / 1000.0) } else { format!("{:.0} min", span / 60_000.0) }
     );
     out
 }

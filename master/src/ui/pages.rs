@@ -75,7 +75,8 @@ pub(super) async fn overview(d: &Dashboard) -> String {
     let mut filled = Vec::new();
     for w in points.windows(2) {
         let secs = ((w[1].at_ms - w[0].at_ms) as f64 / 1000.0).max(0.001);
-        if let Some(x) = w[1].hit_ratio_since(&w[0]) {
+        // An interval without reads keeps the last ratio (a flat line while idle).
+        if let Some(x) = w[1].hit_ratio_since(&w[0]).or(ratio.last().map(|p: &(i64, f64)| p.1)) {
             ratio.push((w[1].at_ms, x));
         }
         served.push((w[1].at_ms, w[1].hit_bytes.saturating_sub(w[0].hit_bytes) as f64 / secs));

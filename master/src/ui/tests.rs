@@ -104,3 +104,37 @@ fn html_is_escaped() {
     assert_eq!(html::esc(r#"<a href="x">'&'</a>"#), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
     assert_eq!(html::bytes(1536), "1.5 KiB");
 }
+
+#[test]
+fn charts_draw_a_line_once_there_are_two_points() {
+    let pct = |v: f64| format!("{v}");
+    assert!(html::chart("c", "t", &[(0, 0.5)], 1.0, pct).contains("Collecting samples"));
+    let svg = html::chart("c", "t", &[(0, 0.0), (60_000, 1.0), (120_000, 0.5)], 1.0, pct);
+    assert!(svg.contains(r#"<polyline points="0.0,120.0 300.0,0.0 600.0,60.0 "/>"#), "{svg}");
+    assert!(svg.contains("last 2 min"), "{svg}");
+}
+
+#[test]
+fn the_hit_ratio_counts_only_what_happened_between_samples() {
+    let a = Sample { at_ms: 0, hits: 10, misses: 10, ..Default::default() };
+    let b = Sample { at_ms: 10_000, hits: 19, misses: 11, ..Default::default() };
+    assert_eq!(b.hit_ratio_since(&a), Some(0.9));
+    assert_eq!(a.hit_ratio_since(&a), None);
+    // A restarted worker's counters start again: no negative deltas.
+    assert_eq!(a.hit_ratio_since(&b), None);
+}
+
+#[tokio::test]
+async fn mount_secrets_are_masked_on_the_buckets_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dashboard(dir.path()).await;
+    let mut mount = strata_common::proto::Mount { uri: "memory:///lake".into(), ..Default::default() };
+    mount.options.insert("secret_access_key".into(), "supersecretvalue1234".into());
+    mount.options.insert("region".into(), "eu-west-1".into());
+    mount.sync_interval_ms = Some(30_000);
+    d.master.mount("lake", mount).await.unwrap();
+    let (_, _, page) = get(&d, "/ui/buckets", basic("a", "s")).await;
+    assert!(!page.contains("supersecretvalue"), "{page}");
+    assert!(page.contains("secret_access_key=****1234") && page.contains("region=eu-west-1"), "{page}");
+    assert!(page.contains("every 30.0 s"), "{page}");
+}
