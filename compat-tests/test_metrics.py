@@ -5,7 +5,6 @@ and labelled without object keys."""
 import secrets
 import time
 
-import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -74,8 +73,10 @@ def test_every_process_exports_parseable_conventional_metrics(strata, bucket, s3
         assert samples["strata_master_is_primary"].value == 1
 
 
-@pytest.mark.parametrize("path", ["/metrics"])
-def test_metrics_are_served_without_credentials_but_the_dashboard_is_not(strata, path):
+def test_metrics_are_served_without_credentials_but_the_dashboard_is_not(strata):
     url = strata.master_url or strata.endpoint
-    assert requests.get(url + path, timeout=10).status_code == 200
+    assert requests.get(url + "/metrics", timeout=10).status_code == 200
     assert requests.get(url + "/ui", timeout=10).status_code == 401
+    # The master (of any mode) serves the dashboard with the root keys.
+    r = requests.get(url + "/ui/workers", auth=(strata.access_key, strata.secret_key), timeout=10)
+    assert r.status_code == 200 and '<span class="badge live">live</span>' in r.text, r.text[:2000]
