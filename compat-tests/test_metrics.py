@@ -23,7 +23,8 @@ def scrape(url):
 # What each role must export once it has served a write and two reads of the same object.
 WORKER = ["strata_worker_cache_hits_total", "strata_worker_cache_misses_total",
           "strata_worker_cache_hit_bytes_total", "strata_worker_cache_bytes", "strata_worker_cache_quota_bytes",
-          "strata_worker_cache_pages", "strata_worker_fill_seconds_bucket", "strata_ufs_requests_total",
+          "strata_worker_cache_pages", "strata_worker_fill_seconds_bucket", "strata_worker_cache_pinned_bytes",
+          "strata_worker_cache_bucket_lookups_total", "strata_ufs_requests_total",
           "strata_ufs_request_seconds_bucket"]
 MASTER = ["strata_master_kv_transactions_total", "strata_master_kv_transaction_seconds_bucket",
           "strata_master_is_primary", "strata_master_epoch", "strata_master_workers", "strata_ufs_requests_total"]

@@ -15,6 +15,8 @@ ROWS = [
     ("Cache", [
         ("Hit ratio", "sum(rate(strata_worker_cache_hits_total[5m])) / clamp_min(sum(rate(strata_worker_cache_hits_total[5m])) + sum(rate(strata_worker_cache_misses_total[5m])), 1e-9)", "percentunit", "timeseries"),
         ("Served from cache vs read from under stores", 'sum by (tier) (rate(strata_worker_cache_hit_bytes_total[5m]))\nsum(rate(strata_worker_ufs_bytes_read_total[5m]))', "Bps", "timeseries"),
+        ("Hit ratio by bucket", 'sum by (bucket) (rate(strata_worker_cache_bucket_lookups_total{result="hit"}[5m])) / clamp_min(sum by (bucket) (rate(strata_worker_cache_bucket_lookups_total[5m])), 1e-9)', "percentunit", "timeseries"),
+        ("Pinned bytes", "sum(strata_worker_cache_pinned_bytes)", "bytes", "timeseries"),
         ("Used / quota per tier", "sum by (tier) (strata_worker_cache_bytes) / sum by (tier) (strata_worker_cache_quota_bytes)", "percentunit", "timeseries"),
         ("Evictions and demotions", 'sum by (tier) (rate(strata_worker_cache_evictions_total[5m]))\nsum by (tier) (rate(strata_worker_cache_demotions_total[5m]))', "ops", "timeseries"),
         ("Fill latency p99", "histogram_quantile(0.99, sum by (le) (rate(strata_worker_fill_seconds_bucket[5m])))", "s", "timeseries"),

@@ -127,6 +127,7 @@ pub async fn register_and_heartbeat(
         }
         let tiers = tiers(&worker);
         tier_gauges(&tiers);
+        metrics::gauge!("strata_worker_cache_pinned_bytes").set(worker.cache.pinned_bytes() as f64);
         let misses = worker.cache.miss_stats();
         let hb = HeartbeatRequest {
             worker_id: id,

@@ -69,6 +69,7 @@ impl Worker {
         let id = PageId { version: req.version, index };
         if let Some(p) = self.cache.get(id, req.promote).await {
             metrics::counter!("strata_worker_cache_hits_total").increment(1);
+            bucket_lookup(req, "hit");
             return Ok(p);
         }
         let _filling = self.fills.lock(id).await;
@@ -77,10 +78,12 @@ impl Worker {
                 // Filled by another reader while this one waited.
                 metrics::counter!("strata_worker_cache_hits_total").increment(1);
                 metrics::counter!("strata_worker_fill_waits_total").increment(1);
+                bucket_lookup(req, "hit");
                 return Ok(p);
             }
             let started = std::time::Instant::now();
             metrics::counter!("strata_worker_cache_misses_total").increment(1);
+            bucket_lookup(req, "miss");
             let ps = self.cache.page_size();
             let start = index * ps;
             let stop = (start + ps).min(req.object_size);
@@ -97,4 +100,10 @@ impl Worker {
             Ok(data)
         }
     }
+}
+
+/// A page lookup per bucket (the hit ratio by bucket; buckets are few, keys never labels).
+fn bucket_lookup(req: &ReadRequest, result: &'static str) {
+    metrics::counter!("strata_worker_cache_bucket_lookups_total", "bucket" => req.loc.bucket.clone(), "result" => result)
+        .increment(1);
 }

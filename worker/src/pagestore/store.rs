@@ -434,6 +434,12 @@ impl PageStore {
         self.lock().pinned = versions.iter().copied().collect();
     }
 
+    /// Bytes cached of the pinned versions.
+    pub fn pinned_bytes(&self) -> u64 {
+        let books = self.lock();
+        books.entries.iter().filter(|(id, _)| books.pinned.contains(&id.version)).map(|(_, e)| e.len).sum()
+    }
+
     pub fn pinned(&self) -> Vec<u64> {
         let mut v: Vec<u64> = self.lock().pinned.iter().copied().collect();
         v.sort_unstable();
