@@ -169,7 +169,7 @@ pub async fn run_local(
     let ready = Readiness::default();
     ready.set(true);
     tracing::info!(addr = %listener.local_addr()?, "serving S3, and the dashboard at /ui");
-    let router = strata_master::ui::router(ui).merge(strata_gateway::router(gw, ready));
+    let router = strata_master::ui::in_front_of(ui, strata_gateway::router(gw, ready), cfg.domain.clone());
     let served = serve(listener, router, shutdown.clone(), Duration::from_secs(30)).await;
     shutdown.cancel();
     let _ = hb.await;

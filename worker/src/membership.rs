@@ -42,8 +42,9 @@ fn tiers(worker: &Worker) -> Vec<TierUsage> {
         .collect()
 }
 
-/// The cache's size per tier as gauges, refreshed each heartbeat.
-fn tier_gauges(tiers: &[TierUsage]) {
+/// The cache's size per tier and its pinned bytes as gauges, refreshed each heartbeat.
+fn cache_gauges(worker: &Worker, tiers: &[TierUsage]) {
+    metrics::gauge!("strata_worker_cache_pinned_bytes").set(worker.cache.pinned_bytes() as f64);
     for (i, t) in tiers.iter().enumerate() {
         let tier = crate::pagestore::tier_label(i, &t.medium);
         metrics::gauge!("strata_worker_cache_bytes", "tier" => tier.clone()).set(t.used_bytes as f64);
@@ -119,15 +120,14 @@ pub async fn register_and_heartbeat(
             }
         }
     });
-    tier_gauges(&tiers(&worker));
+    cache_gauges(&worker, &tiers(&worker));
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(interval) => {}
         }
         let tiers = tiers(&worker);
-        tier_gauges(&tiers);
-        metrics::gauge!("strata_worker_cache_pinned_bytes").set(worker.cache.pinned_bytes() as f64);
+        cache_gauges(&worker, &tiers);
         let misses = worker.cache.miss_stats();
         let hb = HeartbeatRequest {
             worker_id: id,

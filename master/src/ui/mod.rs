@@ -225,5 +225,22 @@ pub fn router(d: Arc<Dashboard>) -> Router {
         .with_state(d)
 }
 
+/// The dashboard in front of `s3` on one port (`strata local`): `/ui...` is the dashboard, unless
+/// the request is to a virtual-hosted bucket (`BUCKET.<domain>`), where `/ui` is a key.
+pub fn in_front_of(d: Arc<Dashboard>, s3: Router, domain: Option<String>) -> Router {
+    use tower::ServiceExt;
+    let ui = router(d);
+    let suffix = domain.map(|d| format!(".{}", d.to_ascii_lowercase()));
+    Router::new().fallback_service(tower::service_fn(move |req: axum::extract::Request| {
+        let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+        let host = host.rsplit_once(':').map_or(host, |(h, _)| h).to_ascii_lowercase();
+        let vhost = suffix.as_ref().is_some_and(|s| host.ends_with(s.as_str()));
+        let path = req.uri().path();
+        let to_ui = !vhost && (path == "/ui" || path.starts_with("/ui/"));
+        let target = if to_ui { ui.clone() } else { s3.clone() };
+        target.oneshot(req)
+    }))
+}
+
 #[cfg(test)]
 mod tests;

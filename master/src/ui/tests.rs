@@ -138,3 +138,28 @@ async fn mount_secrets_are_masked_on_the_buckets_page() {
     assert!(page.contains("secret_access_key=****1234") && page.contains("region=eu-west-1"), "{page}");
     assert!(page.contains("every 30.0 s"), "{page}");
 }
+
+#[tokio::test]
+async fn in_front_of_s3_the_dashboard_leaves_virtual_hosted_keys_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dashboard(dir.path()).await;
+    let s3 = Router::new().fallback(|| async { "s3" });
+    let both = in_front_of(d, s3, Some("s3.Example.com".into()));
+    let call = |host: &str, path: &str| {
+        let req = Request::get(path).header("host", host).body(Body::empty()).unwrap();
+        let both = both.clone();
+        async move {
+            let resp = both.oneshot(req).await.unwrap();
+            let status = resp.status();
+            (
+                status,
+                String::from_utf8_lossy(&axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap()).into_owned(),
+            )
+        }
+    };
+    assert_eq!(call("127.0.0.1:9000", "/ui").await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(call("s3.example.com", "/ui/workers").await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(call("bucket.s3.example.com:9000", "/ui").await.1, "s3");
+    assert_eq!(call("127.0.0.1:9000", "/uix").await.1, "s3");
+    assert_eq!(call("127.0.0.1:9000", "/bucket/ui").await.1, "s3");
+}
