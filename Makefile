@@ -13,7 +13,7 @@ FEATURES := --features etcd,hdfs
 # Keep CLIPPY_ARGS identical everywhere: it is part of every workspace crate's fingerprint.
 LINTED := RUSTC_WORKSPACE_WRAPPER=$$(command -v clippy-driver) CLIPPY_ARGS=-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__
 
-.PHONY: run build release test test-build fmt lint unit compat test-spark test-helm bench venv clean deps s3-tests image crash
+.PHONY: run build release test test-build fmt lint unit compat test-spark test-helm bench venv clean deps s3-tests image crash chromium
 
 ## Start a local endpoint (master, worker and gateway in one process) on 127.0.0.1:9000.
 run: release
@@ -57,7 +57,7 @@ $(VENV)/.installed: compat-tests/requirements.txt
 	$(VENV)/bin/pip install --quiet -r compat-tests/requirements.txt
 	touch $@
 
-compat: test-build venv
+compat: test-build venv chromium
 	STRATA_BIN=$(BIN) scripts/with-etcd $(PY) -m pytest -q -p no:cacheprovider -m "not spark and not helm and not image" compat-tests
 
 ## The crash harness: 10 kill -9 rounds of strata local, of a cluster (worker, master, gateways
@@ -65,6 +65,10 @@ compat: test-build venv
 ## `make test` runs a short one (compat-tests/test_crash.py).
 crash: test-build venv deps
 	STRATA_BIN=$(BIN) scripts/with-etcd $(PY) compat-tests/crash.py --modes local,cluster,ha --rounds 10
+
+## Debian's Chromium, headless, for the dashboard's browser test (compat-tests/test_dashboard.py).
+chromium:
+	@command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q chromium)
 
 ## Spark 3.5 with s3a (hadoop-aws 3.3.1): Parquet datasets and the magic committer.
 test-spark: test-build $(VENV)/.spark

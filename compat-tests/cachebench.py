@@ -101,6 +101,24 @@ def timed(fn):
     return time.time() - t
 
 
+def cache_counters(worker_url):
+    """The worker's page hits and misses, from its /metrics."""
+    import requests
+    from prometheus_client.parser import text_string_to_metric_families
+    text = requests.get(worker_url + "/metrics", timeout=10).text
+    samples = {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples if not s.labels}
+    return samples.get("strata_worker_cache_hits_total", 0), samples.get("strata_worker_cache_misses_total", 0)
+
+
+def timed_with_ratio(fn, worker_url):
+    """Seconds `fn` took, and the cache's hit ratio over it."""
+    h0, m0 = cache_counters(worker_url)
+    took = timed(fn)
+    h1, m1 = cache_counters(worker_url)
+    lookups = (h1 - h0) + (m1 - m0)
+    return took, (h1 - h0) / lookups if lookups else float("nan")
+
+
 def main():
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -126,9 +144,11 @@ def main():
                     n += len(chunk)
                 assert n == 256 * MIB
 
-            cold, warm = timed(whole), timed(whole)
+            worker = c.procs["worker"][3]
+            (cold, cold_hits), (warm, warm_hits) = timed_with_ratio(whole, worker), timed_with_ratio(whole, worker)
             print(f"  256 MiB object, one GET:                        cold {256 / cold:7.1f} MiB/s"
-                  f"   warm {256 / warm:7.1f} MiB/s   warm/cold {cold / warm:5.1f}x")
+                  f"   warm {256 / warm:7.1f} MiB/s   warm/cold {cold / warm:5.1f}x"
+                  f"   hit ratio cold {cold_hits:.0%} warm {warm_hits:.0%}")
 
             rng = random.Random(7)
             ranges = [rng.randrange(0, 2048 * MIB - MIB) for _ in range(1000)]
@@ -141,9 +161,11 @@ def main():
                 with ThreadPoolExecutor(8) as pool:
                     list(pool.map(one, ranges))
 
-            cold, warm = timed(random_ranges), timed(random_ranges)
+            (cold, cold_hits), (warm, warm_hits) = (timed_with_ratio(random_ranges, worker),
+                                                    timed_with_ratio(random_ranges, worker))
             print(f"  1000 random 1 MiB ranges of 2 GiB, 8 at a time: cold {1000 / cold:7.1f} MiB/s"
-                  f"   warm {1000 / warm:7.1f} MiB/s   warm/cold {cold / warm:5.1f}x")
+                  f"   warm {1000 / warm:7.1f} MiB/s   warm/cold {cold / warm:5.1f}x"
+                  f"   hit ratio cold {cold_hits:.0%} warm {warm_hits:.0%}")
         finally:
             c.stop_all()
             server.shutdown()

@@ -10,8 +10,9 @@ use anyhow::{Context, Result, bail};
 use strata_common::api::{MasterApi, WorkerApi};
 use strata_common::config::{Config, DEFAULT_GATEWAY_ADDR, DEFAULT_MASTER_ADDR, DEFAULT_WORKER_ADDR, abs};
 use strata_common::master_client::GrpcMaster;
-use strata_common::ops::{Readiness, bind};
+use strata_common::ops::{Readiness, bind, serve};
 use strata_gateway::{Gateway, GatewayOptions, IN_PROCESS};
+use strata_master::ui::Dashboard;
 use strata_master::{Jobs, Master, MasterOptions, RootCredentials};
 use strata_worker::{PageStore, Worker, WorkerIdentity, register_and_heartbeat};
 use tokio::net::TcpListener;
@@ -164,13 +165,20 @@ pub async fn run_local(
         strata_common::ids::secret_key(),
         gateway_options(&cfg),
     );
+    let ui = Dashboard::new(master.clone(), creds.clone(), cfg.dashboard_token.clone());
+    jobs.spawn(ui.clone().sample_loop(shutdown.clone()));
     started(&LocalInfo {
         endpoint: listener.local_addr()?,
         access_key: creds.access_key,
         secret_key: creds.secret_key,
         data_dir: abs(&cfg.data_dir),
     });
-    let served = strata_gateway::run(gw, listener, shutdown.clone()).await;
+    // The dashboard beside S3 on one port: `/ui` is no bucket (names have 3 characters or more).
+    let ready = Readiness::default();
+    ready.set(true);
+    tracing::info!(addr = %listener.local_addr()?, "serving S3, and the dashboard at /ui");
+    let router = strata_master::ui::in_front_of(ui, strata_gateway::router(gw, ready), cfg.domain.clone());
+    let served = serve(listener, router, shutdown.clone(), Duration::from_secs(30)).await;
     shutdown.cancel();
     let _ = hb.await;
     master.drain_commits(JOBS_DRAIN).await;
@@ -236,7 +244,13 @@ pub async fn run_master(cfg: Config, restore: Option<PathBuf>, shutdown: Cancell
     let jobs = Jobs::new(shutdown.clone());
     spawn_master_jobs(&master, &cfg, &jobs)?;
     tracing::info!(access_key = %creds.access_key, "root S3 credentials are in {}", cfg.data_dir.join("credentials").display());
-    let served = strata_master::run(master.clone(), secret, listener, shutdown).await;
+    let ui = Dashboard::new(master.clone(), creds, cfg.dashboard_token.clone());
+    jobs.spawn(ui.clone().sample_loop(shutdown.clone()));
+    let ready = Readiness::default();
+    ready.set(true);
+    tracing::info!(addr = %listener.local_addr()?, store = master.store_name(), "master serving; the dashboard is at /ui");
+    let router = strata_master::router(master.clone(), secret, ready).merge(strata_master::ui::router(ui));
+    let served = serve(listener, router, shutdown, Duration::from_secs(10)).await;
     master.drain_commits(JOBS_DRAIN).await;
     jobs.join(JOBS_DRAIN).await;
     served?;

@@ -166,6 +166,10 @@ async fn main() -> Result<()> {
                 println!("  access key:   {}", info.access_key);
                 println!("  secret key:   {}", info.secret_key);
                 println!("  data folder:  {}", info.data_dir.display());
+                println!(
+                    "  dashboard:    http://{}/ui  (user: the access key, password: the secret key)",
+                    info.endpoint
+                );
                 println!();
                 println!("  export AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY={}", info.access_key, info.secret_key);
                 println!("  aws --endpoint-url http://{} s3 mb s3://my-bucket", info.endpoint);

@@ -61,6 +61,8 @@ pub struct Config {
     /// Masters: a staged file (`%strata/` of a mount) untouched this long and claimed by no
     /// part or commit is a dead write's and is deleted; checked every half of it.
     pub staging_grace_secs: u64,
+    /// Masters: a token that opens the web dashboard (`/ui?token=...`) besides the root keys.
+    pub dashboard_token: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -118,6 +120,7 @@ impl Default for Config {
             checkpoint_interval_secs: 3600,
             ttl_check_interval_ms: 60_000,
             staging_grace_secs: 3600,
+            dashboard_token: None,
         }
     }
 }
@@ -158,6 +161,7 @@ const SETTINGS: &[&str] = &[
     "checkpoint_interval_secs",
     "ttl_check_interval_ms",
     "staging_grace_secs",
+    "dashboard_token",
 ];
 
 impl Config {

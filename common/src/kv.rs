@@ -166,8 +166,19 @@ where
     F: for<'t> FnMut(&'t mut Txn) -> BoxFuture<'t, Result<T>>,
 {
     let mut attempts = 0u32;
+    let started = std::time::Instant::now();
     loop {
-        match attempt(store, &mut f).await {
+        let outcome = attempt(store, &mut f).await;
+        let result = match &outcome {
+            Attempt::Done(Ok(_)) => "committed",
+            Attempt::Done(Err(_)) => "failed",
+            Attempt::Conflicted(_) => "conflict",
+        };
+        metrics::counter!("strata_master_kv_transactions_total", "result" => result).increment(1);
+        if let Attempt::Done(_) = &outcome {
+            metrics::histogram!("strata_master_kv_transaction_seconds").record(started.elapsed().as_secs_f64());
+        }
+        match outcome {
             Attempt::Done(r) => return r,
             Attempt::Conflicted(m) if attempts >= MAX_ATTEMPTS => {
                 return Err(Error::unavailable(format!(

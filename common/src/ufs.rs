@@ -30,7 +30,7 @@ impl UfsRegistry {
         if let Some(s) = stores.get(&id) {
             return Ok(s.clone());
         }
-        let store = open_store(mount)?;
+        let store = crate::ufs_metered::Metered::wrap(open_store(mount)?, &mount.uri);
         stores.insert(id, store.clone());
         Ok(store)
     }

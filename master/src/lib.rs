@@ -13,7 +13,7 @@
 //! 8. `objects` (lookups, commits, deletes, tags, listings)
 //! 9. `uploads`, `journal`, `mounts` (and pins), `ttl`
 //! 10. `master` (composes the components, implements `MasterApi`)
-//! 11. `grpc`, `election`, `jobs` (background jobs in a task tracker)
+//! 11. `grpc`, `election`, `jobs` (background jobs in a task tracker), `ui` (the web dashboard)
 //!
 //! Adding an RPC: its messages and `rpc` in `common/proto/strata.proto`; the method in
 //! `common/src/api.rs` (`MasterApi`) and the client's in `common/src/master_client.rs`; the
@@ -40,6 +40,7 @@ mod schema;
 pub mod store;
 mod sync;
 mod ttl;
+pub mod ui;
 mod uploads;
 mod versions;
 

@@ -34,6 +34,7 @@ impl Membership {
                 w.capacity_bytes = req.capacity_bytes;
                 w.used_bytes = req.used_bytes;
                 w.tiers = req.tiers.clone();
+                (w.cache_misses, w.fill_bytes) = (req.cache_misses, req.fill_bytes);
                 w.last_heartbeat_ms = ids::now_ms();
                 HeartbeatResponse { reregister: false, ..Default::default() }
             }

@@ -23,12 +23,34 @@ pub struct WorkerIdentity {
 const JOURNAL_EVERY: Duration = Duration::from_secs(1);
 
 fn tiers(worker: &Worker) -> Vec<TierUsage> {
+    let stats = worker.cache.tier_stats();
     worker
         .cache
         .usage()
         .iter()
-        .map(|u| TierUsage { medium: u.medium.as_str().into(), capacity_bytes: u.quota, used_bytes: u.used })
+        .zip(stats)
+        .map(|(u, s)| TierUsage {
+            medium: u.medium.as_str().into(),
+            capacity_bytes: u.quota,
+            used_bytes: u.used,
+            pages: s.pages,
+            hits: s.hits,
+            hit_bytes: s.hit_bytes,
+            demotions: s.demotions,
+            evictions: s.evictions,
+        })
         .collect()
+}
+
+/// The cache's size per tier and its pinned bytes as gauges, refreshed each heartbeat.
+fn cache_gauges(worker: &Worker, tiers: &[TierUsage]) {
+    metrics::gauge!("strata_worker_cache_pinned_bytes").set(worker.cache.pinned_bytes() as f64);
+    for (i, t) in tiers.iter().enumerate() {
+        let tier = crate::pagestore::tier_label(i, &t.medium);
+        metrics::gauge!("strata_worker_cache_bytes", "tier" => tier.clone()).set(t.used_bytes as f64);
+        metrics::gauge!("strata_worker_cache_quota_bytes", "tier" => tier.clone()).set(t.capacity_bytes as f64);
+        metrics::gauge!("strata_worker_cache_pages", "tier" => tier).set(t.pages as f64);
+    }
 }
 
 fn load_id(f: &PathBuf) -> u64 {
@@ -98,21 +120,22 @@ pub async fn register_and_heartbeat(
             }
         }
     });
+    cache_gauges(&worker, &tiers(&worker));
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(interval) => {}
         }
         let tiers = tiers(&worker);
-        for (i, t) in tiers.iter().enumerate() {
-            metrics::gauge!("strata_worker_cache_bytes", "tier" => format!("{i}-{}", t.medium))
-                .set(t.used_bytes as f64);
-        }
+        cache_gauges(&worker, &tiers);
+        let misses = worker.cache.miss_stats();
         let hb = HeartbeatRequest {
             worker_id: id,
             capacity_bytes: worker.cache.capacity(),
             used_bytes: tiers.iter().map(|t| t.used_bytes).sum(),
             tiers,
+            cache_misses: misses.misses,
+            fill_bytes: misses.fill_bytes,
         };
         match master.heartbeat(hb).await {
             Ok(r) if r.reregister => {

@@ -69,15 +69,21 @@ impl Worker {
         let id = PageId { version: req.version, index };
         if let Some(p) = self.cache.get(id, req.promote).await {
             metrics::counter!("strata_worker_cache_hits_total").increment(1);
+            bucket_lookup(req, "hit");
             return Ok(p);
         }
         let _filling = self.fills.lock(id).await;
         {
             if let Some(p) = self.cache.get(id, req.promote).await {
+                // Filled by another reader while this one waited.
                 metrics::counter!("strata_worker_cache_hits_total").increment(1);
+                metrics::counter!("strata_worker_fill_waits_total").increment(1);
+                bucket_lookup(req, "hit");
                 return Ok(p);
             }
+            let started = std::time::Instant::now();
             metrics::counter!("strata_worker_cache_misses_total").increment(1);
+            bucket_lookup(req, "miss");
             let ps = self.cache.page_size();
             let start = index * ps;
             let stop = (start + ps).min(req.object_size);
@@ -86,10 +92,18 @@ impl Worker {
                 UfsRange { store: store.as_ref(), path, range: start..stop, ufs_etag: &req.ufs_etag, what: &what };
             let data = range.read().await?;
             metrics::counter!("strata_worker_ufs_bytes_read_total").increment(data.len() as u64);
+            metrics::histogram!("strata_worker_fill_seconds").record(started.elapsed().as_secs_f64());
+            self.cache.note_miss(data.len() as u64);
             if req.cache {
                 self.cache.put(id, data.clone()).await;
             }
             Ok(data)
         }
     }
+}
+
+/// A page lookup per bucket (the hit ratio by bucket; buckets are few, keys never labels).
+fn bucket_lookup(req: &ReadRequest, result: &'static str) {
+    metrics::counter!("strata_worker_cache_bucket_lookups_total", "bucket" => req.loc.bucket.clone(), "result" => result)
+        .increment(1);
 }

@@ -13,10 +13,12 @@ mod lru;
 mod page_file;
 mod policy;
 mod ranked;
+mod stats;
 mod store;
 #[cfg(test)]
 mod tests;
 
+pub use stats::{MissStats, TierStats, tier_label};
 pub use store::{PageStore, TierSpec, TierUsage};
 
 /// A page: the `index`th `page_size` bytes of object version `version`.

@@ -17,6 +17,7 @@ use strata_common::cache_types::{EvictionPolicy, Medium};
 use super::PageId;
 use super::page_file;
 use super::policy::{self, Heat, Policy, TierView};
+use super::stats::{MissStats, Stats, TierStats};
 
 /// One tier as configured: highest first.
 #[derive(Debug, Clone)]
@@ -63,6 +64,7 @@ pub struct PageStore {
     page_size: u64,
     tiers: Vec<Tier>,
     books: Mutex<Books>,
+    stats: Stats,
 }
 
 /// A page taken out of a tier on its way down, with its bytes if it was in memory.
@@ -133,7 +135,8 @@ impl PageStore {
             pinned: HashSet::new(),
             policy: policy::build(policy),
         };
-        let store = PageStore { page_size, tiers, books: Mutex::new(books) };
+        let stats = Stats::new(&tiers.iter().map(|t| t.medium).collect::<Vec<_>>());
+        let store = PageStore { page_size, tiers, books: Mutex::new(books), stats };
         for t in 0..store.tiers.len() {
             for dir in &store.tiers[t].dirs {
                 std::fs::create_dir_all(dir)?;
@@ -216,6 +219,24 @@ impl PageStore {
             .collect()
     }
 
+    /// Each tier's pages, hits, demotions and evictions.
+    pub fn tier_stats(&self) -> Vec<TierStats> {
+        let mut pages = vec![0u64; self.tiers.len()];
+        for e in self.lock().entries.values() {
+            pages[e.tier] += 1;
+        }
+        self.stats.read(&pages)
+    }
+
+    /// A page was not cached: `filled` bytes were read from its under store.
+    pub fn note_miss(&self, filled: u64) {
+        self.stats.miss(filled);
+    }
+
+    pub fn miss_stats(&self) -> MissStats {
+        self.stats.misses()
+    }
+
     pub fn capacity(&self) -> u64 {
         self.tiers.iter().map(|t| t.quota).sum()
     }
@@ -240,6 +261,7 @@ impl PageStore {
             let mut books = self.lock();
             let t = self.touch(&mut books, id)?;
             if let Some(b) = books.mem.get(&id).filter(|_| t == 0) {
+                self.stats.hit(0, b.len() as u64);
                 return Some(b.clone());
             }
             t
@@ -247,6 +269,7 @@ impl PageStore {
         let path = self.file(t, id)?;
         match page_file::read(&path).await {
             page_file::Read::Page(data) => {
+                self.stats.hit(t, data.len() as u64);
                 if promote && t > 0 {
                     self.promote(id, t, data.clone()).await;
                 }
@@ -305,7 +328,10 @@ impl PageStore {
             }
         };
         match victims {
-            Ok(victims) => self.move_down(t, victims).await,
+            Ok(victims) => {
+                self.stats.left(t, victims.len() as u64);
+                self.move_down(t, victims).await
+            }
             Err(held_in) => {
                 // Cached again meanwhile (elsewhere): this copy is not needed.
                 if held_in != t
@@ -406,6 +432,12 @@ impl PageStore {
     /// The pinned versions are exactly these (the master's list, each heartbeat).
     pub fn set_pinned(&self, versions: &[u64]) {
         self.lock().pinned = versions.iter().copied().collect();
+    }
+
+    /// Bytes cached of the pinned versions.
+    pub fn pinned_bytes(&self) -> u64 {
+        let books = self.lock();
+        books.entries.iter().filter(|(id, _)| books.pinned.contains(&id.version)).map(|(_, e)| e.len).sum()
     }
 
     pub fn pinned(&self) -> Vec<u64> {

@@ -386,3 +386,25 @@ fn bad_tier_layouts_are_refused() {
     assert!(err(vec![hdd.clone(), mem.clone()]).contains("only the first"));
     assert!(err(vec![mem.clone(), mem]).contains("only the first"));
 }
+
+#[tokio::test]
+async fn each_tier_counts_its_pages_hits_demotions_and_evictions() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path(), &[2 * P, 2 * P]);
+    for i in 0..5 {
+        s.put(id(i), page(i as u8)).await;
+    }
+    // MEM keeps 2, passed 3 down; SSD keeps 2 and dropped 1.
+    assert!(s.get(id(4), false).await.is_some());
+    assert!(s.get(id(2), false).await.is_some());
+    let stats = s.tier_stats();
+    assert_eq!((stats[0].pages, stats[1].pages), (2, 2));
+    assert_eq!((stats[0].demotions, stats[0].evictions), (3, 0));
+    assert_eq!((stats[1].demotions, stats[1].evictions), (0, 1));
+    assert_eq!((stats[0].hits, stats[1].hits), (1, 1));
+    assert_eq!((stats[0].hit_bytes, stats[1].hit_bytes), (P, P));
+    s.note_miss(P);
+    assert_eq!((s.miss_stats().misses, s.miss_stats().fill_bytes), (1, P));
+    s.pin(9);
+    assert_eq!(s.pinned_bytes(), 4 * P);
+}
