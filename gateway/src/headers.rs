@@ -42,6 +42,11 @@ pub fn set_checksums(h: &mut HeaderMap, checksums: &[Checksum]) {
     }
 }
 
+/// A whole-object checksum's type: composite checksums of multipart objects end in `-N`.
+pub fn checksum_type(c: &Checksum) -> &'static str {
+    if c.value.contains('-') { "COMPOSITE" } else { "FULL_OBJECT" }
+}
+
 /// The `x-amz-meta-*` headers, without the prefix; S3 allows 2 KiB of them.
 pub fn user_metadata(h: &HeaderMap) -> S3Result<HashMap<String, String>> {
     let mut out = HashMap::new();

@@ -150,6 +150,7 @@ fn op_name(e: &Endpoint) -> &'static str {
         Endpoint::DeleteBucketTagging => "DeleteBucketTagging",
         Endpoint::GetBucketConfig(c) => config::op_name(*c),
         Endpoint::GetObjectAcl => "GetObjectAcl",
+        Endpoint::GetObjectAttributes => "GetObjectAttributes",
         Endpoint::CorsPreflight => "CorsPreflight",
     }
 }

@@ -49,6 +49,7 @@ pub enum Endpoint {
     /// A GET of a bucket configuration Strata does not keep (answered as "none set").
     GetBucketConfig(BucketConfig),
     GetObjectAcl,
+    GetObjectAttributes,
     /// A CORS preflight (`OPTIONS`), answered before authentication as browsers send none.
     CorsPreflight,
 }
@@ -159,6 +160,9 @@ pub fn route(
     }
     if let Some(e) = config_get(method, bucket, key, q) {
         return Ok(e);
+    }
+    if *method == Method::GET && key.is_some() && q.has("attributes") {
+        return Ok(Endpoint::GetObjectAttributes);
     }
     if let Some(sub) = UNSUPPORTED.iter().find(|s| q.has(s)) {
         return Err(S3Error::not_implemented(&format!("the ?{sub} sub-resource")));
@@ -362,6 +366,7 @@ mod tests {
             assert_eq!(r(Method::GET, &format!("/b?{sub}")), Ok(Endpoint::GetBucketConfig(c)), "{sub}");
         }
         assert_eq!(r(Method::GET, "/b/k?acl"), Ok(Endpoint::GetObjectAcl));
+        assert_eq!(r(Method::GET, "/b/k?attributes"), Ok(Endpoint::GetObjectAttributes));
         assert_eq!(r(Method::OPTIONS, "/b/k?X-Amz-Expires=5"), Ok(Endpoint::CorsPreflight));
         assert_eq!(r(Method::OPTIONS, "/b"), Ok(Endpoint::CorsPreflight));
         assert_eq!(r(Method::OPTIONS, "/").unwrap_err().code, S3ErrorCode::MethodNotAllowed);

@@ -2,6 +2,7 @@
 //! An operation module uses the pipelines (`read`, `write`) and helpers below it, never
 //! another operation module.
 
+mod attributes;
 mod bucket;
 pub mod config;
 mod copy;
@@ -54,6 +55,7 @@ pub async fn dispatch(ctx: Ctx, endpoint: Endpoint, body: Body) -> S3Result<Resp
         Endpoint::DeleteBucketTagging => tagging::delete(&ctx, true).await,
         Endpoint::GetBucketConfig(c) => config::get_bucket_config(&ctx, c).await,
         Endpoint::GetObjectAcl => config::get_object_acl(&ctx).await,
+        Endpoint::GetObjectAttributes => attributes::get_object_attributes(&ctx).await,
         Endpoint::CorsPreflight => config::cors_preflight(&ctx.headers),
     }
 }

@@ -9,9 +9,9 @@ use strata_common::api::UfsLocation;
 use strata_common::ids;
 use strata_common::proto::*;
 
-use crate::body::{ChecksumAlgo, composite};
+use crate::body::{ChecksumAlgo, composite, full_object};
 use crate::error::{S3Error, S3ErrorCode, S3Result};
-use crate::headers::{empty, set, set_checksums, stored_headers, user_metadata};
+use crate::headers::{checksum_type, empty, set, set_checksums, stored_headers, user_metadata};
 use crate::request::{Ctx, small_body};
 use crate::tags;
 use crate::write::{check_key, commit_written_part, compose, requested_algo, write_body, write_conditions};
@@ -24,9 +24,46 @@ fn upload_ref(ctx: &Ctx, upload_id: &str) -> UploadRef {
     UploadRef { bucket: ctx.bucket.clone(), key: ctx.key.clone(), upload_id: upload_id.to_string() }
 }
 
+const COMPOSITE: &str = "COMPOSITE";
+const FULL_OBJECT: &str = "FULL_OBJECT";
+
+/// `x-amz-checksum-type` of CreateMultipartUpload: FULL_OBJECT only for the CRCs, COMPOSITE
+/// never for CRC64NVME; without it, CRC64NVME is FULL_OBJECT and the others COMPOSITE.
+fn checksum_type_of(algo: Option<ChecksumAlgo>, header: Option<&str>) -> S3Result<Option<&'static str>> {
+    let asked = match header.map(|h| h.trim().to_ascii_uppercase()) {
+        None => None,
+        Some(t) if t == COMPOSITE => Some(COMPOSITE),
+        Some(t) if t == FULL_OBJECT => Some(FULL_OBJECT),
+        Some(t) => {
+            return Err(S3Error::invalid_request(format!(
+                "x-amz-checksum-type {t:?} is not supported: use COMPOSITE or FULL_OBJECT"
+            )));
+        }
+    };
+    let Some(algo) = algo else {
+        return match asked {
+            None => Ok(None),
+            Some(_) => Err(S3Error::invalid_request("x-amz-checksum-type needs x-amz-checksum-algorithm beside it")),
+        };
+    };
+    match (asked, algo) {
+        (Some(FULL_OBJECT), a) if !a.is_crc() => Err(S3Error::invalid_request(format!(
+            "The FULL_OBJECT checksum type cannot be used with the {} checksum algorithm: use CRC32, CRC32C or CRC64NVME",
+            a.name()
+        ))),
+        (Some(COMPOSITE), ChecksumAlgo::Crc64Nvme) => Err(S3Error::invalid_request(
+            "The COMPOSITE checksum type cannot be used with the CRC64NVME checksum algorithm: use FULL_OBJECT",
+        )),
+        (Some(t), _) => Ok(Some(t)),
+        (None, ChecksumAlgo::Crc64Nvme) => Ok(Some(FULL_OBJECT)),
+        (None, _) => Ok(Some(COMPOSITE)),
+    }
+}
+
 pub async fn create(ctx: &Ctx) -> S3Result<Response> {
     check_key(&ctx.key)?;
     let algo = requested_algo(ctx)?;
+    let kind = checksum_type_of(algo, ctx.header("x-amz-checksum-type"))?;
     let upload = ctx
         .gw
         .master
@@ -37,6 +74,7 @@ pub async fn create(ctx: &Ctx) -> S3Result<Response> {
             user_metadata: user_metadata(&ctx.headers)?,
             checksum_algorithm: algo.map(|a| a.name().to_string()).unwrap_or_default(),
             tags: tags::from_header(ctx.header("x-amz-tagging"))?,
+            checksum_type: kind.unwrap_or_default().to_string(),
             ..Default::default()
         })
         .await?;
@@ -51,6 +89,9 @@ pub async fn create(ctx: &Ctx) -> S3Result<Response> {
     )?;
     if let Some(a) = algo {
         set(r.headers_mut(), "x-amz-checksum-algorithm", a.name());
+    }
+    if let Some(t) = kind {
+        set(r.headers_mut(), "x-amz-checksum-type", t);
     }
     Ok(r)
 }
@@ -114,18 +155,46 @@ fn multipart_etag(parts: &[PartMeta]) -> S3Result<String> {
     Ok(format!("{}-{}", hex::encode(md5s.finalize()), parts.len()))
 }
 
-/// The composite checksum of the upload's algorithm, when every part has one.
-fn composite_checksums(algorithm: &str, parts: &[PartMeta]) -> Vec<Checksum> {
-    ChecksumAlgo::parse(algorithm)
+/// The checksum of the upload's algorithm and type (the full object's CRC combined from the
+/// parts', or the composite), when every part has one.
+fn upload_checksums(upload: &Upload, parts: &[PartMeta]) -> Vec<Checksum> {
+    ChecksumAlgo::parse(&upload.checksum_algorithm)
         .and_then(|algo| {
-            let values: Option<Vec<String>> = parts
+            let values: Option<Vec<(String, u64)>> = parts
                 .iter()
-                .map(|p| p.checksums.iter().find(|c| c.algorithm == algo.name()).map(|c| c.value.clone()))
+                .map(|p| p.checksums.iter().find(|c| c.algorithm == algo.name()).map(|c| (c.value.clone(), p.size)))
                 .collect();
-            composite(algo, &values?).map(|value| Checksum { algorithm: algo.name().to_string(), value })
+            let values = values?;
+            let value = if upload.checksum_type == FULL_OBJECT {
+                full_object(algo, &values)
+            } else {
+                composite(algo, &values.into_iter().map(|(v, _)| v).collect::<Vec<_>>())
+            };
+            value.map(|value| Checksum { algorithm: algo.name().to_string(), value })
         })
         .into_iter()
         .collect()
+}
+
+/// The whole object's checksum a CompleteMultipartUpload may carry as `x-amz-checksum-*`: it
+/// must be the one computed (a composite one with or without its `-N`).
+fn check_given_checksum(ctx: &Ctx, computed: &[Checksum]) -> S3Result<()> {
+    for algo in crate::body::ALL_ALGOS {
+        let Some(given) = ctx.header(algo.header()) else { continue };
+        let ok = computed
+            .iter()
+            .any(|c| c.algorithm == algo.name() && (c.value == given || c.value.split('-').next() == Some(given)));
+        if !ok {
+            return Err(S3Error::new(
+                S3ErrorCode::BadDigest,
+                format!(
+                    "The {} you specified did not match the checksum of the parts (or the parts named lack one).",
+                    algo.name()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A retried complete names the parts the completion named, by number and ETag.
@@ -161,7 +230,7 @@ fn complete_result(ctx: &Ctx, etag: &str, checksums: &[Checksum]) -> S3Result<Re
             key: ctx.key.clone(),
             etag: format!("\"{etag}\""),
             checksums: xml::ChecksumsXml::of(checksums),
-            checksum_type: (!checksums.is_empty()).then(|| "COMPOSITE".to_string()),
+            checksum_type: checksums.first().map(|c| checksum_type(c).to_string()),
         },
     )
 }
@@ -184,7 +253,8 @@ pub async fn complete(ctx: &Ctx, upload_id: &str, body: Body) -> S3Result<Respon
     let upload = state.upload.unwrap_or_default();
     let used = chosen_parts(&req.parts, &state.parts)?;
     let etag = multipart_etag(&used)?;
-    let checksums = composite_checksums(&upload.checksum_algorithm, &used);
+    let checksums = upload_checksums(&upload, &used);
+    check_given_checksum(ctx, &checksums)?;
     let version = ctx.gw.master.allocate_version().await?;
     let staging = format!("tmp/{version}");
     let sources = used.iter().map(|p| UfsLocation::staging("", &p.staging_path)).collect();
@@ -222,6 +292,7 @@ pub async fn complete(ctx: &Ctx, upload_id: &str, body: Body) -> S3Result<Respon
         if_match,
         if_none_match_any,
         staging_key: staging,
+        if_none_match: conditions.if_none_match_wire(),
     };
     match ctx.gw.master.complete_upload(done).await {
         // Another complete of the same upload committed first.
@@ -385,10 +456,28 @@ mod tests {
         a.checksums.push(with("AAAAAA=="));
         let mut b = stored(2, 0, "bb");
         b.checksums.push(with("AAAAAQ=="));
-        let got = composite_checksums("CRC32", &[a.clone(), b]);
+        let upload =
+            |t: &str| Upload { checksum_algorithm: "CRC32".into(), checksum_type: t.into(), ..Default::default() };
+        let got = upload_checksums(&upload(""), &[a.clone(), b.clone()]);
         assert_eq!(got.len(), 1);
         assert!(got[0].value.ends_with("-2"), "{}", got[0].value);
-        assert!(composite_checksums("CRC32", &[a.clone(), stored(2, 0, "bb")]).is_empty());
-        assert!(composite_checksums("", &[a]).is_empty());
+        let full = upload_checksums(&upload(FULL_OBJECT), &[a.clone(), b]);
+        assert!(!full[0].value.contains('-'), "{}", full[0].value);
+        assert!(upload_checksums(&upload(""), &[a.clone(), stored(2, 0, "bb")]).is_empty());
+        assert!(upload_checksums(&Upload::default(), &[a]).is_empty());
+    }
+
+    #[test]
+    fn checksum_types_follow_the_algorithm() {
+        use ChecksumAlgo::*;
+        assert_eq!(checksum_type_of(None, None).unwrap(), None);
+        assert_eq!(checksum_type_of(Some(Crc32), None).unwrap(), Some(COMPOSITE));
+        assert_eq!(checksum_type_of(Some(Crc64Nvme), None).unwrap(), Some(FULL_OBJECT));
+        assert_eq!(checksum_type_of(Some(Crc32c), Some("full_object")).unwrap(), Some(FULL_OBJECT));
+        for (algo, t) in
+            [(Some(Sha256), "FULL_OBJECT"), (Some(Crc64Nvme), "COMPOSITE"), (None, "COMPOSITE"), (Some(Crc32), "X")]
+        {
+            assert_eq!(checksum_type_of(algo, Some(t)).unwrap_err().code, S3ErrorCode::InvalidRequest, "{algo:?} {t}");
+        }
     }
 }

@@ -13,7 +13,7 @@ pub fn crc32(d: &[u8]) -> String {
     crc(crc_fast::CrcAlgorithm::Crc32IsoHdlc, d)
 }
 
-fn crc32c(d: &[u8]) -> String {
+pub fn crc32c(d: &[u8]) -> String {
     crc(crc_fast::CrcAlgorithm::Crc32Iscsi, d)
 }
 
@@ -276,12 +276,16 @@ async fn if_match_on_a_missing_key_is_no_such_key() {
 }
 
 #[tokio::test]
-async fn if_none_match_with_an_etag_is_not_implemented() {
+async fn if_none_match_with_an_etag_refuses_only_that_object() {
     let env = Env::bucket().await;
-    env.put("/bkt/k", "one").await;
-    let r = env.req("PUT", "/bkt/k").header("if-none-match", "\"abc\"").body("two").send().await;
-    r.assert_error(501, "NotImplemented");
+    // No object: any ETag is "none match".
+    env.ok(env.req("PUT", "/bkt/k").header("if-none-match", "\"abc\"").body("one")).await;
+    let one = md5_hex(b"one");
+    let r = env.req("PUT", "/bkt/k").header("if-none-match", format!("\"{one}\"")).body("two").send().await;
+    r.assert_error(412, "PreconditionFailed");
     assert_eq!(env.get("/bkt/k").await.body.as_ref(), b"one");
+    env.ok(env.req("PUT", "/bkt/k").header("if-none-match", "\"abc\"").body("two")).await;
+    assert_eq!(env.get("/bkt/k").await.body.as_ref(), b"two");
 }
 
 #[tokio::test]

@@ -124,6 +124,15 @@ async fn conditional_commits() {
     let r = m.commit_object(CommitObjectRequest { bucket: "bkt".into(), meta: Some(meta), ..Default::default() }).await;
     assert_eq!(r.unwrap().replaced_version, 1);
     assert_eq!(m.lookup("bkt", "k").await.unwrap().etag, "e2");
+    // If-None-Match with entity tags: refused when the object has one of them, else written.
+    let none_match = |etag: &str, version| CommitObjectRequest {
+        bucket: "bkt".into(),
+        meta: Some(ObjectMeta { key: "k".into(), version, etag: "e3".into(), ..Default::default() }),
+        if_none_match: etag.into(),
+        ..Default::default()
+    };
+    assert_eq!(m.commit_object(none_match("\"x\", \"e2\"", 3)).await.unwrap_err().kind, ErrorKind::PreconditionFailed);
+    assert_eq!(m.commit_object(none_match("\"x\"", 3)).await.unwrap().replaced_version, 2);
     assert_eq!(m.lookup("bkt", "zz").await.unwrap_err().kind, ErrorKind::NoSuchKey);
     assert_eq!(m.lookup("nob", "k").await.unwrap_err().kind, ErrorKind::NoSuchBucket);
     assert_eq!(m.delete_bucket("bkt").await.unwrap_err().kind, ErrorKind::BucketNotEmpty);
