@@ -103,3 +103,39 @@ def test_aws_chunked_content_encoding_on_a_plain_body(strata, bucket, s3):
         s3.put_object(Bucket=bucket, Key="k", Body=b"plain", ContentEncoding=sent)
         r = s3.head_object(Bucket=bucket, Key="k")
         assert r.get("ContentEncoding") == stored, sent
+
+
+def test_non_ascii_user_metadata_round_trips_as_sent(strata, bucket, s3):
+    # botocore sends a non-ASCII str as UTF-8 and reads answers as ISO-8859-1.
+    def add(**kwargs):
+        kwargs["params"]["headers"]["x-amz-meta-meta1"] = "Hello World\xe9"
+
+    s3.meta.events.register("before-call.s3.PutObject", add)
+    try:
+        s3.put_object(Bucket=bucket, Key="foo", Body=b"bar")
+    finally:
+        s3.meta.events.unregister("before-call.s3.PutObject", add)
+    assert s3.get_object(Bucket=bucket, Key="foo")["Metadata"]["meta1"] == "Hello World\xe9"
+
+
+def test_get_object_attributes_and_full_object_crc(strata, bucket, s3):
+    import base64
+    import zlib
+
+    s3.put_object(Bucket=bucket, Key="one", Body=b"foo")
+    r = s3.get_object_attributes(Bucket=bucket, Key="one", ObjectAttributes=["ETag", "ObjectSize", "StorageClass", "ObjectParts"])
+    assert (r["ObjectSize"], r["StorageClass"], "ObjectParts" in r) == (3, "STANDARD", False)
+    up = s3.create_multipart_upload(Bucket=bucket, Key="mp", ChecksumAlgorithm="CRC32", ChecksumType="FULL_OBJECT")
+    assert up["ChecksumType"] == "FULL_OBJECT"
+    parts, whole = [], b""
+    for n, body in [(1, b"a" * (5 << 20)), (2, b"b" * 1000)]:
+        p = s3.upload_part(Bucket=bucket, Key="mp", UploadId=up["UploadId"], PartNumber=n, Body=body, ChecksumAlgorithm="CRC32")
+        parts.append({"PartNumber": n, "ETag": p["ETag"], "ChecksumCRC32": p["ChecksumCRC32"]})
+        whole += body
+    want = base64.b64encode(zlib.crc32(whole).to_bytes(4, "big")).decode()
+    done = s3.complete_multipart_upload(Bucket=bucket, Key="mp", UploadId=up["UploadId"], MultipartUpload={"Parts": parts})
+    assert (done["ChecksumCRC32"], done["ChecksumType"]) == (want, "FULL_OBJECT")
+    r = s3.get_object_attributes(Bucket=bucket, Key="mp", ObjectAttributes=["Checksum", "ObjectParts"], MaxParts=1)
+    assert r["Checksum"] == {"ChecksumCRC32": want, "ChecksumType": "FULL_OBJECT"}
+    assert (r["ObjectParts"]["TotalPartsCount"], r["ObjectParts"]["IsTruncated"]) == (2, True)
+    assert [p["PartNumber"] for p in r["ObjectParts"]["Parts"]] == [1]

@@ -78,7 +78,14 @@ pub fn prepare_body(ctx: &Ctx, body: Body) -> S3Result<(ByteStream, Outcome, Opt
         let signed = matches!(ctx.auth.payload, Payload::StreamingSigned { .. }).then_some(&ctx.auth);
         (chunked::decode(raw, signed, trailers.clone()).boxed() as BodyStream, length)
     } else {
-        (raw, number(ctx, "content-length")?)
+        let length = number(ctx, "content-length")?;
+        if length.is_none() && !ctx.headers.contains_key("transfer-encoding") {
+            return Err(S3Error::new(
+                S3ErrorCode::MissingContentLength,
+                "You must provide the Content-Length HTTP header (or send the body chunked).",
+            ));
+        }
+        (raw, length)
     };
     if length.is_some_and(|l| l > MAX_PUT) {
         return Err(S3Error::entity_too_large());

@@ -109,17 +109,22 @@ pub async fn upload_part(ctx: &Ctx, number: u32, upload_id: &str, body: Body) ->
     Ok(resp)
 }
 
-/// A CompleteMultipartUpload names at least one part, in ascending order.
-fn check_order(asked: &[xml::CompletedPart]) -> S3Result<()> {
+/// A CompleteMultipartUpload names at least one part, in ascending order. A number named
+/// twice in a row (a part re-sent while its first sending was still under way) counts once,
+/// as its last entry: the part as it was stored last.
+fn check_order(asked: &mut Vec<xml::CompletedPart>) -> S3Result<()> {
     if asked.is_empty() {
         return Err(S3Error::malformed_xml());
     }
-    if asked.windows(2).any(|w| w[0].part_number >= w[1].part_number) {
+    if asked.windows(2).any(|w| w[0].part_number > w[1].part_number) {
         return Err(S3Error::new(
             S3ErrorCode::InvalidPartOrder,
             "The list of parts was not in ascending order. Parts must be ordered by part number.",
         ));
     }
+    asked.reverse();
+    asked.dedup_by_key(|p| p.part_number);
+    asked.reverse();
     Ok(())
 }
 
@@ -241,8 +246,8 @@ fn gone(e: &strata_common::Error) -> bool {
 
 pub async fn complete(ctx: &Ctx, upload_id: &str, body: Body) -> S3Result<Response> {
     let raw = small_body(body, 4 << 20).await?;
-    let req: xml::CompleteMultipartUpload = xml::parse(&raw)?;
-    check_order(&req.parts)?;
+    let mut req: xml::CompleteMultipartUpload = xml::parse(&raw)?;
+    check_order(&mut req.parts)?;
     let r = upload_ref(ctx, upload_id);
     let state = match ctx.gw.master.get_upload(r.clone()).await {
         Err(e) if gone(&e) => return complete_again(ctx, r, &req.parts).await,
@@ -402,10 +407,18 @@ mod tests {
 
     #[test]
     fn parts_must_be_named_in_ascending_order() {
-        assert_eq!(check_order(&[]).unwrap_err().code, S3ErrorCode::MalformedXML);
-        assert_eq!(check_order(&asked(&[(2, "a"), (1, "b")])).unwrap_err().code, S3ErrorCode::InvalidPartOrder);
-        assert_eq!(check_order(&asked(&[(1, "a"), (1, "a")])).unwrap_err().code, S3ErrorCode::InvalidPartOrder);
-        assert!(check_order(&asked(&[(1, "a"), (3, "b")])).is_ok());
+        assert_eq!(check_order(&mut vec![]).unwrap_err().code, S3ErrorCode::MalformedXML);
+        let mut bad = asked(&[(2, "a"), (1, "b")]);
+        assert_eq!(check_order(&mut bad).unwrap_err().code, S3ErrorCode::InvalidPartOrder);
+        assert!(check_order(&mut asked(&[(1, "a"), (3, "b")])).is_ok());
+    }
+
+    #[test]
+    fn a_part_named_twice_counts_as_its_last_entry() {
+        let mut twice = asked(&[(1, "b"), (1, "a"), (2, "c")]);
+        check_order(&mut twice).unwrap();
+        let got: Vec<(u32, &str)> = twice.iter().map(|p| (p.part_number, p.etag.as_str())).collect();
+        assert_eq!(got, [(1, "a"), (2, "c")]);
     }
 
     #[test]

@@ -150,7 +150,18 @@ async fn complete_out_of_order_is_invalid_part_order() {
     let env = Env::bucket().await;
     let (id, _, _, e1, e2) = two_parts(&env).await;
     complete(&env, "mp", &id, &[(2, &e2), (1, &e1)]).await.assert_error(400, "InvalidPartOrder");
-    complete(&env, "mp", &id, &[(1, &e1), (1, &e1)]).await.assert_error(400, "InvalidPartOrder");
+}
+
+#[tokio::test]
+async fn a_part_named_twice_is_its_last_sending() {
+    // Part 1 sent as B, and again as A (which finished last): the client names both.
+    let env = Env::bucket().await;
+    let id = create(&env, "mp").await;
+    let eb = part(&env, "mp", &id, 1, b"BBBBBBBB".to_vec()).await;
+    let ea = part(&env, "mp", &id, 1, b"AAAAAAAA".to_vec()).await;
+    let r = complete(&env, "mp", &id, &[(1, &eb), (1, &ea)]).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(env.get("/bkt/mp").await.body.as_ref(), b"AAAAAAAA");
 }
 
 #[tokio::test]

@@ -397,3 +397,23 @@ async fn a_body_shorter_than_its_length_is_incomplete() {
     r.assert_error(400, "IncompleteBody");
     assert_nothing_stored(&env).await;
 }
+
+#[tokio::test]
+async fn a_put_with_no_length_and_no_chunking_is_411() {
+    let env = Env::bucket().await;
+    env.req("PUT", "/bkt/k").unframed().send().await.assert_error(411, "MissingContentLength");
+    assert_nothing_stored(&env).await;
+    // An empty body with Content-Length: 0 is an empty object.
+    env.ok(env.req("PUT", "/bkt/k")).await;
+    assert_eq!(env.get("/bkt/k").await.body.len(), 0);
+}
+
+#[tokio::test]
+async fn non_ascii_metadata_round_trips_as_sent() {
+    let env = Env::bucket().await;
+    // Text with chars beyond ISO-8859-1 goes back as the UTF-8 sent (botocore's é: test_s3_exact.py).
+    let r = env.req("PUT", "/bkt/k").tamper("x-amz-meta-m", "caf\u{e9} \u{1f600}").body("x").send().await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let g = env.get("/bkt/k").await;
+    assert_eq!(g.headers.get("x-amz-meta-m").map(|v| v.as_bytes()), Some("caf\u{e9} \u{1f600}".as_bytes()));
+}
