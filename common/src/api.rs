@@ -13,6 +13,10 @@ use crate::proto::*;
 
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes>> + Send>>;
 
+/// The address an in-process worker registers under (`strata local`): it lives exactly as long
+/// as the master beside it, so it is never declared lost.
+pub const IN_PROCESS: &str = "in-process";
+
 #[async_trait]
 pub trait MasterApi: Send + Sync + 'static {
     async fn create_bucket(&self, name: &str) -> Result<Bucket>;

@@ -61,7 +61,13 @@ pub async fn create_bucket(ctx: &Ctx, body: Body) -> S3Result<Response> {
         Err(e)
             if e.is(strata_common::ErrorKind::BucketAlreadyOwnedByYou)
                 && ctx.gw.opts.region == "us-east-1"
-                && location.is_none() => {}
+                && location.is_none() =>
+        {
+            let owner = ctx.gw.master.get_bucket(&ctx.bucket).await?.owner;
+            if !owner.is_empty() && owner != ctx.auth.access_key {
+                return Err(e.into());
+            }
+        }
         r => {
             r?;
         }

@@ -493,3 +493,35 @@ async fn a_syncing_mount_sees_changes_made_in_its_under_store() {
     std::fs::remove_file(src.join("f")).unwrap();
     assert_eq!(m.lookup("syn", "f").await.unwrap_err().kind, ErrorKind::NoSuchKey);
 }
+
+#[tokio::test]
+async fn a_syncing_mount_reads_a_file_placed_beside_a_folder_of_its_name() {
+    // `a` beside `a/b`: the file that came second lives as `a%` (see common::ufs_local).
+    let (m, dir) = master_with(&[]).await;
+    let src = dir.path().join("beside");
+    std::fs::create_dir_all(src.join("a")).unwrap();
+    std::fs::write(src.join("a/b"), b"in the folder").unwrap();
+    std::fs::write(src.join("a%"), b"the file").unwrap();
+    std::fs::create_dir_all(src.join("c%")).unwrap();
+    std::fs::write(src.join("c"), b"c file").unwrap();
+    std::fs::write(src.join("c%/d"), b"in c").unwrap();
+    let mount = Mount { uri: format!("file://{}", src.display()), sync_interval_ms: Some(0), ..Default::default() };
+    m.mount("bes", mount).await.unwrap();
+    let listed = m
+        .list_objects(ListObjectsRequest { bucket: "bes".into(), max_keys: 1000, ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(listed.objects.iter().map(|o| o.key.as_str()).collect::<Vec<_>>(), ["a", "a/b", "c", "c/d"]);
+    assert_eq!(m.lookup("bes", "a").await.unwrap().size, 8);
+    assert_eq!(m.lookup("bes", "c/d").await.unwrap().size, 4);
+    let under_c = m
+        .list_objects(ListObjectsRequest {
+            bucket: "bes".into(),
+            prefix: "c/".into(),
+            max_keys: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(under_c.objects.iter().map(|o| o.key.as_str()).collect::<Vec<_>>(), ["c/d"]);
+}
