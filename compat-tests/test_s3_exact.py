@@ -139,3 +139,26 @@ def test_get_object_attributes_and_full_object_crc(strata, bucket, s3):
     assert r["Checksum"] == {"ChecksumCRC32": want, "ChecksumType": "FULL_OBJECT"}
     assert (r["ObjectParts"]["TotalPartsCount"], r["ObjectParts"]["IsTruncated"]) == (2, True)
     assert [p["PartNumber"] for p in r["ObjectParts"]["Parts"]] == [1]
+
+
+def test_bucket_cors_round_trip_preflight_and_headers(strata, bucket, s3):
+    conf = {"CORSRules": [{"AllowedOrigins": ["https://*.example"], "AllowedMethods": ["GET", "PUT"],
+                           "AllowedHeaders": ["*"], "ExposeHeaders": ["ETag"], "MaxAgeSeconds": 60}]}
+    s3.put_bucket_cors(Bucket=bucket, CORSConfiguration=conf)
+    got = s3.get_bucket_cors(Bucket=bucket)["CORSRules"]
+    assert [(r["AllowedOrigins"], r["AllowedMethods"], r["MaxAgeSeconds"]) for r in got] == [(["https://*.example"], ["GET", "PUT"], 60)]
+    s3.put_object(Bucket=bucket, Key="k", Body=b"x")
+    url = f"{strata.endpoint}/{bucket}/k"
+    r = requests.options(url, headers={"Origin": "https://app.example", "Access-Control-Request-Method": "PUT",
+                                       "Access-Control-Request-Headers": "content-type"})
+    assert r.status_code == 200, r.content
+    assert (r.headers["Access-Control-Allow-Origin"], r.headers["Access-Control-Allow-Methods"]) == ("https://app.example", "GET, PUT")
+    r = requests.options(url, headers={"Origin": "https://evil.test", "Access-Control-Request-Method": "GET"})
+    assert r.status_code == 403 and b"<Code>AccessForbidden</Code>" in r.content
+    signed = s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "k"})
+    r = requests.get(signed, headers={"Origin": "https://app.example"})
+    assert (r.status_code, r.headers.get("Access-Control-Allow-Origin")) == (200, "https://app.example")
+    s3.delete_bucket_cors(Bucket=bucket)
+    with pytest.raises(ClientError) as e:
+        s3.get_bucket_cors(Bucket=bucket)
+    assert code(e) == ("NoSuchCORSConfiguration", 404)

@@ -42,6 +42,8 @@ pub trait MasterApi: Send + Sync + 'static {
 
     /// Replaces the tags of an object, or of the bucket when `req.key` is empty.
     async fn set_tags(&self, req: SetTagsRequest) -> Result<()>;
+    /// PutBucketCors; no rules removes the configuration.
+    async fn set_bucket_cors(&self, req: SetCorsRequest) -> Result<()>;
 
     /// The secret key of an S3 access key.
     async fn get_credential(&self, access_key: &str) -> Result<String>;

@@ -104,6 +104,19 @@ impl Objects {
         .await
     }
 
+    pub(crate) async fn set_bucket_cors(&self, req: SetCorsRequest) -> Result<()> {
+        transact(self.store.as_ref(), |t| {
+            let req = req.clone();
+            Box::pin(async move {
+                let mut bucket = t.bucket(&req.bucket).await?;
+                bucket.cors = req.rules;
+                t.put_bucket(&bucket);
+                Ok(())
+            })
+        })
+        .await
+    }
+
     pub(crate) async fn list(&self, req: ListObjectsRequest) -> Result<ListObjectsResponse> {
         self.sync.sync_listing(&req.bucket, &req.prefix).await?;
         self.list_metadata(req).await
