@@ -165,19 +165,20 @@ pub fn key_path(key: &str) -> Result<Path> {
 const NAME_MAX: usize = 255;
 
 /// Whether `key` can become a file under a local-folder mount: S3 allows keys a file system
-/// does not (a segment over 255 bytes, or 254 beside a folder of its name). Checked before a
-/// write commits, so that such a key is refused instead of committed without its bytes. Other
-/// under stores take any key; `a` beside `a/b` is placed by [`crate::ufs_local`].
+/// does not (a segment over 255 bytes). Checked before a write commits, so that such a key is
+/// refused instead of committed without its bytes. Other under stores take any key; `a`
+/// beside `a/b` is placed by [`crate::ufs_local`] (a 255-byte name that needs its escaped
+/// form there fails when its bytes move into place, and the commit is undone).
 pub fn check_placeable(mount: &Mount, key: &str) -> Result<()> {
     if !mount.uri.starts_with("file:") {
         return Ok(());
     }
     let path = key_path(key)?;
-    if let Some(long) = path.parts().map(|p| p.as_ref().to_string()).find(|p| p.len() >= NAME_MAX) {
+    if let Some(long) = path.parts().map(|p| p.as_ref().to_string()).find(|p| p.len() > NAME_MAX) {
         return Err(Error::invalid(format!(
             "the bucket's under store is a local folder, which cannot hold key {key:?}: the part {}... is longer than {} bytes",
             &long[..long.len().min(32)],
-            NAME_MAX - 1
+            NAME_MAX
         )));
     }
     Ok(())
