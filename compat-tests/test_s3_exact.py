@@ -103,3 +103,62 @@ def test_aws_chunked_content_encoding_on_a_plain_body(strata, bucket, s3):
         s3.put_object(Bucket=bucket, Key="k", Body=b"plain", ContentEncoding=sent)
         r = s3.head_object(Bucket=bucket, Key="k")
         assert r.get("ContentEncoding") == stored, sent
+
+
+def test_non_ascii_user_metadata_round_trips_as_sent(strata, bucket, s3):
+    # botocore sends a non-ASCII str as UTF-8 and reads answers as ISO-8859-1.
+    def add(**kwargs):
+        kwargs["params"]["headers"]["x-amz-meta-meta1"] = "Hello World\xe9"
+
+    s3.meta.events.register("before-call.s3.PutObject", add)
+    try:
+        s3.put_object(Bucket=bucket, Key="foo", Body=b"bar")
+    finally:
+        s3.meta.events.unregister("before-call.s3.PutObject", add)
+    assert s3.get_object(Bucket=bucket, Key="foo")["Metadata"]["meta1"] == "Hello World\xe9"
+
+
+def test_get_object_attributes_and_full_object_crc(strata, bucket, s3):
+    import base64
+    import zlib
+
+    s3.put_object(Bucket=bucket, Key="one", Body=b"foo")
+    r = s3.get_object_attributes(Bucket=bucket, Key="one", ObjectAttributes=["ETag", "ObjectSize", "StorageClass", "ObjectParts"])
+    assert (r["ObjectSize"], r["StorageClass"], "ObjectParts" in r) == (3, "STANDARD", False)
+    up = s3.create_multipart_upload(Bucket=bucket, Key="mp", ChecksumAlgorithm="CRC32", ChecksumType="FULL_OBJECT")
+    assert up["ChecksumType"] == "FULL_OBJECT"
+    parts, whole = [], b""
+    for n, body in [(1, b"a" * (5 << 20)), (2, b"b" * 1000)]:
+        p = s3.upload_part(Bucket=bucket, Key="mp", UploadId=up["UploadId"], PartNumber=n, Body=body, ChecksumAlgorithm="CRC32")
+        parts.append({"PartNumber": n, "ETag": p["ETag"], "ChecksumCRC32": p["ChecksumCRC32"]})
+        whole += body
+    want = base64.b64encode(zlib.crc32(whole).to_bytes(4, "big")).decode()
+    done = s3.complete_multipart_upload(Bucket=bucket, Key="mp", UploadId=up["UploadId"], MultipartUpload={"Parts": parts})
+    assert (done["ChecksumCRC32"], done["ChecksumType"]) == (want, "FULL_OBJECT")
+    r = s3.get_object_attributes(Bucket=bucket, Key="mp", ObjectAttributes=["Checksum", "ObjectParts"], MaxParts=1)
+    assert r["Checksum"] == {"ChecksumCRC32": want, "ChecksumType": "FULL_OBJECT"}
+    assert (r["ObjectParts"]["TotalPartsCount"], r["ObjectParts"]["IsTruncated"]) == (2, True)
+    assert [p["PartNumber"] for p in r["ObjectParts"]["Parts"]] == [1]
+
+
+def test_bucket_cors_round_trip_preflight_and_headers(strata, bucket, s3):
+    conf = {"CORSRules": [{"AllowedOrigins": ["https://*.example"], "AllowedMethods": ["GET", "PUT"],
+                           "AllowedHeaders": ["*"], "ExposeHeaders": ["ETag"], "MaxAgeSeconds": 60}]}
+    s3.put_bucket_cors(Bucket=bucket, CORSConfiguration=conf)
+    got = s3.get_bucket_cors(Bucket=bucket)["CORSRules"]
+    assert [(r["AllowedOrigins"], r["AllowedMethods"], r["MaxAgeSeconds"]) for r in got] == [(["https://*.example"], ["GET", "PUT"], 60)]
+    s3.put_object(Bucket=bucket, Key="k", Body=b"x")
+    url = f"{strata.endpoint}/{bucket}/k"
+    r = requests.options(url, headers={"Origin": "https://app.example", "Access-Control-Request-Method": "PUT",
+                                       "Access-Control-Request-Headers": "content-type"})
+    assert r.status_code == 200, r.content
+    assert (r.headers["Access-Control-Allow-Origin"], r.headers["Access-Control-Allow-Methods"]) == ("https://app.example", "GET, PUT")
+    r = requests.options(url, headers={"Origin": "https://evil.test", "Access-Control-Request-Method": "GET"})
+    assert r.status_code == 403 and b"<Code>AccessForbidden</Code>" in r.content
+    signed = s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "k"})
+    r = requests.get(signed, headers={"Origin": "https://app.example"})
+    assert (r.status_code, r.headers.get("Access-Control-Allow-Origin")) == (200, "https://app.example")
+    s3.delete_bucket_cors(Bucket=bucket)
+    with pytest.raises(ClientError) as e:
+        s3.get_bucket_cors(Bucket=bucket)
+    assert code(e) == ("NoSuchCORSConfiguration", 404)

@@ -13,6 +13,10 @@ use crate::proto::*;
 
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes>> + Send>>;
 
+/// The address an in-process worker registers under (`strata local`): it lives exactly as long
+/// as the master beside it, so it is never declared lost.
+pub const IN_PROCESS: &str = "in-process";
+
 #[async_trait]
 pub trait MasterApi: Send + Sync + 'static {
     async fn create_bucket(&self, name: &str) -> Result<Bucket>;
@@ -38,6 +42,8 @@ pub trait MasterApi: Send + Sync + 'static {
 
     /// Replaces the tags of an object, or of the bucket when `req.key` is empty.
     async fn set_tags(&self, req: SetTagsRequest) -> Result<()>;
+    /// PutBucketCors; no rules removes the configuration.
+    async fn set_bucket_cors(&self, req: SetCorsRequest) -> Result<()>;
 
     /// The secret key of an S3 access key.
     async fn get_credential(&self, access_key: &str) -> Result<String>;

@@ -144,17 +144,33 @@ impl WriteRefused {
     }
 }
 
-/// A write's `If-Match` and `If-None-Match: *`.
+/// A write's `If-Match` and `If-None-Match` (`*`, or entity tags the object must not have).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WriteConditions {
     pub if_match: Option<ETagCondition>,
     pub if_none_match_any: bool,
+    /// `If-None-Match` with entity tags (never [`ETagCondition::Any`]: that is the flag above).
+    pub if_none_match: Option<ETagCondition>,
 }
 
 impl WriteConditions {
     /// As the proto carries them: `if_match` empty means none.
     pub fn from_wire(if_match: &str, if_none_match_any: bool) -> WriteConditions {
-        WriteConditions { if_match: ETagCondition::from_wire(if_match), if_none_match_any }
+        WriteConditions { if_match: ETagCondition::from_wire(if_match), if_none_match_any, if_none_match: None }
+    }
+
+    /// Adds an `If-None-Match` value (as the proto's `if_none_match` carries it: "" = none).
+    pub fn with_if_none_match(mut self, wire: &str) -> WriteConditions {
+        match ETagCondition::from_wire(wire) {
+            Some(ETagCondition::Any) => self.if_none_match_any = true,
+            c => self.if_none_match = c,
+        }
+        self
+    }
+
+    /// The `If-None-Match` entity tags as the proto's `if_none_match` carries them.
+    pub fn if_none_match_wire(&self) -> String {
+        self.if_none_match.as_ref().map(|c| c.to_string()).unwrap_or_default()
     }
 
     /// As the proto carries them; [`WriteConditions::from_wire`] reads them back the same.
@@ -163,7 +179,7 @@ impl WriteConditions {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.if_match.is_none() && !self.if_none_match_any
+        self.if_match.is_none() && !self.if_none_match_any && self.if_none_match.is_none()
     }
 
     /// Whether the write may replace the object of ETag `current` (None: there is none).
@@ -175,6 +191,11 @@ impl WriteConditions {
             Compare::Weak => c.matches_weak(etag),
             Compare::Strong => c.matches_strong(etag),
         };
+        if let (Some(c), Some(etag)) = (&self.if_none_match, current)
+            && c.matches_weak(etag)
+        {
+            return Err(WriteRefused::PreconditionFailed);
+        }
         match (&self.if_match, current) {
             (None, _) => Ok(()),
             (Some(_), None) => Err(WriteRefused::NoSuchKey),
@@ -255,6 +276,20 @@ mod tests {
         let c = WriteConditions::from_wire("", true);
         assert_eq!(c.check(None, Compare::Weak), Ok(()));
         assert_eq!(c.check(Some("a"), Compare::Weak), Err(WriteRefused::PreconditionFailed));
+    }
+
+    #[test]
+    fn if_none_match_with_tags_refuses_only_an_object_it_names() {
+        let c = WriteConditions::default().with_if_none_match("\"a\", \"b\"");
+        assert!(!c.is_empty());
+        assert_eq!(c.check(None, Compare::Strong), Ok(()));
+        assert_eq!(c.check(Some("c"), Compare::Strong), Ok(()));
+        assert_eq!(c.check(Some("b"), Compare::Strong), Err(WriteRefused::PreconditionFailed));
+        let back = WriteConditions::default().with_if_none_match(&c.if_none_match_wire());
+        assert_eq!(back, c);
+        let any = WriteConditions::default().with_if_none_match("*");
+        assert!(any.if_none_match_any && any.if_none_match.is_none());
+        assert_eq!(WriteConditions::default().with_if_none_match(""), WriteConditions::default());
     }
 
     #[test]

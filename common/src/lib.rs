@@ -18,6 +18,7 @@ pub mod ops;
 pub mod placement;
 pub mod ttl_cache;
 pub mod ufs;
+pub mod ufs_local;
 pub mod ufs_metered;
 pub mod ufs_read;
 pub mod worker_client;

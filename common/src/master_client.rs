@@ -271,6 +271,9 @@ impl MasterApi for GrpcMaster {
     async fn set_tags(&self, req: SetTagsRequest) -> Result<()> {
         call!(self, true, set_tags(req)).map(|_| ())
     }
+    async fn set_bucket_cors(&self, req: SetCorsRequest) -> Result<()> {
+        call!(self, true, set_bucket_cors(req)).map(|_| ())
+    }
     async fn get_credential(&self, access_key: &str) -> Result<String> {
         call!(self, true, get_credential(CredentialRequest { access_key: access_key.into() })).map(|c| c.secret_key)
     }

@@ -127,7 +127,7 @@ fn open_store(mount: &Mount) -> Result<Arc<dyn ObjectStore>> {
                 .map_err(|e| Error::internal(format!("cannot open under store folder {}: {e}", dir.display())))?
                 .with_automatic_cleanup(true)
                 .with_fsync(true);
-            Ok(Arc::new(fs))
+            Ok(Arc::new(crate::ufs_local::LocalKeys::new(fs, dir)))
         }
         "memory" => Ok(Arc::new(InMemory::new())),
         "hdfs" | "viewfs" => hdfs_store(mount, &url),
@@ -165,36 +165,21 @@ pub fn key_path(key: &str) -> Result<Path> {
 const NAME_MAX: usize = 255;
 
 /// Whether `key` can become a file under a local-folder mount: S3 allows keys a file system
-/// does not (a segment over 255 bytes; `a` and `a/b` both). Checked before a write commits,
-/// so that such a key is refused instead of committed without its bytes. Other under stores
-/// take any key.
+/// does not (a segment over 255 bytes). Checked before a write commits, so that such a key is
+/// refused instead of committed without its bytes. Other under stores take any key; `a`
+/// beside `a/b` is placed by [`crate::ufs_local`] (a 255-byte name that needs its escaped
+/// form there fails when its bytes move into place, and the commit is undone).
 pub fn check_placeable(mount: &Mount, key: &str) -> Result<()> {
-    let Some(root) =
-        url::Url::parse(&mount.uri).ok().filter(|u| u.scheme() == "file").and_then(|u| u.to_file_path().ok())
-    else {
+    if !mount.uri.starts_with("file:") {
         return Ok(());
-    };
-    let path = key_path(key)?;
-    let parts: Vec<String> = path.parts().map(|p| p.as_ref().to_string()).collect();
-    let refuse = |why: String| {
-        Err(Error::invalid(format!("the bucket's under store is a local folder, which cannot hold key {key:?}: {why}")))
-    };
-    if let Some(long) = parts.iter().find(|p| p.len() > NAME_MAX) {
-        return refuse(format!("the part {}... is longer than {NAME_MAX} bytes", &long[..long.len().min(32)]));
     }
-    let mut at = root;
-    for (i, part) in parts.iter().enumerate() {
-        at.push(part);
-        let last = i + 1 == parts.len();
-        match std::fs::metadata(&at) {
-            Ok(m) if !last && m.is_file() => {
-                let prefix: Vec<&str> = key.split('/').take(i + 1).collect();
-                return refuse(format!("{} is an object, so it cannot also be a folder", prefix.join("/")));
-            }
-            Ok(m) if last && m.is_dir() => return refuse("other keys use it as a folder".into()),
-            Ok(_) => {}
-            Err(_) => break,
-        }
+    let path = key_path(key)?;
+    if let Some(long) = path.parts().map(|p| p.as_ref().to_string()).find(|p| p.len() > NAME_MAX) {
+        return Err(Error::invalid(format!(
+            "the bucket's under store is a local folder, which cannot hold key {key:?}: the part {}... is longer than {} bytes",
+            &long[..long.len().min(32)],
+            NAME_MAX
+        )));
     }
     Ok(())
 }
@@ -205,12 +190,17 @@ pub fn staging_path(name: &str) -> Result<Path> {
     Path::parse(format!("{STAGING_DIR}/{name}")).map_err(|e| Error::internal(format!("bad staging name {name:?}: {e}")))
 }
 
-/// The S3 key of an under-store path written by [`key_path`] (or by anyone else).
+/// The S3 key of an under-store path written by [`key_path`] (or by anyone else), also one
+/// a local folder placed beside a name of the other kind (`a%` for `a`, see [`crate::ufs_local`]).
 pub fn path_key(path: &Path) -> String {
     path.parts()
-        .map(|p| match p.as_ref() {
-            "%" => String::new(),
-            s => percent_decode_str(s).decode_utf8_lossy().into_owned(),
+        .map(|p| {
+            let s = p.as_ref();
+            let s = if s.len() > 1 { s.strip_suffix(crate::ufs_local::BESIDE).unwrap_or(s) } else { s };
+            match s {
+                "%" => String::new(),
+                s => percent_decode_str(s).decode_utf8_lossy().into_owned(),
+            }
         })
         .collect::<Vec<_>>()
         .join("/")

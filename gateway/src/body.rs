@@ -246,10 +246,61 @@ pub fn composite(algo: ChecksumAlgo, parts: &[String]) -> Option<String> {
     Some(format!("{}-{}", B64.encode(h.finish()), parts.len()))
 }
 
+impl ChecksumAlgo {
+    /// The CRC algorithms, whose values of consecutive pieces combine into the whole's.
+    fn crc(self) -> Option<(crc_fast::CrcAlgorithm, usize)> {
+        match self {
+            ChecksumAlgo::Crc32 => Some((crc_fast::CrcAlgorithm::Crc32IsoHdlc, 4)),
+            ChecksumAlgo::Crc32c => Some((crc_fast::CrcAlgorithm::Crc32Iscsi, 4)),
+            ChecksumAlgo::Crc64Nvme => Some((crc_fast::CrcAlgorithm::Crc64Nvme, 8)),
+            ChecksumAlgo::Sha1 | ChecksumAlgo::Sha256 => None,
+        }
+    }
+    pub fn is_crc(self) -> bool {
+        self.crc().is_some()
+    }
+}
+
+/// The full-object checksum of a multipart object: the parts' CRCs (base64, with each part's
+/// size) combined into the CRC of the whole, without reading its bytes. None for a hash
+/// algorithm, an empty list or a value that is not a CRC of this width.
+pub fn full_object(algo: ChecksumAlgo, parts: &[(String, u64)]) -> Option<String> {
+    let (crc, width) = algo.crc()?;
+    let value = |b64: &str| -> Option<u64> {
+        let bytes = B64.decode(b64).ok().filter(|b| b.len() == width)?;
+        Some(bytes.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
+    };
+    let (first, rest) = parts.split_first()?;
+    let mut whole = value(&first.0)?;
+    for (v, size) in rest {
+        whole = crc_fast::checksum_combine(crc, whole, value(v)?, *size);
+    }
+    Some(B64.encode(&whole.to_be_bytes()[8 - width..]))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use futures::TryStreamExt;
+
+    #[test]
+    fn full_object_crcs_combine_the_parts() {
+        let data = b"the quick brown fox jumps over the lazy dog, twice over";
+        for algo in [ChecksumAlgo::Crc32, ChecksumAlgo::Crc32c, ChecksumAlgo::Crc64Nvme] {
+            let of = |b: &[u8]| {
+                let mut h = algo.hasher();
+                h.update(b);
+                B64.encode(h.finish())
+            };
+            let pieces = [&data[..10], &data[10..11], &data[11..11], &data[11..]];
+            let parts: Vec<(String, u64)> = pieces.iter().map(|p| (of(p), p.len() as u64)).collect();
+            assert_eq!(full_object(algo, &parts), Some(of(data)), "{}", algo.name());
+            assert_eq!(full_object(algo, &parts[..1]), Some(of(&data[..10])));
+        }
+        assert_eq!(full_object(ChecksumAlgo::Sha256, &[("AAAA".into(), 3)]), None);
+        assert_eq!(full_object(ChecksumAlgo::Crc32, &[]), None);
+        assert_eq!(full_object(ChecksumAlgo::Crc32, &[("AAAAAAAAAAA=".into(), 3)]), None);
+    }
 
     async fn run(
         data: &'static [u8],

@@ -42,13 +42,36 @@ pub fn set_checksums(h: &mut HeaderMap, checksums: &[Checksum]) {
     }
 }
 
+/// A whole-object checksum's type: composite checksums of multipart objects end in `-N`.
+pub fn checksum_type(c: &Checksum) -> &'static str {
+    if c.value.contains('-') { "COMPOSITE" } else { "FULL_OBJECT" }
+}
+
+/// A user metadata value as stored: the header's bytes as UTF-8 (else one char per byte).
+fn meta_value_in(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => s.to_string(),
+        Err(_) => bytes.iter().map(|b| char::from(*b)).collect(),
+    }
+}
+
+/// The bytes of a stored user metadata value: ISO-8859-1 when every char fits it (HTTP/1.1
+/// clients such as Python's and Java's read header bytes so: botocore sends "\u{e9}" as UTF-8
+/// and reads it back from the byte E9), else UTF-8.
+fn meta_value_out(v: &str) -> Vec<u8> {
+    v.chars()
+        .map(|c| u8::try_from(u32::from(c)).ok())
+        .collect::<Option<Vec<u8>>>()
+        .unwrap_or_else(|| v.as_bytes().to_vec())
+}
+
 /// The `x-amz-meta-*` headers, without the prefix; S3 allows 2 KiB of them.
 pub fn user_metadata(h: &HeaderMap) -> S3Result<HashMap<String, String>> {
     let mut out = HashMap::new();
     let mut size = 0;
     for (name, value) in h {
         if let Some(k) = name.as_str().strip_prefix("x-amz-meta-") {
-            let v = String::from_utf8_lossy(value.as_bytes()).into_owned();
+            let v = meta_value_in(value.as_bytes());
             size += k.len() + v.len();
             out.insert(k.to_string(), v);
         }
@@ -92,7 +115,11 @@ pub fn object_headers(h: &mut HeaderMap, meta: &ObjectMeta) {
         }
     }
     for (k, v) in &meta.user_metadata {
-        set(h, &format!("x-amz-meta-{k}"), v);
+        if let (Ok(n), Ok(v)) =
+            (HeaderName::from_bytes(format!("x-amz-meta-{k}").as_bytes()), HeaderValue::from_bytes(&meta_value_out(v)))
+        {
+            h.insert(n, v);
+        }
     }
     if !meta.tags.is_empty() {
         set(h, "x-amz-tagging-count", &meta.tags.len().to_string());
@@ -119,6 +146,25 @@ mod tests {
         let big = "v".repeat(2048);
         let e = user_metadata(&headers(&[("x-amz-meta-k", &big)])).unwrap_err();
         assert_eq!(e.code, S3ErrorCode::MetadataTooLarge);
+    }
+
+    #[test]
+    fn non_ascii_metadata_goes_back_as_http_clients_read_it() {
+        // (bytes sent, bytes answered): botocore's "Hello World\u{e9}", ISO-8859-1, wide UTF-8, ASCII.
+        let cases: [(&[u8], &[u8]); 4] = [
+            ("Hello World\u{e9}".as_bytes(), b"Hello World\xe9"),
+            (b"caf\xe9", b"caf\xe9"),
+            ("caf\u{e9} \u{1f600}".as_bytes(), "caf\u{e9} \u{1f600}".as_bytes()),
+            (b"plain", b"plain"),
+        ];
+        for (sent, answered) in cases {
+            let mut h = HeaderMap::new();
+            h.insert("x-amz-meta-m", HeaderValue::from_bytes(sent).unwrap());
+            let meta = ObjectMeta { user_metadata: user_metadata(&h).unwrap(), ..Default::default() };
+            let mut out = HeaderMap::new();
+            object_headers(&mut out, &meta);
+            assert_eq!(out.get("x-amz-meta-m").map(|v| v.as_bytes()), Some(answered));
+        }
     }
 
     #[test]

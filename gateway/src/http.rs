@@ -17,7 +17,7 @@ use tracing::Instrument;
 
 use crate::auth;
 use crate::error::{S3Error, S3Result};
-use crate::ops::{self, config};
+use crate::ops::{self, config, cors};
 use crate::request::Ctx;
 use crate::router::{Endpoint, Query, host_bucket, route, split_target};
 use crate::state::Gateway;
@@ -37,7 +37,7 @@ async fn serve_s3(
     let endpoint = route(&parts.method, bucket.as_deref(), key.as_deref(), &query, &parts.headers)?;
     *op = op_name(&endpoint);
     if endpoint == Endpoint::CorsPreflight {
-        return config::cors_preflight(&parts.headers);
+        return cors::preflight(gw, bucket.as_deref().unwrap_or_default(), &parts.headers).await;
     }
     let g = gw.clone();
     let secret_of = |ak| async move { g.secret_of(ak).await };
@@ -107,6 +107,12 @@ async fn handle(State((gw, ready)): State<(Gateway, Readiness)>, req: Request) -
         Ok(r) => r,
         Err(e) => error_response(e, &parts, &span, &request_id),
     };
+    if parts.headers.contains_key("origin") && parts.method != Method::OPTIONS {
+        let host = parts.headers.get("host").and_then(|h| h.to_str().ok());
+        if let Ok((Some(bucket), _)) = split_target(parts.uri.path(), host, gw.opts.domain.as_deref()) {
+            cors::decorate(&gw, &bucket, &parts.method, &parts.headers, &mut resp).await;
+        }
+    }
     let h = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         h.insert("x-amz-request-id", v.clone());
@@ -151,6 +157,10 @@ fn op_name(e: &Endpoint) -> &'static str {
         Endpoint::DeleteBucketTagging => "DeleteBucketTagging",
         Endpoint::GetBucketConfig(c) => config::op_name(*c),
         Endpoint::GetObjectAcl => "GetObjectAcl",
+        Endpoint::GetObjectAttributes => "GetObjectAttributes",
+        Endpoint::PutBucketCors => "PutBucketCors",
+        Endpoint::GetBucketCors => "GetBucketCors",
+        Endpoint::DeleteBucketCors => "DeleteBucketCors",
         Endpoint::CorsPreflight => "CorsPreflight",
     }
 }

@@ -49,6 +49,10 @@ pub enum Endpoint {
     /// A GET of a bucket configuration Strata does not keep (answered as "none set").
     GetBucketConfig(BucketConfig),
     GetObjectAcl,
+    GetObjectAttributes,
+    PutBucketCors,
+    GetBucketCors,
+    DeleteBucketCors,
     /// A CORS preflight (`OPTIONS`), answered before authentication as browsers send none.
     CorsPreflight,
 }
@@ -57,7 +61,6 @@ pub enum Endpoint {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BucketConfig {
     Acl,
-    Cors,
     Encryption,
     Lifecycle,
     Logging,
@@ -68,7 +71,6 @@ pub enum BucketConfig {
 
 const BUCKET_CONFIGS: &[(&str, BucketConfig)] = &[
     ("acl", BucketConfig::Acl),
-    ("cors", BucketConfig::Cors),
     ("encryption", BucketConfig::Encryption),
     ("lifecycle", BucketConfig::Lifecycle),
     ("logging", BucketConfig::Logging),
@@ -159,6 +161,17 @@ pub fn route(
     }
     if let Some(e) = config_get(method, bucket, key, q) {
         return Ok(e);
+    }
+    if *method == Method::GET && key.is_some() && q.has("attributes") {
+        return Ok(Endpoint::GetObjectAttributes);
+    }
+    if bucket.is_some() && key.is_none() && q.has("cors") {
+        match *method {
+            Method::PUT => return Ok(Endpoint::PutBucketCors),
+            Method::GET => return Ok(Endpoint::GetBucketCors),
+            Method::DELETE => return Ok(Endpoint::DeleteBucketCors),
+            _ => {}
+        }
     }
     if let Some(sub) = UNSUPPORTED.iter().find(|s| q.has(s)) {
         return Err(S3Error::not_implemented(&format!("the ?{sub} sub-resource")));
@@ -340,7 +353,7 @@ mod tests {
         for sub in ["versions", "object-lock", "replication", "notification"] {
             assert_eq!(r(Method::GET, &format!("/b?{sub}")).unwrap_err().code, S3ErrorCode::NotImplemented, "{sub}");
         }
-        for sub in ["cors", "lifecycle", "policy", "website", "encryption", "logging", "requestPayment"] {
+        for sub in ["lifecycle", "policy", "website", "encryption", "logging", "requestPayment"] {
             assert_eq!(r(Method::PUT, &format!("/b?{sub}")).unwrap_err().code, S3ErrorCode::NotImplemented, "{sub}");
             assert_eq!(r(Method::DELETE, &format!("/b?{sub}")).unwrap_err().code, S3ErrorCode::NotImplemented, "{sub}");
         }
@@ -350,7 +363,6 @@ mod tests {
     fn configuration_gets_are_answered() {
         let cases = [
             ("acl", BucketConfig::Acl),
-            ("cors", BucketConfig::Cors),
             ("encryption", BucketConfig::Encryption),
             ("lifecycle", BucketConfig::Lifecycle),
             ("logging", BucketConfig::Logging),
@@ -362,6 +374,10 @@ mod tests {
             assert_eq!(r(Method::GET, &format!("/b?{sub}")), Ok(Endpoint::GetBucketConfig(c)), "{sub}");
         }
         assert_eq!(r(Method::GET, "/b/k?acl"), Ok(Endpoint::GetObjectAcl));
+        assert_eq!(r(Method::GET, "/b/k?attributes"), Ok(Endpoint::GetObjectAttributes));
+        assert_eq!(r(Method::PUT, "/b?cors"), Ok(Endpoint::PutBucketCors));
+        assert_eq!(r(Method::GET, "/b?cors"), Ok(Endpoint::GetBucketCors));
+        assert_eq!(r(Method::DELETE, "/b?cors"), Ok(Endpoint::DeleteBucketCors));
         assert_eq!(r(Method::OPTIONS, "/b/k?X-Amz-Expires=5"), Ok(Endpoint::CorsPreflight));
         assert_eq!(r(Method::OPTIONS, "/b"), Ok(Endpoint::CorsPreflight));
         assert_eq!(r(Method::OPTIONS, "/").unwrap_err().code, S3ErrorCode::MethodNotAllowed);

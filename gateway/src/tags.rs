@@ -18,7 +18,8 @@ fn invalid(msg: &str) -> S3Error {
 /// values of at most 256, no key twice.
 pub fn check(pairs: Vec<(String, String)>, max: usize) -> S3Result<HashMap<String, String>> {
     if pairs.len() > max {
-        return Err(S3Error::new(S3ErrorCode::BadRequest, format!("Object tags cannot be greater than {max}")));
+        let of = if max == MAX_BUCKET_TAGS { "Bucket" } else { "Object" };
+        return Err(invalid(&format!("{of} tags cannot be greater than {max}")));
     }
     let mut tags = HashMap::new();
     for (k, v) in pairs {
@@ -77,7 +78,8 @@ mod tests {
     fn buckets_take_fifty_tags_and_values_are_capped() {
         let pairs = |n: usize| (0..n).map(|i| (format!("k{i}"), "v".to_string())).collect::<Vec<_>>();
         assert!(check(pairs(50), MAX_BUCKET_TAGS).is_ok());
-        assert_eq!(check(pairs(51), MAX_BUCKET_TAGS).unwrap_err().code, S3ErrorCode::BadRequest);
+        assert_eq!(check(pairs(51), MAX_BUCKET_TAGS).unwrap_err().code, S3ErrorCode::InvalidTag);
+        assert_eq!(check(pairs(11), MAX_OBJECT_TAGS).unwrap_err().message, "Object tags cannot be greater than 10");
         let long = vec![("k".to_string(), "v".repeat(257))];
         assert_eq!(check(long, MAX_OBJECT_TAGS).unwrap_err().message, "The TagValue you have provided is invalid");
     }

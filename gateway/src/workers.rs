@@ -14,7 +14,7 @@ use crate::error::{S3Error, S3ErrorCode, S3Result};
 
 const REFRESH: Duration = Duration::from_secs(2);
 /// The address an in-process worker registers under (`strata local`).
-pub const IN_PROCESS: &str = "in-process";
+pub const IN_PROCESS: &str = strata_common::api::IN_PROCESS;
 
 #[derive(Default)]
 struct State {

@@ -208,17 +208,10 @@ pub fn requested_algo(ctx: &Ctx) -> S3Result<Option<ChecksumAlgo>> {
     }
 }
 
-/// A write's `If-Match` / `If-None-Match: *` headers; `If-None-Match` with ETags is not
-/// implemented for writes.
+/// A write's `If-Match` / `If-None-Match` headers (`*` or entity tags).
 pub fn parse_conditions(if_match: Option<&str>, if_none_match: Option<&str>) -> S3Result<WriteConditions> {
-    let if_none_match_any = match if_none_match.map(ETagCondition::parse) {
-        None => false,
-        Some(c) if c.is_any() => true,
-        Some(_) => {
-            return Err(S3Error::not_implemented("If-None-Match with an ETag on a write (only * is supported)"));
-        }
-    };
-    Ok(WriteConditions::from_wire(if_match.unwrap_or(""), if_none_match_any))
+    let none_match = if_none_match.map(ETagCondition::parse).map(|c| c.to_string()).unwrap_or_default();
+    Ok(WriteConditions::from_wire(if_match.unwrap_or(""), false).with_if_none_match(&none_match))
 }
 
 /// A write's conditions, checked early so that a write bound to fail does not stream its
@@ -310,6 +303,7 @@ pub async fn commit_written(
         if_match,
         if_none_match_any,
         staging_key: staging,
+        if_none_match: conditions.if_none_match_wire(),
     };
     ctx.gw.master.commit_object(req).await?;
     Ok(meta)
@@ -355,9 +349,11 @@ mod tests {
     }
 
     #[test]
-    fn if_none_match_with_an_etag_is_not_implemented() {
-        let e = parse_conditions(None, Some("\"abc\"")).unwrap_err();
-        assert_eq!(e.code, S3ErrorCode::NotImplemented);
+    fn if_none_match_with_an_etag_refuses_that_object_only() {
+        let c = parse_conditions(None, Some("\"abc\"")).unwrap();
+        assert_eq!(c.if_none_match_wire(), "\"abc\"");
+        assert_eq!(c.check(Some("abc"), Compare::Strong), Err(strata_common::etag::WriteRefused::PreconditionFailed));
+        assert_eq!(c.check(Some("abd"), Compare::Strong), Ok(()));
     }
 
     #[test]

@@ -92,6 +92,7 @@ service! {
     get_completed_upload(UploadRef) -> CompletedUpload = |m, r| m.get_completed_upload(r);
     list_uploads(ListUploadsRequest) -> ListUploadsResponse = |m, r| m.list_uploads(r);
     set_tags(SetTagsRequest) -> Empty = |m, r| async { m.set_tags(r).await.map(|_| Empty {}) };
+    set_bucket_cors(SetCorsRequest) -> Empty = |m, r| async { m.set_bucket_cors(r).await.map(|_| Empty {}) };
     get_credential(CredentialRequest) -> CredentialResponse = |m, r| async {
         m.get_credential(&r.access_key).await.map(|secret_key| CredentialResponse { access_key: r.access_key.clone(), secret_key })
     };

@@ -281,6 +281,9 @@ impl MasterApi for Master {
     async fn set_tags(&self, req: SetTagsRequest) -> Result<()> {
         self.objects.set_tags(req).await
     }
+    async fn set_bucket_cors(&self, req: SetCorsRequest) -> Result<()> {
+        self.objects.set_bucket_cors(req).await
+    }
     async fn get_credential(&self, access_key: &str) -> Result<String> {
         if ids::secret_eq(access_key, &self.credentials.access_key) {
             return Ok(self.credentials.secret_key.clone());

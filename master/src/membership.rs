@@ -60,11 +60,17 @@ impl Membership {
         all
     }
 
-    /// Workers heard from within the timeout, by id.
+    /// Workers heard from within the timeout, by id, and the in-process worker of `strata
+    /// local` (alive while this process is: a heartbeat late under CPU load must not take the
+    /// only worker out of placement).
     pub fn live(&self) -> Vec<WorkerInfo> {
         let cutoff = ids::now_ms() - self.timeout.as_millis() as i64;
-        let mut live: Vec<WorkerInfo> =
-            self.lock().values().filter(|w| w.last_heartbeat_ms >= cutoff).cloned().collect();
+        let mut live: Vec<WorkerInfo> = self
+            .lock()
+            .values()
+            .filter(|w| w.last_heartbeat_ms >= cutoff || w.address == strata_common::api::IN_PROCESS)
+            .cloned()
+            .collect();
         live.sort_by_key(|w| w.id);
         live
     }
@@ -165,5 +171,15 @@ mod tests {
         m.lock().values_mut().for_each(|w| w.last_heartbeat_ms -= 1000);
         assert!(m.live().is_empty());
         assert_eq!(m.all().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn the_in_process_worker_stays_live_with_late_heartbeats() {
+        let m = membership(Duration::from_millis(0)).await;
+        m.register(worker(strata_common::api::IN_PROCESS, 0)).await.unwrap();
+        m.register(worker("http://a", 0)).await.unwrap();
+        m.lock().values_mut().for_each(|w| w.last_heartbeat_ms -= 60_000);
+        let live: Vec<String> = m.live().into_iter().map(|w| w.address).collect();
+        assert_eq!(live, [strata_common::api::IN_PROCESS]);
     }
 }

@@ -12,13 +12,14 @@ use crate::publish::{Committed, Publisher, intend};
 use crate::schema::{Schema, no_such_key};
 use crate::sync::UfsSync;
 
-/// A write's `If-Match` / `If-None-Match: *` against the object it replaces, compared weakly.
+/// A write's `If-Match` / `If-None-Match` against the object it replaces, compared weakly.
 pub(crate) fn check_write_conditions(
     current: Option<&ObjectMeta>,
     if_match: &str,
-    if_none_match_any: bool,
+    (if_none_match_any, if_none_match): (bool, &str),
 ) -> Result<()> {
     WriteConditions::from_wire(if_match, if_none_match_any)
+        .with_if_none_match(if_none_match)
         .check(current.map(|m| m.etag.as_str()), Compare::Weak)
         .map_err(WriteRefused::into_error)
 }
@@ -54,7 +55,7 @@ impl Objects {
             Box::pin(async move {
                 let bucket = t.writable_bucket(&req.bucket).await?;
                 let current = t.object(&req.bucket, &meta.key).await?;
-                check_write_conditions(current.as_ref(), &req.if_match, req.if_none_match_any)?;
+                check_write_conditions(current.as_ref(), &req.if_match, (req.if_none_match_any, &req.if_none_match))?;
                 let replaced_version = t.replace_object(&req.bucket, current.as_ref(), &meta).await?;
                 let value = CommitObjectResponse { replaced_version };
                 let mount = (!req.staging_key.is_empty()).then_some(bucket.mount).flatten();
@@ -103,6 +104,19 @@ impl Objects {
                 let mut meta = t.object(&req.bucket, &req.key).await?.ok_or_else(no_such_key)?;
                 meta.tags = req.tags;
                 t.rewrite_object(&req.bucket, &meta);
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    pub(crate) async fn set_bucket_cors(&self, req: SetCorsRequest) -> Result<()> {
+        transact(self.store.as_ref(), |t| {
+            let req = req.clone();
+            Box::pin(async move {
+                let mut bucket = t.bucket(&req.bucket).await?;
+                bucket.cors = req.rules;
+                t.put_bucket(&bucket);
                 Ok(())
             })
         })

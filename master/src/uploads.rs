@@ -136,7 +136,7 @@ impl Uploads {
                     }
                 }
                 let current = t.object(&r.bucket, &r.key).await?;
-                check_write_conditions(current.as_ref(), &req.if_match, req.if_none_match_any)?;
+                check_write_conditions(current.as_ref(), &req.if_match, (req.if_none_match_any, &req.if_none_match))?;
                 t.replace_object(&r.bucket, current.as_ref(), &meta).await?;
                 t.remove_upload(&r);
                 t.put_completed_upload(&completion(&r, &meta));

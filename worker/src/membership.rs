@@ -121,10 +121,14 @@ pub async fn register_and_heartbeat(
         }
     });
     cache_gauges(&worker, &tiers(&worker));
+    // Beats at a fixed rate: a slow answer (the master busy, this process loaded) delays
+    // neither the next beat's start nor, past one interval, the beat after it.
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(interval) => {}
+            _ = ticks.tick() => {}
         }
         let tiers = tiers(&worker);
         cache_gauges(&worker, &tiers);
@@ -137,7 +141,9 @@ pub async fn register_and_heartbeat(
             cache_misses: misses.misses,
             fill_bytes: misses.fill_bytes,
         };
-        match master.heartbeat(hb).await {
+        let answer = tokio::time::timeout(interval.max(Duration::from_secs(1)), master.heartbeat(hb)).await;
+        let answer = answer.unwrap_or_else(|_| Err(strata_common::Error::unavailable("no answer within one interval")));
+        match answer {
             Ok(r) if r.reregister => {
                 tracing::info!("the master does not know this worker (it restarted?); registering again");
                 match register(&worker, master.as_ref(), &me, &shutdown).await {

@@ -23,6 +23,10 @@ struct Env {
 
 impl Env {
     async fn new() -> Env {
+        Env::with_master().await.0
+    }
+
+    async fn with_master() -> (Env, Arc<Master>) {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("ufs")).unwrap();
         let store = strata_master::store::open("memory://").await.unwrap();
@@ -38,8 +42,8 @@ impl Env {
         master.create_bucket("bkt").await.unwrap();
         let tiers = vec![TierSpec { medium: Medium::Mem, dirs: vec![], quota: 64 << 20 }];
         let cache = PageStore::open(PAGE, tiers, EvictionPolicy::Lru).unwrap();
-        let worker = Worker::new(master as Arc<dyn MasterApi>, cache, &dir.path().join("journal")).unwrap();
-        Env { dir, worker, next_version: 1.into() }
+        let worker = Worker::new(master.clone() as Arc<dyn MasterApi>, cache, &dir.path().join("journal")).unwrap();
+        (Env { dir, worker, next_version: 1.into() }, master)
     }
 
     fn version(&self) -> u64 {
@@ -410,4 +414,27 @@ async fn reading_from_a_missing_bucket() {
         Err(e) => e,
     };
     assert!(e.is(ErrorKind::NoSuchBucket), "{e}");
+}
+
+#[tokio::test]
+async fn a_worker_heartbeats_at_its_interval() {
+    let (env, master) = Env::with_master().await;
+    let me = strata_worker::WorkerIdentity { address: "http://w1".into(), id_file: env.dir.path().join("worker_id") };
+    let (ready, shutdown) = (strata_common::ops::Readiness::default(), tokio_util::sync::CancellationToken::new());
+    let interval = Duration::from_millis(50);
+    let hb = tokio::spawn(strata_worker::register_and_heartbeat(
+        env.worker.clone(),
+        master.clone() as Arc<dyn MasterApi>,
+        me,
+        interval,
+        ready.clone(),
+        shutdown.clone(),
+    ));
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let workers = master.list_workers().await.unwrap();
+    assert_eq!(workers.len(), 1);
+    let age = strata_common::ids::now_ms() - workers[0].last_heartbeat_ms;
+    assert!(age < 300, "the last heartbeat is {age} ms old with a 50 ms interval");
+    shutdown.cancel();
+    hb.await.unwrap();
 }

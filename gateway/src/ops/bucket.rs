@@ -49,11 +49,29 @@ pub async fn list_buckets(ctx: &Ctx) -> S3Result<Response> {
 pub async fn create_bucket(ctx: &Ctx, body: Body) -> S3Result<Response> {
     // A CreateBucketConfiguration may name a location; every location is this cluster.
     let raw = small_body(body, 64 << 10).await?;
+    let mut location = None;
     if !raw.iter().all(|b| b.is_ascii_whitespace()) {
         let conf = xml::parse::<xml::CreateBucketConfiguration>(&raw)?;
         tracing::debug!(location = ?conf.location_constraint, "CreateBucket location constraint accepted");
+        location = conf.location_constraint.filter(|l| !l.is_empty());
     }
-    ctx.gw.master.create_bucket(&ctx.bucket).await?;
+    match ctx.gw.master.create_bucket(&ctx.bucket).await {
+        // AWS's legacy rule in us-east-1: creating a bucket one has (without a location
+        // constraint) succeeds and leaves the bucket as it is.
+        Err(e)
+            if e.is(strata_common::ErrorKind::BucketAlreadyOwnedByYou)
+                && ctx.gw.opts.region == "us-east-1"
+                && location.is_none() =>
+        {
+            let owner = ctx.gw.master.get_bucket(&ctx.bucket).await?.owner;
+            if !owner.is_empty() && owner != ctx.auth.access_key {
+                return Err(e.into());
+            }
+        }
+        r => {
+            r?;
+        }
+    }
     let mut r = empty(StatusCode::OK);
     if let Ok(v) = HeaderValue::from_str(&format!("/{}", ctx.bucket)) {
         r.headers_mut().insert("location", v);

@@ -1,12 +1,11 @@
-//! GETs of the bucket configurations Strata does not keep (policy, CORS, lifecycle, encryption,
+//! GETs of the bucket configurations Strata does not keep (policy, lifecycle, encryption,
 //! website, logging, request payment), answered as AWS answers for a bucket that has none, so
 //! that clients which ask (`s3cmd info`, SDK helpers, Terraform) see "none set" rather than
 //! NotImplemented; and the ACLs, which are always the owner's FULL_CONTROL (every bucket and
-//! object is private to the cluster's credentials). A CORS preflight is refused as AWS refuses
-//! it for a bucket without a CORS configuration.
+//! object is private to the cluster's credentials).
 
 use axum::body::Body;
-use axum::http::{HeaderMap, HeaderValue};
+use axum::http::HeaderValue;
 use axum::response::Response;
 
 use crate::error::{S3Error, S3ErrorCode, S3Result};
@@ -18,7 +17,6 @@ use crate::xml::{self, NS};
 pub fn op_name(c: BucketConfig) -> &'static str {
     match c {
         BucketConfig::Acl => "GetBucketAcl",
-        BucketConfig::Cors => "GetBucketCors",
         BucketConfig::Encryption => "GetBucketEncryption",
         BucketConfig::Lifecycle => "GetBucketLifecycleConfiguration",
         BucketConfig::Logging => "GetBucketLogging",
@@ -33,7 +31,6 @@ pub async fn get_bucket_config(ctx: &Ctx, c: BucketConfig) -> S3Result<Response>
     let none = |code, message: &str| Err(S3Error::new(code, message));
     match c {
         BucketConfig::Acl => Ok(acl_response(&ctx.owner())),
-        BucketConfig::Cors => none(S3ErrorCode::NoSuchCORSConfiguration, "The CORS configuration does not exist"),
         BucketConfig::Encryption => none(
             S3ErrorCode::ServerSideEncryptionConfigurationNotFoundError,
             "The server side encryption configuration was not found",
@@ -57,21 +54,6 @@ pub async fn get_bucket_config(ctx: &Ctx, c: BucketConfig) -> S3Result<Response>
 pub async fn get_object_acl(ctx: &Ctx) -> S3Result<Response> {
     ctx.gw.master.lookup(&ctx.bucket, &ctx.key).await?;
     Ok(acl_response(&ctx.owner()))
-}
-
-/// An `OPTIONS` preflight: without `Origin` and `Access-Control-Request-Method` it is a bad
-/// request; with them, no CORS rule allows it (Strata keeps none).
-pub fn cors_preflight(headers: &HeaderMap) -> S3Result<Response> {
-    if !headers.contains_key("origin") {
-        return Err(S3Error::new(S3ErrorCode::BadRequest, "Insufficient information. Origin request header needed."));
-    }
-    let Some(method) = headers.get("access-control-request-method").and_then(|m| m.to_str().ok()) else {
-        return Err(S3Error::new(S3ErrorCode::BadRequest, "Invalid Access-Control-Request-Method: null"));
-    };
-    Err(S3Error::new(
-        S3ErrorCode::AccessForbidden,
-        format!("CORSResponse: This CORS request is not allowed ({method}): the bucket has no CORS configuration"),
-    ))
 }
 
 /// The owner's FULL_CONTROL, with the owner as ListBuckets shows it.

@@ -10,7 +10,7 @@ use strata_common::io_mode::ReadType;
 use strata_common::proto::*;
 
 use crate::body::{self, BodyStream, ChecksumAlgo, Expect, Outcome, Verified};
-use crate::error::{S3Error, S3Result};
+use crate::error::{S3Error, S3ErrorCode, S3Result};
 use crate::headers::{stored_headers, user_metadata};
 use crate::read::{preconditions, read_range};
 use crate::request::Ctx;
@@ -129,8 +129,15 @@ fn copy_range(header: Option<&str>, size: u64) -> S3Result<(u64, u64)> {
     let bad = || S3Error::invalid_argument(format!("Range specified is not valid for source object of size: {size}"));
     let (a, b) = r.trim().strip_prefix("bytes=").and_then(|s| s.split_once('-')).ok_or_else(bad)?;
     let (a, b): (u64, u64) = (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
-    if a > b || b >= size {
+    if a > b {
         return Err(bad());
+    }
+    if b >= size {
+        return Err(S3Error::new(
+            S3ErrorCode::InvalidRange,
+            format!("The requested range bytes={a}-{b} is not satisfiable: the source object has {size} bytes"),
+        )
+        .with_header("content-range", format!("bytes */{size}")));
     }
     Ok((a, b - a + 1))
 }
@@ -164,7 +171,6 @@ pub async fn upload_part_copy(ctx: &Ctx, number: u32, upload_id: &str) -> S3Resu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::S3ErrorCode;
 
     #[test]
     fn sources_are_decoded_with_or_without_a_leading_slash() {
@@ -184,9 +190,12 @@ mod tests {
         assert_eq!(copy_range(None, 10).unwrap(), (0, 10));
         assert_eq!(copy_range(Some("bytes=2-5"), 10).unwrap(), (2, 4));
         assert_eq!(copy_range(Some("bytes=9-9"), 10).unwrap(), (9, 1));
-        for bad in ["bytes=5-2", "bytes=0-10", "bytes=-3", "bytes=3-", "items=0-1"] {
+        for bad in ["bytes=5-2", "bytes=-3", "bytes=3-", "items=0-1"] {
             let e = copy_range(Some(bad), 10).unwrap_err();
             assert_eq!(e.message, "Range specified is not valid for source object of size: 10", "{bad}");
+        }
+        for past in ["bytes=0-10", "bytes=10-21"] {
+            assert_eq!(copy_range(Some(past), 10).unwrap_err().code, S3ErrorCode::InvalidRange, "{past}");
         }
     }
 

@@ -5,9 +5,10 @@ use axum::body::Body;
 use axum::http::StatusCode;
 use axum::response::Response;
 use futures::TryStreamExt;
+use strata_common::proto::Checksum;
 
 use crate::error::S3Result;
-use crate::headers::{empty, http_date, object_headers, set};
+use crate::headers::{checksum_type, empty, http_date, object_headers, set, set_checksums};
 use crate::read::{preconditions, read_range, read_type, requested_range};
 use crate::request::Ctx;
 
@@ -36,14 +37,26 @@ pub async fn get_object(ctx: &Ctx, with_body: bool) -> S3Result<Response> {
     let h = resp.headers_mut();
     object_headers(h, &meta);
     set(h, "content-length", &len.to_string());
+    let checksum_mode = ctx.header("x-amz-checksum-mode").is_some_and(|m| m.eq_ignore_ascii_case("ENABLED"));
+    // A part asked by number carries its own checksum, beside the type of the object's.
+    let part = ctx
+        .query
+        .get("partNumber")
+        .and_then(|n| n.parse::<usize>().ok()?.checked_sub(1))
+        .and_then(|i| meta.parts.get(i));
     if range.is_some() {
         set(h, "content-range", &format!("bytes {}-{}/{}", start, start + len - 1, meta.size));
         *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
-    } else if ctx.header("x-amz-checksum-mode").is_some_and(|m| m.eq_ignore_ascii_case("ENABLED")) {
+    }
+    if checksum_mode && (range.is_none() || part.is_some()) {
         for c in &meta.checksums {
-            set(resp.headers_mut(), &format!("x-amz-checksum-{}", c.algorithm.to_ascii_lowercase()), &c.value);
-            let kind = if c.value.contains('-') { "COMPOSITE" } else { "FULL_OBJECT" };
-            set(resp.headers_mut(), "x-amz-checksum-type", kind);
+            let same_algo = |p: &&Checksum| p.algorithm == c.algorithm;
+            let values: Vec<Checksum> = match part {
+                Some(p) => p.checksums.iter().filter(same_algo).cloned().collect(),
+                None => vec![c.clone()],
+            };
+            set_checksums(resp.headers_mut(), &values);
+            set(resp.headers_mut(), "x-amz-checksum-type", checksum_type(c));
         }
     }
     for (param, header) in RESPONSE_OVERRIDES {

@@ -2,9 +2,11 @@
 //! An operation module uses the pipelines (`read`, `write`) and helpers below it, never
 //! another operation module.
 
+mod attributes;
 mod bucket;
 pub mod config;
 mod copy;
+pub mod cors;
 mod delete;
 mod get;
 mod list;
@@ -54,6 +56,10 @@ pub async fn dispatch(ctx: Ctx, endpoint: Endpoint, body: Body) -> S3Result<Resp
         Endpoint::DeleteBucketTagging => tagging::delete(&ctx, true).await,
         Endpoint::GetBucketConfig(c) => config::get_bucket_config(&ctx, c).await,
         Endpoint::GetObjectAcl => config::get_object_acl(&ctx).await,
-        Endpoint::CorsPreflight => config::cors_preflight(&ctx.headers),
+        Endpoint::GetObjectAttributes => attributes::get_object_attributes(&ctx).await,
+        Endpoint::PutBucketCors => cors::put(&ctx, body).await,
+        Endpoint::GetBucketCors => cors::get(&ctx).await,
+        Endpoint::DeleteBucketCors => cors::delete(&ctx).await,
+        Endpoint::CorsPreflight => cors::preflight(&ctx.gw, &ctx.bucket, &ctx.headers).await,
     }
 }

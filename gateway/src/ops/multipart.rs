@@ -9,9 +9,9 @@ use strata_common::api::UfsLocation;
 use strata_common::ids;
 use strata_common::proto::*;
 
-use crate::body::{ChecksumAlgo, composite};
+use crate::body::{ChecksumAlgo, composite, full_object};
 use crate::error::{S3Error, S3ErrorCode, S3Result};
-use crate::headers::{empty, set, set_checksums, stored_headers, user_metadata};
+use crate::headers::{checksum_type, empty, set, set_checksums, stored_headers, user_metadata};
 use crate::request::{Ctx, small_body};
 use crate::tags;
 use crate::write::{check_key, commit_written_part, compose, requested_algo, write_body, write_conditions};
@@ -24,10 +24,47 @@ fn upload_ref(ctx: &Ctx, upload_id: &str) -> UploadRef {
     UploadRef { bucket: ctx.bucket.clone(), key: ctx.key.clone(), upload_id: upload_id.to_string() }
 }
 
+const COMPOSITE: &str = "COMPOSITE";
+const FULL_OBJECT: &str = "FULL_OBJECT";
+
+/// `x-amz-checksum-type` of CreateMultipartUpload: FULL_OBJECT only for the CRCs, COMPOSITE
+/// never for CRC64NVME; without it, CRC64NVME is FULL_OBJECT and the others COMPOSITE.
+fn checksum_type_of(algo: Option<ChecksumAlgo>, header: Option<&str>) -> S3Result<Option<&'static str>> {
+    let asked = match header.map(|h| h.trim().to_ascii_uppercase()) {
+        None => None,
+        Some(t) if t == COMPOSITE => Some(COMPOSITE),
+        Some(t) if t == FULL_OBJECT => Some(FULL_OBJECT),
+        Some(t) => {
+            return Err(S3Error::invalid_request(format!(
+                "x-amz-checksum-type {t:?} is not supported: use COMPOSITE or FULL_OBJECT"
+            )));
+        }
+    };
+    let Some(algo) = algo else {
+        return match asked {
+            None => Ok(None),
+            Some(_) => Err(S3Error::invalid_request("x-amz-checksum-type needs x-amz-checksum-algorithm beside it")),
+        };
+    };
+    match (asked, algo) {
+        (Some(FULL_OBJECT), a) if !a.is_crc() => Err(S3Error::invalid_request(format!(
+            "The FULL_OBJECT checksum type cannot be used with the {} checksum algorithm: use CRC32, CRC32C or CRC64NVME",
+            a.name()
+        ))),
+        (Some(COMPOSITE), ChecksumAlgo::Crc64Nvme) => Err(S3Error::invalid_request(
+            "The COMPOSITE checksum type cannot be used with the CRC64NVME checksum algorithm: use FULL_OBJECT",
+        )),
+        (Some(t), _) => Ok(Some(t)),
+        (None, ChecksumAlgo::Crc64Nvme) => Ok(Some(FULL_OBJECT)),
+        (None, _) => Ok(Some(COMPOSITE)),
+    }
+}
+
 pub async fn create(ctx: &Ctx) -> S3Result<Response> {
     check_key(&ctx.key)?;
     crate::write::check_storage_class(ctx)?;
     let algo = requested_algo(ctx)?;
+    let kind = checksum_type_of(algo, ctx.header("x-amz-checksum-type"))?;
     let upload = ctx
         .gw
         .master
@@ -38,6 +75,7 @@ pub async fn create(ctx: &Ctx) -> S3Result<Response> {
             user_metadata: user_metadata(&ctx.headers)?,
             checksum_algorithm: algo.map(|a| a.name().to_string()).unwrap_or_default(),
             tags: tags::from_header(ctx.header("x-amz-tagging"))?,
+            checksum_type: kind.unwrap_or_default().to_string(),
             ..Default::default()
         })
         .await?;
@@ -52,6 +90,9 @@ pub async fn create(ctx: &Ctx) -> S3Result<Response> {
     )?;
     if let Some(a) = algo {
         set(r.headers_mut(), "x-amz-checksum-algorithm", a.name());
+    }
+    if let Some(t) = kind {
+        set(r.headers_mut(), "x-amz-checksum-type", t);
     }
     Ok(r)
 }
@@ -69,17 +110,22 @@ pub async fn upload_part(ctx: &Ctx, number: u32, upload_id: &str, body: Body) ->
     Ok(resp)
 }
 
-/// A CompleteMultipartUpload names at least one part, in ascending order.
-fn check_order(asked: &[xml::CompletedPart]) -> S3Result<()> {
+/// A CompleteMultipartUpload names at least one part, in ascending order. A number named
+/// twice in a row (a part re-sent while its first sending was still under way) counts once,
+/// as its last entry: the part as it was stored last.
+fn check_order(asked: &mut Vec<xml::CompletedPart>) -> S3Result<()> {
     if asked.is_empty() {
         return Err(S3Error::malformed_xml());
     }
-    if asked.windows(2).any(|w| w[0].part_number >= w[1].part_number) {
+    if asked.windows(2).any(|w| w[0].part_number > w[1].part_number) {
         return Err(S3Error::new(
             S3ErrorCode::InvalidPartOrder,
             "The list of parts was not in ascending order. Parts must be ordered by part number.",
         ));
     }
+    asked.reverse();
+    asked.dedup_by_key(|p| p.part_number);
+    asked.reverse();
     Ok(())
 }
 
@@ -115,18 +161,46 @@ fn multipart_etag(parts: &[PartMeta]) -> S3Result<String> {
     Ok(format!("{}-{}", hex::encode(md5s.finalize()), parts.len()))
 }
 
-/// The composite checksum of the upload's algorithm, when every part has one.
-fn composite_checksums(algorithm: &str, parts: &[PartMeta]) -> Vec<Checksum> {
-    ChecksumAlgo::parse(algorithm)
+/// The checksum of the upload's algorithm and type (the full object's CRC combined from the
+/// parts', or the composite), when every part has one.
+fn upload_checksums(upload: &Upload, parts: &[PartMeta]) -> Vec<Checksum> {
+    ChecksumAlgo::parse(&upload.checksum_algorithm)
         .and_then(|algo| {
-            let values: Option<Vec<String>> = parts
+            let values: Option<Vec<(String, u64)>> = parts
                 .iter()
-                .map(|p| p.checksums.iter().find(|c| c.algorithm == algo.name()).map(|c| c.value.clone()))
+                .map(|p| p.checksums.iter().find(|c| c.algorithm == algo.name()).map(|c| (c.value.clone(), p.size)))
                 .collect();
-            composite(algo, &values?).map(|value| Checksum { algorithm: algo.name().to_string(), value })
+            let values = values?;
+            let value = if upload.checksum_type == FULL_OBJECT {
+                full_object(algo, &values)
+            } else {
+                composite(algo, &values.into_iter().map(|(v, _)| v).collect::<Vec<_>>())
+            };
+            value.map(|value| Checksum { algorithm: algo.name().to_string(), value })
         })
         .into_iter()
         .collect()
+}
+
+/// The whole object's checksum a CompleteMultipartUpload may carry as `x-amz-checksum-*`: it
+/// must be the one computed (a composite one with or without its `-N`).
+fn check_given_checksum(ctx: &Ctx, computed: &[Checksum]) -> S3Result<()> {
+    for algo in crate::body::ALL_ALGOS {
+        let Some(given) = ctx.header(algo.header()) else { continue };
+        let ok = computed
+            .iter()
+            .any(|c| c.algorithm == algo.name() && (c.value == given || c.value.split('-').next() == Some(given)));
+        if !ok {
+            return Err(S3Error::new(
+                S3ErrorCode::BadDigest,
+                format!(
+                    "The {} you specified did not match the checksum of the parts (or the parts named lack one).",
+                    algo.name()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A retried complete names the parts the completion named, by number and ETag.
@@ -162,7 +236,7 @@ fn complete_result(ctx: &Ctx, etag: &str, checksums: &[Checksum]) -> S3Result<Re
             key: ctx.key.clone(),
             etag: format!("\"{etag}\""),
             checksums: xml::ChecksumsXml::of(checksums),
-            checksum_type: (!checksums.is_empty()).then(|| "COMPOSITE".to_string()),
+            checksum_type: checksums.first().map(|c| checksum_type(c).to_string()),
         },
     )
 }
@@ -173,8 +247,8 @@ fn gone(e: &strata_common::Error) -> bool {
 
 pub async fn complete(ctx: &Ctx, upload_id: &str, body: Body) -> S3Result<Response> {
     let raw = small_body(body, 4 << 20).await?;
-    let req: xml::CompleteMultipartUpload = xml::parse(&raw)?;
-    check_order(&req.parts)?;
+    let mut req: xml::CompleteMultipartUpload = xml::parse(&raw)?;
+    check_order(&mut req.parts)?;
     let r = upload_ref(ctx, upload_id);
     let state = match ctx.gw.master.get_upload(r.clone()).await {
         Err(e) if gone(&e) => return complete_again(ctx, r, &req.parts).await,
@@ -185,7 +259,8 @@ pub async fn complete(ctx: &Ctx, upload_id: &str, body: Body) -> S3Result<Respon
     let upload = state.upload.unwrap_or_default();
     let used = chosen_parts(&req.parts, &state.parts)?;
     let etag = multipart_etag(&used)?;
-    let checksums = composite_checksums(&upload.checksum_algorithm, &used);
+    let checksums = upload_checksums(&upload, &used);
+    check_given_checksum(ctx, &checksums)?;
     let version = ctx.gw.master.allocate_version().await?;
     let staging = format!("tmp/{version}");
     let sources = used.iter().map(|p| UfsLocation::staging("", &p.staging_path)).collect();
@@ -223,6 +298,7 @@ pub async fn complete(ctx: &Ctx, upload_id: &str, body: Body) -> S3Result<Respon
         if_match,
         if_none_match_any,
         staging_key: staging,
+        if_none_match: conditions.if_none_match_wire(),
     };
     match ctx.gw.master.complete_upload(done).await {
         // Another complete of the same upload committed first.
@@ -332,10 +408,18 @@ mod tests {
 
     #[test]
     fn parts_must_be_named_in_ascending_order() {
-        assert_eq!(check_order(&[]).unwrap_err().code, S3ErrorCode::MalformedXML);
-        assert_eq!(check_order(&asked(&[(2, "a"), (1, "b")])).unwrap_err().code, S3ErrorCode::InvalidPartOrder);
-        assert_eq!(check_order(&asked(&[(1, "a"), (1, "a")])).unwrap_err().code, S3ErrorCode::InvalidPartOrder);
-        assert!(check_order(&asked(&[(1, "a"), (3, "b")])).is_ok());
+        assert_eq!(check_order(&mut vec![]).unwrap_err().code, S3ErrorCode::MalformedXML);
+        let mut bad = asked(&[(2, "a"), (1, "b")]);
+        assert_eq!(check_order(&mut bad).unwrap_err().code, S3ErrorCode::InvalidPartOrder);
+        assert!(check_order(&mut asked(&[(1, "a"), (3, "b")])).is_ok());
+    }
+
+    #[test]
+    fn a_part_named_twice_counts_as_its_last_entry() {
+        let mut twice = asked(&[(1, "b"), (1, "a"), (2, "c")]);
+        check_order(&mut twice).unwrap();
+        let got: Vec<(u32, &str)> = twice.iter().map(|p| (p.part_number, p.etag.as_str())).collect();
+        assert_eq!(got, [(1, "a"), (2, "c")]);
     }
 
     #[test]
@@ -386,10 +470,28 @@ mod tests {
         a.checksums.push(with("AAAAAA=="));
         let mut b = stored(2, 0, "bb");
         b.checksums.push(with("AAAAAQ=="));
-        let got = composite_checksums("CRC32", &[a.clone(), b]);
+        let upload =
+            |t: &str| Upload { checksum_algorithm: "CRC32".into(), checksum_type: t.into(), ..Default::default() };
+        let got = upload_checksums(&upload(""), &[a.clone(), b.clone()]);
         assert_eq!(got.len(), 1);
         assert!(got[0].value.ends_with("-2"), "{}", got[0].value);
-        assert!(composite_checksums("CRC32", &[a.clone(), stored(2, 0, "bb")]).is_empty());
-        assert!(composite_checksums("", &[a]).is_empty());
+        let full = upload_checksums(&upload(FULL_OBJECT), &[a.clone(), b]);
+        assert!(!full[0].value.contains('-'), "{}", full[0].value);
+        assert!(upload_checksums(&upload(""), &[a.clone(), stored(2, 0, "bb")]).is_empty());
+        assert!(upload_checksums(&Upload::default(), &[a]).is_empty());
+    }
+
+    #[test]
+    fn checksum_types_follow_the_algorithm() {
+        use ChecksumAlgo::*;
+        assert_eq!(checksum_type_of(None, None).unwrap(), None);
+        assert_eq!(checksum_type_of(Some(Crc32), None).unwrap(), Some(COMPOSITE));
+        assert_eq!(checksum_type_of(Some(Crc64Nvme), None).unwrap(), Some(FULL_OBJECT));
+        assert_eq!(checksum_type_of(Some(Crc32c), Some("full_object")).unwrap(), Some(FULL_OBJECT));
+        for (algo, t) in
+            [(Some(Sha256), "FULL_OBJECT"), (Some(Crc64Nvme), "COMPOSITE"), (None, "COMPOSITE"), (Some(Crc32), "X")]
+        {
+            assert_eq!(checksum_type_of(algo, Some(t)).unwrap_err().code, S3ErrorCode::InvalidRequest, "{algo:?} {t}");
+        }
     }
 }

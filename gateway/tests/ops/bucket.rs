@@ -46,9 +46,19 @@ async fn create_with_a_location_constraint() {
 }
 
 #[tokio::test]
-async fn create_twice_is_already_owned() {
+async fn create_twice_in_us_east_1_succeeds_and_keeps_the_objects() {
     let env = Env::bucket().await;
-    env.req("PUT", "/bkt").send().await.assert_error(409, "BucketAlreadyOwnedByYou");
+    env.put("/bkt/k", "kept").await;
+    env.ok(env.req("PUT", "/bkt")).await;
+    assert_eq!(env.get("/bkt/k").await.body.as_ref(), b"kept");
+}
+
+#[tokio::test]
+async fn create_twice_with_a_location_constraint_is_already_owned() {
+    let env = Env::bucket().await;
+    let conf =
+        "<CreateBucketConfiguration><LocationConstraint>eu-west-1</LocationConstraint></CreateBucketConfiguration>";
+    env.req("PUT", "/bkt").body(conf).send().await.assert_error(409, "BucketAlreadyOwnedByYou");
 }
 
 #[tokio::test]
@@ -196,9 +206,10 @@ async fn too_many_object_tags() {
     env.put("/bkt/k", "x").await;
     let pairs: Vec<(String, String)> = (0..11).map(|i| (format!("k{i}"), "v".to_string())).collect();
     let refs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    env.req("PUT", "/bkt/k?tagging").body(tagging_xml(&refs)).send().await.assert_error(400, "BadRequest");
+    env.req("PUT", "/bkt/k?tagging").body(tagging_xml(&refs)).send().await.assert_error(400, "InvalidTag");
     let header = (0..11).map(|i| format!("k{i}=v")).collect::<Vec<_>>().join("&");
-    env.req("PUT", "/bkt/j").header("x-amz-tagging", header).body("x").send().await.assert_error(400, "BadRequest");
+    env.req("PUT", "/bkt/j").header("x-amz-tagging", header).body("x").send().await.assert_error(400, "InvalidTag");
+    assert!(!env.get("/bkt/k?tagging").await.text().contains("<Key>"), "no tag was set");
 }
 
 #[tokio::test]

@@ -245,3 +245,26 @@ async fn a_changed_under_store_file_is_not_served() {
     assert!(r.body_failed, "status {}, {} bytes served", r.status, r.body.len());
     assert_ne!(r.body.as_ref(), other.as_slice());
 }
+
+#[tokio::test]
+async fn object_attributes_answer_what_is_asked() {
+    let env = Env::bucket().await;
+    let etag = env.put("/bkt/k", "hello").await.etag();
+    let asked = |attrs: &str| env.req("GET", "/bkt/k?attributes").header("x-amz-object-attributes", attrs);
+    let r = env.ok(asked("ETag,ObjectSize,StorageClass,ObjectParts")).await;
+    let x = r.text();
+    assert_eq!(tag(&x, "ETag"), Some(etag));
+    assert_eq!(tag(&x, "ObjectSize").as_deref(), Some("5"));
+    assert_eq!(tag(&x, "StorageClass").as_deref(), Some("STANDARD"));
+    assert_eq!(tag(&x, "ObjectParts"), None, "a plain object has no parts");
+    assert!(r.header("last-modified").is_some());
+    let r = env.ok(asked("ObjectSize")).await;
+    assert_eq!(tag(&r.text(), "ETag"), None);
+    env.req("GET", "/bkt/k?attributes").send().await.assert_error(400, "InvalidArgument");
+    asked("ETag,Colour").send().await.assert_error(400, "InvalidArgument");
+    env.req("GET", "/bkt/nope?attributes")
+        .header("x-amz-object-attributes", "ETag")
+        .send()
+        .await
+        .assert_error(404, "NoSuchKey");
+}

@@ -150,7 +150,18 @@ async fn complete_out_of_order_is_invalid_part_order() {
     let env = Env::bucket().await;
     let (id, _, _, e1, e2) = two_parts(&env).await;
     complete(&env, "mp", &id, &[(2, &e2), (1, &e1)]).await.assert_error(400, "InvalidPartOrder");
-    complete(&env, "mp", &id, &[(1, &e1), (1, &e1)]).await.assert_error(400, "InvalidPartOrder");
+}
+
+#[tokio::test]
+async fn a_part_named_twice_is_its_last_sending() {
+    // Part 1 sent as B, and again as A (which finished last): the client names both.
+    let env = Env::bucket().await;
+    let id = create(&env, "mp").await;
+    let eb = part(&env, "mp", &id, 1, b"BBBBBBBB".to_vec()).await;
+    let ea = part(&env, "mp", &id, 1, b"AAAAAAAA".to_vec()).await;
+    let r = complete(&env, "mp", &id, &[(1, &eb), (1, &ea)]).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(env.get("/bkt/mp").await.body.as_ref(), b"AAAAAAAA");
 }
 
 #[tokio::test]
@@ -294,14 +305,19 @@ async fn upload_part_copy_range_outside_the_source() {
     let env = Env::bucket().await;
     env.put("/bkt/src", data(1000)).await;
     let id = create(&env, "mp").await;
-    for range in ["bytes=0-1000", "bytes=10-5", "10-20"] {
+    for (range, status, code) in [
+        ("bytes=0-1000", 416, "InvalidRange"),
+        ("bytes=990-1021", 416, "InvalidRange"),
+        ("bytes=10-5", 400, "InvalidArgument"),
+        ("10-20", 400, "InvalidArgument"),
+    ] {
         let r = env
             .req("PUT", &format!("/bkt/mp?partNumber=1&uploadId={id}"))
             .header("x-amz-copy-source", "/bkt/src")
             .header("x-amz-copy-source-range", range)
             .send()
             .await;
-        r.assert_error(400, "InvalidArgument");
+        r.assert_error(status, code);
     }
 }
 
@@ -352,4 +368,111 @@ async fn a_checksummed_upload_completes_with_a_composite_checksum() {
         (h.header("x-amz-checksum-crc32"), h.header("x-amz-checksum-type")),
         (Some(want.as_str()), Some("COMPOSITE"))
     );
+}
+
+/// An upload with a checksum algorithm and type, of a 5 MiB part and a small last one, each
+/// sent with its CRC; returns the completion's answer and the whole object.
+async fn crc_upload(env: &Env, algo: &str, kind: Option<&str>, crc: fn(&[u8]) -> String) -> (Resp, Vec<u8>) {
+    let mut create = env.req("POST", "/bkt/mp?uploads").header("x-amz-checksum-algorithm", algo);
+    if let Some(k) = kind {
+        create = create.header("x-amz-checksum-type", k);
+    }
+    let r = env.ok(create).await;
+    let id = tag(&r.text(), "UploadId").unwrap();
+    let (p1, p2) = (data(5 * MIB), b"the tail".to_vec());
+    let header = format!("x-amz-checksum-{}", algo.to_ascii_lowercase());
+    let mut etags = Vec::new();
+    for (n, p) in [&p1, &p2].into_iter().enumerate() {
+        let path = format!("/bkt/mp?partNumber={}&uploadId={id}", n + 1);
+        etags.push(env.ok(env.req("PUT", &path).header(&header, crc(p)).body(p.clone())).await.etag());
+    }
+    let r = complete(env, "mp", &id, &[(1, &etags[0]), (2, &etags[1])]).await;
+    (r, [p1, p2].concat())
+}
+
+#[tokio::test]
+async fn a_full_object_crc_upload_completes_with_the_crc_of_the_whole() {
+    let env = Env::bucket().await;
+    let (r, whole) = crc_upload(&env, "CRC32C", Some("FULL_OBJECT"), crate::put::crc32c).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let want = crate::put::crc32c(&whole);
+    assert_eq!(tag(&r.text(), "ChecksumCRC32C"), Some(want.clone()));
+    assert_eq!(tag(&r.text(), "ChecksumType").as_deref(), Some("FULL_OBJECT"));
+    let h = env.ok(env.req("HEAD", "/bkt/mp").header("x-amz-checksum-mode", "ENABLED")).await;
+    assert_eq!(
+        (h.header("x-amz-checksum-crc32c"), h.header("x-amz-checksum-type")),
+        (Some(want.as_str()), Some("FULL_OBJECT"))
+    );
+    // A part read by number carries its own CRC and the object's checksum type.
+    let p = env.ok(env.req("GET", "/bkt/mp?partNumber=2").header("x-amz-checksum-mode", "ENABLED")).await;
+    let tail = crate::put::crc32c(b"the tail");
+    assert_eq!(
+        (p.header("x-amz-checksum-crc32c"), p.header("x-amz-checksum-type")),
+        (Some(tail.as_str()), Some("FULL_OBJECT"))
+    );
+}
+
+#[tokio::test]
+async fn full_object_is_only_for_crcs_and_crc64nvme_only_full_object() {
+    let env = Env::bucket().await;
+    for (algo, kind) in [("SHA256", "FULL_OBJECT"), ("CRC64NVME", "COMPOSITE"), ("CRC32", "WHOLE")] {
+        let r = env
+            .req("POST", "/bkt/mp?uploads")
+            .header("x-amz-checksum-algorithm", algo)
+            .header("x-amz-checksum-type", kind)
+            .send()
+            .await;
+        r.assert_error(400, "InvalidRequest");
+    }
+    let r = env.ok(env.req("POST", "/bkt/mp?uploads").header("x-amz-checksum-algorithm", "CRC64NVME")).await;
+    assert_eq!(r.header("x-amz-checksum-type"), Some("FULL_OBJECT"));
+}
+
+#[tokio::test]
+async fn a_complete_whose_checksum_header_differs_is_bad_digest() {
+    let env = Env::bucket().await;
+    let r = env.ok(env.req("POST", "/bkt/mp?uploads").header("x-amz-checksum-algorithm", "CRC32")).await;
+    let id = tag(&r.text(), "UploadId").unwrap();
+    let p = b"only part".to_vec();
+    let path = format!("/bkt/mp?partNumber=1&uploadId={id}");
+    let e = env.ok(env.req("PUT", &path).header("x-amz-checksum-crc32", crate::put::crc32(&p)).body(p)).await.etag();
+    let r = env
+        .req("POST", &format!("/bkt/mp?uploadId={id}"))
+        .header("x-amz-checksum-crc32", "AAAAAA==")
+        .body(complete_xml(&[(1, &e)]))
+        .send()
+        .await;
+    r.assert_error(400, "BadDigest");
+    env.get("/bkt/mp").await.assert_error(404, "NoSuchKey");
+    // The upload is still there: completing it without the wrong checksum works.
+    assert_eq!(complete(&env, "mp", &id, &[(1, &e)]).await.status, 200);
+}
+
+#[tokio::test]
+async fn object_attributes_of_a_multipart_object_page_its_parts() {
+    let env = Env::bucket().await;
+    let (done, _) = crc_upload(&env, "CRC32", None, crate::put::crc32).await;
+    let etag = unquote(&tag(&done.text(), "ETag").unwrap());
+    let attrs = |marker: &str, max: &str| {
+        env.req("GET", "/bkt/mp?attributes")
+            .header("x-amz-object-attributes", "ETag,Checksum,ObjectParts,StorageClass,ObjectSize")
+            .header("x-amz-part-number-marker", marker)
+            .header("x-amz-max-parts", max)
+    };
+    let r = env.ok(attrs("0", "1")).await;
+    let x = r.text();
+    assert_eq!(tag(&x, "ETag"), Some(etag));
+    assert_eq!(tag(&x, "ObjectSize"), Some((5 * MIB + 8).to_string()));
+    assert_eq!(tag(&x, "StorageClass").as_deref(), Some("STANDARD"));
+    assert_eq!(tag(&x, "ChecksumType").as_deref(), Some("COMPOSITE"));
+    assert_eq!(tag(&x, "PartsCount").as_deref(), Some("2"));
+    assert_eq!(tag(&x, "IsTruncated").as_deref(), Some("true"));
+    assert_eq!(tag(&x, "NextPartNumberMarker").as_deref(), Some("1"));
+    assert_eq!(tags(&x, "PartNumber"), ["1"]);
+    let r = env.ok(attrs("1", "10")).await;
+    let x = r.text();
+    assert_eq!(tags(&x, "PartNumber"), ["2"]);
+    assert_eq!(tags(&x, "Size"), ["8"]);
+    assert_eq!(tag(&x, "IsTruncated").as_deref(), Some("false"));
+    assert_eq!(tags(&x, "ChecksumCRC32").last().cloned(), Some(crate::put::crc32(b"the tail")));
 }

@@ -13,7 +13,7 @@ pub fn crc32(d: &[u8]) -> String {
     crc(crc_fast::CrcAlgorithm::Crc32IsoHdlc, d)
 }
 
-fn crc32c(d: &[u8]) -> String {
+pub fn crc32c(d: &[u8]) -> String {
     crc(crc_fast::CrcAlgorithm::Crc32Iscsi, d)
 }
 
@@ -276,12 +276,16 @@ async fn if_match_on_a_missing_key_is_no_such_key() {
 }
 
 #[tokio::test]
-async fn if_none_match_with_an_etag_is_not_implemented() {
+async fn if_none_match_with_an_etag_refuses_only_that_object() {
     let env = Env::bucket().await;
-    env.put("/bkt/k", "one").await;
-    let r = env.req("PUT", "/bkt/k").header("if-none-match", "\"abc\"").body("two").send().await;
-    r.assert_error(501, "NotImplemented");
+    // No object: any ETag is "none match".
+    env.ok(env.req("PUT", "/bkt/k").header("if-none-match", "\"abc\"").body("one")).await;
+    let one = md5_hex(b"one");
+    let r = env.req("PUT", "/bkt/k").header("if-none-match", format!("\"{one}\"")).body("two").send().await;
+    r.assert_error(412, "PreconditionFailed");
     assert_eq!(env.get("/bkt/k").await.body.as_ref(), b"one");
+    env.ok(env.req("PUT", "/bkt/k").header("if-none-match", "\"abc\"").body("two")).await;
+    assert_eq!(env.get("/bkt/k").await.body.as_ref(), b"two");
 }
 
 #[tokio::test]
@@ -392,4 +396,24 @@ async fn a_body_shorter_than_its_length_is_incomplete() {
     let r = env.req("PUT", "/bkt/k").header("content-length", "200").stream(body).send().await;
     r.assert_error(400, "IncompleteBody");
     assert_nothing_stored(&env).await;
+}
+
+#[tokio::test]
+async fn a_put_with_no_length_and_no_chunking_is_411() {
+    let env = Env::bucket().await;
+    env.req("PUT", "/bkt/k").unframed().send().await.assert_error(411, "MissingContentLength");
+    assert_nothing_stored(&env).await;
+    // An empty body with Content-Length: 0 is an empty object.
+    env.ok(env.req("PUT", "/bkt/k")).await;
+    assert_eq!(env.get("/bkt/k").await.body.len(), 0);
+}
+
+#[tokio::test]
+async fn non_ascii_metadata_round_trips_as_sent() {
+    let env = Env::bucket().await;
+    // Text with chars beyond ISO-8859-1 goes back as the UTF-8 sent (botocore's é: test_s3_exact.py).
+    let r = env.req("PUT", "/bkt/k").tamper("x-amz-meta-m", "caf\u{e9} \u{1f600}").body("x").send().await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let g = env.get("/bkt/k").await;
+    assert_eq!(g.headers.get("x-amz-meta-m").map(|v| v.as_bytes()), Some("caf\u{e9} \u{1f600}".as_bytes()));
 }

@@ -104,6 +104,10 @@ impl MasterApi for FaultyMaster {
         self.check("set_tags")?;
         self.inner.set_tags(req).await
     }
+    async fn set_bucket_cors(&self, req: SetCorsRequest) -> Result<()> {
+        self.check("set_bucket_cors")?;
+        self.inner.set_bucket_cors(req).await
+    }
     async fn get_credential(&self, access_key: &str) -> Result<String> {
         self.check("get_credential")?;
         self.inner.get_credential(access_key).await

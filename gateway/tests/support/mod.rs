@@ -104,6 +104,7 @@ impl Env {
             stream: None,
             late: 0,
             tampered: Vec::new(),
+            unframed: false,
         }
     }
 
@@ -155,6 +156,8 @@ pub struct Req<'a> {
     late: u64,
     /// Headers set after signing (a request changed on its way).
     tampered: Vec<(String, String)>,
+    /// Sent with neither Content-Length nor Transfer-Encoding.
+    unframed: bool,
 }
 
 impl Req<'_> {
@@ -184,6 +187,11 @@ impl Req<'_> {
         self.late = secs;
         self
     }
+    /// Sent with neither Content-Length nor Transfer-Encoding.
+    pub fn unframed(mut self) -> Self {
+        self.unframed = true;
+        self
+    }
     /// The body as a stream (e.g. one that fails half-way), sent unsigned.
     pub fn stream(mut self, body: Body) -> Self {
         self.stream = Some(body);
@@ -200,18 +208,26 @@ impl Req<'_> {
         let (mut signed, body) =
             sign::sign(self.method.as_str(), &url, &headers, self.body, &self.payload, (ak, sk), when);
         for (k, v) in &self.tampered {
-            signed.insert(http::HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
+            signed.insert(
+                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                http::HeaderValue::from_bytes(v.as_bytes()).unwrap(),
+            );
         }
-        let is_put = self.method == Method::PUT;
-        let mut req = http::Request::builder().method(self.method).uri(&self.path);
+        let mut req = http::Request::builder().method(self.method.clone()).uri(&self.path);
         for (k, v) in signed.iter() {
             req = req.header(k, v);
         }
+        // As an HTTP client frames a body: with its length, or chunked when streamed.
+        let framed = signed.contains_key("content-length") || signed.contains_key("transfer-encoding");
         let body = match self.stream {
-            Some(s) => s,
+            Some(s) => {
+                if !framed {
+                    req = req.header("transfer-encoding", "chunked");
+                }
+                s
+            }
             None => {
-                // As HTTP clients do: a PUT always says its length, other requests when they have a body.
-                if (is_put || !body.is_empty()) && !signed.contains_key("content-length") {
+                if !framed && !self.unframed && (!body.is_empty() || self.method == Method::PUT) {
                     req = req.header("content-length", body.len().to_string());
                 }
                 Body::from(body)

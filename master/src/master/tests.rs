@@ -124,6 +124,15 @@ async fn conditional_commits() {
     let r = m.commit_object(CommitObjectRequest { bucket: "bkt".into(), meta: Some(meta), ..Default::default() }).await;
     assert_eq!(r.unwrap().replaced_version, 1);
     assert_eq!(m.lookup("bkt", "k").await.unwrap().etag, "e2");
+    // If-None-Match with entity tags: refused when the object has one of them, else written.
+    let none_match = |etag: &str, version| CommitObjectRequest {
+        bucket: "bkt".into(),
+        meta: Some(ObjectMeta { key: "k".into(), version, etag: "e3".into(), ..Default::default() }),
+        if_none_match: etag.into(),
+        ..Default::default()
+    };
+    assert_eq!(m.commit_object(none_match("\"x\", \"e2\"", 3)).await.unwrap_err().kind, ErrorKind::PreconditionFailed);
+    assert_eq!(m.commit_object(none_match("\"x\"", 3)).await.unwrap().replaced_version, 2);
     assert_eq!(m.lookup("bkt", "zz").await.unwrap_err().kind, ErrorKind::NoSuchKey);
     assert_eq!(m.lookup("nob", "k").await.unwrap_err().kind, ErrorKind::NoSuchBucket);
     assert_eq!(m.delete_bucket("bkt").await.unwrap_err().kind, ErrorKind::BucketNotEmpty);
@@ -584,4 +593,36 @@ async fn dead_writes_staged_files_are_reclaimed_and_claimed_ones_kept() {
     assert!(!parts.join("2-6").exists());
     assert!(dir.path().join("bkt/%strata/tmp/pending").exists());
     assert!(parts.join("1-5").exists());
+}
+
+#[tokio::test]
+async fn a_syncing_mount_reads_a_file_placed_beside_a_folder_of_its_name() {
+    // `a` beside `a/b`: the file that came second lives as `a%` (see common::ufs_local).
+    let (m, dir) = master_with(&[]).await;
+    let src = dir.path().join("beside");
+    std::fs::create_dir_all(src.join("a")).unwrap();
+    std::fs::write(src.join("a/b"), b"in the folder").unwrap();
+    std::fs::write(src.join("a%"), b"the file").unwrap();
+    std::fs::create_dir_all(src.join("c%")).unwrap();
+    std::fs::write(src.join("c"), b"c file").unwrap();
+    std::fs::write(src.join("c%/d"), b"in c").unwrap();
+    let mount = Mount { uri: format!("file://{}", src.display()), sync_interval_ms: Some(0), ..Default::default() };
+    m.mount("bes", mount).await.unwrap();
+    let listed = m
+        .list_objects(ListObjectsRequest { bucket: "bes".into(), max_keys: 1000, ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(listed.objects.iter().map(|o| o.key.as_str()).collect::<Vec<_>>(), ["a", "a/b", "c", "c/d"]);
+    assert_eq!(m.lookup("bes", "a").await.unwrap().size, 8);
+    assert_eq!(m.lookup("bes", "c/d").await.unwrap().size, 4);
+    let under_c = m
+        .list_objects(ListObjectsRequest {
+            bucket: "bes".into(),
+            prefix: "c/".into(),
+            max_keys: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(under_c.objects.iter().map(|o| o.key.as_str()).collect::<Vec<_>>(), ["c/d"]);
 }
