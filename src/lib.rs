@@ -18,6 +18,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub mod admin;
+pub mod admin_users;
 
 const REGION: &str = "us-east-1";
 
@@ -150,6 +151,13 @@ pub async fn run_local(
     while !registered.get() && !shutdown.is_cancelled() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    let admin = match &cfg.admin_listen {
+        Some(addr) => {
+            let (secret, listener) = (cluster_secret(&cfg, "master")?, bind(addr).await?);
+            Some(tokio::spawn(strata_master::run(master.clone(), secret, listener, shutdown.clone())))
+        }
+        None => None,
+    };
     let gw = Gateway::new(
         master.clone() as Arc<dyn MasterApi>,
         Some(Arc::new(worker) as Arc<dyn WorkerApi>),
@@ -165,6 +173,9 @@ pub async fn run_local(
     let served = strata_gateway::run(gw, listener, shutdown.clone()).await;
     shutdown.cancel();
     let _ = hb.await;
+    if let Some(a) = admin {
+        let _ = a.await;
+    }
     jobs.join(JOBS_DRAIN).await;
     served?;
     Ok(())

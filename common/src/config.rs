@@ -58,6 +58,9 @@ pub struct Config {
     pub checkpoint_interval_secs: u64,
     /// Masters: how often TTL rules are applied.
     pub ttl_check_interval_ms: u64,
+    /// `strata local`: also serve the master's gRPC on this host:port, for `strata admin` (behind
+    /// the cluster secret kept in the data folder). Unset: no admin port.
+    pub admin_listen: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -114,6 +117,7 @@ impl Default for Config {
             checkpoint_uri: None,
             checkpoint_interval_secs: 3600,
             ttl_check_interval_ms: 60_000,
+            admin_listen: None,
         }
     }
 }

@@ -15,6 +15,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::access::Principal;
 use crate::auth;
 use crate::error::{S3Error, S3Result};
 use crate::ops::{self, config};
@@ -43,7 +44,13 @@ async fn serve_s3(
     let secret_of = |ak| async move { g.secret_of(ak).await };
     let (method, path, headers, now) = (&parts.method, parts.uri.path(), &parts.headers, chrono::Utc::now());
     let vhost = host_bucket(host, gw.opts.domain.as_deref());
-    let auth = auth::authenticate(method, path, vhost.as_deref(), &query, headers, now, secret_of).await?;
+    let (auth, principal) = if auth::is_anonymous(headers, &query) {
+        (auth::Auth::anonymous(), Principal::Anonymous)
+    } else {
+        let auth = auth::authenticate(method, path, vhost.as_deref(), &query, headers, now, secret_of).await?;
+        let principal = gw.principal_of(&auth.access_key).await?;
+        (auth, principal)
+    };
     let ctx = Ctx {
         gw: gw.clone(),
         bucket: bucket.unwrap_or_default(),
@@ -51,6 +58,7 @@ async fn serve_s3(
         query,
         headers: parts.headers.clone(),
         auth,
+        principal,
     };
     ops::dispatch(ctx, endpoint, body).await
 }
@@ -150,6 +158,12 @@ fn op_name(e: &Endpoint) -> &'static str {
         Endpoint::DeleteBucketTagging => "DeleteBucketTagging",
         Endpoint::GetBucketConfig(c) => config::op_name(*c),
         Endpoint::GetObjectAcl => "GetObjectAcl",
+        Endpoint::PutObjectAcl => "PutObjectAcl",
+        Endpoint::GetBucketAcl => "GetBucketAcl",
+        Endpoint::PutBucketAcl => "PutBucketAcl",
+        Endpoint::GetPublicAccessBlock => "GetPublicAccessBlock",
+        Endpoint::PutPublicAccessBlock => "PutPublicAccessBlock",
+        Endpoint::DeletePublicAccessBlock => "DeletePublicAccessBlock",
         Endpoint::CorsPreflight => "CorsPreflight",
     }
 }

@@ -20,6 +20,7 @@
 //! component's method (e.g. `objects.rs`); one line in `master.rs`'s `impl MasterApi` and one in
 //! `grpc.rs`'s `service!`.
 
+mod acl;
 pub mod backup;
 mod buckets;
 mod credentials;
@@ -40,6 +41,7 @@ pub mod store;
 mod sync;
 mod ttl;
 mod uploads;
+mod users;
 mod versions;
 
 pub use credentials::RootCredentials;

@@ -25,7 +25,7 @@ pub async fn list_buckets(ctx: &Ctx) -> S3Result<Response> {
     let after = ctx.query.get("continuation-token").unwrap_or("");
     let mut buckets = ctx.gw.master.list_buckets().await?;
     buckets.sort_by(|a, b| a.name.cmp(&b.name));
-    buckets.retain(|b| b.name.starts_with(prefix) && b.name.as_str() > after);
+    buckets.retain(|b| b.name.starts_with(prefix) && b.name.as_str() > after && ctx.principal.is(&b.owner));
     let more = max.is_some_and(|m| buckets.len() > m);
     buckets.truncate(max.unwrap_or(usize::MAX));
     let continuation_token = if more { buckets.last().map(|b| b.name.clone()) } else { None };
@@ -53,7 +53,7 @@ pub async fn create_bucket(ctx: &Ctx, body: Body) -> S3Result<Response> {
         let conf = xml::parse::<xml::CreateBucketConfiguration>(&raw)?;
         tracing::debug!(location = ?conf.location_constraint, "CreateBucket location constraint accepted");
     }
-    ctx.gw.master.create_bucket(&ctx.bucket).await?;
+    super::acl::bucket_created(ctx, ctx.gw.master.create_bucket(&ctx.bucket).await).await?;
     let mut r = empty(StatusCode::OK);
     if let Ok(v) = HeaderValue::from_str(&format!("/{}", ctx.bucket)) {
         r.headers_mut().insert("location", v);

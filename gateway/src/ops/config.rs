@@ -1,9 +1,8 @@
 //! GETs of the bucket configurations Strata does not keep (policy, CORS, lifecycle, encryption,
 //! website, logging, request payment), answered as AWS answers for a bucket that has none, so
 //! that clients which ask (`s3cmd info`, SDK helpers, Terraform) see "none set" rather than
-//! NotImplemented; and the ACLs, which are always the owner's FULL_CONTROL (every bucket and
-//! object is private to the cluster's credentials). A CORS preflight is refused as AWS refuses
-//! it for a bucket without a CORS configuration.
+//! NotImplemented. A CORS preflight is refused as AWS refuses it for a bucket without a CORS
+//! configuration. (ACLs are kept: `ops::acl`.)
 
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue};
@@ -12,12 +11,11 @@ use axum::response::Response;
 use crate::error::{S3Error, S3ErrorCode, S3Result};
 use crate::request::Ctx;
 use crate::router::BucketConfig;
-use crate::xml::{self, NS};
+use crate::xml::NS;
 
 /// The operation's name, for metrics and logs.
 pub fn op_name(c: BucketConfig) -> &'static str {
     match c {
-        BucketConfig::Acl => "GetBucketAcl",
         BucketConfig::Cors => "GetBucketCors",
         BucketConfig::Encryption => "GetBucketEncryption",
         BucketConfig::Lifecycle => "GetBucketLifecycleConfiguration",
@@ -32,7 +30,6 @@ pub async fn get_bucket_config(ctx: &Ctx, c: BucketConfig) -> S3Result<Response>
     ctx.gw.master.get_bucket(&ctx.bucket).await?;
     let none = |code, message: &str| Err(S3Error::new(code, message));
     match c {
-        BucketConfig::Acl => Ok(acl_response(&ctx.owner())),
         BucketConfig::Cors => none(S3ErrorCode::NoSuchCORSConfiguration, "The CORS configuration does not exist"),
         BucketConfig::Encryption => none(
             S3ErrorCode::ServerSideEncryptionConfigurationNotFoundError,
@@ -54,11 +51,6 @@ pub async fn get_bucket_config(ctx: &Ctx, c: BucketConfig) -> S3Result<Response>
     }
 }
 
-pub async fn get_object_acl(ctx: &Ctx) -> S3Result<Response> {
-    ctx.gw.master.lookup(&ctx.bucket, &ctx.key).await?;
-    Ok(acl_response(&ctx.owner()))
-}
-
 /// An `OPTIONS` preflight: without `Origin` and `Access-Control-Request-Method` it is a bad
 /// request; with them, no CORS rule allows it (Strata keeps none).
 pub fn cors_preflight(headers: &HeaderMap) -> S3Result<Response> {
@@ -71,18 +63,6 @@ pub fn cors_preflight(headers: &HeaderMap) -> S3Result<Response> {
     Err(S3Error::new(
         S3ErrorCode::AccessForbidden,
         format!("CORSResponse: This CORS request is not allowed ({method}): the bucket has no CORS configuration"),
-    ))
-}
-
-/// The owner's FULL_CONTROL, with the owner as ListBuckets shows it.
-fn acl_response(owner: &xml::Owner) -> Response {
-    let esc = |s: &str| quick_xml::escape::escape(s).into_owned();
-    let (id, name) = (esc(&owner.id), esc(&owner.display_name));
-    let who = format!("<ID>{id}</ID><DisplayName>{name}</DisplayName>");
-    xml_body(format!(
-        "<AccessControlPolicy xmlns=\"{NS}\"><Owner>{who}</Owner><AccessControlList><Grant>\
-         <Grantee xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" xsi:type=\"CanonicalUser\">{who}</Grantee>\
-         <Permission>FULL_CONTROL</Permission></Grant></AccessControlList></AccessControlPolicy>"
     ))
 }
 

@@ -27,6 +27,7 @@ fn upload_ref(ctx: &Ctx, upload_id: &str) -> UploadRef {
 pub async fn create(ctx: &Ctx) -> S3Result<Response> {
     check_key(&ctx.key)?;
     let algo = requested_algo(ctx)?;
+    let acl = crate::access::new_object_acl(ctx).await?;
     let upload = ctx
         .gw
         .master
@@ -37,6 +38,9 @@ pub async fn create(ctx: &Ctx) -> S3Result<Response> {
             user_metadata: user_metadata(&ctx.headers)?,
             checksum_algorithm: algo.map(|a| a.name().to_string()).unwrap_or_default(),
             tags: tags::from_header(ctx.header("x-amz-tagging"))?,
+            owner: acl.0.id,
+            owner_display_name: acl.0.display_name,
+            grants: acl.1,
             ..Default::default()
         })
         .await?;
@@ -213,6 +217,9 @@ pub async fn complete(ctx: &Ctx, upload_id: &str, body: Body) -> S3Result<Respon
             .map(|p| PartInfo { number: p.number, size: p.size, etag: p.etag.clone(), checksums: p.checksums.clone() })
             .collect(),
         tags: upload.tags,
+        owner: upload.owner,
+        owner_display_name: upload.owner_display_name,
+        grants: upload.grants,
         ..Default::default()
     };
     let (if_match, if_none_match_any) = conditions.to_wire();
