@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use strata_common::proto::{Grant, PublicAccessBlock};
 
-use crate::error::{S3Error, S3ErrorCode, S3Result};
+use crate::error::{S3Error, S3Result};
 use crate::xml::NS;
 
 pub const ALL_USERS: &str = "http://acs.amazonaws.com/groups/global/AllUsers";
@@ -58,14 +58,6 @@ pub fn canned(name: &str, owner: &Owner, bucket_owner: Option<&Owner>) -> S3Resu
     Ok(grants)
 }
 
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct OwnerXml {
-    #[serde(rename = "ID", default)]
-    id: String,
-    #[serde(rename = "DisplayName", default, skip_serializing_if = "String::is_empty")]
-    display_name: String,
-}
-
 #[derive(Debug, Default, Deserialize)]
 struct GranteeIn {
     #[serde(rename = "ID", default)]
@@ -94,22 +86,14 @@ struct GrantsIn {
 
 #[derive(Debug, Deserialize)]
 struct PolicyIn {
-    #[serde(rename = "Owner", default)]
-    owner: Option<OwnerXml>,
     #[serde(rename = "AccessControlList", default)]
     list: GrantsIn,
 }
 
-/// The grants of an `AccessControlPolicy` body. `owner`: the resource's owner, whom the body
-/// may name and must not change. A canonical user's display name is `display_name_of` it.
-pub fn parse_policy(body: &[u8], owner: &Owner) -> S3Result<Vec<Grant>> {
+/// The grants of an `AccessControlPolicy` body. Its `Owner` is not a change of owner (the
+/// stored owner stays) and is not compared: clients send the id they know the owner by.
+pub fn parse_policy(body: &[u8]) -> S3Result<Vec<Grant>> {
     let p: PolicyIn = crate::xml::parse(body)?;
-    if let Some(o) = &p.owner
-        && !o.id.is_empty()
-        && o.id != owner.id
-    {
-        return Err(S3Error::new(S3ErrorCode::AccessDenied, "The owner of a resource cannot be changed by its ACL"));
-    }
     let mut grants = Vec::new();
     for g in p.list.grant {
         if !PERMISSIONS.contains(&g.permission.as_str()) {
@@ -204,6 +188,7 @@ impl PublicAccessBlockXml {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::S3ErrorCode;
 
     fn o(id: &str) -> Owner {
         Owner { id: id.into(), display_name: format!("{id}-name") }
@@ -237,13 +222,14 @@ mod tests {
             group_grant(ALL_USERS, "READ"),
         ];
         let doc = policy_xml(&o("a"), &grants);
-        assert_eq!(parse_policy(doc.as_bytes(), &o("a")).unwrap(), grants);
-        assert_eq!(parse_policy(doc.as_bytes(), &o("z")).unwrap_err().code, S3ErrorCode::AccessDenied);
+        assert_eq!(parse_policy(doc.as_bytes()).unwrap(), grants);
         let bad = doc.replace("FULL_CONTROL", "EVERYTHING");
-        assert_eq!(parse_policy(bad.as_bytes(), &o("a")).unwrap_err().code, S3ErrorCode::MalformedXML);
+        assert_eq!(parse_policy(bad.as_bytes()).unwrap_err().code, S3ErrorCode::MalformedXML);
         let bad = doc.replace("AllUsers", "Everybody");
-        assert_eq!(parse_policy(bad.as_bytes(), &o("a")).unwrap_err().code, S3ErrorCode::InvalidArgument);
-        assert_eq!(parse_policy(b"<nope", &o("a")).unwrap_err().code, S3ErrorCode::MalformedXML);
+        assert_eq!(parse_policy(bad.as_bytes()).unwrap_err().code, S3ErrorCode::InvalidArgument);
+        let mail = doc.replace("<ID>alt</ID>", "<EmailAddress>a@b</EmailAddress>");
+        assert_eq!(parse_policy(mail.as_bytes()).unwrap_err().code, S3ErrorCode::NotImplemented);
+        assert_eq!(parse_policy(b"<nope").unwrap_err().code, S3ErrorCode::MalformedXML);
     }
 
     #[test]

@@ -262,11 +262,15 @@ pub fn split_target(
     host: Option<&str>,
     domain: Option<&str>,
 ) -> S3Result<(Option<String>, Option<String>)> {
+    // Not UTF-8, or C1 control characters (U+0080..U+009F: what bytes of another encoding
+    // become when read as Latin-1), as AWS refuses them.
     let decode = |s: &str| {
         percent_decode_str(s)
             .decode_utf8()
+            .ok()
+            .filter(|c| !c.chars().any(|ch| ('\u{80}'..='\u{9f}').contains(&ch)))
             .map(|c| c.into_owned())
-            .map_err(|_| S3Error::new(S3ErrorCode::InvalidURI, "Couldn't parse the specified URI."))
+            .ok_or_else(|| S3Error::new(S3ErrorCode::InvalidURI, "Couldn't parse the specified URI."))
     };
     let host_bucket = host_bucket(host, domain);
     let path = raw_path.strip_prefix('/').unwrap_or(raw_path);
@@ -429,6 +433,8 @@ mod tests {
     #[test]
     fn bad_percent_encoding_is_an_invalid_uri() {
         assert_eq!(r(Method::GET, "/b/%FF").unwrap_err().code, S3ErrorCode::InvalidURI);
+        assert_eq!(r(Method::GET, "/b/%C2%AE%C2%8A-").unwrap_err().code, S3ErrorCode::InvalidURI);
+        assert_eq!(r(Method::GET, "/b/%C2%AE-%C3%A9"), Ok(Endpoint::GetObject));
         assert_eq!(Query::parse(Some("prefix=%C3")).unwrap_err().code, S3ErrorCode::InvalidURI);
     }
 

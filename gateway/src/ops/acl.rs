@@ -33,7 +33,7 @@ async fn requested_grants(ctx: &Ctx, body: Body, owner: &Owner, bucket: Option<&
             "This request does not support content: give either x-amz-acl or an AccessControlPolicy body",
         )),
         Some(name) => acl::canned(name, owner, bucket),
-        None if has_body => acl::parse_policy(&raw, owner),
+        None if has_body => acl::parse_policy(&raw),
         None => Err(S3Error::new(
             S3ErrorCode::MissingSecurityHeader,
             "Your request was missing a required header: x-amz-acl",
