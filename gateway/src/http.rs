@@ -48,6 +48,7 @@ async fn serve_s3(
         (auth::Auth::anonymous(), Principal::Anonymous)
     } else {
         let auth = auth::authenticate(method, path, vhost.as_deref(), &query, headers, now, secret_of).await?;
+        auth::sigv4::check_scope_region(&auth, &gw.opts.region)?;
         let principal = gw.principal_of(&auth.access_key).await?;
         (auth, principal)
     };

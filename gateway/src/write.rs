@@ -78,7 +78,14 @@ pub fn prepare_body(ctx: &Ctx, body: Body) -> S3Result<(ByteStream, Outcome, Opt
         let signed = matches!(ctx.auth.payload, Payload::StreamingSigned { .. }).then_some(&ctx.auth);
         (chunked::decode(raw, signed, trailers.clone()).boxed() as BodyStream, length)
     } else {
-        (raw, number(ctx, "content-length")?)
+        let length = number(ctx, "content-length")?;
+        if length.is_none() && !ctx.headers.contains_key("transfer-encoding") {
+            return Err(S3Error::new(
+                S3ErrorCode::MissingContentLength,
+                "You must provide the Content-Length HTTP header.",
+            ));
+        }
+        (raw, length)
     };
     if length.is_some_and(|l| l > MAX_PUT) {
         return Err(S3Error::entity_too_large());
@@ -228,6 +235,31 @@ pub async fn write_conditions(ctx: &Ctx) -> S3Result<WriteConditions> {
         conditions.check(etag, Compare::Strong).map_err(|r| S3Error::from(r.into_error()))?;
     }
     Ok(conditions)
+}
+
+/// The storage classes S3 knows; Strata stores every object the same way.
+const STORAGE_CLASSES: &[&str] = &[
+    "STANDARD",
+    "REDUCED_REDUNDANCY",
+    "STANDARD_IA",
+    "ONEZONE_IA",
+    "INTELLIGENT_TIERING",
+    "GLACIER",
+    "DEEP_ARCHIVE",
+    "OUTPOSTS",
+    "GLACIER_IR",
+    "SNOW",
+    "EXPRESS_ONEZONE",
+];
+
+/// `x-amz-storage-class` of a write, if given, must be one S3 knows.
+pub fn check_storage_class(ctx: &Ctx) -> S3Result<()> {
+    match ctx.header("x-amz-storage-class") {
+        Some(c) if !STORAGE_CLASSES.contains(&c) => {
+            Err(S3Error::new(S3ErrorCode::InvalidStorageClass, "The storage class you specified is not valid"))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// S3's key rules: not empty, at most 1024 bytes.

@@ -55,6 +55,11 @@ impl Jobs {
         self.spawn(expire_uploads(master, max_age, every, self.shutdown.clone()));
     }
 
+    /// Deletes staged files of dead writes older than `grace` every `grace / 2`, on the primary.
+    pub fn spawn_staging_sweep(&self, master: Arc<Master>, grace: Duration) {
+        self.spawn(sweep_loop(master, grace, self.shutdown.clone()));
+    }
+
     /// Writes a checkpoint of the metadata into `uri` every `every` (see [`checkpoint_loop`]).
     pub fn spawn_checkpoints(&self, master: Arc<Master>, uri: String, every: Duration) {
         self.spawn(checkpoint_loop(master, uri, every, self.shutdown.clone()));
@@ -100,6 +105,18 @@ pub async fn expire_uploads(master: Arc<Master>, max_age: Duration, every: Durat
         }
         if let Err(e) = master.forget_completed_uploads(max_age.min(COMPLETIONS_KEPT)).await {
             tracing::warn!("forgetting old multipart completions failed (will retry): {e}");
+        }
+    }
+}
+
+/// See [`Jobs::spawn_staging_sweep`].
+pub async fn sweep_loop(master: Arc<Master>, grace: Duration, shutdown: CancellationToken) {
+    let every = (grace / 2).max(Duration::from_secs(1));
+    while tick(every, &shutdown).await {
+        if master.ha().is_primary()
+            && let Err(e) = master.reclaim_staging(grace).await
+        {
+            tracing::warn!("cannot reclaim staged files of dead writes (will retry): {e}");
         }
     }
 }

@@ -10,7 +10,7 @@ use strata_common::kv::{KvStore, transact};
 use strata_common::proto::{JournalEntry, PersistedRequest};
 use strata_common::{Error, ErrorKind, Result};
 
-use crate::publish::{Committed, Publisher};
+use crate::publish::{Committed, Publisher, intend};
 use crate::schema::Schema;
 
 pub(crate) struct Journal {
@@ -47,6 +47,9 @@ impl Journal {
                 done.persist_pending = false;
                 done.ufs_etag = req.ufs_etag.clone();
                 t.replace_object(&req.bucket, Some(&cur), &done).await?;
+                if b.mount.is_some() {
+                    intend(t, &req.bucket, &req.key, &req.staging_key, req.version);
+                }
                 Ok(Committed { value: (), mount: b.mount, replaced: Some(cur), version: req.version })
             })
         });

@@ -36,6 +36,7 @@ mod membership;
 mod mounts;
 mod objects;
 mod publish;
+mod reclaim;
 mod schema;
 pub mod store;
 mod sync;

@@ -2,6 +2,7 @@
 //! component owns its state and its transactions (see the layering in `lib.rs`); this file
 //! only wires them and takes and gives up the primary role.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,7 +11,8 @@ use strata_common::api::MasterApi;
 use strata_common::kv::KvStore;
 use strata_common::proto::*;
 use strata_common::ufs::UfsRegistry;
-use strata_common::{Result, ids};
+use strata_common::{Error, Result, ids};
+use tokio_util::task::TaskTracker;
 
 use crate::acl::Acls;
 use crate::buckets::Buckets;
@@ -53,10 +55,15 @@ pub struct Master {
     membership: Membership,
     buckets: Arc<Buckets>,
     objects: Arc<Objects>,
-    uploads: Uploads,
-    journal: Journal,
+    uploads: Arc<Uploads>,
+    journal: Arc<Journal>,
     mounts: Mounts,
     ttl: Ttl,
+    store: Arc<dyn KvStore>,
+    ufs: Arc<UfsRegistry>,
+    publisher: Arc<Publisher>,
+    /// Commits with their under-store steps, run apart from the caller (see [`Master::detached`]).
+    publishing: TaskTracker,
 }
 
 impl Master {
@@ -87,13 +94,39 @@ impl Master {
             worker_timeout: opts.worker_timeout,
             versions,
             membership: Membership::new(store.clone(), opts.worker_timeout),
-            uploads: Uploads::new(store.clone(), ufs.clone(), buckets.clone(), publisher.clone()),
-            journal: Journal::new(store.clone(), publisher),
-            mounts: Mounts::new(store.clone(), ufs, buckets.clone(), sync, objects.clone()),
-            ttl: Ttl::new(store, objects.clone()),
+            uploads: Arc::new(Uploads::new(store.clone(), ufs.clone(), buckets.clone(), publisher.clone())),
+            journal: Arc::new(Journal::new(store.clone(), publisher.clone())),
+            mounts: Mounts::new(store.clone(), ufs.clone(), buckets.clone(), sync, objects.clone()),
+            ttl: Ttl::new(store.clone(), objects.clone()),
+            store,
+            ufs,
+            publisher,
             buckets,
             objects,
+            publishing: TaskTracker::new(),
         })
+    }
+
+    /// Runs a commit and what follows it (moving bytes onto the key, releasing staged parts) as
+    /// its own task: a caller that goes away (a client hanging up drops the request's future)
+    /// cannot stop it between the metadata commit and the under store's change.
+    async fn detached<T, F>(&self, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: Future<Output = Result<T>> + Send + 'static,
+    {
+        self.publishing
+            .spawn(work)
+            .await
+            .map_err(|e| Error::internal(format!("a commit task ended without an answer: {e}")))?
+    }
+
+    /// Waits up to `within` for commits still running (shutdown).
+    pub async fn drain_commits(&self, within: Duration) {
+        self.publishing.close();
+        if tokio::time::timeout(within, self.publishing.wait()).await.is_err() {
+            tracing::warn!(left = self.publishing.len(), "commits still running after {within:?}");
+        }
     }
 
     pub fn store_name(&self) -> &str {
@@ -133,9 +166,27 @@ impl Master {
         // Version ids come from blocks reserved under the new epoch.
         self.versions.reset().await;
         self.membership.reload(self.raw_store.as_ref()).await?;
+        self.finish_publishes().await;
         self.ha.serve();
         tracing::info!(epoch, address = %self.ha.address, "this master is now the primary");
         Ok(epoch)
+    }
+
+    /// Finishes the under-store changes of commits that an earlier primary (or this process,
+    /// before a crash) left undone; run before serving. An intent that cannot be finished now
+    /// stays for the next try, and a later commit of its key supersedes it.
+    pub async fn finish_publishes(&self) {
+        match self.publisher.finish_all().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(n, "finished interrupted publishes"),
+            Err(e) => tracing::warn!("cannot finish interrupted publishes (will retry at the next start): {e}"),
+        }
+    }
+
+    /// Deletes staged files of dead writes older than `grace` (see `reclaim`); returns how many.
+    pub async fn reclaim_staging(&self, grace: Duration) -> Result<usize> {
+        let root = self.buckets.mount_of("").await?;
+        crate::reclaim::sweep(self.store.as_ref(), &self.ufs, root, grace).await
     }
 
     // --- the admin RPCs (`strata admin ...`), beside `MasterApi` -------------------------------
@@ -215,10 +266,12 @@ impl MasterApi for Master {
         self.versions.next().await
     }
     async fn commit_object(&self, req: CommitObjectRequest) -> Result<CommitObjectResponse> {
-        self.objects.commit(req).await
+        let objects = self.objects.clone();
+        self.detached(async move { objects.commit(req).await }).await
     }
     async fn delete_object(&self, bucket: &str, key: &str) -> Result<DeleteObjectResponse> {
-        self.objects.delete(bucket, key, None).await
+        let (objects, bucket, key) = (self.objects.clone(), bucket.to_string(), key.to_string());
+        self.detached(async move { objects.delete(&bucket, &key, None).await }).await
     }
     async fn list_objects(&self, req: ListObjectsRequest) -> Result<ListObjectsResponse> {
         self.objects.list(req).await
@@ -230,13 +283,16 @@ impl MasterApi for Master {
         self.uploads.get(upload).await
     }
     async fn commit_part(&self, req: CommitPartRequest) -> Result<CommitPartResponse> {
-        self.uploads.commit_part(req).await
+        let uploads = self.uploads.clone();
+        self.detached(async move { uploads.commit_part(req).await }).await
     }
     async fn complete_upload(&self, req: CompleteUploadRequest) -> Result<CompleteUploadResponse> {
-        self.uploads.complete(req).await
+        let uploads = self.uploads.clone();
+        self.detached(async move { uploads.complete(req).await }).await
     }
     async fn abort_upload(&self, upload: UploadRef) -> Result<AbortUploadResponse> {
-        self.uploads.abort(upload).await
+        let uploads = self.uploads.clone();
+        self.detached(async move { uploads.abort(upload).await }).await
     }
     async fn get_completed_upload(&self, upload: UploadRef) -> Result<CompletedUpload> {
         self.uploads.completed(upload).await
@@ -266,7 +322,8 @@ impl MasterApi for Master {
         self.journal.entries(worker_id).await
     }
     async fn persisted(&self, req: PersistedRequest) -> Result<()> {
-        self.journal.persisted(req).await
+        let journal = self.journal.clone();
+        self.detached(async move { journal.persisted(req).await }).await
     }
     async fn heartbeat(&self, req: HeartbeatRequest) -> Result<HeartbeatResponse> {
         let mut r = self.membership.heartbeat(&req);

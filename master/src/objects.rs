@@ -8,7 +8,7 @@ use strata_common::kv::{KvStore, transact};
 use strata_common::proto::*;
 use strata_common::{Error, Result};
 
-use crate::publish::{Committed, Publisher};
+use crate::publish::{Committed, Publisher, intend};
 use crate::schema::{Schema, no_such_key};
 use crate::sync::UfsSync;
 
@@ -58,6 +58,9 @@ impl Objects {
                 let replaced_version = t.replace_object(&req.bucket, current.as_ref(), &meta).await?;
                 let value = CommitObjectResponse { replaced_version };
                 let mount = (!req.staging_key.is_empty()).then_some(bucket.mount).flatten();
+                if mount.is_some() {
+                    intend(t, &req.bucket, &meta.key, &req.staging_key, meta.version);
+                }
                 Ok(Committed { value, mount, replaced: current, version: meta.version })
             })
         });
@@ -77,6 +80,9 @@ impl Objects {
                     return Ok(Committed { value, mount: None, replaced: None, version: 0 });
                 };
                 t.remove_object(&b, &old).await?;
+                if bucket.mount.is_some() {
+                    intend(t, &b, &k, "", old.version);
+                }
                 let value = DeleteObjectResponse { existed: true, version: old.version };
                 Ok(Committed { value, mount: bucket.mount, replaced: Some(old), version: 0 })
             })

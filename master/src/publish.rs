@@ -6,15 +6,21 @@
 //! metadata won, and a write that fails its commit (a condition, a deleted bucket) never
 //! touches the object already there. Should the move itself fail after the commit (a full or
 //! broken disk), the commit is undone, so that no object is left without its bytes.
+//!
+//! The commit's transaction also records a [`PublishIntent`], cleared once the under store has
+//! changed: a master that dies in between (or loses the primary role) leaves it for the next
+//! primary, which finishes it before serving ([`Publisher::finish_all`]). The move itself runs
+//! apart from its caller (see `Master::detached`), so a client hanging up cannot stop it.
 
 use std::future::Future;
 
 use std::sync::Arc;
 
 use object_store::ObjectStoreExt;
+use strata_common::kv::Txn;
 use strata_common::kv::{KvStore, transact};
 use strata_common::locks::{KeyedGuard, KeyedLocks};
-use strata_common::proto::{Mount, ObjectMeta};
+use strata_common::proto::{Mount, ObjectMeta, PublishIntent};
 use strata_common::ufs::UfsRegistry;
 use strata_common::{Error, Result, ufs};
 
@@ -23,6 +29,21 @@ use crate::ha::HaState;
 use crate::schema::Schema;
 
 type Key = (String, String);
+
+/// In tests, a commit of this key waits between its metadata commit and the move of its bytes.
+#[cfg(test)]
+pub(crate) const PAUSED_KEY: &str = "paused-after-commit";
+
+/// The intent a commit records in its transaction when the under store must change: `staging`
+/// moved onto the key as `version`, or (empty `staging`) the key's file of `version` deleted.
+pub(crate) fn intent(bucket: &str, key: &str, staging: &str, version: u64) -> PublishIntent {
+    PublishIntent { bucket: bucket.into(), key: key.into(), version, staging: staging.into() }
+}
+
+/// Records [`intent`] in a commit's transaction.
+pub(crate) fn intend(t: &mut Txn, bucket: &str, key: &str, staging: &str, version: u64) {
+    t.put_publish_intent(&intent(bucket, key, staging, version));
+}
 
 /// Commits of one key, in order, with their bytes moved into place.
 pub(crate) struct Publisher {
@@ -76,10 +97,15 @@ impl Publisher {
         let epoch = self.ha.epoch();
         match commit.await {
             Ok(Committed { value, mount: Some(mount), replaced, version }) => {
+                #[cfg(test)]
+                if key == PAUSED_KEY {
+                    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                }
+                let deleted = replaced.as_ref().map_or(0, |r| r.version);
+                let intent = intent(bucket, key, staging, if staging.is_empty() { deleted } else { version });
                 // A master that lost the primary role since its commit leaves the under store to
-                // the new primary (its commit may stand; its bytes do not move).
+                // the new primary, which finishes the commit's intent.
                 if !self.ha.is_primary() || self.ha.epoch() != epoch {
-                    self.remove_staged(&mount, staging).await;
                     return Err(Error::new(
                         strata_common::ErrorKind::NotPrimary,
                         "this master lost the primary role during the write; retry it",
@@ -90,10 +116,11 @@ impl Publisher {
                         if !staging.is_empty() && !mount.uri.starts_with("file:") {
                             self.refresh_ufs_etag(&mount, bucket, key, version).await;
                         }
+                        self.clear_intent(&intent).await;
                         Ok(value)
                     }
                     Err(e) => {
-                        self.undo(bucket, key, version, replaced).await;
+                        self.undo(&intent, replaced).await;
                         self.remove_staged(&mount, staging).await;
                         Err(e)
                     }
@@ -108,6 +135,88 @@ impl Publisher {
                 }
                 Err(e)
             }
+        }
+    }
+
+    /// Finishes the under-store change of a commit that a crash (or a lost primary role) left
+    /// undone: moves the staged bytes onto the key if the intent's version is still the
+    /// object's, else drops them; a delete removes the key's file if no object came since.
+    /// Then forgets the intent. Run before a new primary serves.
+    pub(crate) async fn finish(&self, i: &PublishIntent) -> Result<()> {
+        let _held = self.lock(&i.bucket, &i.key).await;
+        let (b, k) = (i.bucket.clone(), i.key.clone());
+        let current = transact(self.store.as_ref(), |t| {
+            let (b, k) = (b.clone(), k.clone());
+            Box::pin(async move { t.object(&b, &k).await })
+        })
+        .await?;
+        let mount = match self.buckets.mount_of(&i.bucket).await {
+            Ok(m) => Some(m),
+            Err(e) if e.is(strata_common::ErrorKind::NoSuchBucket) => None,
+            Err(e) => return Err(e),
+        };
+        if let Some(mount) = mount {
+            let store = self.ufs.open(&mount)?;
+            let current = current.map(|c| c.version);
+            if i.staging.is_empty() {
+                if current.is_none() {
+                    self.move_into_place(&mount, &i.key, "").await?;
+                }
+            } else if current == Some(i.version) {
+                match store.rename(&ufs::staging_path(&i.staging)?, &ufs::key_path(&i.key)?).await {
+                    Ok(()) => {
+                        tracing::info!(
+                            bucket = i.bucket,
+                            key = i.key,
+                            version = i.version,
+                            "finished an interrupted publish"
+                        );
+                        if !mount.uri.starts_with("file:") {
+                            self.refresh_ufs_etag(&mount, &i.bucket, &i.key, i.version).await;
+                        }
+                    }
+                    Err(object_store::Error::NotFound { .. }) => {} // moved before the interruption
+                    Err(e) => return Err(Error::internal(format!("cannot finish moving {} onto its key: {e}", i.key))),
+                }
+            } else {
+                self.remove_staged(&mount, &i.staging).await;
+            }
+        }
+        transact(self.store.as_ref(), |t| {
+            let i = i.clone();
+            Box::pin(async move {
+                t.clear_publish_intent(&i);
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    /// Finishes every intent left in the store; returns how many.
+    pub(crate) async fn finish_all(&self) -> Result<usize> {
+        let intents = transact(self.store.as_ref(), |t| Box::pin(async move { t.publish_intents().await })).await?;
+        let mut failed = None;
+        for i in &intents {
+            if let Err(e) = self.finish(i).await {
+                tracing::warn!(bucket = i.bucket, key = i.key, version = i.version, "cannot finish a publish: {e}");
+                failed = Some(e);
+            }
+        }
+        failed.map_or(Ok(intents.len()), Err)
+    }
+
+    async fn clear_intent(&self, intent: &PublishIntent) {
+        let cleared = transact(self.store.as_ref(), |t| {
+            let i = intent.clone();
+            Box::pin(async move {
+                t.clear_publish_intent(&i);
+                Ok(())
+            })
+        })
+        .await;
+        if let Err(e) = cleared {
+            // Harmless: the next primary finds the move done and forgets it.
+            tracing::warn!(key = intent.key, "cannot forget a finished publish intent: {e}");
         }
     }
 
@@ -155,12 +264,15 @@ impl Publisher {
         }
     }
 
-    /// Puts back the object a commit replaced, if the commit's version is still the current one.
-    async fn undo(&self, bucket: &str, key: &str, version: u64, replaced: Option<ObjectMeta>) {
+    /// Puts back the object a commit replaced, if the commit's version is still the current one,
+    /// and forgets the commit's intent.
+    async fn undo(&self, intent: &PublishIntent, replaced: Option<ObjectMeta>) {
+        let (bucket, key, version) = (intent.bucket.as_str(), intent.key.as_str(), intent.version);
         let (b, k) = (bucket.to_string(), key.to_string());
         let undone = transact(self.store.as_ref(), |t| {
-            let (b, k, replaced) = (b.clone(), k.clone(), replaced.clone());
+            let (b, k, replaced, intent) = (b.clone(), k.clone(), replaced.clone(), intent.clone());
             Box::pin(async move {
+                t.clear_publish_intent(&intent);
                 let current = t.object(&b, &k).await?;
                 // What the commit moved goes back too: the journal key and the pin.
                 if let Some(cur) = current.filter(|c| c.version == version) {

@@ -137,6 +137,13 @@ pub(crate) trait Schema {
         limit: usize,
     ) -> Result<(usize, Option<CompletedUpload>)>;
 
+    // --- publish intents -------------------------------------------------------------------
+    fn put_publish_intent(&mut self, i: &PublishIntent);
+    fn clear_publish_intent(&mut self, i: &PublishIntent);
+    async fn publish_intents(&mut self) -> Result<Vec<PublishIntent>>;
+    /// The parts of every upload (their staged files are claimed).
+    async fn all_parts(&mut self) -> Result<Vec<PartMeta>>;
+
     // --- pins, journals, TTL rules, workers -----------------------------------------------
     fn set_pin(&mut self, version: u64, pinned: bool);
     async fn pinned_versions(&mut self) -> Result<Vec<u64>>;
@@ -386,6 +393,22 @@ impl Schema for Txn {
             truncated: page.truncated,
             common_prefixes: page.common_prefixes,
         })
+    }
+
+    fn put_publish_intent(&mut self, i: &PublishIntent) {
+        self.set(&keys::publish_intent(&i.bucket, &i.key, i.version), &codec::encode(i))
+    }
+
+    fn clear_publish_intent(&mut self, i: &PublishIntent) {
+        self.clear(&keys::publish_intent(&i.bucket, &i.key, i.version))
+    }
+
+    async fn publish_intents(&mut self) -> Result<Vec<PublishIntent>> {
+        values(self, keys::publish_intents()).await
+    }
+
+    async fn all_parts(&mut self) -> Result<Vec<PartMeta>> {
+        values(self, keys::all_parts()).await
     }
 
     fn put_completed_upload(&mut self, c: &CompletedUpload) {

@@ -17,7 +17,7 @@ use strata_common::{Error, ErrorKind, Result, ids, ufs};
 
 use crate::buckets::Buckets;
 use crate::objects::check_write_conditions;
-use crate::publish::{Committed, Publisher};
+use crate::publish::{Committed, Publisher, intend};
 use crate::schema::{Schema, no_such_upload};
 
 /// How long a completion is remembered for its retries (less if uploads expire sooner).
@@ -141,6 +141,9 @@ impl Uploads {
                 t.remove_upload(&r);
                 t.put_completed_upload(&completion(&r, &meta));
                 let mount = (!req.staging_key.is_empty()).then_some(bucket.mount).flatten();
+                if mount.is_some() {
+                    intend(t, &r.bucket, &r.key, &req.staging_key, meta.version);
+                }
                 Ok(Committed { value: parts, mount, replaced: current, version: meta.version })
             })
         });

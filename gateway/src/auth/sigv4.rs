@@ -250,6 +250,51 @@ fn payload_of(payload_hash: &str) -> S3Result<Payload> {
     Ok(payload)
 }
 
+/// The scope's service must be S3's.
+fn check_scope_service(p: &Parsed) -> S3Result<()> {
+    if p.service == "s3" {
+        return Ok(());
+    }
+    let msg = format!(
+        "The authorization header is malformed; incorrect service \"{}\". This endpoint belongs to \"s3\".",
+        p.service
+    );
+    Err(if p.presigned { S3Error::new(S3ErrorCode::AuthorizationQueryParametersError, msg) } else { malformed(&msg) })
+}
+
+/// Every `x-amz-*` header of a request signed in its Authorization header must be signed: else
+/// anyone on the way could add one (metadata, a copy source, a storage class).
+fn check_amz_headers_signed(p: &Parsed, headers: &HeaderMap) -> S3Result<()> {
+    if p.presigned {
+        return Ok(());
+    }
+    let mut unsigned: Vec<&str> = headers
+        .keys()
+        .map(|k| k.as_str())
+        .filter(|k| k.starts_with("x-amz-") && !p.signed_headers.iter().any(|s| s == k))
+        .collect();
+    if unsigned.is_empty() {
+        return Ok(());
+    }
+    unsigned.sort_unstable();
+    unsigned.dedup();
+    Err(S3Error::new(
+        S3ErrorCode::AccessDenied,
+        format!("There were headers present in the request which were not signed: {}", unsigned.join(", ")),
+    ))
+}
+
+/// The region of a verified SigV4 scope (`date/region/service/aws4_request`) must be the
+/// gateway's; SigV2 has no scope.
+pub fn check_scope_region(auth: &Auth, region: &str) -> S3Result<()> {
+    match auth.scope.split('/').nth(1) {
+        Some(r) if r != region => Err(malformed(&format!(
+            "The authorization header is malformed; the region '{r}' is wrong; expecting '{region}'"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// Checks the request's SigV4 signature. `secret_of` finds the secret key of an access key.
 pub async fn authenticate<F, Fut>(
     method: &Method,
@@ -282,6 +327,7 @@ where
     if !p.signed_headers.iter().any(|h| h == "host") {
         return Err(malformed("the host header must be signed"));
     }
+    check_scope_service(&p)?;
     let payload_hash = if p.presigned {
         header(headers, "x-amz-content-sha256").unwrap_or("UNSIGNED-PAYLOAD").to_string()
     } else {
@@ -291,6 +337,7 @@ where
     };
     let payload = payload_of(&payload_hash)?;
     let secret = secret_of(p.access_key.clone()).await?;
+    check_amz_headers_signed(&p, headers)?;
     let scope = format!("{}/{}/{}/aws4_request", p.date, p.region, p.service);
     let canonical = canonical_request(method, path, q, headers, &p.signed_headers, &payload_hash);
     let sts = string_to_sign(&p.amz_date, &scope, &canonical);

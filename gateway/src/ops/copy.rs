@@ -82,6 +82,7 @@ fn replace_directive(name: &str, value: Option<&str>) -> S3Result<bool> {
 
 pub async fn copy_object(ctx: &Ctx) -> S3Result<Response> {
     check_key(&ctx.key)?;
+    crate::write::check_storage_class(ctx)?;
     let (src_bucket, src_key) = source(ctx.header("x-amz-copy-source"))?;
     let replace_meta = directive(ctx, "x-amz-metadata-directive")?;
     let replace_tags = directive(ctx, "x-amz-tagging-directive")?;

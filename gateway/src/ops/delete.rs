@@ -19,6 +19,11 @@ const MAX_KEYS: usize = 1000;
 
 pub async fn delete_objects(ctx: &Ctx, body: Body) -> S3Result<Response> {
     let raw = small_body(body, 2 << 20).await?;
+    let checksummed = crate::body::ALL_ALGOS.iter().any(|a| ctx.headers.contains_key(a.header()))
+        || ctx.headers.contains_key("x-amz-sdk-checksum-algorithm");
+    if ctx.header("content-md5").is_none() && !checksummed {
+        return Err(S3Error::invalid_request("Missing required header for this request: Content-MD5"));
+    }
     if let Some(md5) = ctx.header("content-md5") {
         use base64::Engine;
         use md5::{Digest, Md5};

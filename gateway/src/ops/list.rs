@@ -13,10 +13,11 @@ use crate::xml::{self, NS};
 /// `encoding-type=url`: like S3, everything but unreserved characters and `/` is escaped.
 const URL: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~').remove(b'/');
 
-fn max_keys(ctx: &Ctx, name: &str) -> S3Result<u32> {
+/// A listing's `max-keys` (or `max-uploads`, `max-parts`): 0 to 2^31-1, capped at 1000.
+pub(crate) fn max_keys(ctx: &Ctx, name: &str) -> S3Result<u32> {
     match ctx.query.get(name) {
         None => Ok(1000),
-        Some(v) => v.parse::<i64>().ok().filter(|n| *n >= 0).map(|n| n.min(1000) as u32).ok_or_else(|| {
+        Some(v) => v.parse::<i32>().ok().filter(|n| *n >= 0).map(|n| n.min(1000) as u32).ok_or_else(|| {
             S3Error::invalid_argument(format!("Provided {name} not an integer or within integer range"))
         }),
     }

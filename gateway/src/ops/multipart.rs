@@ -26,6 +26,7 @@ fn upload_ref(ctx: &Ctx, upload_id: &str) -> UploadRef {
 
 pub async fn create(ctx: &Ctx) -> S3Result<Response> {
     check_key(&ctx.key)?;
+    crate::write::check_storage_class(ctx)?;
     let algo = requested_algo(ctx)?;
     let acl = crate::access::new_object_acl(ctx).await?;
     let upload = ctx
@@ -248,7 +249,7 @@ pub async fn abort(ctx: &Ctx, upload_id: &str) -> S3Result<Response> {
 pub async fn list_parts(ctx: &Ctx, upload_id: &str) -> S3Result<Response> {
     let state = ctx.gw.master.get_upload(upload_ref(ctx, upload_id)).await?;
     let marker: u32 = ctx.query.get("part-number-marker").and_then(|m| m.parse().ok()).unwrap_or(0);
-    let max: u32 = ctx.query.get("max-parts").and_then(|m| m.parse().ok()).unwrap_or(1000).min(1000);
+    let max = crate::ops::list::max_keys(ctx, "max-parts")?;
     let after: Vec<&PartMeta> = state.parts.iter().filter(|p| p.number > marker).collect();
     let page: Vec<&PartMeta> = after.iter().take(max as usize).copied().collect();
     let truncated = after.len() > page.len();
@@ -282,7 +283,7 @@ pub async fn list_parts(ctx: &Ctx, upload_id: &str) -> S3Result<Response> {
 
 pub async fn list_uploads(ctx: &Ctx) -> S3Result<Response> {
     let q = &ctx.query;
-    let max = q.get("max-uploads").and_then(|m| m.parse::<u32>().ok()).unwrap_or(1000).min(1000);
+    let max = crate::ops::list::max_keys(ctx, "max-uploads")?;
     let page = ctx
         .gw
         .master

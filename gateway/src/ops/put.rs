@@ -15,6 +15,7 @@ use crate::write::{Described, check_key, commit_written, write_body, write_condi
 
 pub async fn put_object(ctx: &Ctx, body: Body) -> S3Result<Response> {
     check_key(&ctx.key)?;
+    crate::write::check_storage_class(ctx)?;
     let user_metadata = user_metadata(&ctx.headers)?;
     let tags = tags::from_header(ctx.header("x-amz-tagging"))?;
     let conditions = write_conditions(ctx).await?;

@@ -136,7 +136,8 @@ async fn delete_objects() {
 async fn delete_objects_quietly() {
     let env = Env::bucket().await;
     env.put("/bkt/a", "1").await;
-    let r = env.ok(env.req("POST", "/bkt?delete").body(delete_xml(&["a"], true))).await;
+    let body = delete_xml(&["a"], true);
+    let r = env.ok(env.req("POST", "/bkt?delete").header("content-md5", md5_b64(body.as_bytes())).body(body)).await;
     assert!(tags(&r.text(), "Deleted").is_empty(), "{}", r.text());
     env.get("/bkt/a").await.assert_error(404, "NoSuchKey");
 }
@@ -146,12 +147,16 @@ async fn delete_objects_refuses_bad_requests() {
     let env = Env::bucket().await;
     env.put("/bkt/a", "1").await;
     let body = delete_xml(&["a"], false);
-    let r = env.req("POST", "/bkt?delete").header("content-md5", md5_b64(b"other")).body(body).send().await;
+    let r = env.req("POST", "/bkt?delete").header("content-md5", md5_b64(b"other")).body(body.clone()).send().await;
     r.assert_error(400, "BadDigest");
-    env.req("POST", "/bkt?delete").body("<Delete></Delete>").send().await.assert_error(400, "MalformedXML");
-    env.req("POST", "/bkt?delete").body("not xml").send().await.assert_error(400, "MalformedXML");
+    // Neither Content-MD5 nor a checksum: AWS refuses the request.
+    env.req("POST", "/bkt?delete").body(body.clone()).send().await.assert_error(400, "InvalidRequest");
+    let with_md5 =
+        |b: &'static str| env.req("POST", "/bkt?delete").header("content-md5", md5_b64(b.as_bytes())).body(b);
+    with_md5("<Delete></Delete>").send().await.assert_error(400, "MalformedXML");
+    with_md5("not xml").send().await.assert_error(400, "MalformedXML");
     assert_eq!(env.get("/bkt/a").await.status, 200);
-    let r = env.req("POST", "/nobkt?delete").body(delete_xml(&["a"], false)).send().await;
+    let r = env.req("POST", "/nobkt?delete").header("content-md5", md5_b64(body.as_bytes())).body(body).send().await;
     r.assert_error(404, "NoSuchBucket");
 }
 

@@ -202,6 +202,7 @@ impl Req<'_> {
         for (k, v) in &self.tampered {
             signed.insert(http::HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
         }
+        let is_put = self.method == Method::PUT;
         let mut req = http::Request::builder().method(self.method).uri(&self.path);
         for (k, v) in signed.iter() {
             req = req.header(k, v);
@@ -209,7 +210,8 @@ impl Req<'_> {
         let body = match self.stream {
             Some(s) => s,
             None => {
-                if !body.is_empty() && !signed.contains_key("content-length") {
+                // As HTTP clients do: a PUT always says its length, other requests when they have a body.
+                if (is_put || !body.is_empty()) && !signed.contains_key("content-length") {
                     req = req.header("content-length", body.len().to_string());
                 }
                 Body::from(body)

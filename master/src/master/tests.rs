@@ -195,6 +195,23 @@ async fn journal_entries_follow_commits_and_deletes() {
 }
 
 #[tokio::test]
+async fn a_caller_that_goes_away_after_the_commit_does_not_stop_the_move() {
+    let (m, dir) = master_with(&[]).await;
+    let key = crate::publish::PAUSED_KEY;
+    stage(dir.path(), "3", b"old");
+    let first = CommitObjectRequest { staging_key: "tmp/3".into(), ..commit(key, 3) };
+    m.commit_object(first).await.unwrap();
+    stage(dir.path(), "4", b"new");
+    let second = CommitObjectRequest { staging_key: "tmp/4".into(), ..commit(key, 4) };
+    // The caller is dropped while the commit is paused between the metadata and the move.
+    assert!(tokio::time::timeout(Duration::from_millis(100), m.commit_object(second)).await.is_err());
+    assert_eq!(m.lookup("bkt", key).await.unwrap().version, 4);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(std::fs::read(dir.path().join("bkt").join(key)).unwrap(), b"new");
+    assert!(!dir.path().join("bkt/%strata/tmp/4").exists());
+}
+
+#[tokio::test]
 async fn a_persist_moves_the_bytes_and_clears_the_journal_entry() {
     let (m, dir) = master_with(&[]).await;
     m.commit_object(journaled("k", 5, 7)).await.unwrap();
@@ -483,4 +500,88 @@ async fn a_syncing_mount_sees_changes_made_in_its_under_store() {
     assert_eq!(listed.objects.iter().map(|o| o.key.as_str()).collect::<Vec<_>>(), ["f", "g"]);
     std::fs::remove_file(src.join("f")).unwrap();
     assert_eq!(m.lookup("syn", "f").await.unwrap_err().kind, ErrorKind::NoSuchKey);
+}
+
+/// What a master that died between a commit and its move leaves: the object's new metadata
+/// and its publish intent, with the bytes still staged.
+async fn crashed_commit(m: &Master, key: &str, version: u64, staging: &str) {
+    use crate::schema::Schema;
+    let store = m.raw_store();
+    let (key, staging) = (key.to_string(), staging.to_string());
+    strata_common::kv::transact(store.as_ref(), |t| {
+        let (key, staging) = (key.clone(), staging.clone());
+        Box::pin(async move {
+            let current = t.object("bkt", &key).await?;
+            let meta = ObjectMeta { key: key.clone(), version, ..Default::default() };
+            t.replace_object("bkt", current.as_ref(), &meta).await?;
+            crate::publish::intend(t, "bkt", &key, &staging, version);
+            Ok(())
+        })
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_restarted_master_finishes_or_drops_interrupted_publishes() {
+    let (m, dir) = master_with(&[]).await;
+    let file = |k: &str| std::fs::read(dir.path().join("bkt").join(k)).ok();
+    // Committed, not moved: the move is finished.
+    stage(dir.path(), "1", b"old");
+    m.commit_object(CommitObjectRequest { staging_key: "tmp/1".into(), ..commit("a", 1) }).await.unwrap();
+    stage(dir.path(), "2", b"new");
+    crashed_commit(&m, "a", 2, "tmp/2").await;
+    // Superseded before the restart finished it (its bytes go, the newer ones stay).
+    stage(dir.path(), "3", b"b3");
+    crashed_commit(&m, "b", 3, "tmp/3").await;
+    stage(dir.path(), "4", b"b4");
+    m.commit_object(CommitObjectRequest { staging_key: "tmp/4".into(), ..commit("b", 4) }).await.unwrap();
+    // A delete whose file was not removed.
+    stage(dir.path(), "5", b"c");
+    m.commit_object(CommitObjectRequest { staging_key: "tmp/5".into(), ..commit("c", 5) }).await.unwrap();
+    m.delete_object("bkt", "c").await.unwrap();
+    std::fs::write(dir.path().join("bkt/c"), b"c").unwrap();
+    crashed_commit(&m, "c", 6, "").await;
+    m.delete_object("bkt", "c").await.unwrap();
+    std::fs::write(dir.path().join("bkt/c"), b"c").unwrap();
+    crashed_commit(&m, "c", 7, "").await;
+    let _ = m.objects.delete("bkt", "c", Some(7)).await;
+    // The restart.
+    m.finish_publishes().await;
+    assert_eq!(file("a").as_deref(), Some(&b"new"[..]));
+    assert_eq!(file("b").as_deref(), Some(&b"b4"[..]));
+    assert_eq!(file("c"), None);
+    for v in ["2", "3", "4"] {
+        assert!(!dir.path().join("bkt/%strata/tmp").join(v).exists(), "tmp/{v} left");
+    }
+    let left = strata_common::kv::transact(m.raw_store().as_ref(), |t| {
+        Box::pin(async move { crate::schema::Schema::publish_intents(t).await })
+    })
+    .await
+    .unwrap();
+    assert!(left.is_empty(), "intents left: {left:?}");
+}
+
+#[tokio::test]
+async fn dead_writes_staged_files_are_reclaimed_and_claimed_ones_kept() {
+    let (m, dir) = master_with(&[]).await;
+    stage(dir.path(), "dead", b"x");
+    stage(dir.path(), "7#1", b"cut off"); // an object store's temporary file, hidden from listings
+    stage(dir.path(), "pending", b"y");
+    crashed_commit(&m, "k", 9, "tmp/pending").await;
+    let u = m.create_upload(Upload { bucket: "bkt".into(), key: "k".into(), ..Default::default() }).await.unwrap();
+    let parts = dir.path().join("%strata/uploads/x");
+    std::fs::create_dir_all(&parts).unwrap();
+    std::fs::write(parts.join("1-5"), b"part").unwrap();
+    std::fs::write(parts.join("2-6"), b"dead part").unwrap();
+    let part = PartMeta { number: 1, staging_path: "uploads/x/1-5".into(), ..Default::default() };
+    m.commit_part(CommitPartRequest { upload: Some(upload_ref(&u.upload_id)), part: Some(part) }).await.unwrap();
+    // Young files stay, whoever claims them.
+    assert_eq!(m.reclaim_staging(Duration::from_secs(3600)).await.unwrap(), 0);
+    assert_eq!(m.reclaim_staging(Duration::ZERO).await.unwrap(), 3);
+    assert!(!dir.path().join("bkt/%strata/tmp/dead").exists());
+    assert!(!dir.path().join("bkt/%strata/tmp/7#1").exists());
+    assert!(!parts.join("2-6").exists());
+    assert!(dir.path().join("bkt/%strata/tmp/pending").exists());
+    assert!(parts.join("1-5").exists());
 }

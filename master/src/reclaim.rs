@@ -1,0 +1,120 @@
+//! Reclaiming staged files (`%strata/` of each mount) whose write died with its process: a file
+//! is deleted only when it is older than a grace period (a live write keeps touching its file, a
+//! finished one is committed within moments) and no multipart part or publish intent names it.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures::TryStreamExt;
+use object_store::ObjectStoreExt;
+use object_store::path::Path;
+use strata_common::kv::{KvStore, transact};
+use strata_common::proto::Mount;
+use strata_common::ufs::{STAGING_DIR, UfsRegistry, staging_path};
+use strata_common::{Error, Result};
+
+use crate::schema::Schema;
+
+/// Deletes every unclaimed staged file older than `grace` in the root under store (multipart
+/// parts) and every writable mount; returns how many it deleted.
+pub(crate) async fn sweep(store: &dyn KvStore, ufs: &UfsRegistry, root: Mount, grace: Duration) -> Result<usize> {
+    // Read before listing: a file staged after this read is younger than `grace` when listed.
+    let (buckets, claimed) = transact(store, |t| {
+        Box::pin(async move {
+            let mut claimed: HashSet<String> = t.all_parts().await?.into_iter().map(|p| p.staging_path).collect();
+            claimed.extend(t.publish_intents().await?.into_iter().map(|i| i.staging));
+            Ok((t.buckets().await?, claimed))
+        })
+    })
+    .await?;
+    let cutoff = chrono::Utc::now() - grace;
+    let mut mounts = vec![root];
+    mounts.extend(buckets.into_iter().filter_map(|b| b.mount).filter(|m| !m.read_only));
+    mounts.dedup_by(|a, b| a.uri == b.uri);
+    let mut deleted = 0;
+    for mount in mounts {
+        for f in staged_files(ufs, &mount).await? {
+            if f.modified > cutoff || claimed.contains(&f.name) {
+                continue;
+            }
+            match f.delete(ufs, &mount).await {
+                Ok(()) => deleted += 1,
+                Err(e) => {
+                    tracing::warn!(file = f.name, mount = mount.uri, "cannot delete a dead write's staged file: {e}")
+                }
+            }
+        }
+    }
+    if deleted > 0 {
+        tracing::info!(deleted, "deleted staged files of writes that died");
+    }
+    Ok(deleted)
+}
+
+/// A file under `%strata/` of a mount, named relative to it.
+struct Staged {
+    name: String,
+    modified: DateTime<Utc>,
+    local: Option<PathBuf>,
+}
+
+impl Staged {
+    async fn delete(&self, ufs: &UfsRegistry, mount: &Mount) -> Result<()> {
+        if let Some(p) = &self.local {
+            return match std::fs::remove_file(p) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::internal(e.to_string())),
+                _ => Ok(()),
+            };
+        }
+        match ufs.open(mount)?.delete(&staging_path(&self.name)?).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(Error::internal(e.to_string())),
+        }
+    }
+}
+
+/// The staged files of a mount. A local folder is walked itself: the object store's listing
+/// hides the `name#N` files of writes cut off mid-way, which must go too.
+async fn staged_files(ufs: &UfsRegistry, mount: &Mount) -> Result<Vec<Staged>> {
+    let folder = url::Url::parse(&mount.uri).ok().filter(|u| u.scheme() == "file").and_then(|u| u.to_file_path().ok());
+    if let Some(root) = folder {
+        let dir = root.join(STAGING_DIR);
+        return tokio::task::spawn_blocking(move || {
+            let mut out = Vec::new();
+            walk(&dir, &dir, &mut out);
+            out
+        })
+        .await
+        .map_err(|e| Error::internal(e.to_string()));
+    }
+    let dir = Path::parse(STAGING_DIR).map_err(|e| Error::internal(format!("staging folder: {e}")))?;
+    let files: Vec<_> = ufs
+        .open(mount)?
+        .list(Some(&dir))
+        .try_collect()
+        .await
+        .map_err(|e| Error::internal(format!("cannot list the staged files of {}: {e}", mount.uri)))?;
+    Ok(files
+        .into_iter()
+        .map(|f| Staged {
+            name: f.location.as_ref().strip_prefix(STAGING_DIR).unwrap_or_default().trim_start_matches('/').into(),
+            modified: f.last_modified,
+            local: None,
+        })
+        .collect())
+}
+
+fn walk(base: &std::path::Path, dir: &std::path::Path, out: &mut Vec<Staged>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let (path, Ok(meta)) = (e.path(), e.metadata()) else { continue };
+        if meta.is_dir() {
+            walk(base, &path, out);
+        } else if let (Ok(rel), Ok(modified)) = (path.strip_prefix(base), meta.modified()) {
+            let name = rel.to_string_lossy().replace(std::path::MAIN_SEPARATOR, "/");
+            out.push(Staged { name, modified: modified.into(), local: Some(path) });
+        }
+    }
+}
