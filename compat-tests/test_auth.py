@@ -28,8 +28,9 @@ def test_unknown_key(strata):
     assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
 
 
-def test_anonymous_gets_access_denied_xml(strata):
-    r = requests.get(strata.endpoint + "/some-bucket/key")
+def test_anonymous_gets_access_denied_xml(strata, bucket):
+    # A private bucket: an anonymous request is denied (a missing bucket would be NoSuchBucket).
+    r = requests.get(f"{strata.endpoint}/{bucket}/key")
     assert r.status_code == 403
     assert r.headers["content-type"] == "application/xml"
     assert "<Code>AccessDenied</Code>" in r.text

@@ -19,6 +19,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub mod admin;
+pub mod admin_users;
 
 const REGION: &str = "us-east-1";
 
@@ -159,6 +160,13 @@ pub async fn run_local(
     while !registered.get() && !shutdown.is_cancelled() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    let admin = match &cfg.admin_listen {
+        Some(addr) => {
+            let (secret, listener) = (cluster_secret(&cfg, "master")?, bind(addr).await?);
+            Some(tokio::spawn(strata_master::run(master.clone(), secret, listener, shutdown.clone())))
+        }
+        None => None,
+    };
     let gw = Gateway::new(
         master.clone() as Arc<dyn MasterApi>,
         Some(Arc::new(worker) as Arc<dyn WorkerApi>),
@@ -181,6 +189,9 @@ pub async fn run_local(
     let served = serve(listener, router, shutdown.clone(), Duration::from_secs(30)).await;
     shutdown.cancel();
     let _ = hb.await;
+    if let Some(a) = admin {
+        let _ = a.await;
+    }
     master.drain_commits(JOBS_DRAIN).await;
     jobs.join(JOBS_DRAIN).await;
     served?;

@@ -35,7 +35,12 @@ struct Cli {
 #[derive(Subcommand)]
 enum Role {
     /// Master, worker and gateway in one process on embedded defaults.
-    Local,
+    Local {
+        /// Also serve the master's gRPC here (host:port), for `strata admin --master
+        /// http://HOST:PORT --data-dir <this data folder>` (users, keys, mounts ...).
+        #[arg(long)]
+        admin_listen: Option<String>,
+    },
     /// The metadata master.
     Master {
         /// Load this backup (from `strata admin backup` or a checkpoint) into the empty
@@ -100,11 +105,46 @@ enum Admin {
     },
     /// The TTL rules.
     Ttls,
+    /// S3 users (each has an id shown in ACLs, a display name and access keys).
+    User {
+        #[command(subcommand)]
+        cmd: UserCmd,
+    },
+    /// S3 access keys of users (the root key is in the master's credentials file).
+    Key {
+        #[command(subcommand)]
+        cmd: KeyCmd,
+    },
     /// Writes a consistent snapshot of the metadata to a file (restore: `strata master --restore`).
     Backup {
         /// The file to write.
         output: PathBuf,
     },
+}
+
+#[derive(Subcommand)]
+enum UserCmd {
+    /// Makes a user; ID is its canonical id in ACLs.
+    Create {
+        id: String,
+        #[arg(long)]
+        display_name: Option<String>,
+    },
+    List,
+    /// Deletes a user and its keys.
+    Delete {
+        id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeyCmd {
+    /// Makes an access key for USER and prints it with its secret (shown only this once).
+    Create { user: String },
+    /// The keys (of USER, or everyone's), without secrets.
+    List { user: Option<String> },
+    /// Revokes a key: every gateway refuses it within seconds.
+    Revoke { access_key: String },
 }
 
 fn config(cli: &Cli) -> Result<Config> {
@@ -158,7 +198,11 @@ async fn main() -> Result<()> {
     let cfg = config(&cli)?;
     let shutdown = shutdown_on_signal();
     match cli.role {
-        Role::Local => {
+        Role::Local { admin_listen } => {
+            let mut cfg = cfg;
+            if admin_listen.is_some() {
+                cfg.admin_listen = admin_listen;
+            }
             let listener = strata_common::ops::bind(&listen_addr(&cfg, DEFAULT_GATEWAY_ADDR)).await?;
             run_local(cfg, listener, shutdown, |info| {
                 println!("Strata is running (local mode: master, worker and gateway in one process).");
@@ -191,6 +235,22 @@ async fn main() -> Result<()> {
         Role::Admin { cmd: Admin::Unpin { target } } => strata::admin::pin(&cfg, &target, false).await,
         Role::Admin { cmd: Admin::Ttl { target, ttl, action } } => {
             strata::admin::ttl(&cfg, &target, &ttl, &action).await
+        }
+        Role::Admin { cmd: Admin::User { cmd: UserCmd::Create { id, display_name } } } => {
+            strata::admin_users::user_create(&cfg, &id, display_name.as_deref()).await
+        }
+        Role::Admin { cmd: Admin::User { cmd: UserCmd::List } } => strata::admin_users::user_list(&cfg).await,
+        Role::Admin { cmd: Admin::User { cmd: UserCmd::Delete { id } } } => {
+            strata::admin_users::user_delete(&cfg, &id).await
+        }
+        Role::Admin { cmd: Admin::Key { cmd: KeyCmd::Create { user } } } => {
+            strata::admin_users::key_create(&cfg, &user).await
+        }
+        Role::Admin { cmd: Admin::Key { cmd: KeyCmd::List { user } } } => {
+            strata::admin_users::key_list(&cfg, user.as_deref()).await
+        }
+        Role::Admin { cmd: Admin::Key { cmd: KeyCmd::Revoke { access_key } } } => {
+            strata::admin_users::key_revoke(&cfg, &access_key).await
         }
         Role::Admin { cmd: Admin::Ttls } => strata::admin::ttls(&cfg).await,
         Role::Admin { cmd: Admin::Backup { output } } => strata::admin::backup(&cfg, &output).await,

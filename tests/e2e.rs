@@ -149,6 +149,8 @@ async fn an_error_before_the_body_is_read_closes_the_connection() {
     // reusing the connection could take the body for the next request.
     let dir = tempfile::tempdir().unwrap();
     let run = start_local(dir.path()).await;
+    // An anonymous PUT into a private bucket is refused before its body is read.
+    assert_eq!(run.s3.put("/bkt", b"").await.status(), 200);
     let r = run.s3.http.put(format!("{}/bkt/k", run.s3.endpoint)).body("unsigned body").send().await.unwrap();
     assert_eq!(r.status(), 403);
     assert_eq!(r.headers().get("connection").map(|v| v.to_str().unwrap()), Some("close"));

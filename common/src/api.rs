@@ -45,8 +45,12 @@ pub trait MasterApi: Send + Sync + 'static {
     /// PutBucketCors; no rules removes the configuration.
     async fn set_bucket_cors(&self, req: SetCorsRequest) -> Result<()>;
 
-    /// The secret key of an S3 access key.
-    async fn get_credential(&self, access_key: &str) -> Result<String>;
+    /// The secret key of an S3 access key, and whose key it is.
+    async fn get_credential(&self, access_key: &str) -> Result<CredentialResponse>;
+    /// Changes a bucket's owner, ACL grants and/or PublicAccessBlock (each when its `set_`).
+    async fn set_bucket_access(&self, req: BucketAccessRequest) -> Result<Bucket>;
+    /// Replaces an object's ACL grants.
+    async fn set_object_acl(&self, req: ObjectAclRequest) -> Result<()>;
     /// The mount of a bucket; "" is the cluster's root under store (staging of multipart parts).
     async fn get_mount(&self, bucket: &str) -> Result<Mount>;
 

@@ -58,6 +58,9 @@ pub struct Config {
     pub checkpoint_interval_secs: u64,
     /// Masters: how often TTL rules are applied.
     pub ttl_check_interval_ms: u64,
+    /// `strata local`: also serve the master's gRPC on this host:port, for `strata admin` (behind
+    /// the cluster secret kept in the data folder). Unset: no admin port.
+    pub admin_listen: Option<String>,
     /// Masters: a staged file (`%strata/` of a mount) untouched this long and claimed by no
     /// part or commit is a dead write's and is deleted; checked every half of it.
     pub staging_grace_secs: u64,
@@ -119,6 +122,7 @@ impl Default for Config {
             checkpoint_uri: None,
             checkpoint_interval_secs: 3600,
             ttl_check_interval_ms: 60_000,
+            admin_listen: None,
             staging_grace_secs: 3600,
             dashboard_token: None,
         }

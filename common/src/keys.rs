@@ -22,6 +22,8 @@
 //! | ("pin", version u64)                        | empty: pages kept cached  |
 //! | ("j", worker u64, version u64)              | JournalEntry              |
 //! | ("ttl", bucket, prefix)                     | TtlRule                   |
+//! | ("user", user_id)                           | User                      |
+//! | ("ak", access_key)                          | AccessKey (its user's id) |
 //! | ("pi", bucket, key, version u64)            | PublishIntent: a commit whose under-store change may not have happened |
 
 const STRING: u8 = 0x02;
@@ -191,6 +193,19 @@ pub fn ttls() -> (Vec<u8>, Vec<u8>) {
     range(Tuple::new().str("ttl"))
 }
 
+pub fn user(id: &str) -> Vec<u8> {
+    Tuple::new().str("user").str(id).into_bytes()
+}
+pub fn users() -> (Vec<u8>, Vec<u8>) {
+    range(Tuple::new().str("user"))
+}
+pub fn access_key(access_key: &str) -> Vec<u8> {
+    Tuple::new().str("ak").str(access_key).into_bytes()
+}
+pub fn access_keys() -> (Vec<u8>, Vec<u8>) {
+    range(Tuple::new().str("ak"))
+}
+
 pub fn worker(id: u64) -> Vec<u8> {
     Tuple::new().str("w").u64(id).into_bytes()
 }
@@ -251,6 +266,8 @@ mod tests {
         assert_eq!(version_counter(), b"\x02meta\x00\x02version\x00");
         assert_eq!(worker_id_counter(), b"\x02meta\x00\x02worker_id\x00");
         assert_eq!(restoring(), b"\x02meta\x00\x02restoring\x00");
+        assert_eq!(user("u1"), b"\x02user\x00\x02u1\x00");
+        assert_eq!(access_key("AK"), b"\x02ak\x00\x02AK\x00");
     }
 
     #[test]
@@ -287,5 +304,9 @@ mod tests {
         assert!(!inside(buckets(), object("zz", "")));
         assert!(inside(ttls(), ttl("b", "")));
         assert!(inside(workers(), worker(u64::MAX)));
+        assert!(inside(users(), user("zz")));
+        assert!(!inside(users(), access_key("zz")));
+        assert!(inside(access_keys(), access_key("AK")));
+        assert!(!inside(access_keys(), user("AK")));
     }
 }

@@ -216,6 +216,27 @@ impl GrpcMaster {
     pub async fn backup(&self) -> Result<tonic::Streaming<BackupChunk>> {
         self.call(true, |mut c| async move { c.backup(Empty {}).await }).await
     }
+
+    pub async fn create_user(&self, user: User) -> Result<User> {
+        call!(self, false, create_user(user))
+    }
+    pub async fn list_users(&self) -> Result<Vec<User>> {
+        call!(self, true, list_users(Empty {})).map(|l| l.users)
+    }
+    pub async fn delete_user(&self, id: &str) -> Result<()> {
+        call!(self, false, delete_user(UserRef { id: id.into() })).map(|_| ())
+    }
+    /// A new key of the user, with its secret: the only time the secret is answered.
+    pub async fn create_key(&self, user_id: &str) -> Result<AccessKey> {
+        call!(self, false, create_key(UserRef { id: user_id.into() }))
+    }
+    /// The keys of a user ("" = all), secrets blank.
+    pub async fn list_keys(&self, user_id: &str) -> Result<Vec<AccessKey>> {
+        call!(self, true, list_keys(UserRef { id: user_id.into() })).map(|l| l.keys)
+    }
+    pub async fn revoke_key(&self, access_key: &str) -> Result<()> {
+        call!(self, false, revoke_key(CredentialRequest { access_key: access_key.into() })).map(|_| ())
+    }
 }
 
 #[async_trait]
@@ -274,8 +295,14 @@ impl MasterApi for GrpcMaster {
     async fn set_bucket_cors(&self, req: SetCorsRequest) -> Result<()> {
         call!(self, true, set_bucket_cors(req)).map(|_| ())
     }
-    async fn get_credential(&self, access_key: &str) -> Result<String> {
-        call!(self, true, get_credential(CredentialRequest { access_key: access_key.into() })).map(|c| c.secret_key)
+    async fn get_credential(&self, access_key: &str) -> Result<CredentialResponse> {
+        call!(self, true, get_credential(CredentialRequest { access_key: access_key.into() }))
+    }
+    async fn set_bucket_access(&self, req: BucketAccessRequest) -> Result<Bucket> {
+        call!(self, true, set_bucket_access(req))
+    }
+    async fn set_object_acl(&self, req: ObjectAclRequest) -> Result<()> {
+        call!(self, true, set_object_acl(req)).map(|_| ())
     }
     async fn get_mount(&self, bucket: &str) -> Result<Mount> {
         call!(self, true, get_mount(BucketName { name: bucket.into() }))

@@ -43,6 +43,10 @@ codes! {
     NoSuchWebsiteConfiguration => NOT_FOUND,
     ServerSideEncryptionConfigurationNotFoundError => NOT_FOUND,
     BucketAlreadyOwnedByYou => CONFLICT,
+    BucketAlreadyExists => CONFLICT,
+    NoSuchPublicAccessBlockConfiguration => NOT_FOUND,
+    UnexpectedContent => BAD_REQUEST,
+    MissingSecurityHeader => BAD_REQUEST,
     BucketNotEmpty => CONFLICT,
     ConditionalRequestConflict => CONFLICT,
     PreconditionFailed => PRECONDITION_FAILED,
@@ -202,8 +206,11 @@ mod tests {
             | "NoSuchCORSConfiguration"
             | "NoSuchLifecycleConfiguration"
             | "NoSuchWebsiteConfiguration"
-            | "ServerSideEncryptionConfigurationNotFoundError" => StatusCode::NOT_FOUND,
-            "BucketAlreadyOwnedByYou" | "BucketNotEmpty" | "ConditionalRequestConflict" => StatusCode::CONFLICT,
+            | "ServerSideEncryptionConfigurationNotFoundError"
+            | "NoSuchPublicAccessBlockConfiguration" => StatusCode::NOT_FOUND,
+            "BucketAlreadyOwnedByYou" | "BucketAlreadyExists" | "BucketNotEmpty" | "ConditionalRequestConflict" => {
+                StatusCode::CONFLICT
+            }
             "PreconditionFailed" => StatusCode::PRECONDITION_FAILED,
             "InvalidRange" => StatusCode::RANGE_NOT_SATISFIABLE,
             "MethodNotAllowed" => StatusCode::METHOD_NOT_ALLOWED,
@@ -228,7 +235,9 @@ mod tests {
             | "InvalidTag"
             | "MaxMessageLengthExceeded"
             | "InvalidStorageClass"
-            | "BadRequest" => StatusCode::BAD_REQUEST,
+            | "BadRequest"
+            | "UnexpectedContent"
+            | "MissingSecurityHeader" => StatusCode::BAD_REQUEST,
             "NotImplemented" => StatusCode::NOT_IMPLEMENTED,
             "ServiceUnavailable" => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
@@ -240,7 +249,7 @@ mod tests {
         for c in S3ErrorCode::ALL {
             assert_eq!(c.status(), status_before(c.as_str()), "{c}");
         }
-        assert_eq!(S3ErrorCode::ALL.len(), 45);
+        assert_eq!(S3ErrorCode::ALL.len(), 49);
     }
 
     #[test]

@@ -15,6 +15,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::access::Principal;
 use crate::auth;
 use crate::error::{S3Error, S3Result};
 use crate::ops::{self, config, cors};
@@ -43,8 +44,14 @@ async fn serve_s3(
     let secret_of = |ak| async move { g.secret_of(ak).await };
     let (method, path, headers, now) = (&parts.method, parts.uri.path(), &parts.headers, chrono::Utc::now());
     let vhost = host_bucket(host, gw.opts.domain.as_deref());
-    let auth = auth::authenticate(method, path, vhost.as_deref(), &query, headers, now, secret_of).await?;
-    auth::sigv4::check_scope_region(&auth, &gw.opts.region)?;
+    let (auth, principal) = if auth::is_anonymous(headers, &query) {
+        (auth::Auth::anonymous(), Principal::Anonymous)
+    } else {
+        let auth = auth::authenticate(method, path, vhost.as_deref(), &query, headers, now, secret_of).await?;
+        auth::sigv4::check_scope_region(&auth, &gw.opts.region)?;
+        let principal = gw.principal_of(&auth.access_key).await?;
+        (auth, principal)
+    };
     let ctx = Ctx {
         gw: gw.clone(),
         bucket: bucket.unwrap_or_default(),
@@ -52,6 +59,7 @@ async fn serve_s3(
         query,
         headers: parts.headers.clone(),
         auth,
+        principal,
     };
     ops::dispatch(ctx, endpoint, body).await
 }
@@ -161,6 +169,12 @@ fn op_name(e: &Endpoint) -> &'static str {
         Endpoint::PutBucketCors => "PutBucketCors",
         Endpoint::GetBucketCors => "GetBucketCors",
         Endpoint::DeleteBucketCors => "DeleteBucketCors",
+        Endpoint::PutObjectAcl => "PutObjectAcl",
+        Endpoint::GetBucketAcl => "GetBucketAcl",
+        Endpoint::PutBucketAcl => "PutBucketAcl",
+        Endpoint::GetPublicAccessBlock => "GetPublicAccessBlock",
+        Endpoint::PutPublicAccessBlock => "PutPublicAccessBlock",
+        Endpoint::DeletePublicAccessBlock => "DeletePublicAccessBlock",
         Endpoint::CorsPreflight => "CorsPreflight",
     }
 }

@@ -3,8 +3,11 @@
 //!
 //! Layers, each using only the ones below it: `http` (the front) → `ops` (one module per
 //! operation family, none using another) → `read` and `write` (the pipelines) → `request`,
-//! `headers`, `tags`, `body`, `auth`, `workers`, `state` → `router`, `xml`, `error`.
+//! `headers`, `tags`, `body`, `access` (who may do what), `auth`, `workers`, `state` → `acl`,
+//! `router`, `xml`, `error`.
 
+mod access;
+mod acl;
 mod auth;
 mod body;
 mod error;

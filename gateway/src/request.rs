@@ -4,6 +4,7 @@
 use axum::body::Body;
 use axum::http::HeaderMap;
 
+use crate::access::Principal;
 use crate::auth::Auth;
 use crate::error::{S3Error, S3ErrorCode, S3Result};
 use crate::router::Query;
@@ -18,6 +19,7 @@ pub struct Ctx {
     pub query: Query,
     pub headers: HeaderMap,
     pub auth: Auth,
+    pub principal: Principal,
 }
 
 impl Ctx {
@@ -27,7 +29,8 @@ impl Ctx {
 
     /// The owner shown in listings: the requester.
     pub fn owner(&self) -> xml::Owner {
-        xml::Owner { id: self.auth.access_key.clone(), display_name: self.auth.access_key.clone() }
+        let o = self.principal.owner();
+        xml::Owner { id: o.id, display_name: o.display_name }
     }
 }
 

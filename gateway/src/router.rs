@@ -53,6 +53,12 @@ pub enum Endpoint {
     PutBucketCors,
     GetBucketCors,
     DeleteBucketCors,
+    GetBucketAcl,
+    PutBucketAcl,
+    PutObjectAcl,
+    GetPublicAccessBlock,
+    PutPublicAccessBlock,
+    DeletePublicAccessBlock,
     /// A CORS preflight (`OPTIONS`), answered before authentication as browsers send none.
     CorsPreflight,
 }
@@ -60,7 +66,6 @@ pub enum Endpoint {
 /// The bucket configurations whose GET is answered as AWS answers a bucket that has none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BucketConfig {
-    Acl,
     Encryption,
     Lifecycle,
     Logging,
@@ -70,7 +75,6 @@ pub enum BucketConfig {
 }
 
 const BUCKET_CONFIGS: &[(&str, BucketConfig)] = &[
-    ("acl", BucketConfig::Acl),
     ("encryption", BucketConfig::Encryption),
     ("lifecycle", BucketConfig::Lifecycle),
     ("logging", BucketConfig::Logging),
@@ -79,13 +83,26 @@ const BUCKET_CONFIGS: &[(&str, BucketConfig)] = &[
     ("website", BucketConfig::Website),
 ];
 
-/// A GET of a configuration sub-resource of a bucket, or of an object's ACL.
+/// The ACL and PublicAccessBlock operations.
+fn access_endpoint(method: &Method, bucket: Option<&str>, key: Option<&str>, q: &Query) -> Option<Endpoint> {
+    bucket?;
+    let e = match (key.is_some(), method.as_str()) {
+        (true, "GET") if q.has("acl") => Endpoint::GetObjectAcl,
+        (true, "PUT") if q.has("acl") => Endpoint::PutObjectAcl,
+        (false, "GET") if q.has("acl") => Endpoint::GetBucketAcl,
+        (false, "PUT") if q.has("acl") => Endpoint::PutBucketAcl,
+        (false, "GET") if q.has("publicAccessBlock") => Endpoint::GetPublicAccessBlock,
+        (false, "PUT") if q.has("publicAccessBlock") => Endpoint::PutPublicAccessBlock,
+        (false, "DELETE") if q.has("publicAccessBlock") => Endpoint::DeletePublicAccessBlock,
+        _ => return None,
+    };
+    Some(e)
+}
+
+/// A GET of a configuration sub-resource of a bucket.
 fn config_get(method: &Method, bucket: Option<&str>, key: Option<&str>, q: &Query) -> Option<Endpoint> {
-    if *method != Method::GET || bucket.is_none() {
+    if *method != Method::GET || bucket.is_none() || key.is_some() {
         return None;
-    }
-    if key.is_some() {
-        return q.has("acl").then_some(Endpoint::GetObjectAcl);
     }
     BUCKET_CONFIGS.iter().find(|(sub, _)| q.has(sub)).map(|(_, c)| Endpoint::GetBucketConfig(*c))
 }
@@ -159,7 +176,7 @@ pub fn route(
     if *method == Method::OPTIONS && bucket.is_some() {
         return Ok(Endpoint::CorsPreflight);
     }
-    if let Some(e) = config_get(method, bucket, key, q) {
+    if let Some(e) = access_endpoint(method, bucket, key, q).or_else(|| config_get(method, bucket, key, q)) {
         return Ok(e);
     }
     if *method == Method::GET && key.is_some() && q.has("attributes") {
@@ -258,11 +275,15 @@ pub fn split_target(
     host: Option<&str>,
     domain: Option<&str>,
 ) -> S3Result<(Option<String>, Option<String>)> {
+    // Not UTF-8, or C1 control characters (U+0080..U+009F: what bytes of another encoding
+    // become when read as Latin-1), as AWS refuses them.
     let decode = |s: &str| {
         percent_decode_str(s)
             .decode_utf8()
+            .ok()
+            .filter(|c| !c.chars().any(|ch| ('\u{80}'..='\u{9f}').contains(&ch)))
             .map(|c| c.into_owned())
-            .map_err(|_| S3Error::new(S3ErrorCode::InvalidURI, "Couldn't parse the specified URI."))
+            .ok_or_else(|| S3Error::new(S3ErrorCode::InvalidURI, "Couldn't parse the specified URI."))
     };
     let host_bucket = host_bucket(host, domain);
     let path = raw_path.strip_prefix('/').unwrap_or(raw_path);
@@ -316,8 +337,13 @@ mod tests {
         );
         assert_eq!(r(Method::GET, "/b/k?uploadId=u1"), Ok(Endpoint::ListParts { upload_id: "u1".into() }));
         assert_eq!(r(Method::PUT, "/b/k?partNumber=0&uploadId=u").unwrap_err().code, S3ErrorCode::InvalidArgument);
-        assert_eq!(r(Method::GET, "/b?acl"), Ok(Endpoint::GetBucketConfig(BucketConfig::Acl)));
-        assert_eq!(r(Method::PUT, "/b?acl").unwrap_err().code, S3ErrorCode::NotImplemented);
+        assert_eq!(r(Method::GET, "/b?acl"), Ok(Endpoint::GetBucketAcl));
+        assert_eq!(r(Method::PUT, "/b?acl"), Ok(Endpoint::PutBucketAcl));
+        assert_eq!(r(Method::PUT, "/b/k?acl"), Ok(Endpoint::PutObjectAcl));
+        assert_eq!(r(Method::POST, "/b?acl").unwrap_err().code, S3ErrorCode::NotImplemented);
+        assert_eq!(r(Method::GET, "/b?publicAccessBlock"), Ok(Endpoint::GetPublicAccessBlock));
+        assert_eq!(r(Method::PUT, "/b?publicAccessBlock"), Ok(Endpoint::PutPublicAccessBlock));
+        assert_eq!(r(Method::DELETE, "/b?publicAccessBlock"), Ok(Endpoint::DeletePublicAccessBlock));
         assert_eq!(r(Method::GET, "/b/k?tagging"), Ok(Endpoint::GetObjectTagging));
         assert_eq!(r(Method::PUT, "/b?tagging"), Ok(Endpoint::PutBucketTagging));
         assert_eq!(r(Method::PATCH, "/b/k").unwrap_err().code, S3ErrorCode::MethodNotAllowed);
@@ -362,7 +388,6 @@ mod tests {
     #[test]
     fn configuration_gets_are_answered() {
         let cases = [
-            ("acl", BucketConfig::Acl),
             ("encryption", BucketConfig::Encryption),
             ("lifecycle", BucketConfig::Lifecycle),
             ("logging", BucketConfig::Logging),
@@ -424,6 +449,8 @@ mod tests {
     #[test]
     fn bad_percent_encoding_is_an_invalid_uri() {
         assert_eq!(r(Method::GET, "/b/%FF").unwrap_err().code, S3ErrorCode::InvalidURI);
+        assert_eq!(r(Method::GET, "/b/%C2%AE%C2%8A-").unwrap_err().code, S3ErrorCode::InvalidURI);
+        assert_eq!(r(Method::GET, "/b/%C2%AE-%C3%A9"), Ok(Endpoint::GetObject));
         assert_eq!(Query::parse(Some("prefix=%C3")).unwrap_err().code, S3ErrorCode::InvalidURI);
     }
 

@@ -5,10 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use strata_common::api::{MasterApi, WorkerApi};
-use strata_common::proto::Mount;
+use strata_common::proto::{CredentialResponse, Mount};
 use strata_common::ttl_cache::TtlCache;
 use strata_common::ufs::UfsRegistry;
 
+use crate::access::Principal;
 use crate::error::S3Result;
 use crate::workers::WorkerPool;
 
@@ -26,15 +27,16 @@ pub struct Gateway(Arc<Inner>);
 pub struct Inner {
     pub(crate) master: Arc<dyn MasterApi>,
     pub(crate) workers: WorkerPool,
-    secrets: TtlCache<String, String>,
+    secrets: TtlCache<String, CredentialResponse>,
     pub(crate) opts: GatewayOptions,
     /// Under stores, for reads when no worker is alive.
     pub(crate) ufs: UfsRegistry,
     mounts: TtlCache<String, Mount>,
 }
 
-/// How long a looked-up secret key is trusted.
-const SECRET_TTL: Duration = Duration::from_secs(60);
+/// How long a looked-up secret key (and whose it is) is trusted: a revoked key stops working
+/// within this time on every gateway.
+const SECRET_TTL: Duration = Duration::from_secs(5);
 /// How long a mount is trusted for direct reads and write types.
 const MOUNT_TTL: Duration = Duration::from_secs(10);
 
@@ -56,10 +58,19 @@ impl Gateway {
         }))
     }
 
-    /// The secret key of an access key, trusted for a minute.
+    /// The secret key of an access key, trusted for a few seconds.
     pub(crate) async fn secret_of(&self, access_key: String) -> S3Result<String> {
+        Ok(self.credential(access_key).await?.secret_key)
+    }
+
+    /// Whose an (authenticated) access key is.
+    pub(crate) async fn principal_of(&self, access_key: &str) -> S3Result<Principal> {
+        Ok(Principal::of(&self.credential(access_key.to_string()).await?))
+    }
+
+    async fn credential(&self, access_key: String) -> strata_common::Result<CredentialResponse> {
         let fetch = self.0.master.get_credential(&access_key);
-        Ok(self.0.secrets.get_or_fetch(access_key.clone(), fetch).await?)
+        self.0.secrets.get_or_fetch(access_key.clone(), fetch).await
     }
 
     /// A bucket's mount, trusted for a few seconds.

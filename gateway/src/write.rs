@@ -268,6 +268,8 @@ pub struct Described {
     pub headers: HashMap<String, String>,
     pub user_metadata: HashMap<String, String>,
     pub tags: HashMap<String, String>,
+    /// The object's owner and ACL grants.
+    pub acl: (crate::acl::Owner, Vec<strata_common::proto::Grant>),
 }
 
 /// Commits the metadata of bytes written to `staging` as the object of the request's key,
@@ -295,6 +297,9 @@ pub async fn commit_written(
         tags: described.tags,
         journal_worker,
         persist_pending,
+        owner: described.acl.0.id,
+        owner_display_name: described.acl.0.display_name,
+        grants: described.acl.1,
     };
     let (if_match, if_none_match_any) = conditions.to_wire();
     let req = CommitObjectRequest {

@@ -26,3 +26,6 @@ mod errors;
 
 #[path = "ops/config.rs"]
 mod config;
+
+#[path = "ops/access.rs"]
+mod access;

@@ -33,8 +33,6 @@ impl Buckets {
             name: name.to_string(),
             created_ms: ids::now_ms(),
             mount: Some(Mount { uri: format!("{}/{name}", self.root_ufs), ..Default::default() }),
-            owner: String::new(),
-            tags: Default::default(),
             ..Default::default()
         };
         // The folder first: a bucket that exists always has one.

@@ -94,8 +94,16 @@ service! {
     set_tags(SetTagsRequest) -> Empty = |m, r| async { m.set_tags(r).await.map(|_| Empty {}) };
     set_bucket_cors(SetCorsRequest) -> Empty = |m, r| async { m.set_bucket_cors(r).await.map(|_| Empty {}) };
     get_credential(CredentialRequest) -> CredentialResponse = |m, r| async {
-        m.get_credential(&r.access_key).await.map(|secret_key| CredentialResponse { access_key: r.access_key.clone(), secret_key })
+        m.get_credential(&r.access_key).await
     };
+    set_bucket_access(BucketAccessRequest) -> Bucket = |m, r| m.set_bucket_access(r);
+    set_object_acl(ObjectAclRequest) -> Empty = |m, r| async { m.set_object_acl(r).await.map(|_| Empty {}) };
+    create_user(User) -> User = |m, r| m.create_user(r);
+    list_users(Empty) -> UserList = |m, _r| async { m.list_users().await.map(|users| UserList { users }) };
+    delete_user(UserRef) -> Empty = |m, r| async { m.delete_user(&r.id).await.map(|_| Empty {}) };
+    create_key(UserRef) -> AccessKey = |m, r| async { m.create_key(&r.id).await };
+    list_keys(UserRef) -> AccessKeyList = |m, r| async { m.list_keys(&r.id).await.map(|keys| AccessKeyList { keys }) };
+    revoke_key(CredentialRequest) -> Empty = |m, r| async { m.revoke_key(&r.access_key).await.map(|_| Empty {}) };
     get_mount(BucketName) -> Mount = |m, r| m.get_mount(&r.name);
     register_worker(WorkerInfo) -> WorkerInfo = |m, r| m.register_worker(r);
     heartbeat(HeartbeatRequest) -> HeartbeatResponse = |m, r| m.heartbeat(r);

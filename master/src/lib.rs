@@ -20,6 +20,7 @@
 //! component's method (e.g. `objects.rs`); one line in `master.rs`'s `impl MasterApi` and one in
 //! `grpc.rs`'s `service!`.
 
+mod acl;
 pub mod backup;
 mod buckets;
 mod credentials;
@@ -42,6 +43,7 @@ mod sync;
 mod ttl;
 pub mod ui;
 mod uploads;
+mod users;
 mod versions;
 
 pub use credentials::RootCredentials;

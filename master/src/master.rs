@@ -11,9 +11,10 @@ use strata_common::api::MasterApi;
 use strata_common::kv::KvStore;
 use strata_common::proto::*;
 use strata_common::ufs::UfsRegistry;
-use strata_common::{Error, ErrorKind, Result, ids};
+use strata_common::{Error, Result, ids};
 use tokio_util::task::TaskTracker;
 
+use crate::acl::Acls;
 use crate::buckets::Buckets;
 use crate::credentials::RootCredentials;
 use crate::ha::{HaState, stored_epoch};
@@ -26,6 +27,7 @@ use crate::store::fenced::FencedStore;
 use crate::sync::UfsSync;
 use crate::ttl::Ttl;
 use crate::uploads::Uploads;
+use crate::users::Users;
 use crate::versions::Versions;
 
 pub struct MasterOptions {
@@ -46,7 +48,8 @@ pub struct Master {
     raw_store: Arc<dyn KvStore>,
     store_name: String,
     ha: Arc<HaState>,
-    credentials: RootCredentials,
+    users: Users,
+    acls: Acls,
     worker_timeout: Duration,
     versions: Arc<Versions>,
     membership: Membership,
@@ -86,7 +89,8 @@ impl Master {
             store_name: raw_store.name().to_string(),
             raw_store,
             ha,
-            credentials: opts.credentials,
+            users: Users::new(store.clone(), opts.credentials),
+            acls: Acls::new(store.clone()),
             worker_timeout: opts.worker_timeout,
             versions,
             membership: Membership::new(store.clone(), opts.worker_timeout),
@@ -197,6 +201,24 @@ impl Master {
     pub async fn list_mounts(&self) -> Result<Vec<Bucket>> {
         self.mounts.list().await
     }
+    pub async fn create_user(&self, user: User) -> Result<User> {
+        self.users.create_user(user).await
+    }
+    pub async fn list_users(&self) -> Result<Vec<User>> {
+        self.users.list_users().await
+    }
+    pub async fn delete_user(&self, id: &str) -> Result<()> {
+        self.users.delete_user(id).await
+    }
+    pub async fn create_key(&self, user_id: &str) -> Result<AccessKey> {
+        self.users.create_key(user_id).await
+    }
+    pub async fn list_keys(&self, user_id: &str) -> Result<Vec<AccessKey>> {
+        self.users.list_keys(user_id).await
+    }
+    pub async fn revoke_key(&self, access_key: &str) -> Result<()> {
+        self.users.revoke_key(access_key).await
+    }
     pub async fn pin(&self, bucket: &str, prefix: &str, pinned: bool) -> Result<u64> {
         self.mounts.pin(bucket, prefix, pinned).await
     }
@@ -284,14 +306,14 @@ impl MasterApi for Master {
     async fn set_bucket_cors(&self, req: SetCorsRequest) -> Result<()> {
         self.objects.set_bucket_cors(req).await
     }
-    async fn get_credential(&self, access_key: &str) -> Result<String> {
-        if ids::secret_eq(access_key, &self.credentials.access_key) {
-            return Ok(self.credentials.secret_key.clone());
-        }
-        Err(Error::new(
-            ErrorKind::InvalidAccessKeyId,
-            "The AWS Access Key Id you provided does not exist in our records.",
-        ))
+    async fn get_credential(&self, access_key: &str) -> Result<CredentialResponse> {
+        self.users.credential(access_key).await
+    }
+    async fn set_bucket_access(&self, req: BucketAccessRequest) -> Result<Bucket> {
+        self.acls.set_bucket_access(req).await
+    }
+    async fn set_object_acl(&self, req: ObjectAclRequest) -> Result<()> {
+        self.acls.set_object_acl(req).await
     }
     async fn get_mount(&self, bucket: &str) -> Result<Mount> {
         self.buckets.mount_of(bucket).await

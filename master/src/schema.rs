@@ -496,5 +496,8 @@ impl Schema for Txn {
     }
 }
 
+mod users;
+pub(crate) use users::UserSchema;
+
 #[cfg(test)]
 mod tests;

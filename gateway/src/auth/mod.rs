@@ -13,6 +13,26 @@ pub use sigv4::{Auth, Payload};
 use crate::error::S3Result;
 use crate::router::Query;
 
+/// A request that carries no signature at all (no Authorization header, no presigned
+/// parameters): an anonymous one, allowed only where an ACL grants AllUsers.
+pub fn is_anonymous(headers: &HeaderMap, q: &Query) -> bool {
+    !sigv4::has_auth(headers, q) && !q.has("X-Amz-Credential") && !q.has("Signature")
+}
+
+impl Auth {
+    /// An anonymous request's: no key, its body unsigned.
+    pub fn anonymous() -> Auth {
+        Auth {
+            access_key: String::new(),
+            payload: Payload::Unsigned,
+            signing_key: Vec::new(),
+            amz_date: String::new(),
+            scope: String::new(),
+            signature: String::new(),
+        }
+    }
+}
+
 /// Checks the request's signature, SigV2 or SigV4 by what it carries. `bucket_from_host`: the
 /// bucket of a virtual-hosted-style request (SigV2 signs it); `secret_of` finds the secret key
 /// of an access key.

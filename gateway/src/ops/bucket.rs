@@ -25,7 +25,7 @@ pub async fn list_buckets(ctx: &Ctx) -> S3Result<Response> {
     let after = ctx.query.get("continuation-token").unwrap_or("");
     let mut buckets = ctx.gw.master.list_buckets().await?;
     buckets.sort_by(|a, b| a.name.cmp(&b.name));
-    buckets.retain(|b| b.name.starts_with(prefix) && b.name.as_str() > after);
+    buckets.retain(|b| b.name.starts_with(prefix) && b.name.as_str() > after && ctx.principal.is(&b.owner));
     let more = max.is_some_and(|m| buckets.len() > m);
     buckets.truncate(max.unwrap_or(usize::MAX));
     let continuation_token = if more { buckets.last().map(|b| b.name.clone()) } else { None };
@@ -55,23 +55,10 @@ pub async fn create_bucket(ctx: &Ctx, body: Body) -> S3Result<Response> {
         tracing::debug!(location = ?conf.location_constraint, "CreateBucket location constraint accepted");
         location = conf.location_constraint.filter(|l| !l.is_empty());
     }
-    match ctx.gw.master.create_bucket(&ctx.bucket).await {
-        // AWS's legacy rule in us-east-1: creating a bucket one has (without a location
-        // constraint) succeeds and leaves the bucket as it is.
-        Err(e)
-            if e.is(strata_common::ErrorKind::BucketAlreadyOwnedByYou)
-                && ctx.gw.opts.region == "us-east-1"
-                && location.is_none() =>
-        {
-            let owner = ctx.gw.master.get_bucket(&ctx.bucket).await?.owner;
-            if !owner.is_empty() && owner != ctx.auth.access_key {
-                return Err(e.into());
-            }
-        }
-        r => {
-            r?;
-        }
-    }
+    // AWS's legacy rule in us-east-1: creating a bucket one has (without a location
+    // constraint) succeeds and leaves the bucket as it is.
+    let legacy = ctx.gw.opts.region == "us-east-1" && location.is_none();
+    super::acl::bucket_created(ctx, ctx.gw.master.create_bucket(&ctx.bucket).await, legacy).await?;
     let mut r = empty(StatusCode::OK);
     if let Ok(v) = HeaderValue::from_str(&format!("/{}", ctx.bucket)) {
         r.headers_mut().insert("location", v);

@@ -1,8 +1,7 @@
 //! GETs of the bucket configurations Strata does not keep (policy, lifecycle, encryption,
 //! website, logging, request payment), answered as AWS answers for a bucket that has none, so
 //! that clients which ask (`s3cmd info`, SDK helpers, Terraform) see "none set" rather than
-//! NotImplemented; and the ACLs, which are always the owner's FULL_CONTROL (every bucket and
-//! object is private to the cluster's credentials).
+//! NotImplemented. ACLs are kept (`ops::acl`), and so is CORS (`ops::cors`).
 
 use axum::body::Body;
 use axum::http::HeaderValue;
@@ -11,12 +10,11 @@ use axum::response::Response;
 use crate::error::{S3Error, S3ErrorCode, S3Result};
 use crate::request::Ctx;
 use crate::router::BucketConfig;
-use crate::xml::{self, NS};
+use crate::xml::NS;
 
 /// The operation's name, for metrics and logs.
 pub fn op_name(c: BucketConfig) -> &'static str {
     match c {
-        BucketConfig::Acl => "GetBucketAcl",
         BucketConfig::Encryption => "GetBucketEncryption",
         BucketConfig::Lifecycle => "GetBucketLifecycleConfiguration",
         BucketConfig::Logging => "GetBucketLogging",
@@ -30,7 +28,6 @@ pub async fn get_bucket_config(ctx: &Ctx, c: BucketConfig) -> S3Result<Response>
     ctx.gw.master.get_bucket(&ctx.bucket).await?;
     let none = |code, message: &str| Err(S3Error::new(code, message));
     match c {
-        BucketConfig::Acl => Ok(acl_response(&ctx.owner())),
         BucketConfig::Encryption => none(
             S3ErrorCode::ServerSideEncryptionConfigurationNotFoundError,
             "The server side encryption configuration was not found",
@@ -49,23 +46,6 @@ pub async fn get_bucket_config(ctx: &Ctx, c: BucketConfig) -> S3Result<Response>
             none(S3ErrorCode::NoSuchWebsiteConfiguration, "The specified bucket does not have a website configuration")
         }
     }
-}
-
-pub async fn get_object_acl(ctx: &Ctx) -> S3Result<Response> {
-    ctx.gw.master.lookup(&ctx.bucket, &ctx.key).await?;
-    Ok(acl_response(&ctx.owner()))
-}
-
-/// The owner's FULL_CONTROL, with the owner as ListBuckets shows it.
-fn acl_response(owner: &xml::Owner) -> Response {
-    let esc = |s: &str| quick_xml::escape::escape(s).into_owned();
-    let (id, name) = (esc(&owner.id), esc(&owner.display_name));
-    let who = format!("<ID>{id}</ID><DisplayName>{name}</DisplayName>");
-    xml_body(format!(
-        "<AccessControlPolicy xmlns=\"{NS}\"><Owner>{who}</Owner><AccessControlList><Grant>\
-         <Grantee xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" xsi:type=\"CanonicalUser\">{who}</Grantee>\
-         <Permission>FULL_CONTROL</Permission></Grant></AccessControlList></AccessControlPolicy>"
-    ))
 }
 
 fn xml_body(doc: String) -> Response {

@@ -112,7 +112,8 @@ pub async fn copy_object(ctx: &Ctx) -> S3Result<Response> {
     let staging = format!("tmp/{version}");
     let dest = WriteRequest { loc: UfsLocation::staging(&ctx.bucket, &staging), version, cache: true, journal: false };
     let (written, verified) = copy_bytes(ctx, &src_bucket, &src, (0, src.size), algo, dest).await?;
-    let described = Described { headers, user_metadata, tags };
+    let acl = crate::access::new_object_acl(ctx).await?;
+    let described = Described { headers, user_metadata, tags, acl };
     let meta = commit_written(ctx, described, (version, staging), (written, verified), &conditions, (0, false)).await?;
     let result = xml::CopyResult {
         xmlns: NS,

@@ -2,6 +2,7 @@
 //! An operation module uses the pipelines (`read`, `write`) and helpers below it, never
 //! another operation module.
 
+mod acl;
 mod attributes;
 mod bucket;
 pub mod config;
@@ -22,6 +23,7 @@ use crate::request::Ctx;
 use crate::router::Endpoint;
 
 pub async fn dispatch(ctx: Ctx, endpoint: Endpoint, body: Body) -> S3Result<Response> {
+    crate::access::authorize(&ctx, &endpoint).await?;
     match endpoint {
         Endpoint::ListBuckets => bucket::list_buckets(&ctx).await,
         Endpoint::CreateBucket => bucket::create_bucket(&ctx, body).await,
@@ -55,7 +57,13 @@ pub async fn dispatch(ctx: Ctx, endpoint: Endpoint, body: Body) -> S3Result<Resp
         Endpoint::PutBucketTagging => tagging::put(&ctx, true, body).await,
         Endpoint::DeleteBucketTagging => tagging::delete(&ctx, true).await,
         Endpoint::GetBucketConfig(c) => config::get_bucket_config(&ctx, c).await,
-        Endpoint::GetObjectAcl => config::get_object_acl(&ctx).await,
+        Endpoint::GetObjectAcl => acl::get_object_acl(&ctx).await,
+        Endpoint::PutObjectAcl => acl::put_object_acl(&ctx, body).await,
+        Endpoint::GetBucketAcl => acl::get_bucket_acl(&ctx).await,
+        Endpoint::PutBucketAcl => acl::put_bucket_acl(&ctx, body).await,
+        Endpoint::GetPublicAccessBlock => acl::get_public_access_block(&ctx).await,
+        Endpoint::PutPublicAccessBlock => acl::put_public_access_block(&ctx, body).await,
+        Endpoint::DeletePublicAccessBlock => acl::delete_public_access_block(&ctx).await,
         Endpoint::GetObjectAttributes => attributes::get_object_attributes(&ctx).await,
         Endpoint::PutBucketCors => cors::put(&ctx, body).await,
         Endpoint::GetBucketCors => cors::get(&ctx).await,

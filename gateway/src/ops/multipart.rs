@@ -65,6 +65,7 @@ pub async fn create(ctx: &Ctx) -> S3Result<Response> {
     crate::write::check_storage_class(ctx)?;
     let algo = requested_algo(ctx)?;
     let kind = checksum_type_of(algo, ctx.header("x-amz-checksum-type"))?;
+    let acl = crate::access::new_object_acl(ctx).await?;
     let upload = ctx
         .gw
         .master
@@ -76,6 +77,9 @@ pub async fn create(ctx: &Ctx) -> S3Result<Response> {
             checksum_algorithm: algo.map(|a| a.name().to_string()).unwrap_or_default(),
             tags: tags::from_header(ctx.header("x-amz-tagging"))?,
             checksum_type: kind.unwrap_or_default().to_string(),
+            owner: acl.0.id,
+            owner_display_name: acl.0.display_name,
+            grants: acl.1,
             ..Default::default()
         })
         .await?;
@@ -289,6 +293,9 @@ pub async fn complete(ctx: &Ctx, upload_id: &str, body: Body) -> S3Result<Respon
             .map(|p| PartInfo { number: p.number, size: p.size, etag: p.etag.clone(), checksums: p.checksums.clone() })
             .collect(),
         tags: upload.tags,
+        owner: upload.owner,
+        owner_display_name: upload.owner_display_name,
+        grants: upload.grants,
         ..Default::default()
     };
     let (if_match, if_none_match_any) = conditions.to_wire();

@@ -21,7 +21,8 @@ pub async fn put_object(ctx: &Ctx, body: Body) -> S3Result<Response> {
     let conditions = write_conditions(ctx).await?;
     let mode = write_type(ctx).await?;
     let version = ctx.gw.master.allocate_version().await?;
-    let described = Described { headers: stored_headers(&ctx.headers), user_metadata, tags };
+    let acl = crate::access::new_object_acl(ctx).await?;
+    let described = Described { headers: stored_headers(&ctx.headers), user_metadata, tags, acl };
     let meta = if mode.journaled() {
         let (worker_id, written) = write_journaled(ctx, body, version).await?;
         let journal = (worker_id, mode == WriteType::AsyncThrough);

@@ -39,7 +39,7 @@ async fn acls_are_the_owners_full_control() {
     }
     env.get("/bkt/nokey?acl").await.assert_error(404, "NoSuchKey");
     env.get("/nobkt?acl").await.assert_error(404, "NoSuchBucket");
-    env.req("PUT", "/bkt?acl").send().await.assert_error(501, "NotImplemented");
+    env.req("PUT", "/bkt?acl").send().await.assert_error(400, "MissingSecurityHeader");
 }
 
 #[tokio::test]

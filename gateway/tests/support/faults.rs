@@ -108,9 +108,17 @@ impl MasterApi for FaultyMaster {
         self.check("set_bucket_cors")?;
         self.inner.set_bucket_cors(req).await
     }
-    async fn get_credential(&self, access_key: &str) -> Result<String> {
+    async fn get_credential(&self, access_key: &str) -> Result<CredentialResponse> {
         self.check("get_credential")?;
         self.inner.get_credential(access_key).await
+    }
+    async fn set_bucket_access(&self, req: BucketAccessRequest) -> Result<Bucket> {
+        self.check("set_bucket_access")?;
+        self.inner.set_bucket_access(req).await
+    }
+    async fn set_object_acl(&self, req: ObjectAclRequest) -> Result<()> {
+        self.check("set_object_acl")?;
+        self.inner.set_object_acl(req).await
     }
     async fn get_mount(&self, bucket: &str) -> Result<Mount> {
         self.check("get_mount")?;

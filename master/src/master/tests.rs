@@ -261,7 +261,7 @@ async fn tags_of_buckets_and_objects() {
 #[tokio::test]
 async fn credentials_and_versions() {
     let (m, _d) = master_with(&[]).await;
-    assert_eq!(m.get_credential("a").await.unwrap(), "s");
+    assert_eq!(m.get_credential("a").await.unwrap().secret_key, "s");
     assert_eq!(m.get_credential("b").await.unwrap_err().kind, ErrorKind::InvalidAccessKeyId);
     let (v1, v2) = (m.allocate_version().await.unwrap(), m.allocate_version().await.unwrap());
     assert!(v2 > v1 && v1 > 0);

@@ -1,0 +1,229 @@
+//! S3 users and their access keys, beside the root key of the credentials file. A key's secret
+//! is answered once, when it is created; listings leave it blank. A revoked key is gone from
+//! the store at once; gateways stop trusting their cached copy within their secret TTL.
+
+use std::sync::Arc;
+
+use strata_common::kv::{KvStore, transact};
+use strata_common::proto::{AccessKey, CredentialResponse, User};
+use strata_common::{Error, ErrorKind, Result, ids};
+
+use crate::credentials::RootCredentials;
+use crate::schema::UserSchema;
+
+pub(crate) struct Users {
+    store: Arc<dyn KvStore>,
+    root: RootCredentials,
+}
+
+fn no_such_key() -> Error {
+    Error::new(ErrorKind::InvalidAccessKeyId, "The AWS Access Key Id you provided does not exist in our records.")
+}
+
+fn no_such_user(id: &str) -> Error {
+    Error::new(ErrorKind::InvalidArgument, format!("no user {id:?}: `strata admin user list` shows them"))
+}
+
+/// A user id is shown in ACLs and typed by operators: printable ASCII, no spaces or quotes.
+fn check_user_id(id: &str) -> Result<()> {
+    let ok = (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"$._-@+=:".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!(
+            "user id {id:?}: use 1 to 128 letters, digits or any of $._-@+=: (it is the canonical id in ACLs)"
+        )))
+    }
+}
+
+impl Users {
+    pub(crate) fn new(store: Arc<dyn KvStore>, root: RootCredentials) -> Users {
+        Users { store, root }
+    }
+
+    /// The secret and the principal of an access key: the root key, or a user's.
+    pub(crate) async fn credential(&self, access_key: &str) -> Result<CredentialResponse> {
+        if ids::secret_eq(access_key, &self.root.access_key) {
+            return Ok(CredentialResponse {
+                access_key: access_key.into(),
+                secret_key: self.root.secret_key.clone(),
+                user_id: self.root.access_key.clone(),
+                display_name: self.root.access_key.clone(),
+                root: true,
+            });
+        }
+        let ak = access_key.to_string();
+        let found = transact(self.store.as_ref(), |t| {
+            let ak = ak.clone();
+            Box::pin(async move {
+                let Some(k) = t.access_key(&ak).await? else { return Ok(None) };
+                let user = t.user(&k.user_id).await?;
+                Ok(user.map(|u| (k, u)))
+            })
+        })
+        .await?;
+        let (k, u) = found.ok_or_else(no_such_key)?;
+        Ok(CredentialResponse {
+            access_key: k.access_key,
+            secret_key: k.secret_key,
+            user_id: u.id,
+            display_name: u.display_name,
+            root: false,
+        })
+    }
+
+    pub(crate) async fn create_user(&self, mut user: User) -> Result<User> {
+        check_user_id(&user.id)?;
+        if user.id == self.root.access_key {
+            return Err(Error::invalid("that id is the root key's: choose another"));
+        }
+        if user.display_name.is_empty() {
+            user.display_name = user.id.clone();
+        }
+        user.created_ms = ids::now_ms();
+        transact(self.store.as_ref(), |t| {
+            let u = user.clone();
+            Box::pin(async move {
+                if t.user(&u.id).await?.is_some() {
+                    return Err(Error::invalid(format!("user {:?} exists already", u.id)));
+                }
+                t.put_user(&u);
+                Ok(())
+            })
+        })
+        .await?;
+        tracing::info!(user = %user.id, "user created");
+        Ok(user)
+    }
+
+    pub(crate) async fn list_users(&self) -> Result<Vec<User>> {
+        transact(self.store.as_ref(), |t| Box::pin(async move { t.users().await })).await
+    }
+
+    /// The user and every key of theirs; buckets they own stay (the root key can reach them).
+    pub(crate) async fn delete_user(&self, id: &str) -> Result<()> {
+        let id = id.to_string();
+        transact(self.store.as_ref(), |t| {
+            let id = id.clone();
+            Box::pin(async move {
+                t.user(&id).await?.ok_or_else(|| no_such_user(&id))?;
+                for k in t.access_keys().await?.into_iter().filter(|k| k.user_id == id) {
+                    t.remove_access_key(&k.access_key);
+                }
+                t.remove_user(&id);
+                Ok(())
+            })
+        })
+        .await?;
+        tracing::info!(user = %id, "user deleted with its keys");
+        Ok(())
+    }
+
+    /// A new key of `user_id`, with its secret (the only time it is answered).
+    pub(crate) async fn create_key(&self, user_id: &str) -> Result<AccessKey> {
+        let key = AccessKey {
+            access_key: ids::access_key_id(),
+            secret_key: ids::secret_key(),
+            user_id: user_id.to_string(),
+            created_ms: ids::now_ms(),
+        };
+        transact(self.store.as_ref(), |t| {
+            let k = key.clone();
+            Box::pin(async move {
+                t.user(&k.user_id).await?.ok_or_else(|| no_such_user(&k.user_id))?;
+                t.put_access_key(&k);
+                Ok(())
+            })
+        })
+        .await?;
+        tracing::info!(user = %user_id, access_key = %key.access_key, "access key created");
+        Ok(key)
+    }
+
+    /// The keys of `user_id` ("" = every user's), secrets blank.
+    pub(crate) async fn list_keys(&self, user_id: &str) -> Result<Vec<AccessKey>> {
+        let mut keys = transact(self.store.as_ref(), |t| Box::pin(async move { t.access_keys().await })).await?;
+        keys.retain(|k| user_id.is_empty() || k.user_id == user_id);
+        for k in &mut keys {
+            k.secret_key.clear();
+        }
+        Ok(keys)
+    }
+
+    pub(crate) async fn revoke_key(&self, access_key: &str) -> Result<()> {
+        if ids::secret_eq(access_key, &self.root.access_key) {
+            return Err(Error::invalid(
+                "the root key is not revoked here: change root_access_key/root_secret_key (or the credentials file) and restart the master",
+            ));
+        }
+        let ak = access_key.to_string();
+        transact(self.store.as_ref(), |t| {
+            let ak = ak.clone();
+            Box::pin(async move {
+                t.access_key(&ak).await?.ok_or_else(no_such_key)?;
+                t.remove_access_key(&ak);
+                Ok(())
+            })
+        })
+        .await?;
+        tracing::info!(access_key, "access key revoked");
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn users() -> Users {
+        let store = crate::store::open("memory://").await.unwrap();
+        Users::new(store, RootCredentials { access_key: "ROOT".into(), secret_key: "rs".into() })
+    }
+
+    #[tokio::test]
+    async fn a_key_finds_its_user_until_revoked() {
+        let u = users().await;
+        u.create_user(User { id: "alice".into(), display_name: "Alice".into(), created_ms: 0 }).await.unwrap();
+        let k = u.create_key("alice").await.unwrap();
+        assert_eq!(k.secret_key.len(), 40);
+        let c = u.credential(&k.access_key).await.unwrap();
+        assert_eq!(
+            (c.secret_key.as_str(), c.user_id.as_str(), c.display_name.as_str(), c.root),
+            (k.secret_key.as_str(), "alice", "Alice", false)
+        );
+        let listed = u.list_keys("alice").await.unwrap();
+        assert_eq!(listed.len(), 1);
+        assert!(listed[0].secret_key.is_empty(), "listings never show a secret");
+        u.revoke_key(&k.access_key).await.unwrap();
+        assert_eq!(u.credential(&k.access_key).await.unwrap_err().kind, ErrorKind::InvalidAccessKeyId);
+        assert_eq!(u.revoke_key(&k.access_key).await.unwrap_err().kind, ErrorKind::InvalidAccessKeyId);
+    }
+
+    #[tokio::test]
+    async fn root_is_the_bootstrap_key_and_cannot_be_revoked_here() {
+        let u = users().await;
+        let c = u.credential("ROOT").await.unwrap();
+        assert!(c.root);
+        assert_eq!(c.secret_key, "rs");
+        assert!(u.revoke_key("ROOT").await.is_err());
+        assert!(u.create_user(User { id: "ROOT".into(), ..Default::default() }).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn deleting_a_user_takes_its_keys() {
+        let u = users().await;
+        u.create_user(User { id: "bob".into(), ..Default::default() }).await.unwrap();
+        assert!(u.create_user(User { id: "bob".into(), ..Default::default() }).await.is_err());
+        assert!(u.create_user(User { id: "bad id".into(), ..Default::default() }).await.is_err());
+        let k1 = u.create_key("bob").await.unwrap();
+        let k2 = u.create_key("bob").await.unwrap();
+        assert!(u.create_key("nobody").await.is_err());
+        assert_eq!(u.list_users().await.unwrap()[0].display_name, "bob");
+        u.delete_user("bob").await.unwrap();
+        for k in [k1, k2] {
+            assert_eq!(u.credential(&k.access_key).await.unwrap_err().kind, ErrorKind::InvalidAccessKeyId);
+        }
+        assert!(u.list_keys("").await.unwrap().is_empty());
+        assert!(u.delete_user("bob").await.is_err());
+    }
+}
