@@ -18,6 +18,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub mod admin;
+pub mod bench;
 
 const REGION: &str = "us-east-1";
 

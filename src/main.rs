@@ -47,6 +47,9 @@ enum Role {
     Worker,
     /// A stateless S3 gateway.
     Gateway,
+    /// Load on any S3 endpoint: ops/s, MiB/s, latency percentiles (e.g. `strata bench get
+    /// --endpoint http://127.0.0.1:9000 --concurrency 64 --duration 30s`).
+    Bench(strata::bench::BenchArgs),
     /// Operator commands against the cluster's masters (`--master`, or `masters` in the config).
     Admin {
         #[command(subcommand)]
@@ -175,6 +178,7 @@ async fn main() -> Result<()> {
         Role::Master { restore } => run_master(cfg, restore, shutdown).await,
         Role::Worker => run_worker(cfg, shutdown).await,
         Role::Gateway => run_gateway(cfg, shutdown).await,
+        Role::Bench(args) => strata::bench::main(args).await,
         Role::Admin { cmd: Admin::Report } => strata::admin::report(&cfg).await,
         Role::Admin { cmd: Admin::Mount { bucket, uri, options, read_only, sync_interval, write_type } } => {
             strata::admin::mount(&cfg, &bucket, &uri, &options, read_only, &sync_interval, &write_type).await
