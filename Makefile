@@ -13,7 +13,7 @@ FEATURES := --features etcd,hdfs
 # Keep CLIPPY_ARGS identical everywhere: it is part of every workspace crate's fingerprint.
 LINTED := RUSTC_WORKSPACE_WRAPPER=$$(command -v clippy-driver) CLIPPY_ARGS=-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__
 
-.PHONY: run build release test test-build fmt lint unit compat test-spark test-helm bench venv clean deps s3-tests image crash chromium
+.PHONY: run build release test test-build fmt lint unit compat test-spark test-helm bench bench-io venv clean deps s3-tests image crash chromium
 
 ## Start a local endpoint (master, worker and gateway in one process) on 127.0.0.1:9000.
 run: release
@@ -114,10 +114,18 @@ image: deps venv
 	scripts/build-image $(RELEASE_BIN) $(IMAGE_OUT) $(IMAGE_TAG)
 	IMAGE_OUT=$(IMAGE_OUT) $(PY) -m pytest -q -p no:cacheprovider -m image compat-tests/test_image.py
 
+## `strata bench` against `strata local`, a three-process cluster and nginx (from Debian) serving
+## the same bytes from /dev/shm: 4 KiB GET/HEAD/PUT at 64 connections, a flat listing, one GET at
+## a time, each with its ratios. BENCH_SECONDS per figure (default 5; about 2 min in all).
+bench: venv
+	cargo build --release --bin strata $(FEATURES)
+	command -v nginx >/dev/null || (apt-get update -q && apt-get install -y -q nginx)
+	STRATA_BIN=$(RELEASE_BIN) $(PY) compat-tests/loadbench.py
+
 ## Throughput and gateway memory of 1 GiB through a cluster and `strata local`; failover time
 ## of two masters on etcd; cold and warm reads from a remote-like under store; metadata
 ## transactions per second of the embedded store and etcd.
-bench: venv deps
+bench-io: venv deps
 	cargo build --release --bin strata $(FEATURES)
 	STRATA_BIN=$(RELEASE_BIN) scripts/with-etcd $(PY) compat-tests/bench.py
 	STRATA_BIN=$(RELEASE_BIN) $(PY) compat-tests/cachebench.py

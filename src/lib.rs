@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 pub mod admin;
 pub mod admin_users;
+pub mod bench;
 
 const REGION: &str = "us-east-1";
 

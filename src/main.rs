@@ -52,6 +52,9 @@ enum Role {
     Worker,
     /// A stateless S3 gateway.
     Gateway,
+    /// Load on any S3 endpoint: ops/s, MiB/s, latency percentiles (e.g. `strata bench get
+    /// --endpoint http://127.0.0.1:9000 --concurrency 64 --duration 30s`).
+    Bench(strata::bench::BenchArgs),
     /// Operator commands against the cluster's masters (`--master`, or `masters` in the config).
     Admin {
         #[command(subcommand)]
@@ -192,6 +195,7 @@ async fn main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     strata_common::ops::metrics_handle();
     let cli = Cli::parse();
@@ -223,6 +227,7 @@ async fn main() -> Result<()> {
         Role::Master { restore } => run_master(cfg, restore, shutdown).await,
         Role::Worker => run_worker(cfg, shutdown).await,
         Role::Gateway => run_gateway(cfg, shutdown).await,
+        Role::Bench(args) => strata::bench::main(args).await,
         Role::Admin { cmd: Admin::Report } => strata::admin::report(&cfg).await,
         Role::Admin { cmd: Admin::Mount { bucket, uri, options, read_only, sync_interval, write_type } } => {
             strata::admin::mount(&cfg, &bucket, &uri, &options, read_only, &sync_interval, &write_type).await
