@@ -13,4 +13,4 @@ def test_log_file_has_no_colour_codes_and_no_line_per_request(strata, s3, bucket
     text = (strata.logs / f"{name}.log").read_text()
     assert "\x1b[" not in text
     assert f"/{bucket}/log/" not in text
-    assert "gateway serving S3" in text
+    assert "serving S3" in text
