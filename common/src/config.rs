@@ -61,6 +61,11 @@ pub struct Config {
     /// Masters: a staged file (`%strata/` of a mount) untouched this long and claimed by no
     /// part or commit is a dead write's and is deleted; checked every half of it.
     pub staging_grace_secs: u64,
+    /// Gateways: a client must send a request's headers (or, idle, its next request) within
+    /// this, and never pause a request body this long (400 RequestTimeout).
+    pub request_timeout_ms: u64,
+    /// Gateways: open client connections at most; more are answered 503 SlowDown.
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -118,6 +123,8 @@ impl Default for Config {
             checkpoint_interval_secs: 3600,
             ttl_check_interval_ms: 60_000,
             staging_grace_secs: 3600,
+            request_timeout_ms: 20_000,
+            max_connections: 1024,
         }
     }
 }
@@ -158,6 +165,8 @@ const SETTINGS: &[&str] = &[
     "checkpoint_interval_secs",
     "ttl_check_interval_ms",
     "staging_grace_secs",
+    "request_timeout_ms",
+    "max_connections",
 ];
 
 impl Config {

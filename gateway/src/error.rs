@@ -70,6 +70,8 @@ codes! {
     MaxMessageLengthExceeded => BAD_REQUEST,
     InvalidStorageClass => BAD_REQUEST,
     BadRequest => BAD_REQUEST,
+    RequestTimeout => BAD_REQUEST,
+    RequestHeaderSectionTooLarge => BAD_REQUEST,
     NotImplemented => NOT_IMPLEMENTED,
     ServiceUnavailable => SERVICE_UNAVAILABLE,
     InternalError => INTERNAL_SERVER_ERROR,
@@ -174,7 +176,8 @@ impl From<Error> for S3Error {
             ErrorKind::InvalidAccessKeyId => C::InvalidAccessKeyId,
             ErrorKind::Unavailable | ErrorKind::Conflict | ErrorKind::NotPrimary => {
                 tracing::warn!("service unavailable: {e}");
-                return S3Error::new(C::ServiceUnavailable, "Please reduce your request rate or try again later.");
+                return S3Error::new(C::ServiceUnavailable, "Please reduce your request rate or try again later.")
+                    .with_header("retry-after", "1".into());
             }
             ErrorKind::UfsChanged | ErrorKind::Internal => return S3Error::internal(e),
         };
@@ -228,7 +231,9 @@ mod tests {
             | "InvalidTag"
             | "MaxMessageLengthExceeded"
             | "InvalidStorageClass"
-            | "BadRequest" => StatusCode::BAD_REQUEST,
+            | "BadRequest"
+            | "RequestTimeout"
+            | "RequestHeaderSectionTooLarge" => StatusCode::BAD_REQUEST,
             "NotImplemented" => StatusCode::NOT_IMPLEMENTED,
             "ServiceUnavailable" => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
@@ -240,7 +245,7 @@ mod tests {
         for c in S3ErrorCode::ALL {
             assert_eq!(c.status(), status_before(c.as_str()), "{c}");
         }
-        assert_eq!(S3ErrorCode::ALL.len(), 45);
+        assert_eq!(S3ErrorCode::ALL.len(), 47);
     }
 
     #[test]
@@ -314,6 +319,7 @@ mod tests {
             assert_eq!(e.code, S3ErrorCode::ServiceUnavailable);
             assert_eq!(e.status(), StatusCode::SERVICE_UNAVAILABLE);
             assert!(!e.message.contains("10.0.0.1"));
+            assert!(e.headers.contains(&("retry-after", "1".into())), "{:?}", e.headers);
         }
         for kind in [ErrorKind::Internal, ErrorKind::UfsChanged] {
             let e = S3Error::from(Error::new(kind, "secret detail"));
