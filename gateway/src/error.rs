@@ -33,6 +33,7 @@ codes! {
     InvalidAccessKeyId => FORBIDDEN,
     SignatureDoesNotMatch => FORBIDDEN,
     RequestTimeTooSkewed => FORBIDDEN,
+    InvalidChunkSizeError => FORBIDDEN,
     NoSuchBucket => NOT_FOUND,
     NoSuchKey => NOT_FOUND,
     NoSuchUpload => NOT_FOUND,
@@ -196,7 +197,8 @@ mod tests {
             | "AccessForbidden"
             | "InvalidAccessKeyId"
             | "SignatureDoesNotMatch"
-            | "RequestTimeTooSkewed" => StatusCode::FORBIDDEN,
+            | "RequestTimeTooSkewed"
+            | "InvalidChunkSizeError" => StatusCode::FORBIDDEN,
             "NoSuchBucket"
             | "NoSuchKey"
             | "NoSuchUpload"
@@ -245,7 +247,7 @@ mod tests {
         for c in S3ErrorCode::ALL {
             assert_eq!(c.status(), status_before(c.as_str()), "{c}");
         }
-        assert_eq!(S3ErrorCode::ALL.len(), 47);
+        assert_eq!(S3ErrorCode::ALL.len(), 48);
     }
 
     #[test]
