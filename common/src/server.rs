@@ -105,9 +105,16 @@ impl http_body::Body for TimeoutBody {
 }
 
 /// Answered on a connection over the cap, before closing it.
-const SLOW_DOWN: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/xml\r\nRetry-After: 1\r\n\
-Connection: close\r\nContent-Length: 136\r\n\r\n<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>SlowDown</Code>\
-<Message>Please reduce your request rate.</Message></Error>";
+fn slow_down() -> Vec<u8> {
+    let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>SlowDown</Code>\
+                <Message>Please reduce your request rate.</Message></Error>";
+    format!(
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/xml\r\nRetry-After: 1\r\n\
+         Connection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
 
 /// Serves `router` until `shutdown` fires, then drains open requests for up to `drain`.
 pub async fn serve_with(
@@ -150,7 +157,7 @@ pub async fn serve_with(
             metrics::counter!("strata_http_connections_refused_total").increment(1);
             tokio::spawn(async move {
                 let mut tcp = tcp;
-                let _ = tokio::time::timeout(Duration::from_secs(1), tcp.write_all(SLOW_DOWN)).await;
+                let _ = tokio::time::timeout(Duration::from_secs(1), tcp.write_all(&slow_down())).await;
             });
             continue;
         };
@@ -182,8 +189,10 @@ mod tests {
 
     #[test]
     fn slow_down_length_matches() {
-        let text = std::str::from_utf8(SLOW_DOWN).unwrap();
+        let text = String::from_utf8(slow_down()).unwrap();
         let (head, body) = text.split_once("\r\n\r\n").unwrap();
         assert!(head.contains(&format!("Content-Length: {}", body.len())), "{head} / {}", body.len());
+        assert!(head.starts_with("HTTP/1.1 503 ") && head.contains("\r\nRetry-After: 1\r\n"), "{head}");
+        assert!(body.contains("<Code>SlowDown</Code>") && !body.contains("  "), "{body}");
     }
 }
