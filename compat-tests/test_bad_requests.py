@@ -265,6 +265,7 @@ CASES = [
      None, {}, (404, "NoSuchUpload")),
     ("continuation-garbage", "GET", "/{b}?list-type=2&continuation-token=bm90LWEtdG9rZW4", b"", None, {},
      (400, "InvalidArgument")),
+    ("continuation-empty", "GET", "/{b}?list-type=2&continuation-token=", b"", None, {}, (200, None)),
     ("max-keys-negative", "GET", "/{b}?list-type=2&max-keys=-1", b"", None, {}, (400, "InvalidArgument")),
 ]
 
