@@ -118,7 +118,12 @@ fn open_cache(cfg: &Config) -> Result<PageStore> {
 }
 
 fn gateway_options(cfg: &Config) -> GatewayOptions {
-    GatewayOptions { domain: cfg.domain.clone(), region: REGION.into(), block_size: cfg.block_size }
+    let limits = strata_common::server::Limits {
+        request_timeout: Duration::from_millis(cfg.request_timeout_ms),
+        max_connections: cfg.max_connections,
+        ..Default::default()
+    };
+    GatewayOptions { domain: cfg.domain.clone(), region: REGION.into(), block_size: cfg.block_size, limits }
 }
 
 /// What a started `strata local` tells its user.

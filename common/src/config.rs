@@ -66,6 +66,11 @@ pub struct Config {
     pub staging_grace_secs: u64,
     /// Masters: a token that opens the web dashboard (`/ui?token=...`) besides the root keys.
     pub dashboard_token: Option<String>,
+    /// Gateways: a client must send a request's headers (or, idle, its next request) within
+    /// this, and never pause a request body this long (400 RequestTimeout).
+    pub request_timeout_ms: u64,
+    /// Gateways: open client connections at most; more are answered 503 SlowDown.
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -125,6 +130,8 @@ impl Default for Config {
             admin_listen: None,
             staging_grace_secs: 3600,
             dashboard_token: None,
+            request_timeout_ms: 20_000,
+            max_connections: 1024,
         }
     }
 }
@@ -166,6 +173,8 @@ const SETTINGS: &[&str] = &[
     "ttl_check_interval_ms",
     "staging_grace_secs",
     "dashboard_token",
+    "request_timeout_ms",
+    "max_connections",
 ];
 
 impl Config {

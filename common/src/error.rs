@@ -107,6 +107,9 @@ impl From<tonic::Status> for Error {
                     ErrorKind::Unavailable
                 }
                 tonic::Code::Unauthenticated | tonic::Code::PermissionDenied => ErrorKind::AccessDenied,
+                // Made here from a failed connection (a master restarting, a reset stream): no
+                // master answered it, which it would have with a kind.
+                _ if std::error::Error::source(&s).is_some() => ErrorKind::Unavailable,
                 _ => ErrorKind::Internal,
             },
         );
@@ -117,5 +120,20 @@ impl From<tonic::Status> for Error {
 impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Error {
         Error::internal(format!("I/O error: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod status_tests {
+    use super::*;
+
+    #[test]
+    fn a_broken_connection_to_a_master_is_unavailable() {
+        let broken = tonic::Status::from_error(Box::new(std::io::Error::other("transport error")));
+        assert_eq!(Error::from(broken).kind, ErrorKind::Unavailable);
+        let sent = tonic::Status::unknown("a master said so");
+        assert_eq!(Error::from(sent).kind, ErrorKind::Internal);
+        let kinded: tonic::Status = Error::new(ErrorKind::NoSuchKey, "k").into();
+        assert_eq!(Error::from(kinded).kind, ErrorKind::NoSuchKey);
     }
 }

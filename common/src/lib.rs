@@ -16,6 +16,7 @@ pub mod master_client;
 pub mod names;
 pub mod ops;
 pub mod placement;
+pub mod server;
 pub mod ttl_cache;
 pub mod ufs;
 pub mod ufs_local;

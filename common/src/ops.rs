@@ -8,10 +8,11 @@ use std::time::Duration;
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::get;
-use axum::serve::ListenerExt;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+
+pub use crate::server::{Limits, serve_with};
 
 static METRICS: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
@@ -74,29 +75,15 @@ pub fn ops_router(ready: Readiness) -> Router {
         .route("/metrics", get(metrics_text))
 }
 
-/// Serves `router` until `shutdown` fires, then drains open requests for up to `drain`.
+/// Serves `router` until `shutdown` fires, then drains open requests for up to `drain`, with
+/// the default [`Limits`] (see [`serve_with`]).
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     shutdown: CancellationToken,
     drain: Duration,
 ) -> std::io::Result<()> {
-    let token = shutdown.clone();
-    // Responses go out in several writes (head, then body chunks): with Nagle's algorithm on,
-    // the second waits for the peer's delayed ACK, about 40 ms per small response.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::warn!("cannot set TCP_NODELAY on an accepted connection: {e}");
-        }
-    });
-    let server = axum::serve(listener, router).with_graceful_shutdown(async move { token.cancelled().await });
-    tokio::select! {
-        r = server => r,
-        _ = async { shutdown.cancelled().await; tokio::time::sleep(drain).await } => {
-            tracing::warn!("shutdown: open requests did not finish within {drain:?}; closing them");
-            Ok(())
-        }
-    }
+    serve_with(listener, router, shutdown, drain, Limits::default()).await
 }
 
 pub async fn bind(addr: &str) -> std::io::Result<TcpListener> {

@@ -33,6 +33,7 @@ codes! {
     InvalidAccessKeyId => FORBIDDEN,
     SignatureDoesNotMatch => FORBIDDEN,
     RequestTimeTooSkewed => FORBIDDEN,
+    InvalidChunkSizeError => FORBIDDEN,
     NoSuchBucket => NOT_FOUND,
     NoSuchKey => NOT_FOUND,
     NoSuchUpload => NOT_FOUND,
@@ -74,6 +75,8 @@ codes! {
     MaxMessageLengthExceeded => BAD_REQUEST,
     InvalidStorageClass => BAD_REQUEST,
     BadRequest => BAD_REQUEST,
+    RequestTimeout => BAD_REQUEST,
+    RequestHeaderSectionTooLarge => BAD_REQUEST,
     NotImplemented => NOT_IMPLEMENTED,
     ServiceUnavailable => SERVICE_UNAVAILABLE,
     InternalError => INTERNAL_SERVER_ERROR,
@@ -178,7 +181,8 @@ impl From<Error> for S3Error {
             ErrorKind::InvalidAccessKeyId => C::InvalidAccessKeyId,
             ErrorKind::Unavailable | ErrorKind::Conflict | ErrorKind::NotPrimary => {
                 tracing::warn!("service unavailable: {e}");
-                return S3Error::new(C::ServiceUnavailable, "Please reduce your request rate or try again later.");
+                return S3Error::new(C::ServiceUnavailable, "Please reduce your request rate or try again later.")
+                    .with_header("retry-after", "1".into());
             }
             ErrorKind::UfsChanged | ErrorKind::Internal => return S3Error::internal(e),
         };
@@ -197,7 +201,8 @@ mod tests {
             | "AccessForbidden"
             | "InvalidAccessKeyId"
             | "SignatureDoesNotMatch"
-            | "RequestTimeTooSkewed" => StatusCode::FORBIDDEN,
+            | "RequestTimeTooSkewed"
+            | "InvalidChunkSizeError" => StatusCode::FORBIDDEN,
             "NoSuchBucket"
             | "NoSuchKey"
             | "NoSuchUpload"
@@ -237,7 +242,9 @@ mod tests {
             | "InvalidStorageClass"
             | "BadRequest"
             | "UnexpectedContent"
-            | "MissingSecurityHeader" => StatusCode::BAD_REQUEST,
+            | "MissingSecurityHeader"
+            | "RequestTimeout"
+            | "RequestHeaderSectionTooLarge" => StatusCode::BAD_REQUEST,
             "NotImplemented" => StatusCode::NOT_IMPLEMENTED,
             "ServiceUnavailable" => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
@@ -249,7 +256,7 @@ mod tests {
         for c in S3ErrorCode::ALL {
             assert_eq!(c.status(), status_before(c.as_str()), "{c}");
         }
-        assert_eq!(S3ErrorCode::ALL.len(), 49);
+        assert_eq!(S3ErrorCode::ALL.len(), 51);
     }
 
     #[test]
@@ -323,6 +330,7 @@ mod tests {
             assert_eq!(e.code, S3ErrorCode::ServiceUnavailable);
             assert_eq!(e.status(), StatusCode::SERVICE_UNAVAILABLE);
             assert!(!e.message.contains("10.0.0.1"));
+            assert!(e.headers.contains(&("retry-after", "1".into())), "{:?}", e.headers);
         }
         for kind in [ErrorKind::Internal, ErrorKind::UfsChanged] {
             let e = S3Error::from(Error::new(kind, "secret detail"));

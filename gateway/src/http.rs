@@ -10,7 +10,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderValue, Method};
 use axum::response::{IntoResponse, Response};
 use strata_common::ids;
-use strata_common::ops::{Readiness, metrics_text, serve};
+use strata_common::ops::{Readiness, metrics_text, serve_with};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -32,6 +32,7 @@ async fn serve_s3(
     body: Body,
     op: &mut &'static str,
 ) -> S3Result<Response> {
+    header_section_fits(&parts.headers)?;
     let host = parts.headers.get("host").and_then(|h| h.to_str().ok());
     let (bucket, key) = split_target(parts.uri.path(), host, gw.opts.domain.as_deref())?;
     let query = query?;
@@ -62,6 +63,20 @@ async fn serve_s3(
         principal,
     };
     ops::dispatch(ctx, endpoint, body).await
+}
+
+/// AWS's limit on a request's header block ("name: value\r\n" each).
+const MAX_HEADER_SECTION: usize = 8 << 10;
+
+fn header_section_fits(headers: &axum::http::HeaderMap) -> S3Result<()> {
+    let size: usize = headers.iter().map(|(n, v)| n.as_str().len() + v.len() + 4).sum();
+    if size > MAX_HEADER_SECTION {
+        return Err(S3Error::new(
+            crate::error::S3ErrorCode::RequestHeaderSectionTooLarge,
+            format!("Your request header section exceeds the maximum allowed size ({MAX_HEADER_SECTION} bytes)."),
+        ));
+    }
+    Ok(())
 }
 
 /// The unsigned GETs of the ops endpoints; a signed GET of /metrics lists bucket "metrics".
@@ -197,5 +212,6 @@ pub async fn run(gw: Gateway, listener: TcpListener, shutdown: CancellationToken
     let ready = Readiness::default();
     ready.set(true);
     tracing::info!(addr = %listener.local_addr()?, "gateway serving S3");
-    serve(listener, router(gw, ready), shutdown, Duration::from_secs(30)).await
+    let limits = gw.opts.limits.clone();
+    serve_with(listener, router(gw, ready), shutdown, Duration::from_secs(30), limits).await
 }

@@ -34,9 +34,23 @@ impl Ctx {
     }
 }
 
+/// A request body that failed: its client stalled (RequestTimeout) or hung up (IncompleteBody).
+pub fn body_error(e: &axum::Error) -> S3Error {
+    if strata_common::server::is_body_timeout(e) {
+        return S3Error::new(
+            S3ErrorCode::RequestTimeout,
+            "Your socket connection to the server was not read from or written to within the timeout period. Idle connections will be closed.",
+        );
+    }
+    S3Error::new(S3ErrorCode::IncompleteBody, format!("The request body was cut off: {e}"))
+}
+
 /// Reads a small request body (XML) whole, up to `limit` bytes.
 pub async fn small_body(body: Body, limit: usize) -> S3Result<bytes::Bytes> {
-    axum::body::to_bytes(body, limit).await.map_err(|_| {
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        if strata_common::server::is_body_timeout(&e) {
+            return body_error(&e);
+        }
         S3Error::new(
             S3ErrorCode::MaxMessageLengthExceeded,
             format!("Your request was too big (at most {limit} bytes here)"),

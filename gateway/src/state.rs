@@ -18,6 +18,8 @@ pub struct GatewayOptions {
     pub domain: Option<String>,
     pub region: String,
     pub block_size: u64,
+    /// What the HTTP server tolerates from clients.
+    pub limits: strata_common::server::Limits,
 }
 
 /// Cheap to clone; all state is behind one Arc.

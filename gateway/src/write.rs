@@ -56,10 +56,7 @@ fn expected_checksum(ctx: &Ctx) -> S3Result<Option<(ChecksumAlgo, Option<String>
 
 /// The body of a PUT or UploadPart, decoded (aws-chunked) and wrapped to be verified.
 pub fn prepare_body(ctx: &Ctx, body: Body) -> S3Result<(ByteStream, Outcome, Option<u64>)> {
-    let raw: BodyStream = body
-        .into_data_stream()
-        .map_err(|e| S3Error::new(S3ErrorCode::IncompleteBody, format!("The request body was cut off: {e}")))
-        .boxed();
+    let raw: BodyStream = body.into_data_stream().map_err(|e| crate::request::body_error(&e)).boxed();
     // The signed payload says whether the body is aws-chunked; a Content-Encoding of aws-chunked
     // without one counts only with the decoded length beside it (else the body is plain, as
     // AWS takes it).

@@ -53,7 +53,12 @@ struct State {
     signer: Option<Signer>,
     trailers: Trailers,
     eof: bool,
+    /// A signed chunk under [`MIN_CHUNK`] was seen: it must have been the last with data.
+    short_chunk: bool,
 }
+
+/// AWS's least size of a signed chunk other than the last.
+const MIN_CHUNK: u64 = 8 << 10;
 
 fn incomplete() -> S3Error {
     S3Error::new(
@@ -116,6 +121,13 @@ impl State {
                     if self.signer.is_some() && sig.is_none() {
                         return Err(bad_signature());
                     }
+                    if size > 0 && self.short_chunk {
+                        return Err(S3Error::new(
+                            S3ErrorCode::InvalidChunkSizeError,
+                            "Only the last chunk is allowed to have a size less than 8192 bytes",
+                        ));
+                    }
+                    self.short_chunk = self.signer.is_some() && size < MIN_CHUNK;
                     if size == 0 {
                         self.check_chunk(sig, Sha256::new())?;
                         self.phase = Phase::Trailer { text: String::new() };
@@ -208,7 +220,15 @@ pub fn decode(
         scope: a.scope.clone(),
         prev: a.signature.clone(),
     });
-    let state = State { inner: body, buf: BytesMut::new(), phase: Phase::Header, signer, trailers, eof: false };
+    let state = State {
+        inner: body,
+        buf: BytesMut::new(),
+        phase: Phase::Header,
+        signer,
+        trailers,
+        eof: false,
+        short_chunk: false,
+    };
     futures::stream::unfold(Some(state), |st| async move {
         let mut st = st?;
         match st.next_data().await {

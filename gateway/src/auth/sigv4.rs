@@ -74,9 +74,15 @@ fn parse_credential(c: &str, err: fn(&str) -> S3Error) -> S3Result<(String, Stri
 }
 
 fn parse_header(auth: &str, headers: &HeaderMap) -> S3Result<Parsed> {
-    let rest = auth.strip_prefix("AWS4-HMAC-SHA256 ").ok_or_else(|| {
-        S3Error::invalid_argument("Unsupported Authorization Type: only AWS4-HMAC-SHA256 is supported")
-    })?;
+    // The algorithm alone (or with parts missing) is malformed; another algorithm unsupported.
+    let rest = match auth.strip_prefix("AWS4-HMAC-SHA256") {
+        Some(r) if r.is_empty() || r.starts_with(' ') => r.trim_start(),
+        _ => {
+            return Err(S3Error::invalid_argument(
+                "Unsupported Authorization Type: only AWS4-HMAC-SHA256 is supported",
+            ));
+        }
+    };
     let (mut cred, mut signed, mut sig) = (None, None, None);
     for field in rest.split(',') {
         match field.trim().split_once('=') {
