@@ -256,7 +256,7 @@ mod tests {
         for c in S3ErrorCode::ALL {
             assert_eq!(c.status(), status_before(c.as_str()), "{c}");
         }
-        assert_eq!(S3ErrorCode::ALL.len(), 51);
+        assert_eq!(S3ErrorCode::ALL.len(), 52);
     }
 
     #[test]
