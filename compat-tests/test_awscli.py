@@ -2,6 +2,7 @@
 
 import filecmp
 import os
+import time
 
 import pytest
 
@@ -123,3 +124,28 @@ def test_s3api_commands(strata, tmp_path):
     err = api("get-object", "--bucket", b, "--key", "missing", str(tmp_path / "m"), check=False)
     assert "NoSuchKey" in err.stderr
     strata.aws("s3", "rb", "--force", f"s3://{b}")
+
+
+def test_sync_of_a_tree_with_empty_files_does_not_stall(strata, tmp_path):
+    # An empty PUT carries Expect: 100-continue and gets no 100 Continue; botocore then misread
+    # the next answer on that connection and waited out its 60 s read timeout (issue 13).
+    b = "sync-" + strata.mode
+    strata.aws("s3", "mb", f"s3://{b}")
+    src = tmp_path / "tree"
+    (src / "sub").mkdir(parents=True)
+    for i in range(40):
+        (src / f"f{i}.txt").write_text(f"file {i}\n")
+    for i in range(5):
+        (src / "sub" / f"empty{i}").write_bytes(b"")
+    started = time.monotonic()
+    strata.aws("s3", "sync", str(src), f"s3://{b}/t/")
+    took = time.monotonic() - started
+    # A hang, not a speed: a stalled sync takes 60 s or more, a working one about a second.
+    assert took < 30, f"aws s3 sync took {took:.0f} s"
+    out = tmp_path / "back"
+    strata.aws("s3", "sync", f"s3://{b}/t/", str(out))
+    assert not filecmp.dircmp(src, out).diff_files
+    assert sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file()) == sorted(
+        p.relative_to(src) for p in src.rglob("*") if p.is_file()
+    )
+    assert all((out / "sub" / f"empty{i}").stat().st_size == 0 for i in range(5))

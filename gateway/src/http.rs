@@ -115,6 +115,15 @@ fn error_response(e: S3Error, parts: &Parts, span: &tracing::Span, request_id: &
     r
 }
 
+/// `Expect: 100-continue` on an empty body: no `100 Continue` goes out (there is nothing to
+/// read), and botocore (aws cli, boto3) then misreads the next answer on that connection and
+/// waits out its 60 s read timeout; closing this connection keeps it from being reused.
+fn expects_continue_without_body(headers: &axum::http::HeaderMap) -> bool {
+    let expect = headers.get("expect").and_then(|v| v.to_str().ok());
+    let empty = headers.get("content-length").and_then(|v| v.to_str().ok()).is_some_and(|v| v.trim() == "0");
+    expect.is_some_and(|e| e.eq_ignore_ascii_case("100-continue")) && empty
+}
+
 /// A request that takes this long is logged at INFO; the others at DEBUG (`RUST_LOG=
 /// strata_gateway=debug` logs every request): a line per request cost a third of a small GET.
 const SLOW: Duration = Duration::from_secs(1);
@@ -139,6 +148,9 @@ async fn handle(State((gw, ready)): State<(Gateway, Readiness)>, req: Request) -
         if let Ok((Some(bucket), _)) = split_target(parts.uri.path(), host, gw.opts.domain.as_deref()) {
             cors::decorate(&gw, &bucket, &parts.method, &parts.headers, &mut resp).await;
         }
+    }
+    if expects_continue_without_body(&parts.headers) {
+        resp.headers_mut().insert("connection", HeaderValue::from_static("close"));
     }
     let h = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&request_id) {
