@@ -19,7 +19,8 @@ use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
 use client::{Client, Op};
-use stats::{OpReport, Samples};
+pub use stats::OpReport;
+use stats::Samples;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Workload {
