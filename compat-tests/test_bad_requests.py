@@ -416,6 +416,7 @@ def test_slow_clients_are_cut_off(srv):
     slow = socket.create_connection((host, port))
     slow.sendall(b"GET /healthz HTTP/1.1\r\nHo")
     trickle = socket.create_connection((host, port))
+    silent = socket.create_connection((host, port))  # sends nothing at all
     idle = socket.create_connection((host, port))
     idle.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
     assert b"200" in idle.recv(4096)
@@ -431,6 +432,7 @@ def test_slow_clients_are_cut_off(srv):
         time.sleep(0.3)
     assert closed, "a header trickled a byte at a time was never cut off"
     assert closed_within(slow, TIMEOUT_S + 3) < TIMEOUT_S + 3
+    assert closed_within(silent, TIMEOUT_S + 3) < TIMEOUT_S + 3
     assert closed_within(idle, TIMEOUT_S + 3) < TIMEOUT_S + 3
     # A PUT body that stalls: 400 RequestTimeout, nothing stored.
     path = f"/{srv.bucket}/stalled"
@@ -440,7 +442,7 @@ def test_slow_clients_are_cut_off(srv):
         out = s.recv(65536)
     assert re.match(rb"HTTP/1.1 400", out) and b"<Code>RequestTimeout</Code>" in out, out[:300]
     assert not listed(srv, "stalled")
-    for s in (slow, trickle, idle):
+    for s in (slow, trickle, silent, idle):
         s.close()
 
 

@@ -11,6 +11,7 @@ use strata_common::api::{MasterApi, WorkerApi};
 use strata_common::config::{Config, DEFAULT_GATEWAY_ADDR, DEFAULT_MASTER_ADDR, DEFAULT_WORKER_ADDR, abs};
 use strata_common::master_client::GrpcMaster;
 use strata_common::ops::{Readiness, bind, serve};
+use strata_common::server::serve_with;
 use strata_gateway::{Gateway, GatewayOptions, IN_PROCESS};
 use strata_master::ui::Dashboard;
 use strata_master::{Jobs, Master, MasterOptions, RootCredentials};
@@ -192,7 +193,8 @@ pub async fn run_local(
     ready.set(true);
     tracing::info!(addr = %listener.local_addr()?, "serving S3, and the dashboard at /ui");
     let router = strata_master::ui::in_front_of(ui, strata_gateway::router(gw, ready), cfg.domain.clone());
-    let served = serve(listener, router, shutdown.clone(), Duration::from_secs(30)).await;
+    let limits = gateway_options(&cfg).limits;
+    let served = serve_with(listener, router, shutdown.clone(), Duration::from_secs(30), limits).await;
     shutdown.cancel();
     let _ = hb.await;
     if let Some(a) = admin {

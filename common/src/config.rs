@@ -172,6 +172,7 @@ const SETTINGS: &[&str] = &[
     "checkpoint_interval_secs",
     "ttl_check_interval_ms",
     "staging_grace_secs",
+    "admin_listen",
     "dashboard_token",
     "request_timeout_ms",
     "max_connections",

@@ -167,10 +167,17 @@ pub async fn serve_with(
             let req = req.map(|inner| Body::new(TimeoutBody { inner, idle, sleep: None }));
             router.clone().oneshot(req)
         });
-        let conn = builder.serve_connection_with_upgrades(TokioIo::new(tcp), service).into_owned();
-        let conn = graceful.watch(conn);
+        let (builder, watcher) = (builder.clone(), graceful.watcher());
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            // hyper reads the first bytes (HTTP/1 or HTTP/2?) with no timeout of its own: a
+            // connection that sends nothing would hold its slot for ever.
+            let mut first = [0u8; 1];
+            if !matches!(tokio::time::timeout(idle, tcp.peek(&mut first)).await, Ok(Ok(n)) if n > 0) {
+                drop(slot);
+                return;
+            }
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(tcp), service).into_owned();
+            if let Err(e) = watcher.watch(conn).await {
                 tracing::debug!("connection ended: {e}");
             }
             drop(slot);

@@ -149,7 +149,7 @@ fn need(e: &Endpoint) -> Need {
         | E::UploadPartCopy { .. } => Need::Bucket(Perm::Write),
         E::GetBucketAcl => Need::Bucket(Perm::ReadAcp),
         E::PutBucketAcl => Need::Bucket(Perm::WriteAcp),
-        E::GetObject | E::HeadObject => Need::Object(Perm::Read),
+        E::GetObject | E::HeadObject | E::GetObjectAttributes => Need::Object(Perm::Read),
         E::GetObjectAcl => Need::Object(Perm::ReadAcp),
         E::PutObjectAcl => Need::Object(Perm::WriteAcp),
         _ => Need::BucketOwner,

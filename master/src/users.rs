@@ -26,6 +26,10 @@ fn no_such_user(id: &str) -> Error {
 
 /// A user id is shown in ACLs and typed by operators: printable ASCII, no spaces or quotes.
 fn check_user_id(id: &str) -> Result<()> {
+    // "anonymous" owns what anonymous requests write (where an ACL lets them): no user takes it.
+    if id.eq_ignore_ascii_case("anonymous") {
+        return Err(Error::invalid("user id \"anonymous\" is reserved for unsigned requests: choose another"));
+    }
     let ok = (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"$._-@+=:".contains(&b));
     if ok {
         Ok(())
@@ -207,6 +211,8 @@ mod tests {
         assert_eq!(c.secret_key, "rs");
         assert!(u.revoke_key("ROOT").await.is_err());
         assert!(u.create_user(User { id: "ROOT".into(), ..Default::default() }).await.is_err());
+        // The owner id of anonymous writes is no user's.
+        assert!(u.create_user(User { id: "anonymous".into(), ..Default::default() }).await.is_err());
     }
 
     #[tokio::test]
