@@ -174,11 +174,13 @@ pub async fn run_local(
         }
         None => None,
     };
+    let opts = gateway_options(&cfg);
+    let limits = opts.limits.clone();
     let gw = Gateway::new(
         master.clone() as Arc<dyn MasterApi>,
         Some(Arc::new(worker) as Arc<dyn WorkerApi>),
         strata_common::ids::secret_key(),
-        gateway_options(&cfg),
+        opts,
     );
     let ui = Dashboard::new(master.clone(), creds.clone(), cfg.dashboard_token.clone());
     jobs.spawn(ui.clone().sample_loop(shutdown.clone()));
@@ -193,7 +195,6 @@ pub async fn run_local(
     ready.set(true);
     tracing::info!(addr = %listener.local_addr()?, "serving S3, and the dashboard at /ui");
     let router = strata_master::ui::in_front_of(ui, strata_gateway::router(gw, ready), cfg.domain.clone());
-    let limits = gateway_options(&cfg).limits;
     let served = serve_with(listener, router, shutdown.clone(), Duration::from_secs(30), limits).await;
     shutdown.cancel();
     let _ = hb.await;

@@ -94,9 +94,7 @@ async fn ops_endpoint(parts: &Parts, query: &S3Result<Query>, ready: &Readiness)
     }
 }
 
-/// An error as S3's XML, logged; the connection is closed when a request body may be left
-/// unread (an error before or while reading it, maybe after `Expect: 100-continue` kept the
-/// client from sending it), else it would be taken for the next request.
+/// An error as S3's XML, logged.
 fn error_response(e: S3Error, parts: &Parts, span: &tracing::Span, request_id: &str) -> Response {
     if e.status().is_server_error() {
         tracing::warn!(parent: span, code = e.code.as_str(), "{}", e.message);
@@ -107,21 +105,20 @@ fn error_response(e: S3Error, parts: &Parts, span: &tracing::Span, request_id: &
     if parts.method == Method::HEAD {
         *r.body_mut() = Body::empty();
     }
-    let has_body = parts.headers.contains_key("transfer-encoding")
-        || parts.headers.get("content-length").and_then(|v| v.to_str().ok()).is_some_and(|v| v.trim() != "0");
-    if has_body {
-        r.headers_mut().insert("connection", HeaderValue::from_static("close"));
-    }
     r
 }
 
-/// `Expect: 100-continue` on an empty body: no `100 Continue` goes out (there is nothing to
-/// read), and botocore (aws cli, boto3) then misreads the next answer on that connection and
-/// waits out its 60 s read timeout; closing this connection keeps it from being reused.
-fn expects_continue_without_body(headers: &axum::http::HeaderMap) -> bool {
+/// Whether the connection closes after this answer. A failed request may have left its body
+/// unread (maybe after `Expect: 100-continue` kept the client from sending it), which would be
+/// taken for the next request. And `Expect: 100-continue` on an empty body gets no `100
+/// Continue` (there is nothing to read): botocore (aws cli, boto3) then misreads the next answer
+/// on that connection and waits out its 60 s read timeout.
+fn must_close(headers: &axum::http::HeaderMap, failed: bool) -> bool {
+    let length = headers.get("content-length").and_then(|v| v.to_str().ok()).map(str::trim);
+    let has_body = headers.contains_key("transfer-encoding") || length.is_some_and(|v| v != "0");
     let expect = headers.get("expect").and_then(|v| v.to_str().ok());
-    let empty = headers.get("content-length").and_then(|v| v.to_str().ok()).is_some_and(|v| v.trim() == "0");
-    expect.is_some_and(|e| e.eq_ignore_ascii_case("100-continue")) && empty
+    let expects_continue = expect.is_some_and(|e| e.eq_ignore_ascii_case("100-continue"));
+    (failed && has_body) || (expects_continue && length == Some("0"))
 }
 
 /// A request that takes this long is logged at INFO; the others at DEBUG (`RUST_LOG=
@@ -139,9 +136,9 @@ async fn handle(State((gw, ready)): State<(Gateway, Readiness)>, req: Request) -
     let span = tracing::info_span!("s3", request_id = %request_id, method = %parts.method, path = %parts.uri.path());
     let mut op = "Unknown";
     let result = serve_s3(&gw, &parts, query, body, &mut op).instrument(span.clone()).await;
-    let mut resp = match result {
-        Ok(r) => r,
-        Err(e) => error_response(e, &parts, &span, &request_id),
+    let (mut resp, failed) = match result {
+        Ok(r) => (r, false),
+        Err(e) => (error_response(e, &parts, &span, &request_id), true),
     };
     if parts.headers.contains_key("origin") && parts.method != Method::OPTIONS {
         let host = parts.headers.get("host").and_then(|h| h.to_str().ok());
@@ -149,7 +146,7 @@ async fn handle(State((gw, ready)): State<(Gateway, Readiness)>, req: Request) -
             cors::decorate(&gw, &bucket, &parts.method, &parts.headers, &mut resp).await;
         }
     }
-    if expects_continue_without_body(&parts.headers) {
+    if must_close(&parts.headers, failed) {
         resp.headers_mut().insert("connection", HeaderValue::from_static("close"));
     }
     let h = resp.headers_mut();
