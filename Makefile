@@ -13,7 +13,7 @@ FEATURES := --features etcd,hdfs
 # Keep CLIPPY_ARGS identical everywhere: it is part of every workspace crate's fingerprint.
 LINTED := RUSTC_WORKSPACE_WRAPPER=$$(command -v clippy-driver) CLIPPY_ARGS=-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__
 
-.PHONY: run build release test test-build fmt lint unit compat test-spark test-helm bench bench-io venv clean deps s3-tests image crash chromium
+.PHONY: run build release test test-targets test-build fmt lint unit compat test-spark test-helm bench bench-io venv clean deps s3-tests image crash chromium
 
 ## Start a local endpoint (master, worker and gateway in one process) on 127.0.0.1:9000.
 run: release
@@ -32,7 +32,11 @@ release:
 	cargo build --release --bin strata
 
 ## Everything CI runs: lint, Rust unit and integration tests, the compat suites.
-test: lint unit compat test-spark test-helm
+TEST_TARGETS := lint unit compat test-spark test-helm
+test: $(TEST_TARGETS)
+
+test-targets:
+	@echo $(TEST_TARGETS)
 
 ## Debian packages the tests need: protoc (for the etcd client), etcd, libclang (for checking
 ## the FoundationDB backend, whose libfdb_c no registry here ships).
