@@ -13,7 +13,7 @@ FEATURES := --features etcd,hdfs
 # Keep CLIPPY_ARGS identical everywhere: it is part of every workspace crate's fingerprint.
 LINTED := RUSTC_WORKSPACE_WRAPPER=$$(command -v clippy-driver) CLIPPY_ARGS=-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__
 
-.PHONY: run build release test test-targets test-build fmt lint unit compat test-spark test-helm bench bench-io venv clean deps s3-tests image crash chromium
+.PHONY: run build release test test-build fmt lint unit compat test-spark test-helm bench bench-io venv clean deps s3-tests image crash chromium
 
 ## Start a local endpoint (master, worker and gateway in one process) on 127.0.0.1:9000.
 run: release
@@ -35,6 +35,7 @@ release:
 TEST_TARGETS := lint unit compat test-spark test-helm
 test: $(TEST_TARGETS)
 
+.PHONY: test-targets
 test-targets:
 	@echo $(TEST_TARGETS)
 
