@@ -10,13 +10,14 @@ bytes no write sent (or a listing disagreed with the writes), or if too many req
 Knobs (environment): SOAK_MINUTES (30), SOAK_SECONDS (overrides minutes), SOAK_INTERVAL (60 s),
 SOAK_RESTART_SECS (180), SOAK_THREADS (3), SOAK_RATE (total ops/s cap, 100), SOAK_KEYS (per
 thread, 48), SOAK_RSS_RATIO (1.5), SOAK_FD_GROWTH (32), SOAK_P50_RATIO (2.5), SOAK_P99_RATIO
-(4.0), SOAK_MAX_ERRORS (share of ops, 0.02), SOAK_DIR (a temporary folder).
+(4.0), SOAK_MAX_ERRORS (share of ops, 0.02), SOAK_DIR (for the logs; a temporary folder by default).
 """
 
 import hashlib
 import os
 import random
 import secrets
+import shutil
 import statistics
 import sys
 import tempfile
@@ -261,8 +262,8 @@ def main():
     print(f"soak: {seconds:.0f}s, report every {interval:.0f}s, worker restart every {restart_every:.0f}s, "
           f"{threads_n} threads at most {env('SOAK_RATE', 100.0):.0f} ops/s, seed {seed}, logs in {workdir}",
           flush=True)
-    # A small cache, so that eviction runs all along.
-    c = start_cluster(workdir, env={"STRATA_CACHE__MEM_BYTES": str(32 * MIB)})
+    # A small cache, so that eviction runs all along (and the disk tier stays small).
+    c = start_cluster(workdir, env={"STRATA_CACHE__MEM_BYTES": str(32 * MIB), "STRATA_CACHE__DISK_BYTES": str(256 * MIB)})
     try:
         bucket = "soak-" + secrets.token_hex(4)
         boto3.client("s3", endpoint_url=c.endpoint, aws_access_key_id=c.access_key,
@@ -303,8 +304,10 @@ def main():
             total_ops, total_errors = total_ops + ops, total_errors + errs
             wrong += bad
             unit = f"minute {n}" if interval == 60 else f"t={row['t']:.0f}s"
+            load = os.getloadavg()[0]
+            row["load"] = load
             print(f"{unit}: {ops} ops ({ops / span:.0f}/s), {errs} errors, "
-                  f"{len(bad)} wrong reads, {restarts} worker restarts so far", flush=True)
+                  f"{len(bad)} wrong reads, {restarts} worker restarts so far, load {load:.1f}", flush=True)
             print("  " + "  ".join(f"{op} n={row['lat'][op]['n']} p50={fmt(row['lat'][op]['p50'])} "
                                    f"p99={fmt(row['lat'][op]['p99'])}ms" for op in OPS), flush=True)
             print("  " + "  ".join(f"{name} rss={fmt(r)}MiB fds={fmt(f, 'd') if f is not None else '-'}"
@@ -318,6 +321,7 @@ def main():
             t.join(timeout=60)
     finally:
         c.stop_all()
+        shutil.rmtree(c.data_dir, ignore_errors=True)  # the data; the logs stay
     fails, lines = verdict(rows, procs)
     share = total_errors / max(1, total_ops + total_errors)
     if wrong:
@@ -327,6 +331,9 @@ def main():
     print(f"verdict after {len(rows)} intervals, {total_ops} ops, {total_errors} errors ({share:.2%}), "
           f"{restarts} worker restarts (the last intervals against interval {2 if len(rows) > 2 else 1}):")
     print("\n".join(lines))
+    loads = [r["load"] for r in rows]
+    if max(loads) > 2 * max(1.0, min(loads)):
+        print(f"  (the machine's load went from {min(loads):.1f} to {max(loads):.1f}: latency figures reflect it)")
     print("FLAT: nothing grew past its threshold, every read was right" if not fails else
           "NOT FLAT: " + "; ".join(fails), flush=True)
     return 1 if fails else 0
