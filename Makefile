@@ -13,7 +13,7 @@ FEATURES := --features etcd,hdfs
 # Keep CLIPPY_ARGS identical everywhere: it is part of every workspace crate's fingerprint.
 LINTED := RUSTC_WORKSPACE_WRAPPER=$$(command -v clippy-driver) CLIPPY_ARGS=-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__
 
-.PHONY: run build release test test-build fmt lint unit compat test-spark test-helm bench bench-io venv clean deps s3-tests image crash chromium
+.PHONY: run build release test test-build fmt lint unit compat test-spark test-helm bench bench-io venv clean deps s3-tests image crash chromium soak
 
 ## Start a local endpoint (master, worker and gateway in one process) on 127.0.0.1:9000.
 run: release
@@ -70,6 +70,12 @@ compat: test-build venv chromium
 ## `make test` runs a short one (compat-tests/test_crash.py).
 crash: test-build venv deps
 	STRATA_BIN=$(BIN) scripts/with-etcd $(PY) compat-tests/crash.py --modes local,cluster,ha --rounds 10
+
+## A mixed workload against a cluster for SOAK_MINUTES (default 30) with a worker restart every
+## few minutes; prints ops, errors, latency, RSS and open files every minute, and fails if they
+## grew or a read was wrong (compat-tests/soak.py; `make test` runs 36 s of it).
+soak: test-build venv
+	STRATA_BIN=$(BIN) nice $(PY) compat-tests/soak.py
 
 ## Debian's Chromium, headless, for the dashboard's browser test (compat-tests/test_dashboard.py).
 chromium:

@@ -67,6 +67,9 @@ fn never_reached(s: &tonic::Status) -> bool {
     ["tcp connect error", "connection refused", "dns error"].iter().any(|m| text.contains(m))
 }
 
+/// How long calls wait for masters that all say no primary is elected (see `GrpcMaster::call`).
+const NO_PRIMARY_WAIT: Duration = Duration::from_secs(8);
+
 /// `call!(self, idempotent, method(request))`.
 macro_rules! call {
     ($self:ident, $idem:expr, $method:ident ($req:expr)) => {{
@@ -146,6 +149,9 @@ impl GrpcMaster {
         Fut: std::future::Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
     {
         let deadline = tokio::time::Instant::now() + self.failover_wait;
+        // Masters that name no primary: an election takes about a lease; past that, the
+        // caller gets 503 rather than a hang (a master cut off from etcd stays so).
+        let electing = tokio::time::Instant::now() + NO_PRIMARY_WAIT;
         let mut pause = Duration::from_millis(50);
         loop {
             let address = self.address();
@@ -160,6 +166,7 @@ impl GrpcMaster {
                 .and_then(|v| v.to_str().ok())
                 .filter(|p| !p.is_empty())
                 .map(url_of);
+            let leaderless = err.kind == ErrorKind::NotPrimary && primary.is_none();
             let retry = match err.kind {
                 ErrorKind::NotPrimary => {
                     self.switch(&address, primary.filter(|p| *p != address));
@@ -171,7 +178,8 @@ impl GrpcMaster {
                 }
                 _ => false,
             };
-            if !retry || tokio::time::Instant::now() + pause > deadline {
+            let until = if leaderless { deadline.min(electing) } else { deadline };
+            if !retry || tokio::time::Instant::now() + pause > until {
                 return Err(err);
             }
             tokio::time::sleep(pause).await;

@@ -34,7 +34,9 @@ fn status(m: &Master, e: strata_common::Error) -> Status {
     s
 }
 
-/// Each RPC calls the in-process master, timed and counted; only the primary serves them.
+/// Each RPC calls the in-process master, timed and counted; only the primary serves them, and
+/// one in flight when the master steps down is answered at once (a partitioned primary's store
+/// calls could hang until their timeout): a write's outcome is then the store's epoch check's.
 macro_rules! service {
     (extra { $($extra:item)* } $($name:ident($req:ty) -> $resp:ty = |$m:ident, $r:ident| $body:expr;)*) => {
         #[tonic::async_trait]
@@ -43,10 +45,17 @@ macro_rules! service {
             $(
             async fn $name(&self, req: Request<$req>) -> Result<Response<$resp>, Status> {
                 let $m = &self.0;
+                let mut demoted = $m.ha().demotions();
                 $m.ha().check_primary().map_err(|e| status($m, e))?;
                 let $r = req.into_inner();
                 let started = std::time::Instant::now();
-                let out = $body.await;
+                let out = tokio::select! {
+                    out = $body => out,
+                    Ok(()) = demoted.changed() => Err(strata_common::Error::unavailable(
+                        "this master stopped being the primary while serving the request; retry it (a write \
+                         committed before that stands)",
+                    )),
+                };
                 metrics::histogram!("strata_master_rpc_seconds", "rpc" => stringify!($name)).record(started.elapsed().as_secs_f64());
                 if let Err(e) = &out {
                     metrics::counter!("strata_master_rpc_errors_total", "rpc" => stringify!($name), "kind" => e.kind.as_str()).increment(1);

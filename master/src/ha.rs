@@ -21,6 +21,8 @@ pub struct HaState {
     primary_address: Mutex<String>,
     /// Every master taking part in the election, as last seen (for reports).
     masters: Mutex<Vec<MasterInfo>>,
+    /// Counts the times this master stopped serving; requests in flight watch it.
+    demotions: tokio::sync::watch::Sender<u64>,
 }
 
 impl HaState {
@@ -32,6 +34,7 @@ impl HaState {
             address: address.to_string(),
             primary_address: Mutex::new(address.to_string()),
             masters: Mutex::new(Vec::new()),
+            demotions: tokio::sync::watch::Sender::new(0),
         }
     }
 
@@ -43,11 +46,23 @@ impl HaState {
             address: address.to_string(),
             primary_address: Mutex::new(String::new()),
             masters: Mutex::new(Vec::new()),
+            demotions: tokio::sync::watch::Sender::new(0),
         }
     }
 
     pub fn is_primary(&self) -> bool {
         self.primary.load(Ordering::SeqCst)
+    }
+
+    /// The epoch as the fence holds it: [`UNFENCED`] for a single master, [`FENCED_OFF`] when
+    /// not serving.
+    pub(crate) fn fence_epoch(&self) -> u64 {
+        self.fence.load(Ordering::SeqCst)
+    }
+
+    /// Changes each time this master stops serving (subscribe before checking the role).
+    pub fn demotions(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.demotions.subscribe()
     }
 
     pub fn epoch(&self) -> u64 {
@@ -110,6 +125,7 @@ impl HaState {
         self.fence.store(FENCED_OFF, Ordering::SeqCst);
         self.set_primary_address("");
         if self.primary.swap(false, Ordering::SeqCst) {
+            self.demotions.send_modify(|n| *n += 1);
             tracing::warn!("this master stepped down from primary: {why}");
         }
     }
@@ -151,7 +167,9 @@ mod tests {
         ha.serve();
         assert!(ha.is_primary() && ha.check_primary().is_ok());
         assert_eq!(stored_epoch(raw.as_ref()).await.unwrap(), 1);
+        let demoted = ha.demotions();
         ha.step_down("test");
+        assert!(demoted.has_changed().unwrap(), "requests in flight hear of the step-down");
         assert_eq!((ha.is_primary(), ha.epoch(), ha.primary_address()), (false, 0, String::new()));
     }
 }

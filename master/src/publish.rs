@@ -27,6 +27,7 @@ use strata_common::{Error, Result, ufs};
 use crate::buckets::Buckets;
 use crate::ha::HaState;
 use crate::schema::Schema;
+use crate::store::fenced::{FENCED_OFF, UNFENCED};
 
 type Key = (String, String);
 
@@ -52,6 +53,9 @@ pub(crate) struct Publisher {
     ha: Arc<HaState>,
     buckets: Arc<Buckets>,
     locks: KeyedLocks<Key>,
+    /// In tests, how long each commit waits between its metadata commit and the move.
+    #[cfg(test)]
+    pub(crate) pause: std::sync::Mutex<std::time::Duration>,
 }
 
 /// What a metadata commit tells [`Publisher::publish`].
@@ -71,7 +75,15 @@ impl Publisher {
         ha: Arc<HaState>,
         buckets: Arc<Buckets>,
     ) -> Publisher {
-        Publisher { store, ufs, ha, buckets, locks: KeyedLocks::default() }
+        Publisher {
+            store,
+            ufs,
+            ha,
+            buckets,
+            locks: KeyedLocks::default(),
+            #[cfg(test)]
+            pause: Default::default(),
+        }
     }
 
     /// Holds the publish lock of `bucket/key` (a sync of the key takes it too).
@@ -94,23 +106,20 @@ impl Publisher {
                 return Err(e);
             }
         }
-        let epoch = self.ha.epoch();
+        let epoch = self.ha.fence_epoch();
         match commit.await {
             Ok(Committed { value, mount: Some(mount), replaced, version }) => {
                 #[cfg(test)]
-                if key == PAUSED_KEY {
-                    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                {
+                    let pause = *self.pause.lock().unwrap();
+                    let pause = if key == PAUSED_KEY { std::time::Duration::from_millis(300) } else { pause };
+                    tokio::time::sleep(pause).await;
                 }
                 let deleted = replaced.as_ref().map_or(0, |r| r.version);
                 let intent = intent(bucket, key, staging, if staging.is_empty() { deleted } else { version });
                 // A master that lost the primary role since its commit leaves the under store to
                 // the new primary, which finishes the commit's intent.
-                if !self.ha.is_primary() || self.ha.epoch() != epoch {
-                    return Err(Error::new(
-                        strata_common::ErrorKind::NotPrimary,
-                        "this master lost the primary role during the write; retry it",
-                    ));
-                }
+                self.claim(&intent, epoch).await?;
                 match self.move_into_place(&mount, key, staging).await {
                     Ok(()) => {
                         if !staging.is_empty() && !mount.uri.starts_with("file:") {
@@ -144,6 +153,7 @@ impl Publisher {
     /// Then forgets the intent. Run before a new primary serves.
     pub(crate) async fn finish(&self, i: &PublishIntent) -> Result<()> {
         let _held = self.lock(&i.bucket, &i.key).await;
+        let epoch = self.ha.fence_epoch();
         let (b, k) = (i.bucket.clone(), i.key.clone());
         let current = transact(self.store.as_ref(), |t| {
             let (b, k) = (b.clone(), k.clone());
@@ -156,6 +166,7 @@ impl Publisher {
             Err(e) => return Err(e),
         };
         if let Some(mount) = mount {
+            self.claim(i, epoch).await?;
             let store = self.ufs.open(&mount)?;
             let current = current.map(|c| c.version);
             if i.staging.is_empty() {
@@ -203,6 +214,44 @@ impl Publisher {
             }
         }
         failed.map_or(Ok(intents.len()), Err)
+    }
+
+    /// Checks, just before the under store changes, that this master still holds `epoch` (the
+    /// one it committed or took over under) in the store, and that `intent` is still pending.
+    /// Rewriting the intent makes the transaction a write, whose commit the fence checks: once a
+    /// newer primary has taken its epoch this fails, and that primary's recovery (which runs
+    /// after it took the epoch) finishes the intent instead. Left open: a process stalled
+    /// between this check and the move itself, for longer than a lease.
+    async fn claim(&self, intent: &PublishIntent, epoch: u64) -> Result<()> {
+        let lost = |why: &str| {
+            Error::unavailable(format!(
+                "this master lost the primary role after committing {}/{} ({why}); the commit stands and the \
+                 new primary finishes it: read the key again before retrying",
+                intent.bucket, intent.key
+            ))
+        };
+        if epoch == FENCED_OFF || self.ha.fence_epoch() != epoch {
+            return Err(lost("stepped down"));
+        }
+        if epoch == UNFENCED {
+            return Ok(()); // a single master: nobody else moves bytes
+        }
+        let pending = transact(self.store.as_ref(), |t| {
+            let i = intent.clone();
+            Box::pin(async move {
+                let pending = t.has_publish_intent(&i).await?;
+                if pending {
+                    t.put_publish_intent(&i);
+                }
+                Ok(pending)
+            })
+        })
+        .await
+        .map_err(|e| lost(&e.message))?;
+        if !pending || self.ha.fence_epoch() != epoch {
+            return Err(lost("another primary finished its intent"));
+        }
+        Ok(())
     }
 
     async fn clear_intent(&self, intent: &PublishIntent) {

@@ -141,6 +141,7 @@ pub(crate) trait Schema {
     fn put_publish_intent(&mut self, i: &PublishIntent);
     fn clear_publish_intent(&mut self, i: &PublishIntent);
     async fn publish_intents(&mut self) -> Result<Vec<PublishIntent>>;
+    async fn has_publish_intent(&mut self, i: &PublishIntent) -> Result<bool>;
     /// The parts of every upload (their staged files are claimed).
     async fn all_parts(&mut self) -> Result<Vec<PartMeta>>;
 
@@ -405,6 +406,10 @@ impl Schema for Txn {
 
     async fn publish_intents(&mut self) -> Result<Vec<PublishIntent>> {
         values(self, keys::publish_intents()).await
+    }
+
+    async fn has_publish_intent(&mut self, i: &PublishIntent) -> Result<bool> {
+        Ok(self.get(&keys::publish_intent(&i.bucket, &i.key, i.version)).await?.is_some())
     }
 
     async fn all_parts(&mut self) -> Result<Vec<PartMeta>> {

@@ -134,3 +134,62 @@ async fn election_hands_over() {
     stop_b.cancel();
     jb.await.unwrap();
 }
+
+fn commit_of(key: &str, version: u64, staging: &str) -> strata_common::proto::CommitObjectRequest {
+    use strata_common::proto::{CommitObjectRequest, ObjectMeta};
+    let meta = ObjectMeta { key: key.into(), version, ..Default::default() };
+    CommitObjectRequest { bucket: "bkt".into(), meta: Some(meta), staging_key: staging.into(), ..Default::default() }
+}
+
+/// The move of a commit's bytes is fenced too: a primary stalled between its commit (here a
+/// delete) and its move, while a new primary took over, finished that intent and wrote the key
+/// again, must not touch the under store when it wakes up (it deleted the new bytes before).
+async fn a_stalled_primary_moves_nothing(shared: Arc<dyn KvStore>) {
+    let dir = tempfile::tempdir().unwrap();
+    let a = Arc::new(master(shared.clone(), dir.path(), "http://a"));
+    let b = master(shared.clone(), dir.path(), "http://b");
+    a.take_over().await.unwrap();
+    a.create_bucket("bkt").await.unwrap();
+    let (staged, file) = (dir.path().join("bkt/%strata/tmp"), dir.path().join("bkt/k"));
+    std::fs::create_dir_all(&staged).unwrap();
+    std::fs::write(staged.join("1"), b"one").unwrap();
+    a.commit_object(commit_of("k", 10, "tmp/1")).await.unwrap();
+    assert_eq!(std::fs::read(&file).unwrap(), b"one");
+
+    *a.publisher.pause.lock().unwrap() = Duration::from_millis(1500);
+    let deleting = tokio::spawn({
+        let a = a.clone();
+        async move { a.delete_object("bkt", "k").await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(file.exists(), "a's delete is committed but not yet moved");
+    // `b` takes over: its recovery finishes a's delete, then it writes the key anew.
+    b.take_over().await.unwrap();
+    assert!(!file.exists(), "the new primary finished the delete intent");
+    std::fs::create_dir_all(&staged).unwrap();
+    std::fs::write(staged.join("2"), b"two").unwrap();
+    b.commit_object(commit_of("k", 20, "tmp/2")).await.unwrap();
+    assert_eq!(std::fs::read(&file).unwrap(), b"two");
+
+    // `a` wakes up still believing it is primary: its fenced claim fails, the file stays.
+    assert!(a.ha().is_primary());
+    let e = deleting.await.unwrap().unwrap_err();
+    assert!(e.is(ErrorKind::Unavailable) && e.message.contains("new primary finishes it"), "{e}");
+    assert_eq!(std::fs::read(&file).unwrap(), b"two", "the stalled primary deleted the new primary's bytes");
+    assert_eq!(b.lookup("bkt", "k").await.unwrap().version, 20);
+    let intents = transact(shared.as_ref(), |t| Box::pin(async move { t.publish_intents().await })).await.unwrap();
+    assert!(intents.is_empty(), "{intents:?}");
+}
+
+#[tokio::test]
+async fn a_stalled_primary_moves_nothing_on_memory_store() {
+    a_stalled_primary_moves_nothing(store::open("memory://").await.unwrap()).await;
+}
+
+#[cfg(feature = "etcd")]
+#[tokio::test]
+async fn a_stalled_primary_moves_nothing_on_etcd() {
+    let Ok(endpoint) = std::env::var("STRATA_TEST_ETCD") else { return };
+    let url = format!("etcd://{endpoint}/stall-{:x}", rand::random::<u64>());
+    a_stalled_primary_moves_nothing(store::open(&url).await.unwrap()).await;
+}
