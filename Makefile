@@ -13,7 +13,7 @@ FEATURES := --features etcd,hdfs
 # Keep CLIPPY_ARGS identical everywhere: it is part of every workspace crate's fingerprint.
 LINTED := RUSTC_WORKSPACE_WRAPPER=$$(command -v clippy-driver) CLIPPY_ARGS=-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__
 
-.PHONY: run build release test test-build fmt lint unit compat test-spark test-helm bench bench-io venv clean deps s3-tests image crash chromium soak
+.PHONY: run build release test test-build fmt lint unit compat test-spark test-helm bench bench-io venv clean deps s3-tests image crash chromium soak fuzz
 
 ## Start a local endpoint (master, worker and gateway in one process) on 127.0.0.1:9000.
 run: release
@@ -76,6 +76,20 @@ crash: test-build venv deps
 ## grew or a read was wrong (compat-tests/soak.py; `make test` runs 36 s of it).
 soak: test-build venv
 	STRATA_BIN=$(BIN) nice $(PY) compat-tests/soak.py
+
+## Coverage-guided fuzzing (cargo-fuzz, nightly) of every parser of hostile input: the router,
+## SigV4/SigV2, aws-chunked, Range, the XML bodies, the key codec and the backup reader, each
+## FUZZ_SECONDS (default 600) over its corpus in fuzz/corpus/<target>, minimized afterwards.
+## `make unit` replays the corpus and fuzz/regressions (the crates' fuzz_corpus_replays_* tests).
+FUZZ_SECONDS ?= 600
+FUZZ_TARGETS := router sigv4 sigv2 aws_chunked range xml keys backup
+CARGO_FUZZ := $(HOME)/.cache/strata/cargo-bin/bin/cargo-fuzz
+
+fuzz: $(CARGO_FUZZ)
+	scripts/fuzz $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+$(CARGO_FUZZ):
+	cargo +nightly install cargo-fuzz --locked --root $(HOME)/.cache/strata/cargo-bin
 
 ## Debian's Chromium, headless, for the dashboard's browser test (compat-tests/test_dashboard.py).
 chromium:

@@ -7,6 +7,8 @@ pub mod codec;
 pub mod config;
 pub mod error;
 pub mod etag;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod ids;
 pub mod io_mode;
 pub mod keys;

@@ -11,6 +11,8 @@ mod acl;
 mod auth;
 mod body;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod headers;
 mod http;
 mod ops;

@@ -80,7 +80,7 @@ async fn write_snapshot(store: &dyn KvStore, tx: &mpsc::Sender<Result<Chunk>>) -
 }
 
 /// Reads a backup batch by batch; the last call checks the trailer.
-struct BackupReader<R> {
+pub(crate) struct BackupReader<R> {
     inner: R,
     crc: Digest,
     count: u64,
@@ -88,7 +88,7 @@ struct BackupReader<R> {
 }
 
 impl<R: AsyncRead + Unpin> BackupReader<R> {
-    async fn new(inner: R) -> Result<BackupReader<R>> {
+    pub(crate) async fn new(inner: R) -> Result<BackupReader<R>> {
         let mut r = BackupReader { inner, crc: Digest::new(CrcAlgorithm::Crc32Iscsi), count: 0, done: false };
         if r.exact(MAGIC.len()).await? != MAGIC {
             return Err(Error::invalid("not a Strata backup (wrong magic bytes)"));
@@ -96,12 +96,17 @@ impl<R: AsyncRead + Unpin> BackupReader<R> {
         Ok(r)
     }
 
+    /// The next `n` bytes; memory grows with what is read, not with a (damaged) length.
     async fn exact(&mut self, n: usize) -> Result<Vec<u8>> {
-        let mut b = vec![0u8; n];
-        self.inner
-            .read_exact(&mut b)
+        let mut b = Vec::with_capacity(n.min(CHUNK));
+        let got = (&mut self.inner)
+            .take(n as u64)
+            .read_to_end(&mut b)
             .await
-            .map_err(|e| Error::invalid(format!("the backup file is truncated or unreadable: {e}")))?;
+            .map_err(|e| Error::invalid(format!("the backup file is unreadable: {e}")))?;
+        if got < n {
+            return Err(Error::invalid(format!("the backup file is truncated: {n} bytes expected, {got} left")));
+        }
         self.crc.update(&b);
         Ok(b)
     }
@@ -112,7 +117,7 @@ impl<R: AsyncRead + Unpin> BackupReader<R> {
     }
 
     /// Up to `RESTORE_BATCH` rows; an empty batch at the end, once the trailer checked out.
-    async fn next_batch(&mut self) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    pub(crate) async fn next_batch(&mut self) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let mut batch = Vec::with_capacity(RESTORE_BATCH);
         while !self.done && batch.len() < RESTORE_BATCH {
             let klen = self.u32().await?;
@@ -146,6 +151,11 @@ impl<R: AsyncRead + Unpin> BackupReader<R> {
             .await
             .map_err(|e| Error::invalid(format!("the backup file is truncated: {e}")))?;
         let stored = u32::from_be_bytes(b);
+        let trailing =
+            self.inner.read(&mut b).await.map_err(|e| Error::invalid(format!("the backup file is unreadable: {e}")))?;
+        if trailing > 0 {
+            return Err(Error::invalid("the backup file is damaged: bytes after its trailer"));
+        }
         if expected != self.count || stored != sum {
             return Err(Error::invalid(format!(
                 "the backup file is damaged: {} records (trailer says {expected}), CRC32C {sum:08x} (trailer says {stored:08x})",

@@ -26,6 +26,8 @@ mod buckets;
 mod credentials;
 #[cfg(feature = "etcd")]
 pub mod election;
+#[doc(hidden)]
+pub mod fuzzing;
 mod grpc;
 mod ha;
 pub mod jobs;

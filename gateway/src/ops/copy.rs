@@ -125,7 +125,7 @@ pub async fn copy_object(ctx: &Ctx) -> S3Result<Response> {
 }
 
 /// `x-amz-copy-source-range: bytes=first-last`, inside the source.
-fn copy_range(header: Option<&str>, size: u64) -> S3Result<(u64, u64)> {
+pub(crate) fn copy_range(header: Option<&str>, size: u64) -> S3Result<(u64, u64)> {
     let Some(r) = header else { return Ok((0, size)) };
     let bad = || S3Error::invalid_argument(format!("Range specified is not valid for source object of size: {size}"));
     let (a, b) = r.trim().strip_prefix("bytes=").and_then(|s| s.split_once('-')).ok_or_else(bad)?;

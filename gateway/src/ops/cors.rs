@@ -17,7 +17,7 @@ const METHODS: [&str; 5] = ["GET", "PUT", "POST", "DELETE", "HEAD"];
 const MAX_RULES: usize = 100;
 
 #[derive(Deserialize, Serialize, Default)]
-struct CorsConfiguration {
+pub(crate) struct CorsConfiguration {
     #[serde(rename = "@xmlns", skip_deserializing)]
     xmlns: &'static str,
     #[serde(rename = "CORSRule", default)]
@@ -41,7 +41,7 @@ struct CorsRuleXml {
 }
 
 /// A CORS configuration's rules, checked as AWS checks them.
-fn parse_rules(raw: &[u8]) -> S3Result<Vec<CorsRule>> {
+pub(crate) fn parse_rules(raw: &[u8]) -> S3Result<Vec<CorsRule>> {
     let conf: CorsConfiguration = xml::parse(raw)?;
     if conf.rules.is_empty() {
         return Err(S3Error::malformed_xml());
@@ -91,8 +91,12 @@ pub async fn get(ctx: &Ctx) -> S3Result<Response> {
     if bucket.cors.is_empty() {
         return Err(S3Error::new(S3ErrorCode::NoSuchCORSConfiguration, "The CORS configuration does not exist"));
     }
-    let rules = bucket
-        .cors
+    xml::response("CORSConfiguration", &to_xml(bucket.cors))
+}
+
+/// The stored rules as GetBucketCors answers them.
+pub(crate) fn to_xml(rules: Vec<CorsRule>) -> CorsConfiguration {
+    let rules = rules
         .into_iter()
         .map(|r| CorsRuleXml {
             id: r.id,
@@ -103,7 +107,7 @@ pub async fn get(ctx: &Ctx) -> S3Result<Response> {
             max_age_seconds: (r.max_age_seconds >= 0).then_some(r.max_age_seconds),
         })
         .collect();
-    xml::response("CORSConfiguration", &CorsConfiguration { xmlns: NS, rules })
+    CorsConfiguration { xmlns: NS, rules }
 }
 
 /// `pattern` with at most one `*` (any run of characters) against `value`.

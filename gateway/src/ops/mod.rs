@@ -6,12 +6,12 @@ mod acl;
 mod attributes;
 mod bucket;
 pub mod config;
-mod copy;
+pub(crate) mod copy;
 pub mod cors;
 mod delete;
 mod get;
 mod list;
-mod multipart;
+pub(crate) mod multipart;
 mod put;
 mod tagging;
 

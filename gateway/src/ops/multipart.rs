@@ -117,7 +117,7 @@ pub async fn upload_part(ctx: &Ctx, number: u32, upload_id: &str, body: Body) ->
 /// A CompleteMultipartUpload names at least one part, in ascending order. A number named
 /// twice in a row (a part re-sent while its first sending was still under way) counts once,
 /// as its last entry: the part as it was stored last.
-fn check_order(asked: &mut Vec<xml::CompletedPart>) -> S3Result<()> {
+pub(crate) fn check_order(asked: &mut Vec<xml::CompletedPart>) -> S3Result<()> {
     if asked.is_empty() {
         return Err(S3Error::malformed_xml());
     }
