@@ -94,10 +94,10 @@ def test_aws_cli_over_https_with_a_ca_bundle(local, pki, bucket, tmp_path):
     r = local.aws("--debug", "s3api", "put-object", "--bucket", bucket, "--key", "cli/small.txt",
                   "--body", str(small), env=env)
     assert "STREAMING-UNSIGNED-PAYLOAD-TRAILER" in r.stderr and "aws-chunked" in r.stderr
-    local.aws("s3", "cp", f"s3://{bucket}/cli/small.txt", str(tmp_path / "small.back"), env=env)
-    assert (tmp_path / "small.back").read_bytes() == small.read_bytes()
+    s3 = client(local.endpoint, local, pki.ca_path)
+    assert s3.get_object(Bucket=bucket, Key="cli/small.txt")["Body"].read() == small.read_bytes()
     # With the public CAs only, the cli refuses the certificate.
-    r = local.aws("s3", "ls", f"s3://{bucket}", check=False, env={"AWS_CA_BUNDLE": certifi.where()})
+    r = local.aws("s3", "ls", f"s3://{bucket}", check=False, env={"AWS_CA_BUNDLE": certifi.where(), "AWS_MAX_ATTEMPTS": "1"})
     assert r.returncode != 0 and "CERTIFICATE_VERIFY_FAILED" in r.stderr, r.stderr
 
 
@@ -174,11 +174,11 @@ def cluster(pki, tmp_path_factory):
             "STRATA_TLS__REQUIRE_CLIENT_CERT": "true"}
     master, worker = f"https://127.0.0.1:{mport}", f"https://127.0.0.1:{wport}"
     me = (str(node_crt), str(node_key))
-    launch(c, "master", ["master", "--data-dir", str(c.data_dir / "master"), "--listen", f"127.0.0.1:{mport}",
-                         "--advertise", master],
+    # No --advertise: with a certificate, a master and a worker advertise https:// themselves.
+    launch(c, "master", ["master", "--data-dir", str(c.data_dir / "master"), "--listen", f"127.0.0.1:{mport}"],
            {"STRATA_ROOT_ACCESS_KEY": ak, "STRATA_ROOT_SECRET_KEY": sk, **node}, master, pki.ca_path, me)
     launch(c, "worker", ["worker", "--data-dir", str(c.data_dir / "worker"), "--listen", f"127.0.0.1:{wport}",
-                         "--master", master, "--advertise", worker], node, worker, pki.ca_path, me)
+                         "--master", master], node, worker, pki.ca_path, me)
     launch(c, "gateway", ["gateway", "--listen", f"127.0.0.1:{gport}", "--master", master,
                           "--tls-cert", str(gw_crt), "--tls-key", str(gw_key)], {}, c.endpoint, pki.ca_path)
     c.master_url, c.worker_url, c.me, c.gport = master, worker, me, gport
@@ -195,6 +195,10 @@ def test_cluster_over_mutual_tls(cluster, pki):
     assert s3.get_object(Bucket="mtls", Key="k")["Body"].read() == data
     assert s3.get_object(Bucket="mtls", Key="k", Range="bytes=1048570-1048590")["Body"].read() == \
         data[1048570:1048591]
+    # The bytes came from the worker over mutual TLS (not from the gateway's under-store fallback).
+    metrics = requests.get(cluster.worker_url + "/metrics", verify=str(pki.ca_path), cert=cluster.me, timeout=5).text
+    served = sum(float(l.split()[-1]) for l in metrics.splitlines() if l.startswith("strata_worker_bytes_served_total"))
+    assert served >= len(data), metrics
     # A caller without a client certificate is refused by master and worker; with one, the
     # cluster secret is still required.
     for url in (cluster.master_url, cluster.worker_url):

@@ -305,6 +305,11 @@ fn write_private(path: &Path, text: &str) -> Result<()> {
     Ok(())
 }
 
+/// How others reach this master or worker: `https` once it has a certificate.
+fn scheme(cfg: &Config) -> &'static str {
+    if cfg.tls.cert.is_some() { "https" } else { "http" }
+}
+
 fn masters(cfg: &Config) -> Vec<String> {
     if cfg.masters.is_empty() { vec![format!("http://{DEFAULT_MASTER_ADDR}")] } else { cfg.masters.clone() }
 }
@@ -322,7 +327,7 @@ pub fn listen_addr(cfg: &Config, default: &str) -> String {
 pub async fn run_master(cfg: Config, restore: Option<PathBuf>, shutdown: CancellationToken) -> Result<()> {
     let secret = cluster_secret(&cfg, "master")?;
     let listener = bind(&listen_addr(&cfg, DEFAULT_MASTER_ADDR)).await?;
-    let address = cfg.advertise.clone().unwrap_or(format!("http://{}", listener.local_addr()?));
+    let address = cfg.advertise.clone().unwrap_or(format!("{}://{}", scheme(&cfg), listener.local_addr()?));
     let (master, creds) = open_master(&cfg, &address, restore.as_deref()).await?;
     let jobs = Jobs::new(shutdown.clone());
     spawn_master_jobs(&master, &cfg, &jobs)?;
@@ -345,7 +350,7 @@ pub async fn run_worker(cfg: Config, shutdown: CancellationToken) -> Result<()> 
     let secret = cluster_secret(&cfg, "worker")?;
     std::fs::create_dir_all(&cfg.data_dir)?;
     let listener = bind(&listen_addr(&cfg, DEFAULT_WORKER_ADDR)).await?;
-    let address = cfg.advertise.clone().unwrap_or(format!("http://{}", listener.local_addr()?));
+    let address = cfg.advertise.clone().unwrap_or(format!("{}://{}", scheme(&cfg), listener.local_addr()?));
     let master: Arc<dyn MasterApi> = master_client(&cfg, &secret)?;
     let worker = Worker::new(master.clone(), open_cache(&cfg)?, &cfg.data_dir.join("journal"))?;
     let ready = Readiness::default();
