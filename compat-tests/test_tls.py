@@ -148,6 +148,36 @@ def test_a_stalled_handshake_is_cut_off_and_others_are_served(local, pki):
     s.close()
 
 
+def test_the_connection_cap_holds_for_tls_connections(pki, tmp_path_factory):
+    import ssl
+
+    c = start_https_local(tmp_path_factory.mktemp("tls-cap"), pki, {"STRATA_MAX_CONNECTIONS": "2"})
+    try:
+        ctx = ssl.create_default_context(cafile=str(pki.ca_path))
+
+        def connect():
+            raw = socket.create_connection(("127.0.0.1", c.port), timeout=5)
+            return ctx.wrap_socket(raw, server_hostname="127.0.0.1")
+        held = [connect(), connect()]
+        for s in held:  # a request on each, so that both are surely counted
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert s.recv(100).startswith(b"HTTP/1.1 200")
+        with pytest.raises((ssl.SSLError, OSError)):
+            s = connect()
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert s.recv(100) == b"", "a third connection must be closed"
+            raise OSError("closed")
+        held.pop().close()
+        time.sleep(0.3)
+        s = connect()
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert s.recv(100).startswith(b"HTTP/1.1 200")
+        s.close()
+        held[0].close()
+    finally:
+        c.stop_all()
+
+
 def test_a_bad_certificate_file_fails_at_start_naming_it(tmp_path, pki):
     bad = tmp_path / "bad.crt"
     bad.write_text("not a certificate\n")
