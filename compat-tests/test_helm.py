@@ -50,6 +50,7 @@ MATRIX = {
                 "config": {"domain": "s3.example.com"}, "serviceMonitor": {"enabled": True},
                 "grafanaDashboard": {"enabled": True}, "prometheusRule": {"enabled": True},
                 "gateways": {"service": {"type": "LoadBalancer"}}},
+    "gateway-tls": {"tls": {"enabled": True, "secretName": "s3-cert", "httpPort": 9080}},
     "existing-secret": {"auth": {"existingSecret": "my-strata"}, "mounts": [S3_MOUNT],
                         "rootUfs": {"uri": "s3://strata-root/data", "persistence": {"enabled": False}}},
 }
@@ -273,6 +274,23 @@ def test_gateways_scale_and_the_ingress_serves_the_wildcard(rendered):
     assert not any(d["kind"] == "ServiceMonitor" for d in rendered["defaults"][1]), "off by default"
 
 
+def test_gateways_serve_https_from_the_tls_secret(rendered):
+    docs = rendered["gateway-tls"][1]
+    dep = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "strata-gateway")
+    pod = dep["spec"]["template"]["spec"]
+    c = pod["containers"][0]
+    assert {"--tls-cert=/etc/strata-tls/tls.crt", "--tls-key=/etc/strata-tls/tls.key",
+            "--http-listen=0.0.0.0:9080"} <= set(c["args"])
+    assert {"name": "tls", "secret": {"secretName": "s3-cert"}} in pod["volumes"]
+    assert any(m["name"] == "tls" and m["mountPath"] == "/etc/strata-tls" for m in c["volumeMounts"])
+    assert c["readinessProbe"]["httpGet"]["scheme"] == "HTTPS"
+    svc = next(d for d in docs if d["kind"] == "Service" and d["metadata"]["name"] == "strata-gateway")
+    assert {"name": "http-plain", "port": 9080, "targetPort": "http-plain", "protocol": "TCP"} in svc["spec"]["ports"]
+    plain = rendered["defaults"][1]
+    dep = next(d for d in plain if d["kind"] == "Deployment" and d["metadata"]["name"] == "strata-gateway")
+    assert not any(a.startswith("--tls") for a in dep["spec"]["template"]["spec"]["containers"][0]["args"])
+
+
 def test_an_existing_secret_is_used_and_none_is_made(rendered):
     docs = rendered["existing-secret"][1]
     assert not [d for d in docs if d["kind"] == "Secret"]
@@ -315,6 +333,7 @@ def test_a_config_change_rolls_every_strata_pod(tmp_path):
                             {"medium": "MEM", "quota": "1GiB"}]}}, "only the first (highest) tier can be MEM"),
     ({"workers": {"kind": "DaemonSet"}}, "a DaemonSet has no PVC per pod"),
     ({"ingress": {"enabled": True}}, "needs ingress.host or config.domain"),
+    ({"tls": {"enabled": True}}, "tls.enabled needs tls.secretName"),
     ({"mastrs": {"replicas": 1}}, "additional properties 'mastrs' not allowed"),
 ])
 def test_wrong_values_fail_at_install_with_a_clear_message(tmp_path, values, message):

@@ -104,3 +104,59 @@ def test_magic_committer(strata, spark):
     assert not any("__magic" in k for k in keys), keys
     assert len([k for k in keys if "part-" in k]) == 3, keys
     assert "Uploads" not in s3.list_multipart_uploads(Bucket=bucket)
+
+
+@pytest.fixture(scope="module")
+def https_local(tmp_path_factory):
+    from tls_pki import Pki, start_https_local
+
+    tmp = tmp_path_factory.mktemp("spark-tls")
+    pki = Pki(tmp / "pki")
+    c = start_https_local(tmp, pki)
+    c.truststore = tmp / "truststore.jks"
+    import subprocess
+    subprocess.run(["keytool", "-importcert", "-noprompt", "-alias", "strata-test-ca", "-file", str(pki.ca_path),
+                    "-keystore", str(c.truststore), "-storepass", "changeit", "-storetype", "JKS"],
+                   check=True, capture_output=True, timeout=60)
+    c.pki = pki
+    yield c
+    c.stop_all()
+
+
+def test_parquet_over_https_with_the_ca_in_a_java_truststore(https_local):
+    """s3a with fs.s3a.connection.ssl.enabled=true against `strata local` on HTTPS, trusting the
+    test CA through javax.net.ssl.trustStore (set before s3a makes its first TLS connection)."""
+    from pyspark.sql import SparkSession
+
+    c = https_local
+    props = f"-Djavax.net.ssl.trustStore={c.truststore} -Djavax.net.ssl.trustStorePassword=changeit"
+    active = SparkSession.getActiveSession()
+    spark = active or (SparkSession.builder.master("local[2]").appName("strata-s3a-tls")
+                       .config("spark.jars", jars()).config("spark.ui.enabled", "false")
+                       .config("spark.sql.shuffle.partitions", "4")
+                       .config("spark.driver.extraJavaOptions", props).getOrCreate())
+    system = spark._jvm.java.lang.System
+    system.setProperty("javax.net.ssl.trustStore", str(c.truststore))
+    system.setProperty("javax.net.ssl.trustStorePassword", "changeit")
+    bucket = "spark-https"
+    conf = spark._jsc.hadoopConfiguration()
+    for k, v in {"endpoint": c.endpoint, "connection.ssl.enabled": "true", "path.style.access": "true",
+                 "access.key": c.access_key, "secret.key": c.secret_key,
+                 "aws.credentials.provider": "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider",
+                 "attempts.maximum": "1", "retry.limit": "1"}.items():
+        conf.set(f"fs.s3a.bucket.{bucket}.{k}", v)
+    try:
+        import boto3
+        from botocore.config import Config
+        s3 = boto3.client("s3", endpoint_url=c.endpoint, aws_access_key_id=c.access_key,
+                          aws_secret_access_key=c.secret_key, region_name="us-east-1", verify=str(c.pki.ca_path),
+                          config=Config(s3={"addressing_style": "path"}))
+        s3.create_bucket(Bucket=bucket)
+        path = f"s3a://{bucket}/tables/tls"
+        frame(spark, 0).repartition(2).write.mode("overwrite").parquet(path)
+        check(spark, path, range(ROWS))
+        keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="tables/tls/")["Contents"]]
+        assert "tables/tls/_SUCCESS" in keys and any(k.endswith(".parquet") for k in keys), keys
+    finally:
+        if active is None:
+            spark.stop()

@@ -10,8 +10,10 @@ use anyhow::{Context, Result, bail};
 use strata_common::api::{MasterApi, WorkerApi};
 use strata_common::config::{Config, DEFAULT_GATEWAY_ADDR, DEFAULT_MASTER_ADDR, DEFAULT_WORKER_ADDR, abs};
 use strata_common::master_client::GrpcMaster;
-use strata_common::ops::{Readiness, bind, serve};
-use strata_common::server::serve_with;
+use strata_common::ops::{Readiness, bind};
+use strata_common::server::{Limits, serve_with};
+use strata_common::tls::ServerTls;
+use strata_common::worker_client::HttpWorker;
 use strata_gateway::{Gateway, GatewayOptions, IN_PROCESS};
 use strata_master::ui::Dashboard;
 use strata_master::{Jobs, Master, MasterOptions, RootCredentials};
@@ -118,13 +120,69 @@ fn open_cache(cfg: &Config) -> Result<PageStore> {
         .with_context(|| format!("cannot open the cache tiers (folders: {})", dirs.join(", ")))
 }
 
-fn gateway_options(cfg: &Config) -> GatewayOptions {
-    let limits = strata_common::server::Limits {
+fn gateway_options(cfg: &Config) -> Result<GatewayOptions> {
+    let limits = Limits {
         request_timeout: Duration::from_millis(cfg.request_timeout_ms),
         max_connections: cfg.max_connections,
+        tls: ServerTls::from_config(&cfg.tls, false)?,
         ..Default::default()
     };
-    GatewayOptions { domain: cfg.domain.clone(), region: REGION.into(), block_size: cfg.block_size, limits }
+    Ok(GatewayOptions { domain: cfg.domain.clone(), region: REGION.into(), block_size: cfg.block_size, limits })
+}
+
+/// How long a gateway's shutdown waits for open requests.
+const S3_DRAIN: Duration = Duration::from_secs(30);
+
+/// Serves S3 on `listener` (HTTPS when `limits.tls`, its certificate reloaded), and plain HTTP
+/// on `tls.http_listen` too when set.
+async fn serve_s3(
+    cfg: &Config,
+    listener: TcpListener,
+    router: axum::Router,
+    limits: Limits,
+    shutdown: CancellationToken,
+) -> Result<()> {
+    let plain = match (&limits.tls, &cfg.tls.http_listen) {
+        (None, Some(_)) => bail!(
+            "tls.http_listen is set without tls.cert and tls.key: the main port serves plain HTTP already; \
+             set the certificate or drop http_listen"
+        ),
+        (Some(_), Some(addr)) => {
+            let l = bind(addr).await?;
+            tracing::info!(addr = %l.local_addr()?, "also serving S3 over plain HTTP");
+            let plain_limits = Limits { tls: None, ..limits.clone() };
+            Some(tokio::spawn(serve_with(l, router.clone(), shutdown.clone(), S3_DRAIN, plain_limits)))
+        }
+        _ => None,
+    };
+    if let Some(tls) = &limits.tls {
+        tls.spawn_reload(Duration::from_secs(cfg.tls.reload_secs), shutdown.clone());
+    }
+    let served = serve_with(listener, router, shutdown.clone(), S3_DRAIN, limits).await;
+    shutdown.cancel();
+    if let Some(p) = plain {
+        p.await??;
+    }
+    served?;
+    Ok(())
+}
+
+/// The TLS of a master's or worker's port (mutual with `tls.require_client_cert`), reloaded.
+fn internal_server_tls(cfg: &Config, shutdown: &CancellationToken) -> Result<Option<ServerTls>> {
+    let tls = ServerTls::from_config(&cfg.tls, cfg.tls.require_client_cert)?;
+    if let Some(t) = &tls {
+        t.spawn_reload(Duration::from_secs(cfg.tls.reload_secs), shutdown.clone());
+    }
+    Ok(tls)
+}
+
+/// This process's client side of internal TLS to `https://` workers (with `tls.ca`); call it
+/// once at start, before any worker client is made. Masters: see [`master_client`].
+pub fn use_internal_tls(cfg: &Config) -> Result<()> {
+    if let Some(c) = strata_common::tls::client_config(&cfg.tls)? {
+        HttpWorker::use_tls(c);
+    }
+    Ok(())
 }
 
 /// What a started `strata local` tells its user.
@@ -133,6 +191,8 @@ pub struct LocalInfo {
     pub access_key: String,
     pub secret_key: String,
     pub data_dir: PathBuf,
+    /// The endpoint serves HTTPS.
+    pub tls: bool,
 }
 
 /// `strata local`: master, worker and gateway in one process, talking without sockets.
@@ -167,14 +227,15 @@ pub async fn run_local(
     while !registered.get() && !shutdown.is_cancelled() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    let opts = gateway_options(&cfg)?;
     let admin = match &cfg.admin_listen {
         Some(addr) => {
             let (secret, listener) = (cluster_secret(&cfg, "master")?, bind(addr).await?);
-            Some(tokio::spawn(strata_master::run(master.clone(), secret, listener, shutdown.clone())))
+            let tls = opts.limits.tls.clone();
+            Some(tokio::spawn(strata_master::run(master.clone(), secret, listener, tls, shutdown.clone())))
         }
         None => None,
     };
-    let opts = gateway_options(&cfg);
     let limits = opts.limits.clone();
     let gw = Gateway::new(
         master.clone() as Arc<dyn MasterApi>,
@@ -189,13 +250,14 @@ pub async fn run_local(
         access_key: creds.access_key,
         secret_key: creds.secret_key,
         data_dir: abs(&cfg.data_dir),
+        tls: limits.tls.is_some(),
     });
     // The dashboard beside S3 on one port: `/ui` is no bucket (names have 3 characters or more).
     let ready = Readiness::default();
     ready.set(true);
     tracing::info!(addr = %listener.local_addr()?, "serving S3, and the dashboard at /ui");
     let router = strata_master::ui::in_front_of(ui, strata_gateway::router(gw, ready), cfg.domain.clone());
-    let served = serve_with(listener, router, shutdown.clone(), Duration::from_secs(30), limits).await;
+    let served = serve_s3(&cfg, listener, router, limits, shutdown.clone()).await;
     shutdown.cancel();
     let _ = hb.await;
     if let Some(a) = admin {
@@ -243,12 +305,18 @@ fn write_private(path: &Path, text: &str) -> Result<()> {
     Ok(())
 }
 
+/// How others reach this master or worker: `https` once it has a certificate.
+fn scheme(cfg: &Config) -> &'static str {
+    if cfg.tls.cert.is_some() { "https" } else { "http" }
+}
+
 fn masters(cfg: &Config) -> Vec<String> {
     if cfg.masters.is_empty() { vec![format!("http://{DEFAULT_MASTER_ADDR}")] } else { cfg.masters.clone() }
 }
 
 pub fn master_client(cfg: &Config, secret: &str) -> Result<Arc<GrpcMaster>> {
-    Ok(Arc::new(GrpcMaster::new(&masters(cfg), secret)?))
+    let tls = strata_common::tls::grpc_client_config(&cfg.tls)?;
+    Ok(Arc::new(GrpcMaster::with_tls(&masters(cfg), secret, tls)?))
 }
 
 pub fn listen_addr(cfg: &Config, default: &str) -> String {
@@ -259,7 +327,7 @@ pub fn listen_addr(cfg: &Config, default: &str) -> String {
 pub async fn run_master(cfg: Config, restore: Option<PathBuf>, shutdown: CancellationToken) -> Result<()> {
     let secret = cluster_secret(&cfg, "master")?;
     let listener = bind(&listen_addr(&cfg, DEFAULT_MASTER_ADDR)).await?;
-    let address = cfg.advertise.clone().unwrap_or(format!("http://{}", listener.local_addr()?));
+    let address = cfg.advertise.clone().unwrap_or(format!("{}://{}", scheme(&cfg), listener.local_addr()?));
     let (master, creds) = open_master(&cfg, &address, restore.as_deref()).await?;
     let jobs = Jobs::new(shutdown.clone());
     spawn_master_jobs(&master, &cfg, &jobs)?;
@@ -270,7 +338,8 @@ pub async fn run_master(cfg: Config, restore: Option<PathBuf>, shutdown: Cancell
     ready.set(true);
     tracing::info!(addr = %listener.local_addr()?, store = master.store_name(), "master serving; the dashboard is at /ui");
     let router = strata_master::router(master.clone(), secret, ready).merge(strata_master::ui::router(ui));
-    let served = serve(listener, router, shutdown, Duration::from_secs(10)).await;
+    let limits = Limits { tls: internal_server_tls(&cfg, &shutdown)?, ..Default::default() };
+    let served = serve_with(listener, router, shutdown, Duration::from_secs(10), limits).await;
     master.drain_commits(JOBS_DRAIN).await;
     jobs.join(JOBS_DRAIN).await;
     served?;
@@ -281,7 +350,7 @@ pub async fn run_worker(cfg: Config, shutdown: CancellationToken) -> Result<()> 
     let secret = cluster_secret(&cfg, "worker")?;
     std::fs::create_dir_all(&cfg.data_dir)?;
     let listener = bind(&listen_addr(&cfg, DEFAULT_WORKER_ADDR)).await?;
-    let address = cfg.advertise.clone().unwrap_or(format!("http://{}", listener.local_addr()?));
+    let address = cfg.advertise.clone().unwrap_or(format!("{}://{}", scheme(&cfg), listener.local_addr()?));
     let master: Arc<dyn MasterApi> = master_client(&cfg, &secret)?;
     let worker = Worker::new(master.clone(), open_cache(&cfg)?, &cfg.data_dir.join("journal"))?;
     let ready = Readiness::default();
@@ -294,7 +363,8 @@ pub async fn run_worker(cfg: Config, shutdown: CancellationToken) -> Result<()> 
         ready.clone(),
         shutdown.clone(),
     ));
-    strata_worker::run(worker, secret, listener, ready, shutdown.clone()).await?;
+    let tls = internal_server_tls(&cfg, &shutdown)?;
+    strata_worker::run(worker, secret, listener, tls, ready, shutdown.clone()).await?;
     shutdown.cancel();
     let _ = hb.await;
     Ok(())
@@ -303,7 +373,11 @@ pub async fn run_worker(cfg: Config, shutdown: CancellationToken) -> Result<()> 
 pub async fn run_gateway(cfg: Config, shutdown: CancellationToken) -> Result<()> {
     let secret = cluster_secret(&cfg, "gateway")?;
     let listener = bind(&listen_addr(&cfg, DEFAULT_GATEWAY_ADDR)).await?;
-    let gw = Gateway::new(master_client(&cfg, &secret)?, None, secret, gateway_options(&cfg));
-    strata_gateway::run(gw, listener, shutdown).await?;
-    Ok(())
+    let opts = gateway_options(&cfg)?;
+    let limits = opts.limits.clone();
+    let gw = Gateway::new(master_client(&cfg, &secret)?, None, secret, opts);
+    let ready = Readiness::default();
+    ready.set(true);
+    tracing::info!(addr = %listener.local_addr()?, tls = limits.tls.is_some(), "gateway serving S3");
+    serve_s3(&cfg, listener, strata_gateway::router(gw, ready), limits, shutdown).await
 }

@@ -28,6 +28,18 @@ struct Cli {
     /// The URL gateways reach this worker at.
     #[arg(long, global = true)]
     advertise: Option<String>,
+    /// PEM certificate (chain) to serve HTTPS with (tls.cert); reloaded on change and SIGHUP.
+    #[arg(long, global = true)]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert (tls.key).
+    #[arg(long, global = true)]
+    tls_key: Option<PathBuf>,
+    /// With --tls-cert: also serve plain HTTP on this host:port (tls.http_listen).
+    #[arg(long, global = true)]
+    http_listen: Option<String>,
+    /// The cluster CA (PEM) that internal https:// masters and workers are verified with (tls.ca).
+    #[arg(long, global = true)]
+    tls_ca: Option<PathBuf>,
     #[command(subcommand)]
     role: Role,
 }
@@ -164,6 +176,15 @@ fn config(cli: &Cli) -> Result<Config> {
     if cli.advertise.is_some() {
         cfg.advertise = cli.advertise.clone();
     }
+    let tls = &mut cfg.tls;
+    for (flag, setting) in [(&cli.tls_cert, &mut tls.cert), (&cli.tls_key, &mut tls.key), (&cli.tls_ca, &mut tls.ca)] {
+        if flag.is_some() {
+            *setting = flag.clone();
+        }
+    }
+    if cli.http_listen.is_some() {
+        tls.http_listen = cli.http_listen.clone();
+    }
     Ok(cfg)
 }
 
@@ -200,6 +221,7 @@ async fn main() -> Result<()> {
     strata_common::ops::metrics_handle();
     let cli = Cli::parse();
     let cfg = config(&cli)?;
+    strata::use_internal_tls(&cfg)?;
     let shutdown = shutdown_on_signal();
     match cli.role {
         Role::Local { admin_listen } => {
@@ -209,18 +231,19 @@ async fn main() -> Result<()> {
             }
             let listener = strata_common::ops::bind(&listen_addr(&cfg, DEFAULT_GATEWAY_ADDR)).await?;
             run_local(cfg, listener, shutdown, |info| {
+                let scheme = if info.tls { "https" } else { "http" };
                 println!("Strata is running (local mode: master, worker and gateway in one process).");
-                println!("  S3 endpoint:  http://{}", info.endpoint);
+                println!("  S3 endpoint:  {scheme}://{}", info.endpoint);
                 println!("  access key:   {}", info.access_key);
                 println!("  secret key:   {}", info.secret_key);
                 println!("  data folder:  {}", info.data_dir.display());
                 println!(
-                    "  dashboard:    http://{}/ui  (user: the access key, password: the secret key)",
+                    "  dashboard:    {scheme}://{}/ui  (user: the access key, password: the secret key)",
                     info.endpoint
                 );
                 println!();
                 println!("  export AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY={}", info.access_key, info.secret_key);
-                println!("  aws --endpoint-url http://{} s3 mb s3://my-bucket", info.endpoint);
+                println!("  aws --endpoint-url {scheme}://{} s3 mb s3://my-bucket", info.endpoint);
             })
             .await
         }

@@ -71,6 +71,30 @@ pub struct Config {
     pub request_timeout_ms: u64,
     /// Gateways: open client connections at most; more are answered 503 SlowDown.
     pub max_connections: usize,
+    /// HTTPS (`[tls]`, `STRATA_TLS__CERT`, ...).
+    pub tls: TlsConfig,
+}
+
+/// TLS: what this process serves with, and how it calls `https://` masters and workers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain and private key: the gateway's S3 port (and a master's or worker's
+    /// port) serves HTTPS with them. Reloaded when the files change and on SIGHUP.
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    /// Gateways and `strata local` with a certificate: also serve plain HTTP on this host:port.
+    pub http_listen: Option<String>,
+    /// How often the certificate files are checked for a change (0: only on SIGHUP).
+    pub reload_secs: u64,
+    /// The cluster CA (PEM): internal calls to `https://` masters and workers verify them with
+    /// it; masters and workers verify client certificates with it.
+    pub ca: Option<PathBuf>,
+    /// Presented on internal calls (mutual TLS); default `cert` and `key`.
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
+    /// Masters and workers: refuse internal callers without a certificate signed by `ca`.
+    pub require_client_cert: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -132,6 +156,22 @@ impl Default for Config {
             dashboard_token: None,
             request_timeout_ms: 20_000,
             max_connections: 1024,
+            tls: TlsConfig::default(),
+        }
+    }
+}
+
+impl Default for TlsConfig {
+    fn default() -> TlsConfig {
+        TlsConfig {
+            cert: None,
+            key: None,
+            http_listen: None,
+            reload_secs: 10,
+            ca: None,
+            client_cert: None,
+            client_key: None,
+            require_client_cert: false,
         }
     }
 }
@@ -176,6 +216,7 @@ const SETTINGS: &[&str] = &[
     "dashboard_token",
     "request_timeout_ms",
     "max_connections",
+    "tls",
 ];
 
 impl Config {
@@ -393,6 +434,17 @@ mod tests {
             assert!(e.contains("lrfu_step"), "{step}: {e}");
         }
         assert!(load_toml("step1", "[cache]\neviction = \"lrfu\"\nlrfu_step = 1.0\n").is_ok(), "1 is allowed");
+    }
+
+    #[test]
+    fn tls_settings_load_from_the_file_with_the_reload_default() {
+        let toml = "[tls]\ncert = \"/c.pem\"\nkey = \"/k.pem\"\nca = \"/ca.pem\"\nrequire_client_cert = true\n";
+        let cfg = load_toml("tls", toml).unwrap();
+        assert_eq!(cfg.tls.cert.as_deref(), Some(Path::new("/c.pem")));
+        assert_eq!(cfg.tls.ca.as_deref(), Some(Path::new("/ca.pem")));
+        assert_eq!(cfg.tls.reload_secs, 10);
+        assert!(cfg.tls.require_client_cert);
+        assert!(load_toml("tls-typo", "[tls]\ncertificate = \"/c\"\n").is_err(), "unknown tls keys are rejected");
     }
 
     #[test]

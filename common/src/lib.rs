@@ -19,6 +19,7 @@ pub mod names;
 pub mod ops;
 pub mod placement;
 pub mod server;
+pub mod tls;
 pub mod ttl_cache;
 pub mod ufs;
 pub mod ufs_local;

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use tonic::metadata::MetadataValue;
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
 use crate::api::MasterApi;
 use crate::error::{Error, ErrorKind, Result};
@@ -46,6 +46,8 @@ pub struct GrpcMaster {
     clients: Mutex<HashMap<String, Client>>,
     current: Mutex<String>,
     failover_wait: Duration,
+    /// For `https://` addresses: the cluster CA, and a client certificate for mutual TLS.
+    tls: Option<ClientTlsConfig>,
 }
 
 fn url_of(address: &str) -> String {
@@ -86,6 +88,11 @@ macro_rules! call {
 impl GrpcMaster {
     /// Connects lazily: the masters may start after this process.
     pub fn new(addresses: &[String], secret: &str) -> Result<GrpcMaster> {
+        GrpcMaster::with_tls(addresses, secret, None)
+    }
+
+    /// `tls` is used for `https://` addresses (see [`crate::tls::grpc_client_config`]).
+    pub fn with_tls(addresses: &[String], secret: &str, tls: Option<ClientTlsConfig>) -> Result<GrpcMaster> {
         let addresses: Vec<String> = addresses.iter().map(|a| url_of(a)).collect();
         let first = addresses.first().cloned().ok_or_else(|| Error::invalid("no master address given"))?;
         let value =
@@ -96,6 +103,7 @@ impl GrpcMaster {
             clients: Mutex::new(HashMap::new()),
             current: Mutex::new(first),
             failover_wait: Duration::from_secs(30),
+            tls,
         };
         for a in &m.addresses {
             m.client(a)?;
@@ -122,6 +130,17 @@ impl GrpcMaster {
             .keep_alive_timeout(Duration::from_secs(2))
             .keep_alive_while_idle(true)
             .tcp_nodelay(true);
+        let endpoint = match (&self.tls, address.starts_with("https://")) {
+            (Some(tls), true) => endpoint
+                .tls_config(tls.clone())
+                .map_err(|e| Error::invalid(format!("cannot use TLS to {address}: {e}")))?,
+            (None, true) => {
+                return Err(Error::invalid(format!(
+                    "master {address} is https: set tls.ca (STRATA_TLS__CA) to the cluster CA's PEM file"
+                )));
+            }
+            (_, false) => endpoint,
+        };
         let c = MasterClient::with_interceptor(endpoint.connect_lazy(), self.secret.clone())
             .max_decoding_message_size(64 << 20);
         clients.insert(address.to_string(), c.clone());

@@ -1,6 +1,7 @@
 //! The HTTP accept loop every process runs: hyper's HTTP/1 + HTTP/2 builder with limits that
 //! cut off slow or hostile clients (header read timeout, body stall timeout, header block size,
-//! a connection cap answered with 503 SlowDown), TCP_NODELAY and graceful drain.
+//! a connection cap answered with 503 SlowDown), TCP_NODELAY and graceful drain; over TLS when
+//! given a certificate (the handshake bounded by the same timeout).
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -19,8 +20,11 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::time::Sleep;
+use tokio_util::either::Either;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
+
+use crate::tls::ServerTls;
 
 /// What a server tolerates from its clients.
 #[derive(Debug, Clone)]
@@ -32,13 +36,19 @@ pub struct Limits {
     pub max_connections: usize,
     /// Headers per request at most (hyper answers a bare 431 beyond it).
     pub max_headers: usize,
+    /// Serve HTTPS (HTTP/1.1 and HTTP/2 by ALPN) with this; None: plain HTTP.
+    pub tls: Option<ServerTls>,
 }
+
+/// A request extension: the request came over TLS (for `aws:SecureTransport`).
+#[derive(Debug, Clone, Copy)]
+pub struct SecureTransport;
 
 impl Default for Limits {
     /// For internal servers: longer than the clients' 60 s idle pool timeout, so that a pooled
     /// connection is never closed under a request being sent on it.
     fn default() -> Limits {
-        Limits { request_timeout: Duration::from_secs(120), max_connections: 4096, max_headers: 500 }
+        Limits { request_timeout: Duration::from_secs(120), max_connections: 4096, max_headers: 500, tls: None }
     }
 }
 
@@ -155,16 +165,23 @@ pub async fn serve_with(
         }
         let Ok(slot) = slots.clone().try_acquire_owned() else {
             metrics::counter!("strata_http_connections_refused_total").increment(1);
-            tokio::spawn(async move {
-                let mut tcp = tcp;
-                let _ = tokio::time::timeout(Duration::from_secs(1), tcp.write_all(&slow_down())).await;
-            });
+            // A TLS client cannot read a plain answer: it is only closed.
+            if limits.tls.is_none() {
+                tokio::spawn(async move {
+                    let mut tcp = tcp;
+                    let _ = tokio::time::timeout(Duration::from_secs(1), tcp.write_all(&slow_down())).await;
+                });
+            }
             continue;
         };
         let router = router.clone();
-        let idle = limits.request_timeout;
+        let (idle, tls) = (limits.request_timeout, limits.tls.clone());
+        let secure = tls.is_some();
         let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-            let req = req.map(|inner| Body::new(TimeoutBody { inner, idle, sleep: None }));
+            let mut req = req.map(|inner| Body::new(TimeoutBody { inner, idle, sleep: None }));
+            if secure {
+                req.extensions_mut().insert(SecureTransport);
+            }
             router.clone().oneshot(req)
         });
         let (builder, watcher) = (builder.clone(), graceful.watcher());
@@ -176,7 +193,23 @@ pub async fn serve_with(
                 drop(slot);
                 return;
             }
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(tcp), service).into_owned();
+            let io = match tls {
+                None => Either::Left(tcp),
+                Some(tls) => match tokio::time::timeout(idle, tls.acceptor.accept(tcp)).await {
+                    Ok(Ok(stream)) => Either::Right(stream),
+                    Ok(Err(e)) => {
+                        metrics::counter!("strata_tls_handshake_failures_total").increment(1);
+                        tracing::debug!("TLS handshake failed: {e}");
+                        return;
+                    }
+                    Err(_) => {
+                        metrics::counter!("strata_tls_handshake_failures_total").increment(1);
+                        tracing::debug!("TLS handshake timed out after {idle:?}");
+                        return;
+                    }
+                },
+            };
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service).into_owned();
             if let Err(e) = watcher.watch(conn).await {
                 tracing::debug!("connection ended: {e}");
             }

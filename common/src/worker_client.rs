@@ -42,20 +42,31 @@ pub struct HttpWorker {
     http: reqwest::Client,
 }
 
+static INTERNAL_TLS: std::sync::OnceLock<rustls::ClientConfig> = std::sync::OnceLock::new();
+
 impl HttpWorker {
     pub fn new(address: &str, secret: &str, http: reqwest::Client) -> HttpWorker {
         let base = if address.contains("://") { address.to_string() } else { format!("http://{address}") };
         HttpWorker { base: base.trim_end_matches('/').to_string(), secret: secret.to_string(), http }
     }
 
-    /// The client every HttpWorker of a process shares (one connection pool).
+    /// The client every HttpWorker of a process shares (one connection pool); `https://`
+    /// workers are called with the TLS set by [`HttpWorker::use_tls`].
     pub fn client() -> reqwest::Client {
-        reqwest::Client::builder()
+        let mut b = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(3))
             .tcp_nodelay(true)
-            .pool_idle_timeout(Duration::from_secs(60))
-            .build()
-            .unwrap_or_default()
+            .pool_idle_timeout(Duration::from_secs(60));
+        if let Some(tls) = INTERNAL_TLS.get() {
+            b = b.use_preconfigured_tls(tls.clone());
+        }
+        b.build().unwrap_or_default()
+    }
+
+    /// This process's TLS to workers (the cluster CA, a client certificate): one per process,
+    /// set at start before any client is made.
+    pub fn use_tls(tls: rustls::ClientConfig) {
+        let _ = INTERNAL_TLS.set(tls);
     }
 
     fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {

@@ -9,7 +9,7 @@ use futures::StreamExt;
 use strata_common::api::MasterApi;
 use strata_common::ids;
 use strata_common::master_client::{PRIMARY_HEADER, SECRET_HEADER};
-use strata_common::ops::{Readiness, ops_router, serve};
+use strata_common::ops::{Readiness, ops_router};
 use strata_common::proto::master_server::{Master as MasterService, MasterServer};
 use strata_common::proto::*;
 use tokio::net::TcpListener;
@@ -147,10 +147,19 @@ pub async fn run(
     master: Arc<Master>,
     secret: String,
     listener: TcpListener,
+    tls: Option<strata_common::tls::ServerTls>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let ready = Readiness::default();
     ready.set(true);
     tracing::info!(addr = %listener.local_addr()?, store = master.store_name(), "master serving");
-    serve(listener, router(master, secret, ready), shutdown, Duration::from_secs(10)).await
+    let limits = strata_common::server::Limits { tls, ..Default::default() };
+    strata_common::server::serve_with(
+        listener,
+        router(master, secret, ready),
+        shutdown,
+        Duration::from_secs(10),
+        limits,
+    )
+    .await
 }

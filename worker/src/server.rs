@@ -14,7 +14,7 @@ use axum::routing::{get, post, put};
 use futures::{StreamExt, TryStreamExt};
 use strata_common::api::*;
 use strata_common::master_client::SECRET_HEADER;
-use strata_common::ops::{Readiness, ops_router, serve};
+use strata_common::ops::{Readiness, ops_router};
 use strata_common::worker_client::{REQUEST_HEADER, WireError, decode_request};
 use strata_common::{Error, ErrorKind, ids};
 use tokio::net::TcpListener;
@@ -109,9 +109,18 @@ pub async fn run(
     worker: Worker,
     secret: String,
     listener: TcpListener,
+    tls: Option<strata_common::tls::ServerTls>,
     ready: Readiness,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    tracing::info!(addr = %listener.local_addr()?, "worker serving");
-    serve(listener, router(worker, secret, ready), shutdown, Duration::from_secs(10)).await
+    tracing::info!(addr = %listener.local_addr()?, tls = tls.is_some(), "worker serving");
+    let limits = strata_common::server::Limits { tls, ..Default::default() };
+    strata_common::server::serve_with(
+        listener,
+        router(worker, secret, ready),
+        shutdown,
+        Duration::from_secs(10),
+        limits,
+    )
+    .await
 }
