@@ -136,7 +136,7 @@ pub async fn serve_with(
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let graceful = GracefulShutdown::new();
     loop {
-        let (tcp, _peer) = tokio::select! {
+        let (tcp, peer) = tokio::select! {
             _ = shutdown.cancelled() => break,
             r = listener.accept() => match r {
                 Ok(c) => c,
@@ -164,7 +164,8 @@ pub async fn serve_with(
         let router = router.clone();
         let idle = limits.request_timeout;
         let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-            let req = req.map(|inner| Body::new(TimeoutBody { inner, idle, sleep: None }));
+            let mut req = req.map(|inner| Body::new(TimeoutBody { inner, idle, sleep: None }));
+            req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
             router.clone().oneshot(req)
         });
         let (builder, watcher) = (builder.clone(), graceful.watcher());
