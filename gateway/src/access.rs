@@ -242,49 +242,78 @@ fn on_object(e: &Endpoint) -> bool {
     )
 }
 
-/// The condition keys a request gives a policy.
-fn condition_keys(ctx: &Ctx, list: bool) -> BTreeMap<&'static str, String> {
+/// The condition keys a request gives a policy: the client's address and name, its `x-amz-*`
+/// headers as `s3:x-amz-*`, the tags of `x-amz-tagging` as `s3:requestobjecttag/<key>`, and a
+/// listing's prefix, delimiter and max-keys.
+fn condition_keys(ctx: &Ctx, list: bool) -> BTreeMap<String, String> {
     let mut k = BTreeMap::new();
     if let Some(ip) = ctx.peer {
-        k.insert("aws:sourceip", ip.to_string());
+        k.insert("aws:sourceip".into(), ip.to_string());
     }
-    k.insert("aws:securetransport", "false".to_string());
+    k.insert("aws:securetransport".into(), "false".into());
     if let Principal::Root(o) | Principal::User(o) = &ctx.principal {
-        k.insert("aws:username", o.id.clone());
-        k.insert("aws:userid", o.id.clone());
+        k.insert("aws:username".into(), o.id.clone());
+        k.insert("aws:userid".into(), o.id.clone());
     }
-    let headers = [
-        ("referer", "aws:referer"),
-        ("user-agent", "aws:useragent"),
-        ("x-amz-acl", "s3:x-amz-acl"),
-        ("x-amz-copy-source", "s3:x-amz-copy-source"),
-        ("x-amz-metadata-directive", "s3:x-amz-metadata-directive"),
-        ("x-amz-server-side-encryption", "s3:x-amz-server-side-encryption"),
-        ("x-amz-content-sha256", "s3:x-amz-content-sha256"),
-    ];
-    for (h, key) in headers {
+    for (h, key) in [("referer", "aws:referer"), ("user-agent", "aws:useragent")] {
         if let Some(v) = ctx.header(h) {
-            k.insert(key, v.to_string());
+            k.insert(key.into(), v.to_string());
+        }
+    }
+    for (name, v) in &ctx.headers {
+        if name.as_str().starts_with("x-amz-")
+            && let Ok(v) = v.to_str()
+        {
+            k.insert(format!("s3:{name}"), v.to_string());
+        }
+    }
+    if let Some(tagging) = ctx.header("x-amz-tagging") {
+        for (t, v) in url_pairs(tagging) {
+            k.insert(format!("s3:requestobjecttag/{}", t.to_ascii_lowercase()), v);
         }
     }
     if list {
         for (q, key) in [("prefix", "s3:prefix"), ("delimiter", "s3:delimiter"), ("max-keys", "s3:max-keys")] {
             if let Some(v) = ctx.query.get(q) {
-                k.insert(key, v.to_string());
+                k.insert(key.into(), v.to_string());
             }
         }
     }
     k
 }
 
+/// `a=b&c=d`, decoded; what does not decode is left out (the operation says why).
+fn url_pairs(s: &str) -> Vec<(String, String)> {
+    let dec =
+        |x: &str| percent_encoding::percent_decode_str(&x.replace('+', " ")).decode_utf8().ok().map(|c| c.into_owned());
+    s.split('&')
+        .filter(|p| !p.is_empty())
+        .filter_map(|p| {
+            let (a, b) = p.split_once('=').unwrap_or((p, ""));
+            Some((dec(a)?, dec(b)?))
+        })
+        .collect()
+}
+
+/// Adds `s3:existingobjecttag/<key>` of the object, when the bucket's policy asks for them.
+async fn add_object_tags(ctx: &Ctx, b: &Bucket, key: &str, keys: &mut BTreeMap<String, String>) -> S3Result<()> {
+    if !ctx.gw.policy_of(b).is_some_and(|p| p.mentions("s3:existingobjecttag/")) {
+        return Ok(());
+    }
+    match ctx.gw.master.lookup(&b.name, key).await {
+        Ok(m) => {
+            for (t, v) in m.tags {
+                keys.insert(format!("s3:existingobjecttag/{}", t.to_ascii_lowercase()), v);
+            }
+            Ok(())
+        }
+        Err(e) if e.is(ErrorKind::NoSuchKey) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// What the bucket's policy says of `action` on `key` ("" = the bucket) for this request.
-fn policy_decision(
-    ctx: &Ctx,
-    b: &Bucket,
-    action: &str,
-    key: Option<&str>,
-    keys: BTreeMap<&'static str, String>,
-) -> Decision {
+fn policy_decision(ctx: &Ctx, b: &Bucket, action: &str, key: Option<&str>, keys: BTreeMap<String, String>) -> Decision {
     let Some(policy) = ctx.gw.policy_of(b) else { return Decision::None };
     let resource = match key {
         Some(k) => format!("arn:aws:s3:::{}/{k}", b.name),
@@ -379,7 +408,11 @@ pub async fn authorize(ctx: &Ctx, endpoint: &Endpoint) -> S3Result<()> {
     }
     let list = matches!(endpoint, Endpoint::ListObjects | Endpoint::ListObjectsV2);
     let key = on_object(endpoint).then_some(ctx.key.as_str());
-    let decision = policy_decision(ctx, &bucket, action(endpoint), key, condition_keys(ctx, list));
+    let mut keys = condition_keys(ctx, list);
+    if let Some(k) = key {
+        add_object_tags(ctx, &bucket, k, &mut keys).await?;
+    }
+    let decision = policy_decision(ctx, &bucket, action(endpoint), key, keys);
     let policy_op =
         matches!(endpoint, Endpoint::GetBucketPolicy | Endpoint::PutBucketPolicy | Endpoint::DeleteBucketPolicy);
     if decision == Decision::Deny && !(policy_op && p.is(&bucket.owner)) {
@@ -430,7 +463,7 @@ async fn object_check(ctx: &Ctx, bucket: &Bucket, key: &str, perm: Perm) -> S3Re
 /// grant, or by the policy's s3:ListBucket with `key` as s3:prefix.
 fn may_list(ctx: &Ctx, bucket: &Bucket, key: &str) -> bool {
     let mut keys = condition_keys(ctx, false);
-    keys.insert("s3:prefix", key.to_string());
+    keys.insert("s3:prefix".into(), key.to_string());
     match policy_decision(ctx, bucket, "s3:ListBucket", None, keys) {
         Decision::Deny => false,
         Decision::Allow => true,

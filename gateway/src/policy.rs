@@ -95,7 +95,7 @@ pub struct Context<'a> {
     /// "arn:aws:s3:::bucket" or "arn:aws:s3:::bucket/key".
     pub resource: String,
     /// Condition keys in lower case ("aws:sourceip", "s3:prefix") with their values.
-    pub keys: BTreeMap<&'static str, String>,
+    pub keys: BTreeMap<String, String>,
 }
 
 fn malformed(msg: impl Into<String>) -> S3Error {
@@ -202,6 +202,11 @@ impl Policy {
         if allowed { Decision::Allow } else { Decision::None }
     }
 
+    /// Whether a condition names a key that starts with `prefix` (lower case).
+    pub fn mentions(&self, prefix: &str) -> bool {
+        self.statements.iter().flat_map(|s| &s.conditions).any(|c| c.key.starts_with(prefix))
+    }
+
     /// Whether an Allow statement lets in anyone (AWS's "public" policy).
     pub fn is_public(&self) -> bool {
         self.statements.iter().any(Statement::is_public)
@@ -269,6 +274,8 @@ fn who(v: &Value) -> S3Result<Who> {
                         "AWS" if s == "*" => return Ok(Who::Anyone),
                         "AWS" => ids.push(user_of_arn(&s).ok_or_else(invalid)?),
                         "CanonicalUser" if !s.is_empty() => ids.push(s),
+                        // AWS services are no Strata user: such statements never match.
+                        "Service" | "Federated" if !s.is_empty() => {}
                         _ => return Err(invalid()),
                     }
                 }
@@ -323,8 +330,10 @@ fn condition(op: &str, key: &str, values: Vec<Value>) -> S3Result<Condition> {
         "StringNotEquals" => (Op::StringEquals, true),
         "StringEqualsIgnoreCase" => (Op::StringEqualsIgnoreCase, false),
         "StringNotEqualsIgnoreCase" => (Op::StringEqualsIgnoreCase, true),
-        "StringLike" => (Op::StringLike, false),
-        "StringNotLike" => (Op::StringLike, true),
+        "StringLike" | "ArnLike" => (Op::StringLike, false),
+        "StringNotLike" | "ArnNotLike" => (Op::StringLike, true),
+        "ArnEquals" => (Op::StringEquals, false),
+        "ArnNotEquals" => (Op::StringEquals, true),
         "NumericEquals" => (Op::NumericEquals, false),
         "NumericNotEquals" => (Op::NumericEquals, true),
         "NumericLessThan" => (Op::NumericLessThan, false),
@@ -404,7 +413,7 @@ impl Patterns {
 }
 
 impl Condition {
-    fn holds(&self, keys: &BTreeMap<&'static str, String>) -> bool {
+    fn holds(&self, keys: &BTreeMap<String, String>) -> bool {
         let Some(v) = keys.get(self.key.as_str()) else {
             return match self.op {
                 Op::Null => self.values.iter().any(|x| x.eq_ignore_ascii_case("true")),

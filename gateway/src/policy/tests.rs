@@ -9,7 +9,7 @@ fn ctx<'a>(user: Option<&'a str>, action: &'a str, resource: &str, keys: &[(&'st
         user,
         action,
         resource: format!("arn:aws:s3:::{resource}"),
-        keys: keys.iter().map(|(k, v)| (*k, v.to_string())).collect(),
+        keys: keys.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
     }
 }
 
