@@ -2,8 +2,9 @@
 //! master. A key's secret is printed once, when it is made, and never logged.
 
 use anyhow::{Context, Result};
+use strata_common::api::MasterApi;
 use strata_common::config::Config;
-use strata_common::proto::User;
+use strata_common::proto::{BucketAccessRequest, User, UserBucketGrant};
 
 use crate::{cluster_secret, master_client};
 
@@ -51,13 +52,86 @@ pub async fn key_create(cfg: &Config, user: &str) -> Result<()> {
 
 pub async fn key_list(cfg: &Config, user: Option<&str>) -> Result<()> {
     for k in client(cfg)?.list_keys(user.unwrap_or("")).await.context("cannot list keys")? {
-        println!("{:<24} user {:<40} created {}", k.access_key, k.user_id, when(k.created_ms));
+        println!(
+            "{:<24} user {:<40} {:<8} created {}",
+            k.access_key,
+            k.user_id,
+            key_state(k.disabled),
+            when(k.created_ms)
+        );
     }
     Ok(())
 }
 
+/// Gateways trust a looked-up key this long: waiting it out means every gateway refuses it.
+async fn wait_out_gateway_caches() {
+    tokio::time::sleep(strata_gateway::SECRET_TTL + std::time::Duration::from_millis(100)).await;
+}
+
 pub async fn key_revoke(cfg: &Config, access_key: &str) -> Result<()> {
     client(cfg)?.revoke_key(access_key).await.with_context(|| format!("cannot revoke {access_key}"))?;
-    println!("revoked {access_key}: gateways refuse it within 5 seconds");
+    wait_out_gateway_caches().await;
+    println!("revoked {access_key}: every gateway refuses it now");
     Ok(())
+}
+
+pub async fn key_disable(cfg: &Config, access_key: &str, disabled: bool) -> Result<()> {
+    let verb = if disabled { "disable" } else { "enable" };
+    client(cfg)?.set_key_disabled(access_key, disabled).await.with_context(|| format!("cannot {verb} {access_key}"))?;
+    if disabled {
+        wait_out_gateway_caches().await;
+        println!("disabled {access_key}: every gateway refuses it now (`strata admin key enable` undoes it)");
+    } else {
+        println!("enabled {access_key}");
+    }
+    Ok(())
+}
+
+/// The rights of `strata admin grant`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Rights {
+    pub read: bool,
+    pub write: bool,
+    pub owner: bool,
+}
+
+/// Adds (`give`) or takes away `rights` of `user` on `bucket`.
+pub async fn grant(cfg: &Config, user: &str, bucket: &str, rights: &Rights, give: bool) -> Result<()> {
+    let c = client(cfg)?;
+    let users = c.list_users().await.context("cannot list users")?;
+    if give && !users.iter().any(|u| u.id == user) {
+        anyhow::bail!("no user {user:?}: `strata admin user list` shows them");
+    }
+    let b = c.get_bucket(bucket).await.with_context(|| format!("cannot read bucket {bucket}"))?;
+    let mut g = b
+        .user_grants
+        .iter()
+        .find(|g| g.user_id == user)
+        .cloned()
+        .unwrap_or(UserBucketGrant { user_id: user.into(), ..Default::default() });
+    for (flag, wanted) in [(&mut g.read, rights.read), (&mut g.write, rights.write), (&mut g.owner, rights.owner)] {
+        if wanted {
+            *flag = give;
+        }
+    }
+    let req = BucketAccessRequest {
+        bucket: bucket.into(),
+        set_user_grant: true,
+        user_grant: Some(g.clone()),
+        ..Default::default()
+    };
+    c.set_bucket_access(req).await.with_context(|| format!("cannot change the grants of {bucket}"))?;
+    let names: Vec<&str> = [(g.read, "read"), (g.write, "write"), (g.owner, "owner")]
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, n)| *n)
+        .collect();
+    let now = if names.is_empty() { "nothing".to_string() } else { names.join(", ") };
+    println!("{user} on {bucket}: {now}");
+    Ok(())
+}
+
+/// A key's state in `key list`.
+fn key_state(disabled: bool) -> &'static str {
+    if disabled { "disabled" } else { "active" }
 }

@@ -130,6 +130,24 @@ enum Admin {
         #[command(subcommand)]
         cmd: KeyCmd,
     },
+    /// Gives USER rights on BUCKET (read, write, owner; several may be given).
+    Grant {
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        bucket: String,
+        #[arg(value_enum, required = true)]
+        access: Vec<Access>,
+    },
+    /// Takes rights of `grant` back (none named: all of them).
+    Revoke {
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        bucket: String,
+        #[arg(value_enum)]
+        access: Vec<Access>,
+    },
     /// Writes a consistent snapshot of the metadata to a file (restore: `strata master --restore`).
     Backup {
         /// The file to write.
@@ -158,8 +176,26 @@ enum KeyCmd {
     Create { user: String },
     /// The keys (of USER, or everyone's), without secrets.
     List { user: Option<String> },
-    /// Revokes a key: every gateway refuses it within seconds.
+    /// Revokes (deletes) a key; returns once every gateway refuses it.
     Revoke { access_key: String },
+    /// Disables a key (kept, refused as unknown) ; returns once every gateway refuses it.
+    Disable { access_key: String },
+    /// Enables a disabled key again.
+    Enable { access_key: String },
+}
+
+/// What `strata admin grant`/`revoke` give or take: read (list, read objects), write (write and
+/// delete objects), owner (the bucket's ACL, policy, CORS, tags and deletion).
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Access {
+    Read,
+    Write,
+    Owner,
+}
+
+fn rights(access: &[Access]) -> strata::admin_users::Rights {
+    let has = |a: Access| access.iter().any(|x| std::mem::discriminant(x) == std::mem::discriminant(&a));
+    strata::admin_users::Rights { read: has(Access::Read), write: has(Access::Write), owner: has(Access::Owner) }
 }
 
 fn config(cli: &Cli) -> Result<Config> {
@@ -279,6 +315,20 @@ async fn main() -> Result<()> {
         }
         Role::Admin { cmd: Admin::Key { cmd: KeyCmd::Revoke { access_key } } } => {
             strata::admin_users::key_revoke(&cfg, &access_key).await
+        }
+        Role::Admin { cmd: Admin::Key { cmd: KeyCmd::Disable { access_key } } } => {
+            strata::admin_users::key_disable(&cfg, &access_key, true).await
+        }
+        Role::Admin { cmd: Admin::Key { cmd: KeyCmd::Enable { access_key } } } => {
+            strata::admin_users::key_disable(&cfg, &access_key, false).await
+        }
+        Role::Admin { cmd: Admin::Grant { user, bucket, access } } => {
+            strata::admin_users::grant(&cfg, &user, &bucket, &rights(&access), true).await
+        }
+        Role::Admin { cmd: Admin::Revoke { user, bucket, access } } => {
+            let all = [Access::Read, Access::Write, Access::Owner];
+            let access = if access.is_empty() { &all[..] } else { &access[..] };
+            strata::admin_users::grant(&cfg, &user, &bucket, &rights(access), false).await
         }
         Role::Admin { cmd: Admin::Ttls } => strata::admin::ttls(&cfg).await,
         Role::Admin { cmd: Admin::Backup { output } } => strata::admin::backup(&cfg, &output).await,

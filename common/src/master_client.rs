@@ -264,6 +264,10 @@ impl GrpcMaster {
     pub async fn revoke_key(&self, access_key: &str) -> Result<()> {
         call!(self, false, revoke_key(CredentialRequest { access_key: access_key.into() })).map(|_| ())
     }
+    pub async fn set_key_disabled(&self, access_key: &str, disabled: bool) -> Result<()> {
+        let req = KeyDisabledRequest { access_key: access_key.into(), disabled };
+        call!(self, false, set_key_disabled(req)).map(|_| ())
+    }
 }
 
 #[async_trait]

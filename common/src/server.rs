@@ -146,7 +146,7 @@ pub async fn serve_with(
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let graceful = GracefulShutdown::new();
     loop {
-        let (tcp, _peer) = tokio::select! {
+        let (tcp, peer) = tokio::select! {
             _ = shutdown.cancelled() => break,
             r = listener.accept() => match r {
                 Ok(c) => c,
@@ -182,6 +182,7 @@ pub async fn serve_with(
             if secure {
                 req.extensions_mut().insert(SecureTransport);
             }
+            req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
             router.clone().oneshot(req)
         });
         let (builder, watcher) = (builder.clone(), graceful.watcher());

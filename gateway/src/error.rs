@@ -47,6 +47,7 @@ codes! {
     BucketAlreadyExists => CONFLICT,
     NoSuchPublicAccessBlockConfiguration => NOT_FOUND,
     UnexpectedContent => BAD_REQUEST,
+    MalformedPolicy => BAD_REQUEST,
     MissingSecurityHeader => BAD_REQUEST,
     BucketNotEmpty => CONFLICT,
     ConditionalRequestConflict => CONFLICT,
@@ -242,6 +243,7 @@ mod tests {
             | "InvalidStorageClass"
             | "BadRequest"
             | "UnexpectedContent"
+            | "MalformedPolicy"
             | "MissingSecurityHeader"
             | "RequestTimeout"
             | "RequestHeaderSectionTooLarge" => StatusCode::BAD_REQUEST,
@@ -256,7 +258,7 @@ mod tests {
         for c in S3ErrorCode::ALL {
             assert_eq!(c.status(), status_before(c.as_str()), "{c}");
         }
-        assert_eq!(S3ErrorCode::ALL.len(), 52);
+        assert_eq!(S3ErrorCode::ALL.len(), 53);
     }
 
     #[test]

@@ -61,6 +61,7 @@ async fn serve_s3(
         headers: parts.headers.clone(),
         auth,
         principal,
+        peer: parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip()),
     };
     ops::dispatch(ctx, endpoint, body).await
 }
@@ -208,6 +209,10 @@ fn op_name(e: &Endpoint) -> &'static str {
         Endpoint::GetPublicAccessBlock => "GetPublicAccessBlock",
         Endpoint::PutPublicAccessBlock => "PutPublicAccessBlock",
         Endpoint::DeletePublicAccessBlock => "DeletePublicAccessBlock",
+        Endpoint::GetBucketPolicy => "GetBucketPolicy",
+        Endpoint::PutBucketPolicy => "PutBucketPolicy",
+        Endpoint::DeleteBucketPolicy => "DeleteBucketPolicy",
+        Endpoint::GetBucketPolicyStatus => "GetBucketPolicyStatus",
         Endpoint::CorsPreflight => "CorsPreflight",
     }
 }

@@ -4,7 +4,7 @@
 //! Layers, each using only the ones below it: `http` (the front) → `ops` (one module per
 //! operation family, none using another) → `read` and `write` (the pipelines) → `request`,
 //! `headers`, `tags`, `body`, `access` (who may do what), `auth`, `workers`, `state` → `acl`,
-//! `router`, `xml`, `error`.
+//! `policy`, `router`, `xml`, `error`.
 
 mod access;
 mod acl;
@@ -16,6 +16,7 @@ pub mod fuzzing;
 mod headers;
 mod http;
 mod ops;
+mod policy;
 mod read;
 mod request;
 mod router;
@@ -26,5 +27,5 @@ mod write;
 mod xml;
 
 pub use http::{router, run};
-pub use state::{Gateway, GatewayOptions, Inner};
+pub use state::{Gateway, GatewayOptions, Inner, SECRET_TTL};
 pub use workers::IN_PROCESS;

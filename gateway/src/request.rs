@@ -20,6 +20,8 @@ pub struct Ctx {
     pub headers: HeaderMap,
     pub auth: Auth,
     pub principal: Principal,
+    /// The client's address (None in tests that call the router directly).
+    pub peer: Option<std::net::IpAddr>,
 }
 
 impl Ctx {

@@ -59,6 +59,10 @@ pub enum Endpoint {
     GetPublicAccessBlock,
     PutPublicAccessBlock,
     DeletePublicAccessBlock,
+    GetBucketPolicy,
+    PutBucketPolicy,
+    DeleteBucketPolicy,
+    GetBucketPolicyStatus,
     /// A CORS preflight (`OPTIONS`), answered before authentication as browsers send none.
     CorsPreflight,
 }
@@ -69,7 +73,6 @@ pub enum BucketConfig {
     Encryption,
     Lifecycle,
     Logging,
-    Policy,
     RequestPayment,
     Website,
 }
@@ -78,12 +81,11 @@ const BUCKET_CONFIGS: &[(&str, BucketConfig)] = &[
     ("encryption", BucketConfig::Encryption),
     ("lifecycle", BucketConfig::Lifecycle),
     ("logging", BucketConfig::Logging),
-    ("policy", BucketConfig::Policy),
     ("requestPayment", BucketConfig::RequestPayment),
     ("website", BucketConfig::Website),
 ];
 
-/// The ACL and PublicAccessBlock operations.
+/// The ACL, PublicAccessBlock and bucket policy operations.
 fn access_endpoint(method: &Method, bucket: Option<&str>, key: Option<&str>, q: &Query) -> Option<Endpoint> {
     bucket?;
     let e = match (key.is_some(), method.as_str()) {
@@ -94,6 +96,10 @@ fn access_endpoint(method: &Method, bucket: Option<&str>, key: Option<&str>, q: 
         (false, "GET") if q.has("publicAccessBlock") => Endpoint::GetPublicAccessBlock,
         (false, "PUT") if q.has("publicAccessBlock") => Endpoint::PutPublicAccessBlock,
         (false, "DELETE") if q.has("publicAccessBlock") => Endpoint::DeletePublicAccessBlock,
+        (false, "GET") if q.has("policy") => Endpoint::GetBucketPolicy,
+        (false, "PUT") if q.has("policy") => Endpoint::PutBucketPolicy,
+        (false, "DELETE") if q.has("policy") => Endpoint::DeleteBucketPolicy,
+        (false, "GET") if q.has("policyStatus") => Endpoint::GetBucketPolicyStatus,
         _ => return None,
     };
     Some(e)
@@ -344,6 +350,10 @@ mod tests {
         assert_eq!(r(Method::GET, "/b?publicAccessBlock"), Ok(Endpoint::GetPublicAccessBlock));
         assert_eq!(r(Method::PUT, "/b?publicAccessBlock"), Ok(Endpoint::PutPublicAccessBlock));
         assert_eq!(r(Method::DELETE, "/b?publicAccessBlock"), Ok(Endpoint::DeletePublicAccessBlock));
+        assert_eq!(r(Method::PUT, "/b?policy"), Ok(Endpoint::PutBucketPolicy));
+        assert_eq!(r(Method::GET, "/b?policy"), Ok(Endpoint::GetBucketPolicy));
+        assert_eq!(r(Method::DELETE, "/b?policy"), Ok(Endpoint::DeleteBucketPolicy));
+        assert_eq!(r(Method::GET, "/b?policyStatus"), Ok(Endpoint::GetBucketPolicyStatus));
         assert_eq!(r(Method::GET, "/b/k?tagging"), Ok(Endpoint::GetObjectTagging));
         assert_eq!(r(Method::PUT, "/b?tagging"), Ok(Endpoint::PutBucketTagging));
         assert_eq!(r(Method::PATCH, "/b/k").unwrap_err().code, S3ErrorCode::MethodNotAllowed);
@@ -379,7 +389,7 @@ mod tests {
         for sub in ["versions", "object-lock", "replication", "notification"] {
             assert_eq!(r(Method::GET, &format!("/b?{sub}")).unwrap_err().code, S3ErrorCode::NotImplemented, "{sub}");
         }
-        for sub in ["lifecycle", "policy", "website", "encryption", "logging", "requestPayment"] {
+        for sub in ["lifecycle", "website", "encryption", "logging", "requestPayment"] {
             assert_eq!(r(Method::PUT, &format!("/b?{sub}")).unwrap_err().code, S3ErrorCode::NotImplemented, "{sub}");
             assert_eq!(r(Method::DELETE, &format!("/b?{sub}")).unwrap_err().code, S3ErrorCode::NotImplemented, "{sub}");
         }
@@ -391,7 +401,6 @@ mod tests {
             ("encryption", BucketConfig::Encryption),
             ("lifecycle", BucketConfig::Lifecycle),
             ("logging", BucketConfig::Logging),
-            ("policy", BucketConfig::Policy),
             ("requestPayment", BucketConfig::RequestPayment),
             ("website", BucketConfig::Website),
         ];

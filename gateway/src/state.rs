@@ -5,12 +5,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use strata_common::api::{MasterApi, WorkerApi};
-use strata_common::proto::{CredentialResponse, Mount};
+use strata_common::proto::{Bucket, CredentialResponse, Mount};
 use strata_common::ttl_cache::TtlCache;
 use strata_common::ufs::UfsRegistry;
 
 use crate::access::Principal;
 use crate::error::S3Result;
+use crate::policy::Policy;
 use crate::workers::WorkerPool;
 
 pub struct GatewayOptions {
@@ -34,11 +35,16 @@ pub struct Inner {
     /// Under stores, for reads when no worker is alive.
     pub(crate) ufs: UfsRegistry,
     mounts: TtlCache<String, Mount>,
+    /// Buckets' policies as parsed, with the text they were parsed from.
+    policies: std::sync::Mutex<std::collections::HashMap<String, (String, Arc<Policy>)>>,
 }
+
+/// Parsed policies kept; past this many the cache starts over.
+const MAX_CACHED_POLICIES: usize = 10_000;
 
 /// How long a looked-up secret key (and whose it is) is trusted: a revoked key stops working
 /// within this time on every gateway.
-const SECRET_TTL: Duration = Duration::from_secs(5);
+pub const SECRET_TTL: Duration = Duration::from_secs(5);
 /// How long a mount is trusted for direct reads and write types.
 const MOUNT_TTL: Duration = Duration::from_secs(10);
 
@@ -57,6 +63,7 @@ impl Gateway {
             opts,
             ufs: Default::default(),
             mounts: TtlCache::new(MOUNT_TTL),
+            policies: Default::default(),
         }))
     }
 
@@ -73,6 +80,32 @@ impl Gateway {
     async fn credential(&self, access_key: String) -> strata_common::Result<CredentialResponse> {
         let fetch = self.0.master.get_credential(&access_key);
         self.0.secrets.get_or_fetch(access_key.clone(), fetch).await
+    }
+
+    /// A bucket's policy, parsed once per text (it was checked when put); None when it has none
+    /// or (written by something else than PutBucketPolicy) it does not parse, which is logged.
+    pub(crate) fn policy_of(&self, b: &Bucket) -> Option<Arc<Policy>> {
+        if b.policy.is_empty() {
+            return None;
+        }
+        let mut cache = self.0.policies.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((text, p)) = cache.get(&b.name)
+            && *text == b.policy
+        {
+            return Some(p.clone());
+        }
+        let p = match Policy::parse(b.policy.as_bytes(), &b.name) {
+            Ok(p) => Arc::new(p),
+            Err(e) => {
+                tracing::warn!(bucket = %b.name, "stored bucket policy does not parse, ignored: {}", e.message);
+                return None;
+            }
+        };
+        if cache.len() >= MAX_CACHED_POLICIES {
+            cache.clear();
+        }
+        cache.insert(b.name.clone(), (b.policy.clone(), p.clone()));
+        Some(p)
     }
 
     /// A bucket's mount, trusted for a few seconds.

@@ -33,6 +33,16 @@ impl Acls {
                 if r.set_public_access_block {
                     b.public_access_block = r.public_access_block;
                 }
+                if r.set_policy {
+                    b.policy = r.policy;
+                }
+                if r.set_user_grant {
+                    let g = r.user_grant.unwrap_or_default();
+                    b.user_grants.retain(|x| x.user_id != g.user_id);
+                    if g.read || g.write || g.owner {
+                        b.user_grants.push(g);
+                    }
+                }
                 t.put_bucket(&b);
                 Ok(b)
             })

@@ -113,6 +113,7 @@ service! {
     create_key(UserRef) -> AccessKey = |m, r| async { m.create_key(&r.id).await };
     list_keys(UserRef) -> AccessKeyList = |m, r| async { m.list_keys(&r.id).await.map(|keys| AccessKeyList { keys }) };
     revoke_key(CredentialRequest) -> Empty = |m, r| async { m.revoke_key(&r.access_key).await.map(|_| Empty {}) };
+    set_key_disabled(KeyDisabledRequest) -> Empty = |m, r| async { m.set_key_disabled(&r.access_key, r.disabled).await.map(|_| Empty {}) };
     get_mount(BucketName) -> Mount = |m, r| m.get_mount(&r.name);
     register_worker(WorkerInfo) -> WorkerInfo = |m, r| m.register_worker(r);
     heartbeat(HeartbeatRequest) -> HeartbeatResponse = |m, r| m.heartbeat(r);

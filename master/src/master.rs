@@ -174,12 +174,16 @@ impl Master {
 
     /// Finishes the under-store changes of commits that an earlier primary (or this process,
     /// before a crash) left undone; run before serving. An intent that cannot be finished now
-    /// stays for the next try, and a later commit of its key supersedes it.
+    /// stays for the next try, and a later commit of its key supersedes it. Secret keys kept in
+    /// clear (records from before sealing) are sealed too.
     pub async fn finish_publishes(&self) {
         match self.publisher.finish_all().await {
             Ok(0) => {}
             Ok(n) => tracing::info!(n, "finished interrupted publishes"),
             Err(e) => tracing::warn!("cannot finish interrupted publishes (will retry at the next start): {e}"),
+        }
+        if let Err(e) = self.users.seal_clear_secrets().await {
+            tracing::warn!("cannot seal the secret keys kept in clear (will retry at the next start): {e}");
         }
     }
 
@@ -218,6 +222,9 @@ impl Master {
     }
     pub async fn revoke_key(&self, access_key: &str) -> Result<()> {
         self.users.revoke_key(access_key).await
+    }
+    pub async fn set_key_disabled(&self, access_key: &str, disabled: bool) -> Result<()> {
+        self.users.set_key_disabled(access_key, disabled).await
     }
     pub async fn pin(&self, bucket: &str, prefix: &str, pinned: bool) -> Result<u64> {
         self.mounts.pin(bucket, prefix, pinned).await
@@ -346,7 +353,7 @@ impl MasterApi for Master {
 pub(crate) fn test_master(dir: &std::path::Path) -> Master {
     let opts = MasterOptions {
         root_ufs: format!("file://{}", dir.display()),
-        credentials: RootCredentials { access_key: "a".into(), secret_key: "s".into() },
+        credentials: RootCredentials::new("a".into(), "s".into()),
         worker_timeout: Duration::from_secs(5),
         address: "in-process".into(),
         elected: false,

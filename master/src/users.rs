@@ -1,6 +1,8 @@
 //! S3 users and their access keys, beside the root key of the credentials file. A key's secret
-//! is answered once, when it is created; listings leave it blank. A revoked key is gone from
-//! the store at once; gateways stop trusting their cached copy within their secret TTL.
+//! is answered once, when it is created; listings leave it blank. In the store it is sealed
+//! with the master's secrets key (`credentials::SecretsKey`); records from before are sealed at
+//! start ([`Users::seal_clear_secrets`]). A revoked or disabled key is refused by the master at
+//! once; gateways stop trusting their cached copy within their secret TTL.
 
 use std::sync::Arc;
 
@@ -46,6 +48,37 @@ impl Users {
     }
 
     /// The secret and the principal of an access key: the root key, or a user's.
+    /// The secret of a stored key: sealed, or (a record from before sealing) in clear.
+    fn secret_of(&self, k: &AccessKey) -> Result<String> {
+        if k.sealed_secret.is_empty() {
+            return Ok(k.secret_key.clone());
+        }
+        self.root.secrets_key.open(&k.access_key, &k.sealed_secret)
+    }
+
+    /// Seals every secret still kept in clear; returns how many.
+    pub(crate) async fn seal_clear_secrets(&self) -> Result<usize> {
+        let sealer = self.root.secrets_key.clone();
+        let n = transact(self.store.as_ref(), |t| {
+            let sealer = sealer.clone();
+            Box::pin(async move {
+                let mut n = 0;
+                for mut k in t.access_keys().await?.into_iter().filter(|k| !k.secret_key.is_empty()) {
+                    k.sealed_secret = sealer.seal(&k.access_key, &k.secret_key)?;
+                    k.secret_key.clear();
+                    t.put_access_key(&k);
+                    n += 1;
+                }
+                Ok(n)
+            })
+        })
+        .await?;
+        if n > 0 {
+            tracing::info!(keys = n, "secret keys kept in clear are sealed now");
+        }
+        Ok(n)
+    }
+
     pub(crate) async fn credential(&self, access_key: &str) -> Result<CredentialResponse> {
         if ids::secret_eq(access_key, &self.root.access_key) {
             return Ok(CredentialResponse {
@@ -66,10 +99,11 @@ impl Users {
             })
         })
         .await?;
-        let (k, u) = found.ok_or_else(no_such_key)?;
+        // AWS answers an inactive key as an unknown one.
+        let (k, u) = found.filter(|(k, _)| !k.disabled).ok_or_else(no_such_key)?;
         Ok(CredentialResponse {
+            secret_key: self.secret_of(&k)?,
             access_key: k.access_key,
-            secret_key: k.secret_key,
             user_id: u.id,
             display_name: u.display_name,
             root: false,
@@ -130,9 +164,15 @@ impl Users {
             secret_key: ids::secret_key(),
             user_id: user_id.to_string(),
             created_ms: ids::now_ms(),
+            ..Default::default()
+        };
+        let stored = AccessKey {
+            sealed_secret: self.root.secrets_key.seal(&key.access_key, &key.secret_key)?,
+            secret_key: String::new(),
+            ..key.clone()
         };
         transact(self.store.as_ref(), |t| {
-            let k = key.clone();
+            let k = stored.clone();
             Box::pin(async move {
                 t.user(&k.user_id).await?.ok_or_else(|| no_such_user(&k.user_id))?;
                 t.put_access_key(&k);
@@ -150,6 +190,7 @@ impl Users {
         keys.retain(|k| user_id.is_empty() || k.user_id == user_id);
         for k in &mut keys {
             k.secret_key.clear();
+            k.sealed_secret.clear();
         }
         Ok(keys)
     }
@@ -173,6 +214,28 @@ impl Users {
         tracing::info!(access_key, "access key revoked");
         Ok(())
     }
+
+    /// Disables (refused as if unknown) or enables a key.
+    pub(crate) async fn set_key_disabled(&self, access_key: &str, disabled: bool) -> Result<()> {
+        if ids::secret_eq(access_key, &self.root.access_key) {
+            return Err(Error::invalid(
+                "the root key is not disabled here: change root_access_key/root_secret_key (or the credentials file) and restart the master",
+            ));
+        }
+        let ak = access_key.to_string();
+        transact(self.store.as_ref(), |t| {
+            let ak = ak.clone();
+            Box::pin(async move {
+                let mut k = t.access_key(&ak).await?.ok_or_else(no_such_key)?;
+                k.disabled = disabled;
+                t.put_access_key(&k);
+                Ok(())
+            })
+        })
+        .await?;
+        tracing::info!(access_key, disabled, "access key state changed");
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -181,7 +244,7 @@ mod tests {
 
     async fn users() -> Users {
         let store = crate::store::open("memory://").await.unwrap();
-        Users::new(store, RootCredentials { access_key: "ROOT".into(), secret_key: "rs".into() })
+        Users::new(store, RootCredentials::new("ROOT".into(), "rs".into()))
     }
 
     #[tokio::test]
@@ -201,6 +264,50 @@ mod tests {
         u.revoke_key(&k.access_key).await.unwrap();
         assert_eq!(u.credential(&k.access_key).await.unwrap_err().kind, ErrorKind::InvalidAccessKeyId);
         assert_eq!(u.revoke_key(&k.access_key).await.unwrap_err().kind, ErrorKind::InvalidAccessKeyId);
+    }
+
+    #[tokio::test]
+    async fn secrets_are_sealed_in_the_store_and_disabled_keys_refused() {
+        let store = crate::store::open("memory://").await.unwrap();
+        let u = Users::new(store.clone(), RootCredentials::new("ROOT".into(), "rs".into()));
+        u.create_user(User { id: "eve".into(), ..Default::default() }).await.unwrap();
+        let k = u.create_key("eve").await.unwrap();
+        // An old record in clear is sealed by the migration.
+        let old = AccessKey {
+            access_key: "OLDKEY".into(),
+            secret_key: "old-clear-secret".into(),
+            user_id: "eve".into(),
+            ..Default::default()
+        };
+        let o = old.clone();
+        transact(store.as_ref(), |t| {
+            let o = o.clone();
+            Box::pin(async move {
+                t.put_access_key(&o);
+                Ok(())
+            })
+        })
+        .await
+        .unwrap();
+        assert_eq!(u.credential("OLDKEY").await.unwrap().secret_key, "old-clear-secret");
+        assert_eq!(u.seal_clear_secrets().await.unwrap(), 1);
+        assert_eq!(u.seal_clear_secrets().await.unwrap(), 0);
+        let rows = transact(store.as_ref(), |t| Box::pin(async move { t.get_range(&[], &[0xFF], 0, false).await }))
+            .await
+            .unwrap();
+        let dump: Vec<u8> = rows.into_iter().flat_map(|(k, v)| [k, v].concat()).collect();
+        for secret in [k.secret_key.as_str(), "old-clear-secret"] {
+            assert!(!dump.windows(secret.len()).any(|w| w == secret.as_bytes()), "{secret} is in the store");
+        }
+        assert_eq!(u.credential(&k.access_key).await.unwrap().secret_key, k.secret_key);
+        assert_eq!(u.credential("OLDKEY").await.unwrap().secret_key, "old-clear-secret");
+        u.set_key_disabled(&k.access_key, true).await.unwrap();
+        assert_eq!(u.credential(&k.access_key).await.unwrap_err().kind, ErrorKind::InvalidAccessKeyId);
+        assert_eq!(u.list_keys("eve").await.unwrap().iter().filter(|k| k.disabled).count(), 1);
+        u.set_key_disabled(&k.access_key, false).await.unwrap();
+        assert_eq!(u.credential(&k.access_key).await.unwrap().secret_key, k.secret_key);
+        assert!(u.set_key_disabled("ROOT", true).await.is_err());
+        assert!(u.set_key_disabled("NOKEY", true).await.is_err());
     }
 
     #[tokio::test]

@@ -32,7 +32,7 @@ impl Env {
         let store = strata_master::store::open("memory://").await.unwrap();
         let opts = MasterOptions {
             root_ufs: format!("file://{}", dir.path().join("ufs").display()),
-            credentials: RootCredentials { access_key: "AK".into(), secret_key: "SK".into() },
+            credentials: RootCredentials::new("AK".into(), "SK".into()),
             worker_timeout: Duration::from_secs(3600),
             address: "in-process".into(),
             elected: false,

@@ -94,3 +94,30 @@ fn every_operation_needs_something() {
     assert_eq!(need(&Endpoint::PutPublicAccessBlock), Need::BucketOwner);
     assert_eq!(need(&Endpoint::CreateBucket), Need::Signed);
 }
+
+#[test]
+fn admin_grants_give_what_they_name_to_their_user_only() {
+    let mut b = bucket("o", "private");
+    b.user_grants.push(UserBucketGrant { user_id: "ro".into(), read: true, ..Default::default() });
+    b.user_grants.push(UserBucketGrant { user_id: "rw".into(), read: true, write: true, ..Default::default() });
+    let m = object("o", "private");
+    assert!(bucket_allows(&user("ro"), &b, Perm::Read) && object_allows(&user("ro"), &b, &m, Perm::Read));
+    assert!(!bucket_allows(&user("ro"), &b, Perm::Write), "a read-only grant cannot write");
+    assert!(!object_allows(&user("ro"), &b, &m, Perm::WriteAcp));
+    assert!(bucket_allows(&user("rw"), &b, Perm::Write) && !bucket_allows(&user("rw"), &b, Perm::WriteAcp));
+    assert!(!bucket_allows(&user("other"), &b, Perm::Read) && !lists_bucket(&user("other"), &b));
+    assert!(lists_bucket(&user("ro"), &b) && lists_bucket(&user("o"), &b));
+    assert!(!bucket_allows(&Principal::Anonymous, &b, Perm::Read));
+}
+
+#[test]
+fn every_operation_has_a_policy_action() {
+    assert_eq!(action(&Endpoint::ListObjectsV2), "s3:ListBucket");
+    assert_eq!(action(&Endpoint::CompleteMultipartUpload { upload_id: "u".into() }), "s3:PutObject");
+    assert_eq!(action(&Endpoint::DeletePublicAccessBlock), "s3:PutBucketPublicAccessBlock");
+    assert!(on_object(&Endpoint::GetObject) && !on_object(&Endpoint::ListObjects));
+    assert_eq!(
+        url_pairs("security=public&a%20b=c+d"),
+        [("security".into(), "public".into()), ("a b".into(), "c d".into())]
+    );
+}

@@ -25,7 +25,9 @@ pub async fn list_buckets(ctx: &Ctx) -> S3Result<Response> {
     let after = ctx.query.get("continuation-token").unwrap_or("");
     let mut buckets = ctx.gw.master.list_buckets().await?;
     buckets.sort_by(|a, b| a.name.cmp(&b.name));
-    buckets.retain(|b| b.name.starts_with(prefix) && b.name.as_str() > after && ctx.principal.is(&b.owner));
+    buckets.retain(|b| {
+        b.name.starts_with(prefix) && b.name.as_str() > after && crate::access::lists_bucket(&ctx.principal, b)
+    });
     let more = max.is_some_and(|m| buckets.len() > m);
     buckets.truncate(max.unwrap_or(usize::MAX));
     let continuation_token = if more { buckets.last().map(|b| b.name.clone()) } else { None };

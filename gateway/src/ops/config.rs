@@ -1,7 +1,8 @@
-//! GETs of the bucket configurations Strata does not keep (policy, lifecycle, encryption,
+//! GETs of the bucket configurations Strata does not keep (lifecycle, encryption,
 //! website, logging, request payment), answered as AWS answers for a bucket that has none, so
 //! that clients which ask (`s3cmd info`, SDK helpers, Terraform) see "none set" rather than
-//! NotImplemented. ACLs are kept (`ops::acl`), and so is CORS (`ops::cors`).
+//! NotImplemented. ACLs are kept (`ops::acl`), and so are CORS (`ops::cors`) and policies
+//! (`ops::policy`).
 
 use axum::body::Body;
 use axum::http::HeaderValue;
@@ -18,7 +19,6 @@ pub fn op_name(c: BucketConfig) -> &'static str {
         BucketConfig::Encryption => "GetBucketEncryption",
         BucketConfig::Lifecycle => "GetBucketLifecycleConfiguration",
         BucketConfig::Logging => "GetBucketLogging",
-        BucketConfig::Policy => "GetBucketPolicy",
         BucketConfig::RequestPayment => "GetBucketRequestPayment",
         BucketConfig::Website => "GetBucketWebsite",
     }
@@ -38,7 +38,6 @@ pub async fn get_bucket_config(ctx: &Ctx, c: BucketConfig) -> S3Result<Response>
         BucketConfig::Logging => Ok(xml_body(
             "<BucketLoggingStatus xmlns=\"http://doc.s3.amazonaws.com/2006-03-01\"></BucketLoggingStatus>".into(),
         )),
-        BucketConfig::Policy => none(S3ErrorCode::NoSuchBucketPolicy, "The bucket policy does not exist"),
         BucketConfig::RequestPayment => Ok(xml_body(format!(
             "<RequestPaymentConfiguration xmlns=\"{NS}\"><Payer>BucketOwner</Payer></RequestPaymentConfiguration>"
         ))),

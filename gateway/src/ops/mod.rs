@@ -12,6 +12,7 @@ mod delete;
 mod get;
 mod list;
 pub(crate) mod multipart;
+mod policy;
 mod put;
 mod tagging;
 
@@ -64,6 +65,10 @@ pub async fn dispatch(ctx: Ctx, endpoint: Endpoint, body: Body) -> S3Result<Resp
         Endpoint::GetPublicAccessBlock => acl::get_public_access_block(&ctx).await,
         Endpoint::PutPublicAccessBlock => acl::put_public_access_block(&ctx, body).await,
         Endpoint::DeletePublicAccessBlock => acl::delete_public_access_block(&ctx).await,
+        Endpoint::GetBucketPolicy => policy::get(&ctx).await,
+        Endpoint::PutBucketPolicy => policy::put(&ctx, body).await,
+        Endpoint::DeleteBucketPolicy => policy::delete(&ctx).await,
+        Endpoint::GetBucketPolicyStatus => policy::status(&ctx).await,
         Endpoint::GetObjectAttributes => attributes::get_object_attributes(&ctx).await,
         Endpoint::PutBucketCors => cors::put(&ctx, body).await,
         Endpoint::GetBucketCors => cors::get(&ctx).await,

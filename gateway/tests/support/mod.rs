@@ -132,7 +132,7 @@ async fn new_master(dir: &Path) -> Master {
         store,
         MasterOptions {
             root_ufs: format!("file://{}", dir.join("ufs").display()),
-            credentials: RootCredentials { access_key: AK.into(), secret_key: SK.into() },
+            credentials: RootCredentials::new(AK.into(), SK.into()),
             worker_timeout: Duration::from_secs(3600),
             address: IN_PROCESS.into(),
             elected: false,

@@ -15,7 +15,7 @@ use strata_common::proto::WorkerInfo;
 fn master(store: Arc<dyn KvStore>, dir: &std::path::Path, address: &str) -> Master {
     let opts = MasterOptions {
         root_ufs: format!("file://{}", dir.display()),
-        credentials: RootCredentials { access_key: "a".into(), secret_key: "s".into() },
+        credentials: RootCredentials::new("a".into(), "s".into()),
         worker_timeout: Duration::from_secs(5),
         address: address.into(),
         elected: true,

@@ -39,7 +39,7 @@ async fn dashboard(dir: &std::path::Path) -> Arc<Dashboard> {
     };
     master.heartbeat(hb).await.unwrap();
     master.create_bucket("data").await.unwrap();
-    let root = RootCredentials { access_key: "a".into(), secret_key: "s".into() };
+    let root = RootCredentials::new("a".into(), "s".into());
     Dashboard::new(master, root, Some("tok".into()))
 }
 
