@@ -118,13 +118,43 @@ fn open_cache(cfg: &Config) -> Result<PageStore> {
         .with_context(|| format!("cannot open the cache tiers (folders: {})", dirs.join(", ")))
 }
 
-fn gateway_options(cfg: &Config) -> GatewayOptions {
+fn gateway_options(cfg: &Config) -> Result<GatewayOptions> {
     let limits = strata_common::server::Limits {
         request_timeout: Duration::from_millis(cfg.request_timeout_ms),
         max_connections: cfg.max_connections,
         ..Default::default()
     };
-    GatewayOptions { domain: cfg.domain.clone(), region: REGION.into(), block_size: cfg.block_size, limits }
+    let access_log = match cfg.access_log.as_deref().filter(|p| !p.is_empty()) {
+        Some(target) => Some(Arc::new(
+            strata_gateway::AccessLog::open(target).with_context(|| format!("cannot open the access log {target}"))?,
+        )),
+        None => None,
+    };
+    Ok(GatewayOptions {
+        domain: cfg.domain.clone(),
+        region: REGION.into(),
+        block_size: cfg.block_size,
+        limits,
+        access_log,
+    })
+}
+
+/// Where `strata local` writes the address of its admin port, for `strata admin`.
+const ADMIN_ADDRESS_FILE: &str = "admin_address";
+
+/// `strata local`'s admin port: `admin_listen`, by default a free port of 127.0.0.1, `off` for
+/// none. Its URL is written to `<data_dir>/admin_address`.
+async fn local_admin(cfg: &Config) -> Result<Option<(String, TcpListener)>> {
+    let addr = match cfg.admin_listen.as_deref() {
+        Some("off") => return Ok(None),
+        Some(a) => a,
+        None => "127.0.0.1:0",
+    };
+    let listener = bind(addr).await.with_context(|| format!("cannot listen on {addr} for strata admin"))?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let file = cfg.data_dir.join(ADMIN_ADDRESS_FILE);
+    std::fs::write(&file, format!("{url}\n")).with_context(|| format!("cannot write {}", file.display()))?;
+    Ok(Some((url, listener)))
 }
 
 /// What a started `strata local` tells its user.
@@ -133,6 +163,8 @@ pub struct LocalInfo {
     pub access_key: String,
     pub secret_key: String,
     pub data_dir: PathBuf,
+    /// The admin (master gRPC) URL, if served.
+    pub admin: Option<String>,
 }
 
 /// `strata local`: master, worker and gateway in one process, talking without sockets.
@@ -167,14 +199,18 @@ pub async fn run_local(
     while !registered.get() && !shutdown.is_cancelled() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let admin = match &cfg.admin_listen {
-        Some(addr) => {
-            let (secret, listener) = (cluster_secret(&cfg, "master")?, bind(addr).await?);
-            Some(tokio::spawn(strata_master::run(master.clone(), secret, listener, shutdown.clone())))
+    // The admin port: the master's gRPC and the worker's data API (for `strata admin load`).
+    let (admin_url, admin) = match local_admin(&cfg).await? {
+        Some((url, listener)) => {
+            let secret = cluster_secret(&cfg, "master")?;
+            let (ready, data) = (Readiness::default(), strata_worker::api_router(worker.clone(), secret.clone()));
+            ready.set(true);
+            let router = strata_master::router(master.clone(), secret, ready).merge(data);
+            (Some(url), Some(tokio::spawn(serve(listener, router, shutdown.clone(), Duration::from_secs(10)))))
         }
-        None => None,
+        None => (None, None),
     };
-    let opts = gateway_options(&cfg);
+    let opts = gateway_options(&cfg)?;
     let limits = opts.limits.clone();
     let gw = Gateway::new(
         master.clone() as Arc<dyn MasterApi>,
@@ -189,6 +225,7 @@ pub async fn run_local(
         access_key: creds.access_key,
         secret_key: creds.secret_key,
         data_dir: abs(&cfg.data_dir),
+        admin: admin_url.clone(),
     });
     // The dashboard beside S3 on one port: `/ui` is no bucket (names have 3 characters or more).
     let ready = Readiness::default();
@@ -200,6 +237,9 @@ pub async fn run_local(
     let _ = hb.await;
     if let Some(a) = admin {
         let _ = a.await;
+    }
+    if admin_url.is_some() {
+        let _ = std::fs::remove_file(cfg.data_dir.join(ADMIN_ADDRESS_FILE));
     }
     master.drain_commits(JOBS_DRAIN).await;
     jobs.join(JOBS_DRAIN).await;
@@ -243,8 +283,16 @@ fn write_private(path: &Path, text: &str) -> Result<()> {
     Ok(())
 }
 
+/// The masters `strata admin` and the other roles ask: configured, else the admin port of a
+/// `strata local` on this data folder, else the default address.
 fn masters(cfg: &Config) -> Vec<String> {
-    if cfg.masters.is_empty() { vec![format!("http://{DEFAULT_MASTER_ADDR}")] } else { cfg.masters.clone() }
+    if !cfg.masters.is_empty() {
+        return cfg.masters.clone();
+    }
+    match std::fs::read_to_string(cfg.data_dir.join(ADMIN_ADDRESS_FILE)) {
+        Ok(url) if !url.trim().is_empty() => vec![url.trim().to_string()],
+        _ => vec![format!("http://{DEFAULT_MASTER_ADDR}")],
+    }
 }
 
 pub fn master_client(cfg: &Config, secret: &str) -> Result<Arc<GrpcMaster>> {
@@ -303,7 +351,7 @@ pub async fn run_worker(cfg: Config, shutdown: CancellationToken) -> Result<()> 
 pub async fn run_gateway(cfg: Config, shutdown: CancellationToken) -> Result<()> {
     let secret = cluster_secret(&cfg, "gateway")?;
     let listener = bind(&listen_addr(&cfg, DEFAULT_GATEWAY_ADDR)).await?;
-    let gw = Gateway::new(master_client(&cfg, &secret)?, None, secret, gateway_options(&cfg));
+    let gw = Gateway::new(master_client(&cfg, &secret)?, None, secret, gateway_options(&cfg)?);
     strata_gateway::run(gw, listener, shutdown).await?;
     Ok(())
 }

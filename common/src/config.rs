@@ -58,8 +58,9 @@ pub struct Config {
     pub checkpoint_interval_secs: u64,
     /// Masters: how often TTL rules are applied.
     pub ttl_check_interval_ms: u64,
-    /// `strata local`: also serve the master's gRPC on this host:port, for `strata admin` (behind
-    /// the cluster secret kept in the data folder). Unset: no admin port.
+    /// `strata local`: serve the master's gRPC on this host:port for `strata admin` (behind the
+    /// cluster secret kept in the data folder). Unset: a free port of 127.0.0.1, written to
+    /// `<data_dir>/admin_address` where `strata admin` finds it; `off`: no admin port.
     pub admin_listen: Option<String>,
     /// Masters: a staged file (`%strata/` of a mount) untouched this long and claimed by no
     /// part or commit is a dead write's and is deleted; checked every half of it.
@@ -71,6 +72,10 @@ pub struct Config {
     pub request_timeout_ms: u64,
     /// Gateways: open client connections at most; more are answered 503 SlowDown.
     pub max_connections: usize,
+    /// Gateways: a JSON line per request (time, request id, access key, op, bucket, key,
+    /// status, bytes, ms, source) to this file, or `-` for stdout; per-request lines then leave
+    /// the main log.
+    pub access_log: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -132,6 +137,7 @@ impl Default for Config {
             dashboard_token: None,
             request_timeout_ms: 20_000,
             max_connections: 1024,
+            access_log: None,
         }
     }
 }
@@ -176,6 +182,7 @@ const SETTINGS: &[&str] = &[
     "dashboard_token",
     "request_timeout_ms",
     "max_connections",
+    "access_log",
 ];
 
 impl Config {

@@ -16,6 +16,8 @@ pub mod master_client;
 pub mod names;
 pub mod ops;
 pub mod placement;
+pub mod read_source;
+pub mod recent_errors;
 pub mod server;
 pub mod ttl_cache;
 pub mod ufs;
