@@ -184,6 +184,15 @@ pub async fn pin(cfg: &Config, target: &str, pinned: bool) -> Result<()> {
     Ok(())
 }
 
+/// Where a worker's data API is: the in-process worker of `strata local` on its admin port.
+fn worker_url(cfg: &Config, w: &WorkerInfo) -> String {
+    if w.address == strata_common::api::IN_PROCESS {
+        crate::masters(cfg).into_iter().next().unwrap_or_default()
+    } else {
+        w.address.clone()
+    }
+}
+
 /// Warms the cache: every block of every object under the prefix is read into the worker that
 /// owns it, four at a time, with a progress bar.
 pub async fn load(cfg: &Config, target: &str) -> Result<()> {
@@ -197,7 +206,7 @@ pub async fn load(cfg: &Config, target: &str) -> Result<()> {
     }
     let http = HttpWorker::client();
     let handles: HashMap<u64, HttpWorker> =
-        live.iter().map(|w| (w.id, HttpWorker::new(&w.address, &secret, http.clone()))).collect();
+        live.iter().map(|w| (w.id, HttpWorker::new(&worker_url(cfg, w), &secret, http.clone()))).collect();
     let jobs = block_loads(&objects, bucket, &live, cfg.block_size);
     let total: u64 = objects.iter().map(|o| o.size).sum();
     let bar = indicatif::ProgressBar::new(total).with_style(
@@ -289,7 +298,7 @@ pub async fn free(cfg: &Config, target: &str) -> Result<()> {
     let http = HttpWorker::client();
     let mut freed = 0;
     for w in master.list_workers().await.context("cannot list the workers")? {
-        let h = HttpWorker::new(&w.address, &secret, http.clone());
+        let h = HttpWorker::new(&worker_url(cfg, &w), &secret, http.clone());
         freed += h.free(versions.clone()).await.with_context(|| format!("worker {} at {}", w.id, w.address))?;
     }
     println!("freed {} of {} objects under {target} from the cache", fmt_bytes(freed), versions.len());

@@ -127,7 +127,37 @@ fn gateway_options(cfg: &Config) -> Result<GatewayOptions> {
         tls: ServerTls::from_config(&cfg.tls, false)?,
         ..Default::default()
     };
-    Ok(GatewayOptions { domain: cfg.domain.clone(), region: REGION.into(), block_size: cfg.block_size, limits })
+    let access_log = match cfg.access_log.as_deref().filter(|p| !p.is_empty()) {
+        Some(target) => Some(Arc::new(
+            strata_gateway::AccessLog::open(target).with_context(|| format!("cannot open the access log {target}"))?,
+        )),
+        None => None,
+    };
+    Ok(GatewayOptions {
+        domain: cfg.domain.clone(),
+        region: REGION.into(),
+        block_size: cfg.block_size,
+        limits,
+        access_log,
+    })
+}
+
+/// Where `strata local` writes the address of its admin port, for `strata admin`.
+const ADMIN_ADDRESS_FILE: &str = "admin_address";
+
+/// `strata local`'s admin port: `admin_listen`, by default a free port of 127.0.0.1, `off` for
+/// none. Its URL is written to `<data_dir>/admin_address`.
+async fn local_admin(cfg: &Config) -> Result<Option<(String, TcpListener)>> {
+    let addr = match cfg.admin_listen.as_deref() {
+        Some("off") => return Ok(None),
+        Some(a) => a,
+        None => "127.0.0.1:0",
+    };
+    let listener = bind(addr).await.with_context(|| format!("cannot listen on {addr} for strata admin"))?;
+    let url = format!("{}://{}", scheme(cfg), listener.local_addr()?);
+    let file = cfg.data_dir.join(ADMIN_ADDRESS_FILE);
+    std::fs::write(&file, format!("{url}\n")).with_context(|| format!("cannot write {}", file.display()))?;
+    Ok(Some((url, listener)))
 }
 
 /// How long a gateway's shutdown waits for open requests.
@@ -193,6 +223,8 @@ pub struct LocalInfo {
     pub data_dir: PathBuf,
     /// The endpoint serves HTTPS.
     pub tls: bool,
+    /// The admin (master gRPC) URL, if served.
+    pub admin: Option<String>,
 }
 
 /// `strata local`: master, worker and gateway in one process, talking without sockets.
@@ -228,13 +260,20 @@ pub async fn run_local(
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let opts = gateway_options(&cfg)?;
-    let admin = match &cfg.admin_listen {
-        Some(addr) => {
-            let (secret, listener) = (cluster_secret(&cfg, "master")?, bind(addr).await?);
-            let tls = opts.limits.tls.clone();
-            Some(tokio::spawn(strata_master::run(master.clone(), secret, listener, tls, shutdown.clone())))
+    // The admin port: the master's gRPC and the worker's data API (for `strata admin load`).
+    let (admin_url, admin) = match local_admin(&cfg).await? {
+        Some((url, listener)) => {
+            let secret = cluster_secret(&cfg, "master")?;
+            let (ready, data) = (Readiness::default(), strata_worker::api_router(worker.clone(), secret.clone()));
+            ready.set(true);
+            let router = strata_master::router(master.clone(), secret, ready).merge(data);
+            let limits = Limits { tls: opts.limits.tls.clone(), ..Default::default() };
+            (
+                Some(url),
+                Some(tokio::spawn(serve_with(listener, router, shutdown.clone(), Duration::from_secs(10), limits))),
+            )
         }
-        None => None,
+        None => (None, None),
     };
     let limits = opts.limits.clone();
     let gw = Gateway::new(
@@ -251,6 +290,7 @@ pub async fn run_local(
         secret_key: creds.secret_key,
         data_dir: abs(&cfg.data_dir),
         tls: limits.tls.is_some(),
+        admin: admin_url.clone(),
     });
     // The dashboard beside S3 on one port: `/ui` is no bucket (names have 3 characters or more).
     let ready = Readiness::default();
@@ -262,6 +302,9 @@ pub async fn run_local(
     let _ = hb.await;
     if let Some(a) = admin {
         let _ = a.await;
+    }
+    if admin_url.is_some() {
+        let _ = std::fs::remove_file(cfg.data_dir.join(ADMIN_ADDRESS_FILE));
     }
     master.drain_commits(JOBS_DRAIN).await;
     jobs.join(JOBS_DRAIN).await;
@@ -310,8 +353,16 @@ fn scheme(cfg: &Config) -> &'static str {
     if cfg.tls.cert.is_some() { "https" } else { "http" }
 }
 
+/// The masters `strata admin` and the other roles ask: configured, else the admin port of a
+/// `strata local` on this data folder, else the default address.
 fn masters(cfg: &Config) -> Vec<String> {
-    if cfg.masters.is_empty() { vec![format!("http://{DEFAULT_MASTER_ADDR}")] } else { cfg.masters.clone() }
+    if !cfg.masters.is_empty() {
+        return cfg.masters.clone();
+    }
+    match std::fs::read_to_string(cfg.data_dir.join(ADMIN_ADDRESS_FILE)) {
+        Ok(url) if !url.trim().is_empty() => vec![url.trim().to_string()],
+        _ => vec![format!("http://{DEFAULT_MASTER_ADDR}")],
+    }
 }
 
 pub fn master_client(cfg: &Config, secret: &str) -> Result<Arc<GrpcMaster>> {

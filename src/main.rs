@@ -40,6 +40,9 @@ struct Cli {
     /// The cluster CA (PEM) that internal https:// masters and workers are verified with (tls.ca).
     #[arg(long, global = true)]
     tls_ca: Option<PathBuf>,
+    /// Gateways (and `local`): a JSON line per request to this file, or `-` for stdout.
+    #[arg(long, global = true)]
+    access_log: Option<String>,
     #[command(subcommand)]
     role: Role,
 }
@@ -48,8 +51,8 @@ struct Cli {
 enum Role {
     /// Master, worker and gateway in one process on embedded defaults.
     Local {
-        /// Also serve the master's gRPC here (host:port), for `strata admin --master
-        /// http://HOST:PORT --data-dir <this data folder>` (users, keys, mounts ...).
+        /// Serve the master's gRPC for `strata admin` here (host:port; default a free port of
+        /// 127.0.0.1, written to <data folder>/admin_address; `off`: none).
         #[arg(long)]
         admin_listen: Option<String>,
     },
@@ -221,6 +224,9 @@ fn config(cli: &Cli) -> Result<Config> {
     if cli.http_listen.is_some() {
         tls.http_listen = cli.http_listen.clone();
     }
+    if cli.access_log.is_some() {
+        cfg.access_log = cli.access_log.clone();
+    }
     Ok(cfg)
 }
 
@@ -277,6 +283,13 @@ async fn main() -> Result<()> {
                     "  dashboard:    {scheme}://{}/ui  (user: the access key, password: the secret key)",
                     info.endpoint
                 );
+                if let Some(admin) = &info.admin {
+                    println!("  admin:        {admin}  (behind the cluster secret in the data folder)");
+                    println!(
+                        "  strata admin --master {admin} --data-dir {} report   (in this folder: strata admin report)",
+                        info.data_dir.display()
+                    );
+                }
                 println!();
                 println!("  export AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY={}", info.access_key, info.secret_key);
                 println!("  aws --endpoint-url {scheme}://{} s3 mb s3://my-bucket", info.endpoint);

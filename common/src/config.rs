@@ -58,8 +58,9 @@ pub struct Config {
     pub checkpoint_interval_secs: u64,
     /// Masters: how often TTL rules are applied.
     pub ttl_check_interval_ms: u64,
-    /// `strata local`: also serve the master's gRPC on this host:port, for `strata admin` (behind
-    /// the cluster secret kept in the data folder). Unset: no admin port.
+    /// `strata local`: serve the master's gRPC on this host:port for `strata admin` (behind the
+    /// cluster secret kept in the data folder). Unset: a free port of 127.0.0.1, written to
+    /// `<data_dir>/admin_address` where `strata admin` finds it; `off`: no admin port.
     pub admin_listen: Option<String>,
     /// Masters: a staged file (`%strata/` of a mount) untouched this long and claimed by no
     /// part or commit is a dead write's and is deleted; checked every half of it.
@@ -73,6 +74,10 @@ pub struct Config {
     pub max_connections: usize,
     /// HTTPS (`[tls]`, `STRATA_TLS__CERT`, ...).
     pub tls: TlsConfig,
+    /// Gateways: a JSON line per request (time, request id, access key, op, bucket, key,
+    /// status, bytes, ms, source) to this file, or `-` for stdout; per-request lines then leave
+    /// the main log.
+    pub access_log: Option<String>,
 }
 
 /// TLS: what this process serves with, and how it calls `https://` masters and workers.
@@ -157,6 +162,7 @@ impl Default for Config {
             request_timeout_ms: 20_000,
             max_connections: 1024,
             tls: TlsConfig::default(),
+            access_log: None,
         }
     }
 }
@@ -217,6 +223,7 @@ const SETTINGS: &[&str] = &[
     "request_timeout_ms",
     "max_connections",
     "tls",
+    "access_log",
 ];
 
 impl Config {

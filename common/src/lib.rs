@@ -18,6 +18,8 @@ pub mod master_client;
 pub mod names;
 pub mod ops;
 pub mod placement;
+pub mod read_source;
+pub mod recent_errors;
 pub mod server;
 pub mod tls;
 pub mod ttl_cache;

@@ -52,6 +52,28 @@ impl Readiness {
     }
 }
 
+/// Distinct bucket label values a process gives its metrics at most; later buckets are
+/// counted under [`OTHER_BUCKETS`].
+pub const BUCKET_LABELS: usize = 100;
+pub const OTHER_BUCKETS: &str = "other";
+
+/// The `bucket` label for `bucket`: its name while fewer than [`BUCKET_LABELS`] are in use,
+/// else "other". `admit`: whether an unseen name may take a place (say, only once a request
+/// on it succeeded, so that names of buckets that do not exist never do).
+pub fn bucket_label(bucket: &str, admit: bool) -> String {
+    static SEEN: std::sync::Mutex<std::collections::BTreeSet<String>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let mut seen = SEEN.lock().unwrap_or_else(|p| p.into_inner());
+    if seen.contains(bucket) {
+        return bucket.to_string();
+    }
+    if admit && seen.len() < BUCKET_LABELS {
+        seen.insert(bucket.to_string());
+        return bucket.to_string();
+    }
+    OTHER_BUCKETS.to_string()
+}
+
 pub async fn metrics_text() -> String {
     metrics_handle().map(|h| h.render()).unwrap_or_default()
 }
@@ -93,4 +115,19 @@ pub async fn bind(addr: &str) -> std::io::Result<TcpListener> {
             format!("cannot listen on {addr}: {e} (is another process using it? choose another with --listen)"),
         )
     })
+}
+
+#[cfg(test)]
+mod bucket_label_tests {
+    use super::*;
+
+    #[test]
+    fn bucket_labels_are_capped() {
+        assert_eq!(bucket_label("never-admitted-bucket", false), OTHER_BUCKETS);
+        let names: Vec<String> = (0..BUCKET_LABELS + 10).map(|i| format!("cap-{i}")).collect();
+        let labels: Vec<String> = names.iter().map(|n| bucket_label(n, true)).collect();
+        assert!(labels.iter().filter(|l| *l != OTHER_BUCKETS).count() <= BUCKET_LABELS);
+        assert_eq!(labels.last().map(String::as_str), Some(OTHER_BUCKETS));
+        assert_eq!(bucket_label("cap-0", false), "cap-0", "an admitted name keeps its label");
+    }
 }

@@ -40,6 +40,14 @@ fn count<T>(mount: &str, op: &'static str, r: &Result<T>) {
     if let Err(e) = r {
         metrics::counter!("strata_ufs_errors_total", "mount" => mount.to_string(), "op" => op, "kind" => error_kind(e))
             .increment(1);
+        error_event(mount, op, e);
+    }
+}
+
+/// A failure that is not an answer (missing object, failed condition) is an error event.
+fn error_event(mount: &str, op: &str, e: &object_store::Error) {
+    if error_kind(e) == "other" {
+        crate::recent_errors::record("under_store", format!("{mount}: {op} failed: {e}"));
     }
 }
 
@@ -131,6 +139,7 @@ impl ObjectStore for Metered {
                 if let Err(e) = r {
                     metrics::counter!("strata_ufs_errors_total", "mount" => mount.to_string(), "op" => "list", "kind" => error_kind(e))
                         .increment(1);
+                    error_event(&mount, "list", e);
                 }
             })
             .boxed()

@@ -7,6 +7,7 @@
 //! `policy`, `router`, `xml`, `error`.
 
 mod access;
+mod access_log;
 mod acl;
 mod auth;
 mod body;
@@ -26,6 +27,7 @@ mod workers;
 mod write;
 mod xml;
 
+pub use access_log::AccessLog;
 pub use http::{router, run};
 pub use state::{Gateway, GatewayOptions, Inner, SECRET_TTL};
 pub use workers::IN_PROCESS;

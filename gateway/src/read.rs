@@ -172,7 +172,10 @@ pub fn read_range(gw: &Gateway, bucket: &str, meta: &ObjectMeta, start: u64, len
 /// An object whose bytes are only in one worker's journal is read there, or not at all.
 async fn open_journaled(gw: &Gateway, req: ReadRequest, worker: u64) -> Result<ByteStream, Error> {
     match gw.workers.by_id(worker).await {
-        Some(w) => w.read(req).await,
+        Some(w) => {
+            strata_common::read_source::note(strata_common::read_source::WORKER);
+            w.read(req).await
+        }
         None => Err(Error::unavailable(format!(
             "{}/{} is so far only in the cache of worker {worker}, which is down; it is served again once \
              that worker is back",
@@ -185,7 +188,10 @@ async fn open_block(gw: &Gateway, req: ReadRequest, block: u64) -> Result<ByteSt
     let workers = gw.workers.ranked(req.version, block).await.unwrap_or_default();
     for w in workers {
         match w.read(req.clone()).await {
-            Ok(s) => return Ok(s),
+            Ok(s) => {
+                strata_common::read_source::note(strata_common::read_source::WORKER);
+                return Ok(s);
+            }
             Err(e) if e.is(ErrorKind::Unavailable) => {
                 tracing::warn!(block, "worker unavailable, trying the next one: {e}");
             }
@@ -193,6 +199,7 @@ async fn open_block(gw: &Gateway, req: ReadRequest, block: u64) -> Result<ByteSt
         }
     }
     metrics::counter!("strata_gateway_direct_reads_total").increment(1);
+    strata_common::read_source::note(strata_common::read_source::UNDER_STORE);
     tracing::warn!(block, bucket = %req.loc.bucket, key = %req.loc.key, "no worker can serve this block; reading the under store directly");
     direct_read(gw, &req).await
 }

@@ -21,6 +21,8 @@ pub struct GatewayOptions {
     pub block_size: u64,
     /// What the HTTP server tolerates from clients.
     pub limits: strata_common::server::Limits,
+    /// A JSON line per request goes here (and per-request lines leave the main log).
+    pub access_log: Option<Arc<crate::AccessLog>>,
 }
 
 /// Cheap to clone; all state is behind one Arc.

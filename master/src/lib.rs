@@ -53,3 +53,4 @@ pub use grpc::{router, run};
 pub use ha::{HaState, stored_epoch};
 pub use jobs::{Jobs, expire_uploads, ttl_loop};
 pub use master::{Master, MasterOptions};
+pub use ttl::TtlPasses;

@@ -240,7 +240,11 @@ impl Master {
 
     /// One pass of the TTL rules; see [`Ttl::apply`]. Returns (freed, deleted).
     pub async fn apply_ttls(&self, since_ms: i64) -> Result<(usize, usize)> {
-        self.ttl.apply(since_ms).await
+        self.ttl.pass(since_ms).await
+    }
+    /// What the TTL passes did since this master started.
+    pub fn ttl_passes(&self) -> crate::ttl::TtlPasses {
+        self.ttl.passes()
     }
     /// Aborts every multipart upload started more than `max_age` ago; returns how many.
     pub async fn abort_stale_uploads(&self, max_age: Duration) -> Result<usize> {

@@ -35,6 +35,7 @@ impl Membership {
                 w.used_bytes = req.used_bytes;
                 w.tiers = req.tiers.clone();
                 (w.cache_misses, w.fill_bytes) = (req.cache_misses, req.fill_bytes);
+                (w.loads_running, w.loads_done, w.load_bytes) = (req.loads_running, req.loads_done, req.load_bytes);
                 w.last_heartbeat_ms = ids::now_ms();
                 HeartbeatResponse { reregister: false, ..Default::default() }
             }

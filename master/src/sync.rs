@@ -51,6 +51,15 @@ impl SyncTimes {
 
 /// What identifies one state of an under-store object: its ETag as the under store gives it
 /// (the form a fill's If-Match sends back).
+/// Counts one sync pass (`kind`: a listing, or one key looked up) and the changes it found.
+fn sync_pass(bucket: &str, kind: &'static str, ok: bool, changes: usize) {
+    let bucket = strata_common::ops::bucket_label(bucket, true);
+    let result = if ok { "ok" } else { "failed" };
+    metrics::counter!("strata_master_sync_passes_total", "bucket" => bucket.clone(), "kind" => kind, "result" => result)
+        .increment(1);
+    metrics::counter!("strata_master_sync_changes_total", "bucket" => bucket, "kind" => kind).increment(changes as u64);
+}
+
 fn fingerprint(m: &UfsMeta) -> String {
     match &m.e_tag {
         Some(t) => t.clone(),
@@ -122,7 +131,13 @@ impl UfsSync {
         if found.as_ref().is_some_and(|f| f.ufs_etag.is_empty() || f.journal_worker != 0) {
             return Ok(found); // not in the under store (yet): nothing to compare
         }
-        self.sync_key(b, key).await
+        let now = self.sync_key(b, key).await;
+        let changes = match &now {
+            Ok(now) => usize::from(now.as_ref().map(|o| o.version) != found.as_ref().map(|o| o.version)),
+            Err(_) => 0,
+        };
+        sync_pass(&b.name, "lookup", now.is_ok(), changes);
+        now
     }
 
     /// Brings the metadata of `prefix` in line with the under store's listing, if due.
@@ -148,7 +163,10 @@ impl UfsSync {
             })
             .try_collect()
             .await
-            .map_err(|e| Error::unavailable(format!("cannot list the under store of bucket {bucket}: {e}")))?;
+            .map_err(|e| {
+                sync_pass(bucket, "listing", false, 0);
+                Error::unavailable(format!("cannot list the under store of bucket {bucket}: {e}"))
+            })?;
         let known = self.known_objects(bucket, prefix).await?;
         let mut changed: Vec<&String> = found
             .iter()
@@ -159,8 +177,12 @@ impl UfsSync {
         changed.extend(known.iter().filter(|(k, (_, fp))| !fp.is_empty() && !found.contains_key(*k)).map(|(k, _)| k));
         let n = changed.len();
         for key in changed {
-            self.sync_key(&b, key).await?;
+            if let Err(e) = self.sync_key(&b, key).await {
+                sync_pass(bucket, "listing", false, 0);
+                return Err(e);
+            }
         }
+        sync_pass(bucket, "listing", true, n);
         if n > 0 {
             tracing::info!(bucket, prefix, changes = n, "metadata synced with the under store");
         }

@@ -44,15 +44,58 @@ fn action(rule: &TtlRule) -> Result<&'static str> {
     }
 }
 
+/// What the TTL passes of this master did since it started (the dashboard's jobs page).
+#[derive(Debug, Clone, Default)]
+pub struct TtlPasses {
+    pub passes: u64,
+    pub failed: u64,
+    /// When the last pass ended (0: none yet), and what it did.
+    pub last_ms: i64,
+    pub last_freed: usize,
+    pub last_deleted: usize,
+    pub last_error: Option<String>,
+    pub freed: u64,
+    pub deleted: u64,
+}
+
 pub(crate) struct Ttl {
     store: Arc<dyn KvStore>,
     objects: Arc<Objects>,
     to_free: ToFree,
+    passes: Mutex<TtlPasses>,
 }
 
 impl Ttl {
     pub(crate) fn new(store: Arc<dyn KvStore>, objects: Arc<Objects>) -> Ttl {
-        Ttl { store, objects, to_free: ToFree::default() }
+        Ttl { store, objects, to_free: ToFree::default(), passes: Default::default() }
+    }
+
+    pub(crate) fn passes(&self) -> TtlPasses {
+        self.passes.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// [`Ttl::apply`], counted in metrics and [`TtlPasses`].
+    pub(crate) async fn pass(&self, since_ms: i64) -> Result<(usize, usize)> {
+        let r = self.apply(since_ms).await;
+        let mut p = self.passes.lock().unwrap_or_else(|p| p.into_inner());
+        p.passes += 1;
+        p.last_ms = ids::now_ms();
+        metrics::gauge!("strata_master_ttl_last_pass_timestamp_seconds").set(p.last_ms as f64 / 1000.0);
+        match &r {
+            Ok((freed, deleted)) => {
+                metrics::counter!("strata_master_ttl_passes_total", "result" => "ok").increment(1);
+                metrics::counter!("strata_master_ttl_objects_total", "action" => "free").increment(*freed as u64);
+                metrics::counter!("strata_master_ttl_objects_total", "action" => "delete").increment(*deleted as u64);
+                (p.last_freed, p.last_deleted, p.last_error) = (*freed, *deleted, None);
+                (p.freed, p.deleted) = (p.freed + *freed as u64, p.deleted + *deleted as u64);
+            }
+            Err(e) => {
+                metrics::counter!("strata_master_ttl_passes_total", "result" => "failed").increment(1);
+                p.failed += 1;
+                p.last_error = Some(e.message.clone());
+            }
+        }
+        r
     }
 
     /// Sets a rule; a TTL of 0 removes it.

@@ -8,6 +8,8 @@ mod server;
 mod write;
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -20,7 +22,7 @@ use strata_common::ufs::UfsRegistry;
 
 pub use membership::{WorkerIdentity, register_and_heartbeat};
 pub use pagestore::{PageStore, TierSpec};
-pub use server::{router, run};
+pub use server::{api_router, router, run};
 /// What `TierSpec` and `PageStore::open` take.
 pub use strata_common::cache_types::{EvictionPolicy, Medium};
 
@@ -40,6 +42,35 @@ pub struct Inner {
     pub cache: PageStore,
     mounts: TtlCache<String, Mount>,
     fills: read::Fills,
+    /// Cache loads (`strata admin load`) on this worker, reported with each heartbeat.
+    pub loads: LoadStats,
+}
+
+/// Block loads running now, ended since start, and the bytes they brought in (while running).
+#[derive(Default)]
+pub struct LoadStats {
+    pub running: AtomicU64,
+    pub done: AtomicU64,
+    pub bytes: AtomicU64,
+}
+
+/// Counts one load as running until dropped.
+struct Running<'a>(&'a LoadStats);
+
+impl<'a> Running<'a> {
+    fn start(s: &'a LoadStats) -> Running<'a> {
+        s.running.fetch_add(1, Relaxed);
+        metrics::gauge!("strata_worker_loads_in_progress").increment(1.0);
+        Running(s)
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.running.fetch_sub(1, Relaxed);
+        self.0.done.fetch_add(1, Relaxed);
+        metrics::gauge!("strata_worker_loads_in_progress").decrement(1.0);
+    }
 }
 
 impl Worker {
@@ -59,6 +90,7 @@ impl Worker {
             cache,
             mounts: TtlCache::new(MOUNT_TTL),
             fills: Default::default(),
+            loads: Default::default(),
         })))
     }
 
@@ -113,7 +145,20 @@ impl WorkerApi for Worker {
             .filter(|&index| self.cache.tier_of(pagestore::PageId { version: req.version, index }).is_none())
             .map(|index| ((index + 1) * ps).min(req.object_size) - index * ps)
             .sum::<u64>();
-        let bytes = self.do_read(req).await?.try_fold(0u64, |n, b| async move { Ok(n + b.len() as u64) }).await?;
+        let _running = Running::start(&self.loads);
+        let stats = &self.loads;
+        let bytes = async {
+            let count = |n: u64, b: bytes::Bytes| async move {
+                stats.bytes.fetch_add(b.len() as u64, Relaxed);
+                metrics::counter!("strata_worker_load_bytes_total").increment(b.len() as u64);
+                Ok(n + b.len() as u64)
+            };
+            self.do_read(req).await?.try_fold(0u64, count).await
+        }
+        .await;
+        let result = if bytes.is_ok() { "ok" } else { "failed" };
+        metrics::counter!("strata_worker_loads_total", "result" => result).increment(1);
+        let bytes = bytes?;
         Ok(LoadResult { bytes, from_ufs: missing.min(bytes) })
     }
     async fn free(&self, versions: Vec<u64>) -> Result<u64> {

@@ -140,6 +140,9 @@ pub async fn register_and_heartbeat(
             tiers,
             cache_misses: misses.misses,
             fill_bytes: misses.fill_bytes,
+            loads_running: worker.loads.running.load(std::sync::atomic::Ordering::Relaxed),
+            loads_done: worker.loads.done.load(std::sync::atomic::Ordering::Relaxed),
+            load_bytes: worker.loads.bytes.load(std::sync::atomic::Ordering::Relaxed),
         };
         let answer = tokio::time::timeout(interval.max(Duration::from_secs(1)), master.heartbeat(hb)).await;
         let answer = answer.unwrap_or_else(|_| Err(strata_common::Error::unavailable("no answer within one interval")));

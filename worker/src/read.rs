@@ -7,6 +7,7 @@ use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt, stream};
 use object_store::ObjectStore;
 use strata_common::api::{ByteStream, ReadRequest};
+use strata_common::read_source;
 use strata_common::ufs_read::UfsRange;
 use strata_common::{Error, Result};
 
@@ -102,8 +103,10 @@ impl Worker {
     }
 }
 
-/// A page lookup per bucket (the hit ratio by bucket; buckets are few, keys never labels).
+/// A page lookup per bucket (the hit ratio by bucket; bucket labels are capped, keys never
+/// labels), noted for the gateway's access log too.
 fn bucket_lookup(req: &ReadRequest, result: &'static str) {
-    metrics::counter!("strata_worker_cache_bucket_lookups_total", "bucket" => req.loc.bucket.clone(), "result" => result)
-        .increment(1);
+    strata_common::read_source::note(if result == "hit" { read_source::CACHE_HIT } else { read_source::UNDER_STORE });
+    let bucket = strata_common::ops::bucket_label(&req.loc.bucket, true);
+    metrics::counter!("strata_worker_cache_bucket_lookups_total", "bucket" => bucket, "result" => result).increment(1);
 }

@@ -93,7 +93,13 @@ async fn check_secret(State(secret): State<String>, req: Request, next: Next) ->
 }
 
 pub fn router(worker: Worker, secret: String, ready: Readiness) -> Router {
-    let api = Router::new()
+    api_router(worker, secret).merge(ops_router(ready))
+}
+
+/// The data API alone, behind the cluster secret (`strata local` serves it on its admin port,
+/// for `strata admin load` and `free`).
+pub fn api_router(worker: Worker, secret: String) -> Router {
+    Router::new()
         .route("/v1/read", get(read))
         .route("/v1/write", put(write))
         .route("/v1/compose", post(compose))
@@ -101,8 +107,7 @@ pub fn router(worker: Worker, secret: String, ready: Readiness) -> Router {
         .route("/v1/load", post(load))
         .route("/v1/free", post(free))
         .with_state(worker)
-        .layer(middleware::from_fn_with_state(secret, check_secret));
-    api.merge(ops_router(ready))
+        .layer(middleware::from_fn_with_state(secret, check_secret))
 }
 
 pub async fn run(

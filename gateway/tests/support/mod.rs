@@ -67,7 +67,13 @@ impl Env {
             wrap_master(master.clone() as Arc<dyn MasterApi>),
             Some(wrap_worker(Arc::new(worker.clone()) as Arc<dyn WorkerApi>)),
             "cluster-secret".into(),
-            GatewayOptions { domain: None, region: "us-east-1".into(), block_size: BLOCK, limits: Default::default() },
+            GatewayOptions {
+                domain: None,
+                region: "us-east-1".into(),
+                block_size: BLOCK,
+                limits: Default::default(),
+                access_log: None,
+            },
         );
         let ready = Readiness::default();
         ready.set(true);

@@ -74,14 +74,19 @@ pub fn chart(id: &str, title: &str, points: &[(i64, f64)], max: f64, unit: impl 
 
 /// The page around `main`: navigation, the live-refresh script.
 pub fn layout(title: &str, active: &str, main: &str) -> String {
-    let nav: String =
-        [("/ui", "Overview"), ("/ui/workers", "Workers"), ("/ui/buckets", "Buckets"), ("/ui/jobs", "Jobs")]
-            .iter()
-            .map(|(href, name)| {
-                let class = if *name == active { r#" class="active""# } else { "" };
-                format!(r#"<a href="{href}"{class}>{name}</a>"#)
-            })
-            .collect();
+    let nav: String = [
+        ("/ui", "Overview"),
+        ("/ui/workers", "Workers"),
+        ("/ui/buckets", "Buckets"),
+        ("/ui/jobs", "Jobs"),
+        ("/ui/errors", "Errors"),
+    ]
+    .iter()
+    .map(|(href, name)| {
+        let class = if *name == active { r#" class="active""# } else { "" };
+        format!(r#"<a href="{href}"{class}>{name}</a>"#)
+    })
+    .collect();
     format!(
         r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>{t} · Strata</title><link rel="stylesheet" href="/ui/assets/style.css"></head><body><header><span class="brand">Strata</span><nav>{nav}</nav><span id="live" class="muted">live</span></header><main id="main">{main}</main><script src="/ui/assets/app.js"></script></body></html>"#,
         t = esc(title)

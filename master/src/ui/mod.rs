@@ -1,5 +1,5 @@
 //! The web dashboard at `/ui`: read-only pages about the cluster (overview, workers, buckets
-//! and mounts, jobs), rendered on the server from what the master knows, with a little
+//! and mounts, jobs, recent errors), rendered on the server from what the master knows, with a little
 //! JavaScript that refreshes them. Behind the root S3 keys (HTTP basic auth) or a dashboard
 //! token; never open. Assets are compiled into the binary.
 //!
@@ -72,13 +72,15 @@ pub struct Dashboard {
     root: RootCredentials,
     token: Option<String>,
     history: Mutex<VecDeque<Sample>>,
+    /// Workers seen lost, so that each loss is one error event.
+    lost: Mutex<std::collections::HashSet<u64>>,
 }
 
 impl Dashboard {
     /// `token`: a dashboard token accepted besides the root keys (none: the root keys only).
     pub fn new(master: Arc<Master>, root: RootCredentials, token: Option<String>) -> Arc<Dashboard> {
         let token = token.filter(|t| !t.is_empty());
-        Arc::new(Dashboard { master, root, token, history: Mutex::new(VecDeque::new()) })
+        Arc::new(Dashboard { master, root, token, history: Mutex::new(VecDeque::new()), lost: Default::default() })
     }
 
     pub(crate) fn history(&self) -> Vec<Sample> {
@@ -122,6 +124,7 @@ impl Dashboard {
         metrics::gauge!("strata_master_epoch").set(report.epoch as f64);
         metrics::gauge!("strata_master_workers", "state" => "live").set(live as f64);
         metrics::gauge!("strata_master_workers", "state" => "lost").set((report.workers.len() - live) as f64);
+        self.note_lost(&report.workers, cutoff);
         if primary {
             // ASYNC_THROUGH writes acknowledged but not yet in their under store.
             let mut backlog = 0;
@@ -134,6 +137,22 @@ impl Dashboard {
         h.push_back(Sample::of(&report.workers, report.now_ms));
         while h.len() > SAMPLES {
             h.pop_front();
+        }
+    }
+}
+
+impl Dashboard {
+    /// A worker that went silent since the last sample is an error event (once per loss).
+    fn note_lost(&self, workers: &[WorkerInfo], cutoff: i64) {
+        let mut lost = self.lost.lock().unwrap_or_else(|p| p.into_inner());
+        for w in workers {
+            if w.last_heartbeat_ms >= cutoff || w.address == strata_common::api::IN_PROCESS {
+                lost.remove(&w.id);
+            } else if lost.insert(w.id) {
+                let silent = (ids::now_ms() - w.last_heartbeat_ms) as f64 / 1000.0;
+                let what = format!("worker #{} at {} lost: no heartbeat for {silent:.0} s", w.id, w.address);
+                strata_common::recent_errors::record("worker_lost", what);
+            }
         }
     }
 }
@@ -169,6 +188,7 @@ enum Page {
     Workers,
     Buckets,
     Jobs,
+    Errors,
 }
 
 type Params = Query<std::collections::HashMap<String, String>>;
@@ -191,6 +211,7 @@ async fn serve(d: Arc<Dashboard>, page: Page, path: &'static str, headers: Heade
         Page::Workers => pages::workers(&d).await,
         Page::Buckets => pages::buckets(&d).await,
         Page::Jobs => pages::jobs(&d).await,
+        Page::Errors => pages::errors(&d).await,
     };
     (
         [
@@ -220,6 +241,7 @@ pub fn router(d: Arc<Dashboard>) -> Router {
         .route("/ui/workers", page!(Page::Workers, "/ui/workers"))
         .route("/ui/buckets", page!(Page::Buckets, "/ui/buckets"))
         .route("/ui/jobs", page!(Page::Jobs, "/ui/jobs"))
+        .route("/ui/errors", page!(Page::Errors, "/ui/errors"))
         .route("/ui/assets/app.js", asset(include_str!("app.js"), "text/javascript; charset=utf-8"))
         .route("/ui/assets/style.css", asset(include_str!("style.css"), "text/css; charset=utf-8"))
         .with_state(d)

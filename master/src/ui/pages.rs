@@ -212,7 +212,10 @@ pub(super) async fn jobs(d: &Dashboard) -> String {
             }
         }
     }
-    m.push_str("</table><h2>TTL rules</h2>");
+    m.push_str("</table>");
+    loads(&mut m, &r);
+    ttl_passes(&mut m, d, r.now_ms);
+    m.push_str("<h2>TTL rules</h2>");
     let ttls = d.master.list_ttls().await.unwrap_or_default();
     if ttls.is_empty() {
         m.push_str(r#"<p class="muted">No TTL rule.</p>"#);
@@ -233,4 +236,65 @@ pub(super) async fn jobs(d: &Dashboard) -> String {
         m.push_str("</table>");
     }
     layout("Jobs", "Jobs", &m)
+}
+
+/// Cache loads (`strata admin load`) per worker, as of its last heartbeat.
+fn loads(m: &mut String, r: &ClusterReport) {
+    m.push_str(r#"<h2>Cache loads</h2><table id="loads"><tr><th>Worker</th><th>State</th><th class="num">Blocks loading now</th><th class="num">Blocks loaded</th><th class="num">Bytes loaded</th></tr>"#);
+    for w in &r.workers {
+        let state = if w.loads_running > 0 { r#"<span class="badge warn">loading</span>"# } else { "idle" };
+        let _ = write!(
+            m,
+            r#"<tr class="load" data-worker="{}"><td>#{}</td><td>{state}</td><td class="num running">{}</td><td class="num done">{}</td><td class="num">{}</td></tr>"#,
+            w.id,
+            w.id,
+            w.loads_running,
+            w.loads_done,
+            bytes(w.load_bytes)
+        );
+    }
+    m.push_str("</table>");
+}
+
+fn ttl_passes(m: &mut String, d: &Dashboard, now_ms: i64) {
+    let p = d.master.ttl_passes();
+    let last = if p.last_ms == 0 { "none yet".to_string() } else { ago(p.last_ms, now_ms) };
+    m.push_str(r#"<h2>TTL passes</h2><div class="stats" id="ttl-passes">"#);
+    m.push_str(&stat("ttl-pass-count", "Passes (failed)", &format!("{} ({})", p.passes, p.failed)));
+    m.push_str(&stat("ttl-last", "Last pass", &last));
+    m.push_str(&stat("ttl-last-did", "Last pass freed / deleted", &format!("{} / {}", p.last_freed, p.last_deleted)));
+    m.push_str(&stat("ttl-total", "Freed / deleted since start", &format!("{} / {}", p.freed, p.deleted)));
+    m.push_str("</div>");
+    if let Some(e) = &p.last_error {
+        let _ = write!(m, r#"<p class="badge bad">Last pass failed: {}</p>"#, esc(e));
+    }
+}
+
+/// The recent error events of this process, newest first.
+pub(super) async fn errors(_d: &Dashboard) -> String {
+    let events = strata_common::recent_errors::recent();
+    let mut m = String::from("<h1>Recent errors</h1>");
+    let _ = write!(
+        m,
+        r#"<p class="muted">The last {} error events of this process: under-store errors, lost workers, requests answered 5xx (a gateway in another process keeps its own).</p>"#,
+        strata_common::recent_errors::KEPT
+    );
+    if events.is_empty() {
+        m.push_str(r#"<p id="no-errors">No error since this process started.</p>"#);
+        return layout("Errors", "Errors", &m);
+    }
+    m.push_str(r#"<table id="errors"><tr><th>Time (UTC)</th><th>Kind</th><th>What</th></tr>"#);
+    for e in &events {
+        let at = chrono::DateTime::from_timestamp_millis(e.at_ms).map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string());
+        let _ = write!(
+            m,
+            r#"<tr class="error" data-kind="{}"><td>{}</td><td>{}</td><td>{}</td></tr>"#,
+            esc(e.kind),
+            at.unwrap_or_default(),
+            esc(e.kind),
+            esc(&e.message)
+        );
+    }
+    m.push_str("</table>");
+    layout("Errors", "Errors", &m)
 }
