@@ -177,7 +177,7 @@ def test_a_partitioned_primary_steps_down_and_rejoins_as_standby(tmp_path):
     c = Cluster("partition", [], ak, sk, tmp_path / "partition", logs=tmp_path)
     c.env = {"STRATA_CLUSTER_SECRET": secrets.token_hex(16), "STRATA_HEARTBEAT_INTERVAL_MS": "500"}
     try:
-        setns(f"/var/run/netns/{link.a}")  # this thread (the test's clients) lives on side A
+        setns(f"/run/netns/{link.a}")  # this thread (the test's clients) lives on side A
         cport, pport = free_port(), free_port()
         etcd_url = f"{A_IP}:{cport}"
         etcd = subprocess.Popen(
@@ -223,7 +223,7 @@ def test_a_partitioned_primary_steps_down_and_rejoins_as_standby(tmp_path):
         cut = time.time()
         # Side B: writes that only the old primary can take (no worker involved: the worker is
         # on side A), through the gateway that knows only it.
-        stranded = in_thread(f"/var/run/netns/{link.b}", lambda: [
+        stranded = in_thread(f"/run/netns/{link.b}", lambda: [
             attempt(s3_client(c, pinned), "create_bucket", Bucket="stranded"),
             attempt(s3_client(c, pinned), "delete_object", Bucket="part", Key="acked-via-old-primary")])
         # Side A: writes through the gateway until the new primary takes them.
@@ -273,7 +273,7 @@ def test_a_partitioned_primary_steps_down_and_rejoins_as_standby(tmp_path):
         assert re.search(rf"{re.escape(new)}\s+primary", both), both
         assert len(lines_with(tmp_path / "old.log", "is now the primary")) == 1, "the old primary served again"
         # Its gateway follows the new primary now.
-        r = in_thread(f"/var/run/netns/{link.b}", lambda: attempt(
+        r = in_thread(f"/run/netns/{link.b}", lambda: attempt(
             s3_client(c, pinned), Bucket="part", Key="after-heal", Body=b"through the rejoined standby"))(60)
         assert r and r[0] == "ok", r
 
