@@ -244,6 +244,13 @@ def test_cluster_over_mutual_tls(cluster, pki):
     r = subprocess.run([BIN, "admin", "report", "--master", cluster.master_url, "--tls-ca", str(pki.ca_path)],
                        env=env, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and cluster.worker_url.removeprefix("https://") in r.stdout, (r.stdout, r.stderr)
+    # A master whose certificate the CA does not vouch for is given up at once (no failover
+    # retries), saying what to check.
+    t0 = time.time()
+    r = subprocess.run([BIN, "admin", "report", "--master", cluster.master_url, "--tls-ca", certifi.where()],
+                       env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "tls.client_cert" in r.stderr, (r.stdout, r.stderr)
+    assert time.time() - t0 < 15, "an unknown certificate is not a master that is down"
 
 
 def test_cluster_gateway_certificate_reloads_when_its_files_change(cluster, pki):
