@@ -239,6 +239,18 @@ def test_cluster_over_mutual_tls(cluster, pki):
             requests.get(url.replace("https:", "http:") + "/readyz", timeout=5)
     r = requests.post(cluster.worker_url + "/v1/free", json=[], verify=str(pki.ca_path), cert=cluster.me, timeout=5)
     assert r.status_code in (401, 403), (r.status_code, r.text)
+    # The operator's CLI over the same mutual TLS (its client certificate from STRATA_TLS__*).
+    env = dict(os.environ, **cluster.env, STRATA_TLS__CERT=cluster.me[0], STRATA_TLS__KEY=cluster.me[1])
+    r = subprocess.run([BIN, "admin", "report", "--master", cluster.master_url, "--tls-ca", str(pki.ca_path)],
+                       env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and cluster.worker_url.removeprefix("https://") in r.stdout, (r.stdout, r.stderr)
+    # A master whose certificate the CA does not vouch for is given up at once (no failover
+    # retries), saying what to check.
+    t0 = time.time()
+    r = subprocess.run([BIN, "admin", "report", "--master", cluster.master_url, "--tls-ca", certifi.where()],
+                       env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "tls.client_cert" in r.stderr, (r.stdout, r.stderr)
+    assert time.time() - t0 < 15, "an unknown certificate is not a master that is down"
 
 
 def test_cluster_gateway_certificate_reloads_when_its_files_change(cluster, pki):

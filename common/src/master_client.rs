@@ -72,6 +72,33 @@ fn never_reached(s: &tonic::Status) -> bool {
 /// How long calls wait for masters that all say no primary is elected (see `GrpcMaster::call`).
 const NO_PRIMARY_WAIT: Duration = Duration::from_secs(8);
 
+/// A TLS failure with a master that names a certificate (one the CA does not vouch for, an
+/// alert): trying again cannot help, so it is told at once, with what to check. (A client
+/// certificate refused under TLS 1.3 shows only as a dropped connection, and is retried.)
+fn tls_failure(s: &tonic::Status, address: &str) -> Option<Error> {
+    if s.code() != tonic::Code::Unavailable || s.metadata().contains_key("strata-error-kind") {
+        return None;
+    }
+    let mut text = String::new();
+    let mut source = std::error::Error::source(s);
+    while let Some(e) = source {
+        text.push_str(&e.to_string());
+        text.push_str(": ");
+        source = e.source();
+    }
+    let lower = text.to_ascii_lowercase();
+    ["certificate", "fatal alert"].iter().any(|m| lower.contains(m)).then(|| {
+        Error::new(
+            ErrorKind::Unavailable,
+            format!(
+                "TLS with master {address} failed ({}): check tls.ca (the CA that signed the master's certificate) \
+                 and, where masters require one, tls.client_cert/tls.client_key or tls.cert/tls.key",
+                text.trim_end_matches(": ")
+            ),
+        )
+    })
+}
+
 /// `call!(self, idempotent, method(request))`.
 macro_rules! call {
     ($self:ident, $idem:expr, $method:ident ($req:expr)) => {{
@@ -178,6 +205,9 @@ impl GrpcMaster {
                 Ok(r) => return Ok(r.into_inner()),
                 Err(s) => s,
             };
+            if let Some(e) = tls_failure(&status, &address) {
+                return Err(e);
+            }
             let err = Error::from(status.clone());
             let primary = status
                 .metadata()
