@@ -402,7 +402,11 @@ pub async fn authorize(ctx: &Ctx, endpoint: &Endpoint) -> S3Result<()> {
     if n == Need::Signed {
         return if *p == Principal::Anonymous { Err(denied()) } else { Ok(()) };
     }
-    let bucket = ctx.gw.master.get_bucket(&ctx.bucket).await?;
+    let bucket = if matches!(p, Principal::Root(_)) {
+        ctx.gw.bucket_for_root(&ctx.bucket).await?
+    } else {
+        ctx.gw.master.get_bucket(&ctx.bucket).await?
+    };
     if blockable {
         check_public_acl(&bucket, &[Grant { uri: ALL_USERS.into(), ..Default::default() }])?;
     }
