@@ -422,8 +422,9 @@ pub async fn authorize(ctx: &Ctx, endpoint: &Endpoint) -> S3Result<()> {
     if decision == Decision::Deny && !(policy_op && p.is(&bucket.owner)) {
         return Err(denied());
     }
+    // A policy gives no one else the policy itself (AWS: the owner's account only).
     let ok = matches!(p, Principal::Root(_))
-        || decision == Decision::Allow
+        || (decision == Decision::Allow && !policy_op)
         || match n {
             Need::Signed => true,
             Need::BucketOwner => p.is(&bucket.owner) || admin_grant(p, &bucket).is_some_and(|g| g.owner),
