@@ -193,7 +193,7 @@ def test_conditional_put(strata, bucket, s3):
 
 def test_unimplemented_is_501(strata, bucket, s3):
     with pytest.raises(ClientError) as e:
-        s3.put_bucket_policy(Bucket=bucket, Policy='{"Version": "2012-10-17", "Statement": []}')
+        s3.put_bucket_website(Bucket=bucket, WebsiteConfiguration={"IndexDocument": {"Suffix": "index.html"}})
     assert code(e) == ("NotImplemented", 501)
 
 

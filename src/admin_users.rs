@@ -24,7 +24,7 @@ fn when(ms: i64) -> String {
 }
 
 pub async fn user_create(cfg: &Config, id: &str, display_name: Option<&str>) -> Result<()> {
-    let user = User { id: id.into(), display_name: display_name.unwrap_or("").into(), created_ms: 0 };
+    let user = User { id: id.into(), display_name: display_name.unwrap_or("").into(), ..Default::default() };
     let u = client(cfg)?.create_user(user).await.with_context(|| format!("cannot create user {id}"))?;
     println!("created user {} ({}); give it a key with `strata admin key create {}`", u.id, u.display_name, u.id);
     Ok(())

@@ -42,8 +42,14 @@ async fn open_master(cfg: &Config, address: &str, restore: Option<&Path>) -> Res
         restore_into(store.as_ref(), file).await?;
     }
     strata_master::backup::check_not_restoring(store.as_ref()).await?;
-    let creds =
-        RootCredentials::load_or_create(&cfg.data_dir, cfg.root_access_key.as_deref(), cfg.root_secret_key.as_deref())?;
+    // Elected masters share a store: they seal users' secrets with one key, from their common secret.
+    let shared = if cfg.election.is_some() { Some(cluster_secret(cfg, "master")?) } else { None };
+    let creds = RootCredentials::load_or_create(
+        &cfg.data_dir,
+        cfg.root_access_key.as_deref(),
+        cfg.root_secret_key.as_deref(),
+        shared.as_deref(),
+    )?;
     let master = Master::new(
         store,
         MasterOptions {

@@ -20,6 +20,12 @@ pub const IN_PROCESS: &str = "in-process";
 #[async_trait]
 pub trait MasterApi: Send + Sync + 'static {
     async fn create_bucket(&self, name: &str) -> Result<Bucket>;
+    /// Creates a bucket with its owner and ACL (`access`'s `set_` parts) in one transaction, so
+    /// that no bucket is ever seen without its owner.
+    async fn create_owned_bucket(&self, name: &str, access: BucketAccessRequest) -> Result<Bucket> {
+        self.create_bucket(name).await?;
+        self.set_bucket_access(BucketAccessRequest { bucket: name.into(), ..access }).await
+    }
     async fn delete_bucket(&self, name: &str) -> Result<()>;
     async fn get_bucket(&self, name: &str) -> Result<Bucket>;
     async fn list_buckets(&self) -> Result<Vec<Bucket>>;

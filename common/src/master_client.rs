@@ -247,7 +247,7 @@ impl GrpcMaster {
     }
 
     pub async fn unmount(&self, bucket: &str) -> Result<()> {
-        call!(self, false, unmount_bucket(BucketName { name: bucket.into() })).map(|_| ())
+        call!(self, false, unmount_bucket(BucketName { name: bucket.into(), ..Default::default() })).map(|_| ())
     }
 
     /// Pins or unpins the objects under a prefix; returns how many.
@@ -303,13 +303,16 @@ impl GrpcMaster {
 #[async_trait]
 impl MasterApi for GrpcMaster {
     async fn create_bucket(&self, name: &str) -> Result<Bucket> {
-        call!(self, false, create_bucket(BucketName { name: name.into() }))
+        call!(self, false, create_bucket(BucketName { name: name.into(), create_access: None }))
+    }
+    async fn create_owned_bucket(&self, name: &str, access: BucketAccessRequest) -> Result<Bucket> {
+        call!(self, false, create_bucket(BucketName { name: name.into(), create_access: Some(access) }))
     }
     async fn delete_bucket(&self, name: &str) -> Result<()> {
-        call!(self, false, delete_bucket(BucketName { name: name.into() })).map(|_| ())
+        call!(self, false, delete_bucket(BucketName { name: name.into(), ..Default::default() })).map(|_| ())
     }
     async fn get_bucket(&self, name: &str) -> Result<Bucket> {
-        call!(self, true, get_bucket(BucketName { name: name.into() }))
+        call!(self, true, get_bucket(BucketName { name: name.into(), ..Default::default() }))
     }
     async fn list_buckets(&self) -> Result<Vec<Bucket>> {
         call!(self, true, list_buckets(Empty {})).map(|l| l.buckets)
@@ -366,7 +369,7 @@ impl MasterApi for GrpcMaster {
         call!(self, true, set_object_acl(req)).map(|_| ())
     }
     async fn get_mount(&self, bucket: &str) -> Result<Mount> {
-        call!(self, true, get_mount(BucketName { name: bucket.into() }))
+        call!(self, true, get_mount(BucketName { name: bucket.into(), ..Default::default() }))
     }
     async fn register_worker(&self, info: WorkerInfo) -> Result<WorkerInfo> {
         call!(self, true, register_worker(info))

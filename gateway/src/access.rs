@@ -402,7 +402,11 @@ pub async fn authorize(ctx: &Ctx, endpoint: &Endpoint) -> S3Result<()> {
     if n == Need::Signed {
         return if *p == Principal::Anonymous { Err(denied()) } else { Ok(()) };
     }
-    let bucket = ctx.gw.master.get_bucket(&ctx.bucket).await?;
+    let bucket = if matches!(p, Principal::Root(_)) {
+        ctx.gw.bucket_for_root(&ctx.bucket).await?
+    } else {
+        ctx.gw.master.get_bucket(&ctx.bucket).await?
+    };
     if blockable {
         check_public_acl(&bucket, &[Grant { uri: ALL_USERS.into(), ..Default::default() }])?;
     }
@@ -418,8 +422,9 @@ pub async fn authorize(ctx: &Ctx, endpoint: &Endpoint) -> S3Result<()> {
     if decision == Decision::Deny && !(policy_op && p.is(&bucket.owner)) {
         return Err(denied());
     }
+    // A policy gives no one else the policy itself (AWS: the owner's account only).
     let ok = matches!(p, Principal::Root(_))
-        || decision == Decision::Allow
+        || (decision == Decision::Allow && !policy_op)
         || match n {
             Need::Signed => true,
             Need::BucketOwner => p.is(&bucket.owner) || admin_grant(p, &bucket).is_some_and(|g| g.owner),

@@ -13,6 +13,30 @@ pub(crate) struct Acls {
     store: Arc<dyn KvStore>,
 }
 
+/// The `set_` parts of `r` applied to `b`.
+pub(crate) fn apply_access(b: &mut Bucket, r: BucketAccessRequest) {
+    if r.set_owner {
+        b.owner = r.owner;
+        b.owner_display_name = r.owner_display_name;
+    }
+    if r.set_grants {
+        b.grants = r.grants;
+    }
+    if r.set_public_access_block {
+        b.public_access_block = r.public_access_block;
+    }
+    if r.set_policy {
+        b.policy = r.policy;
+    }
+    if r.set_user_grant {
+        let g = r.user_grant.unwrap_or_default();
+        b.user_grants.retain(|x| x.user_id != g.user_id);
+        if g.read || g.write || g.owner {
+            b.user_grants.push(g);
+        }
+    }
+}
+
 impl Acls {
     pub(crate) fn new(store: Arc<dyn KvStore>) -> Acls {
         Acls { store }
@@ -23,26 +47,7 @@ impl Acls {
             let r = req.clone();
             Box::pin(async move {
                 let mut b = t.bucket(&r.bucket).await?;
-                if r.set_owner {
-                    b.owner = r.owner;
-                    b.owner_display_name = r.owner_display_name;
-                }
-                if r.set_grants {
-                    b.grants = r.grants;
-                }
-                if r.set_public_access_block {
-                    b.public_access_block = r.public_access_block;
-                }
-                if r.set_policy {
-                    b.policy = r.policy;
-                }
-                if r.set_user_grant {
-                    let g = r.user_grant.unwrap_or_default();
-                    b.user_grants.retain(|x| x.user_id != g.user_id);
-                    if g.read || g.write || g.owner {
-                        b.user_grants.push(g);
-                    }
-                }
+                apply_access(&mut b, r);
                 t.put_bucket(&b);
                 Ok(b)
             })

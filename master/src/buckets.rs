@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use strata_common::kv::{KvStore, transact};
 use strata_common::names::check_bucket_name;
-use strata_common::proto::{Bucket, Mount};
+use strata_common::proto::{Bucket, BucketAccessRequest, Mount};
 use strata_common::ufs::UfsRegistry;
 use strata_common::{Error, ErrorKind, Result, ids};
 
@@ -27,14 +27,18 @@ impl Buckets {
         Mount { uri: self.root_ufs.clone(), ..Default::default() }
     }
 
-    pub(crate) async fn create(&self, name: &str) -> Result<Bucket> {
+    /// A new bucket, with its owner and ACL when `access` gives them.
+    pub(crate) async fn create(&self, name: &str, access: Option<BucketAccessRequest>) -> Result<Bucket> {
         check_bucket_name(name)?;
-        let bucket = Bucket {
+        let mut bucket = Bucket {
             name: name.to_string(),
             created_ms: ids::now_ms(),
             mount: Some(Mount { uri: format!("{}/{name}", self.root_ufs), ..Default::default() }),
             ..Default::default()
         };
+        if let Some(a) = access {
+            crate::acl::apply_access(&mut bucket, a);
+        }
         // The folder first: a bucket that exists always has one.
         if let Some(m) = &bucket.mount {
             self.ufs.open(m)?;
@@ -119,11 +123,11 @@ mod tests {
     async fn create_makes_the_folder_and_refuses_a_second_time() {
         let dir = tempfile::tempdir().unwrap();
         let b = buckets(dir.path()).await;
-        let made = b.create("bkt").await.unwrap();
+        let made = b.create("bkt", None).await.unwrap();
         assert!(dir.path().join("bkt").is_dir());
         assert_eq!(made.mount.unwrap().uri, format!("file://{}/bkt", dir.path().display()));
-        assert_eq!(b.create("bkt").await.unwrap_err().kind, ErrorKind::BucketAlreadyOwnedByYou);
-        assert_eq!(b.create("Bad_Name").await.unwrap_err().kind, ErrorKind::InvalidBucketName);
+        assert_eq!(b.create("bkt", None).await.unwrap_err().kind, ErrorKind::BucketAlreadyOwnedByYou);
+        assert_eq!(b.create("Bad_Name", None).await.unwrap_err().kind, ErrorKind::InvalidBucketName);
         assert_eq!(b.list().await.unwrap().iter().map(|b| b.name.as_str()).collect::<Vec<_>>(), ["bkt"]);
     }
 
@@ -131,7 +135,7 @@ mod tests {
     async fn delete_removes_the_record_and_its_empty_folder() {
         let dir = tempfile::tempdir().unwrap();
         let b = buckets(dir.path()).await;
-        b.create("bkt").await.unwrap();
+        b.create("bkt", None).await.unwrap();
         b.delete("bkt").await.unwrap();
         assert!(!dir.path().join("bkt").exists());
         assert_eq!(b.get("bkt").await.unwrap_err().kind, ErrorKind::NoSuchBucket);

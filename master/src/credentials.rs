@@ -1,7 +1,8 @@
 //! The root S3 credentials: generated on first start and kept in the data folder (mode 0600),
 //! or given by configuration (`root_access_key` / `root_secret_key`, `STRATA_ROOT_*`); and the
 //! key that seals users' secret keys in the metadata store (AES-256-GCM): `STRATA_SECRETS_KEY`
-//! (64 hex digits) or `<data_dir>/secrets.key`, made on first start (mode 0600).
+//! (64 hex digits); else, for masters that share a store under an election, one derived from
+//! their common cluster secret; else `<data_dir>/secrets.key`, made on first start (mode 0600).
 
 use std::io::Write;
 use std::path::Path;
@@ -46,10 +47,19 @@ impl SecretsKey {
         SecretsKey::from_bytes(&b)
     }
 
-    /// `env` (the value of STRATA_SECRETS_KEY) wins; else `<data_dir>/secrets.key`, made once.
-    pub fn load_or_create(data_dir: &Path, env: Option<&str>) -> Result<SecretsKey> {
+    /// `env` (the value of STRATA_SECRETS_KEY) wins; then a key derived from `shared` (the
+    /// cluster secret of elected masters, which must all open the same records); else
+    /// `<data_dir>/secrets.key`, made once.
+    pub fn load_or_create(data_dir: &Path, env: Option<&str>, shared: Option<&str>) -> Result<SecretsKey> {
         if let Some(v) = env.filter(|v| !v.is_empty()) {
             return SecretsKey::from_hex(v, SECRETS_ENV);
+        }
+        if let Some(s) = shared {
+            let salt = ring::hkdf::Salt::new(ring::hkdf::HKDF_SHA256, b"strata secrets key");
+            let prk = salt.extract(s.as_bytes());
+            let info: [&[u8]; 1] = [b"aes-256-gcm"];
+            let okm = prk.expand(&info, &AES_256_GCM).map_err(|_| Error::internal("cannot derive the secrets key"))?;
+            return Ok(SecretsKey(Arc::new(LessSafeKey::new(UnboundKey::from(okm)))));
         }
         let path = data_dir.join(SECRETS_FILE);
         if path.exists() {
@@ -113,9 +123,16 @@ impl RootCredentials {
         RootCredentials { access_key, secret_key, secrets_key: SecretsKey::random() }
     }
 
-    /// Configured values win; otherwise `<data_dir>/credentials`, created on first start.
-    pub fn load_or_create(data_dir: &Path, access: Option<&str>, secret: Option<&str>) -> Result<RootCredentials> {
-        let secrets_key = SecretsKey::load_or_create(data_dir, std::env::var(SECRETS_ENV).ok().as_deref())?;
+    /// Configured values win; otherwise `<data_dir>/credentials`, created on first start. The
+    /// secrets key as [`SecretsKey::load_or_create`], `shared` being elected masters' secret.
+    pub fn load_or_create(
+        data_dir: &Path,
+        access: Option<&str>,
+        secret: Option<&str>,
+        shared: Option<&str>,
+    ) -> Result<RootCredentials> {
+        let env = std::env::var(SECRETS_ENV).ok();
+        let secrets_key = SecretsKey::load_or_create(data_dir, env.as_deref(), shared)?;
         if let (Some(a), Some(s)) = (access, secret) {
             return Ok(RootCredentials { access_key: a.to_string(), secret_key: s.to_string(), secrets_key });
         }
@@ -173,8 +190,8 @@ mod tests {
     #[test]
     fn generated_once_then_kept_private() {
         let dir = tempfile::tempdir().unwrap();
-        let a = RootCredentials::load_or_create(dir.path(), None, None).unwrap();
-        let b = RootCredentials::load_or_create(dir.path(), None, None).unwrap();
+        let a = RootCredentials::load_or_create(dir.path(), None, None, None).unwrap();
+        let b = RootCredentials::load_or_create(dir.path(), None, None, None).unwrap();
         assert_eq!((a.access_key.clone(), a.secret_key.clone()), (b.access_key, b.secret_key));
         assert_eq!(a.access_key.len(), 20);
         #[cfg(unix)]
@@ -183,18 +200,18 @@ mod tests {
             let mode = std::fs::metadata(dir.path().join(FILE)).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
-        let c = RootCredentials::load_or_create(dir.path(), Some("AK"), Some("SK")).unwrap();
+        let c = RootCredentials::load_or_create(dir.path(), Some("AK"), Some("SK"), None).unwrap();
         assert_eq!(c.access_key, "AK");
     }
 
     #[test]
     fn secrets_seal_and_open_with_the_same_key_only() {
         let dir = tempfile::tempdir().unwrap();
-        let k = SecretsKey::load_or_create(dir.path(), None).unwrap();
+        let k = SecretsKey::load_or_create(dir.path(), None, None).unwrap();
         let sealed = k.seal("AKID", "the-secret").unwrap();
         assert!(!sealed.windows(10).any(|w| w == b"the-secret"));
         // The file keeps the key across restarts; another key, or another access key id, fails.
-        let again = SecretsKey::load_or_create(dir.path(), None).unwrap();
+        let again = SecretsKey::load_or_create(dir.path(), None, None).unwrap();
         assert_eq!(again.open("AKID", &sealed).unwrap(), "the-secret");
         assert!(again.open("OTHER", &sealed).is_err());
         assert!(SecretsKey::random().open("AKID", &sealed).is_err());
@@ -204,8 +221,16 @@ mod tests {
             let mode = std::fs::metadata(dir.path().join(SECRETS_FILE)).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
-        let env = SecretsKey::load_or_create(dir.path(), Some(&"ab".repeat(32))).unwrap();
+        let env = SecretsKey::load_or_create(dir.path(), Some(&"ab".repeat(32)), Some("cs")).unwrap();
         assert!(env.open("AKID", &sealed).is_err(), "the environment's key wins over the file");
-        assert!(SecretsKey::load_or_create(dir.path(), Some("short")).is_err());
+        assert!(SecretsKey::load_or_create(dir.path(), Some("short"), None).is_err());
+        // Elected masters derive one key from their common cluster secret.
+        let other = tempfile::tempdir().unwrap();
+        let a = SecretsKey::load_or_create(dir.path(), None, Some("cluster-secret")).unwrap();
+        let b = SecretsKey::load_or_create(other.path(), None, Some("cluster-secret")).unwrap();
+        assert_eq!(b.open("AKID", &a.seal("AKID", "s").unwrap()).unwrap(), "s");
+        assert!(
+            SecretsKey::load_or_create(other.path(), None, Some("another")).unwrap().open("AKID", &sealed).is_err()
+        );
     }
 }

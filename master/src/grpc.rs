@@ -84,7 +84,12 @@ service! {
             Ok(Response::new(Box::pin(stream)))
         }
     }
-    create_bucket(BucketName) -> Bucket = |m, r| m.create_bucket(&r.name);
+    create_bucket(BucketName) -> Bucket = |m, r| async {
+        match r.create_access {
+            Some(a) => m.create_owned_bucket(&r.name, a).await,
+            None => m.create_bucket(&r.name).await,
+        }
+    };
     delete_bucket(BucketName) -> Empty = |m, r| async { m.delete_bucket(&r.name).await.map(|_| Empty {}) };
     get_bucket(BucketName) -> Bucket = |m, r| m.get_bucket(&r.name);
     list_buckets(Empty) -> BucketList = |m, _r| async { m.list_buckets().await.map(|buckets| BucketList { buckets }) };

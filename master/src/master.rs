@@ -259,7 +259,10 @@ impl Master {
 #[async_trait]
 impl MasterApi for Master {
     async fn create_bucket(&self, name: &str) -> Result<Bucket> {
-        self.buckets.create(name).await
+        self.buckets.create(name, None).await
+    }
+    async fn create_owned_bucket(&self, name: &str, access: BucketAccessRequest) -> Result<Bucket> {
+        self.buckets.create(name, Some(access)).await
     }
     async fn delete_bucket(&self, name: &str) -> Result<()> {
         self.buckets.delete(name).await

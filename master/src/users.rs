@@ -94,7 +94,7 @@ impl Users {
             let ak = ak.clone();
             Box::pin(async move {
                 let Some(k) = t.access_key(&ak).await? else { return Ok(None) };
-                let user = t.user(&k.user_id).await?;
+                let user = t.user(&k.user_id).await?.filter(|u| !u.deleted);
                 Ok(user.map(|u| (k, u)))
             })
         })
@@ -122,8 +122,15 @@ impl Users {
         transact(self.store.as_ref(), |t| {
             let u = user.clone();
             Box::pin(async move {
-                if t.user(&u.id).await?.is_some() {
-                    return Err(Error::invalid(format!("user {:?} exists already", u.id)));
+                match t.user(&u.id).await? {
+                    Some(old) if old.deleted => {
+                        return Err(Error::invalid(format!(
+                            "user id {:?} was deleted and is not reused (ACLs and policies may name it): choose another",
+                            u.id
+                        )));
+                    }
+                    Some(_) => return Err(Error::invalid(format!("user {:?} exists already", u.id))),
+                    None => {}
                 }
                 t.put_user(&u);
                 Ok(())
@@ -135,20 +142,23 @@ impl Users {
     }
 
     pub(crate) async fn list_users(&self) -> Result<Vec<User>> {
-        transact(self.store.as_ref(), |t| Box::pin(async move { t.users().await })).await
+        let mut users = transact(self.store.as_ref(), |t| Box::pin(async move { t.users().await })).await?;
+        users.retain(|u| !u.deleted);
+        Ok(users)
     }
 
     /// The user and every key of theirs; buckets they own stay (the root key can reach them).
+    /// A tombstone keeps the id from being taken again.
     pub(crate) async fn delete_user(&self, id: &str) -> Result<()> {
         let id = id.to_string();
         transact(self.store.as_ref(), |t| {
             let id = id.clone();
             Box::pin(async move {
-                t.user(&id).await?.ok_or_else(|| no_such_user(&id))?;
+                let u = t.user(&id).await?.filter(|u| !u.deleted).ok_or_else(|| no_such_user(&id))?;
                 for k in t.access_keys().await?.into_iter().filter(|k| k.user_id == id) {
                     t.remove_access_key(&k.access_key);
                 }
-                t.remove_user(&id);
+                t.put_user(&User { deleted: true, ..u });
                 Ok(())
             })
         })
@@ -174,7 +184,7 @@ impl Users {
         transact(self.store.as_ref(), |t| {
             let k = stored.clone();
             Box::pin(async move {
-                t.user(&k.user_id).await?.ok_or_else(|| no_such_user(&k.user_id))?;
+                t.user(&k.user_id).await?.filter(|u| !u.deleted).ok_or_else(|| no_such_user(&k.user_id))?;
                 t.put_access_key(&k);
                 Ok(())
             })
@@ -250,7 +260,7 @@ mod tests {
     #[tokio::test]
     async fn a_key_finds_its_user_until_revoked() {
         let u = users().await;
-        u.create_user(User { id: "alice".into(), display_name: "Alice".into(), created_ms: 0 }).await.unwrap();
+        u.create_user(User { id: "alice".into(), display_name: "Alice".into(), ..Default::default() }).await.unwrap();
         let k = u.create_key("alice").await.unwrap();
         assert_eq!(k.secret_key.len(), 40);
         let c = u.credential(&k.access_key).await.unwrap();
@@ -338,5 +348,9 @@ mod tests {
         }
         assert!(u.list_keys("").await.unwrap().is_empty());
         assert!(u.delete_user("bob").await.is_err());
+        assert!(u.list_users().await.unwrap().is_empty());
+        let again = u.create_user(User { id: "bob".into(), ..Default::default() }).await.unwrap_err();
+        assert!(again.message.contains("not reused"), "{}", again.message);
+        assert!(u.create_key("bob").await.is_err());
     }
 }

@@ -6,7 +6,7 @@ use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
 use strata_common::ErrorKind;
-use strata_common::proto::{Bucket, BucketAccessRequest, Grant, ObjectAclRequest};
+use strata_common::proto::{BucketAccessRequest, Grant, ObjectAclRequest};
 
 use crate::access::{self, bucket_owner, check_public_acl, object_owner};
 use crate::acl::{self, Owner, PublicAccessBlockXml};
@@ -53,7 +53,7 @@ pub async fn put_bucket_acl(ctx: &Ctx, body: Body) -> S3Result<Response> {
     let grants = requested_grants(ctx, body, &bucket_owner(&b), None).await?;
     check_public_acl(&b, &grants)?;
     let req = BucketAccessRequest { bucket: ctx.bucket.clone(), set_grants: true, grants, ..Default::default() };
-    ctx.gw.master.set_bucket_access(req).await?;
+    ctx.gw.set_bucket_access(req).await?;
     Ok(empty(StatusCode::OK))
 }
 
@@ -95,23 +95,36 @@ pub async fn put_public_access_block(ctx: &Ctx, body: Body) -> S3Result<Response
         public_access_block: Some(pab),
         ..Default::default()
     };
-    ctx.gw.master.set_bucket_access(req).await?;
+    ctx.gw.set_bucket_access(req).await?;
     Ok(empty(StatusCode::OK))
 }
 
 pub async fn delete_public_access_block(ctx: &Ctx) -> S3Result<Response> {
     let req = BucketAccessRequest { bucket: ctx.bucket.clone(), set_public_access_block: true, ..Default::default() };
-    ctx.gw.master.set_bucket_access(req).await?;
+    ctx.gw.set_bucket_access(req).await?;
     Ok(empty(StatusCode::NO_CONTENT))
 }
 
-/// After CreateBucket: the new bucket's owner is the requester, its ACL `x-amz-acl` (private by
-/// default). A bucket that exists and is someone else's is BucketAlreadyExists; one's own is
-/// BucketAlreadyOwnedByYou, or left as it is with success under the us-east-1 `legacy` rule.
-pub async fn bucket_created(ctx: &Ctx, created: strata_common::Result<Bucket>, legacy: bool) -> S3Result<()> {
+/// CreateBucket with its owner (the requester) and ACL (`x-amz-acl`, private by default) set
+/// in the creating transaction. A bucket that exists and is someone else's is
+/// BucketAlreadyExists; one's own is BucketAlreadyOwnedByYou, or left as it is with success
+/// under the us-east-1 `legacy` rule.
+pub async fn create_owned_bucket(ctx: &Ctx, legacy: bool) -> S3Result<()> {
     let owner = ctx.principal.owner();
+    let grants = acl::canned(ctx.header("x-amz-acl").unwrap_or("private"), &owner, None)?;
+    let req = BucketAccessRequest {
+        bucket: ctx.bucket.clone(),
+        set_owner: true,
+        owner: owner.id.clone(),
+        owner_display_name: owner.display_name.clone(),
+        set_grants: true,
+        grants,
+        ..Default::default()
+    };
+    let created = ctx.gw.master.create_owned_bucket(&ctx.bucket, req).await;
+    ctx.gw.forget_bucket(&ctx.bucket);
     match created {
-        Ok(_) => {}
+        Ok(_) => Ok(()),
         Err(e) if e.is(ErrorKind::BucketAlreadyOwnedByYou) => {
             let b = ctx.gw.master.get_bucket(&ctx.bucket).await?;
             let mine = if b.owner.is_empty() {
@@ -125,23 +138,11 @@ pub async fn bucket_created(ctx: &Ctx, created: strata_common::Result<Bucket>, l
             if mine {
                 return Err(e.into());
             }
-            return Err(S3Error::new(
+            Err(S3Error::new(
                 S3ErrorCode::BucketAlreadyExists,
                 "The requested bucket name is not available. The bucket namespace is shared by all users of the system. Please select a different name and try again.",
-            ));
+            ))
         }
-        Err(e) => return Err(e.into()),
+        Err(e) => Err(e.into()),
     }
-    let grants = acl::canned(ctx.header("x-amz-acl").unwrap_or("private"), &owner, None)?;
-    let req = BucketAccessRequest {
-        bucket: ctx.bucket.clone(),
-        set_owner: true,
-        owner: owner.id,
-        owner_display_name: owner.display_name,
-        set_grants: true,
-        grants,
-        ..Default::default()
-    };
-    ctx.gw.master.set_bucket_access(req).await?;
-    Ok(())
 }

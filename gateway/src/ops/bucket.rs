@@ -60,7 +60,7 @@ pub async fn create_bucket(ctx: &Ctx, body: Body) -> S3Result<Response> {
     // AWS's legacy rule in us-east-1: creating a bucket one has (without a location
     // constraint) succeeds and leaves the bucket as it is.
     let legacy = ctx.gw.opts.region == "us-east-1" && location.is_none();
-    super::acl::bucket_created(ctx, ctx.gw.master.create_bucket(&ctx.bucket).await, legacy).await?;
+    super::acl::create_owned_bucket(ctx, legacy).await?;
     let mut r = empty(StatusCode::OK);
     if let Ok(v) = HeaderValue::from_str(&format!("/{}", ctx.bucket)) {
         r.headers_mut().insert("location", v);

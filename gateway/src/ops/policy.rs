@@ -28,7 +28,7 @@ pub async fn put(ctx: &Ctx, body: Body) -> S3Result<Response> {
     // Parsed as JSON, so UTF-8.
     let text = String::from_utf8_lossy(&raw).into_owned();
     let req = BucketAccessRequest { bucket: ctx.bucket.clone(), set_policy: true, policy: text, ..Default::default() };
-    ctx.gw.master.set_bucket_access(req).await?;
+    ctx.gw.set_bucket_access(req).await?;
     Ok(empty(StatusCode::NO_CONTENT))
 }
 
@@ -44,7 +44,7 @@ pub async fn get(ctx: &Ctx) -> S3Result<Response> {
 
 pub async fn delete(ctx: &Ctx) -> S3Result<Response> {
     let req = BucketAccessRequest { bucket: ctx.bucket.clone(), set_policy: true, ..Default::default() };
-    ctx.gw.master.set_bucket_access(req).await?;
+    ctx.gw.set_bucket_access(req).await?;
     Ok(empty(StatusCode::NO_CONTENT))
 }
 

@@ -7,7 +7,7 @@ use crate::support::{Env, Payload};
 
 /// A user "alt" with a key: (access key, secret).
 async fn alt(env: &Env) -> (String, String) {
-    let user = User { id: "alt-id".into(), display_name: "Alt".into(), created_ms: 0 };
+    let user = User { id: "alt-id".into(), display_name: "Alt".into(), ..Default::default() };
     env.master.create_user(user).await.unwrap();
     let k = env.master.create_key("alt-id").await.unwrap();
     (k.access_key, k.secret_key)

@@ -90,7 +90,7 @@ async fn unsupported_sub_resources_are_not_implemented() {
     for q in ["versions", "object-lock", "replication", "notification"] {
         env.get(&format!("/bkt?{q}")).await.assert_error(501, "NotImplemented");
     }
-    for q in ["policy", "lifecycle"] {
+    for q in ["website", "lifecycle"] {
         env.req("PUT", &format!("/bkt?{q}")).body("<x/>").send().await.assert_error(501, "NotImplemented");
     }
 }

@@ -11,7 +11,6 @@ use super::{value, values};
 pub(crate) trait UserSchema {
     async fn user(&mut self, id: &str) -> Result<Option<User>>;
     fn put_user(&mut self, u: &User);
-    fn remove_user(&mut self, id: &str);
     async fn users(&mut self) -> Result<Vec<User>>;
     async fn access_key(&mut self, access_key: &str) -> Result<Option<AccessKey>>;
     fn put_access_key(&mut self, k: &AccessKey);
@@ -27,9 +26,6 @@ impl UserSchema for Txn {
     }
     fn put_user(&mut self, u: &User) {
         self.set(&keys::user(&u.id), &codec::encode(u));
-    }
-    fn remove_user(&mut self, id: &str) {
-        self.clear(&keys::user(id));
     }
     async fn users(&mut self) -> Result<Vec<User>> {
         values(self, keys::users()).await
