@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import REPO, Cluster, free_port
+from conftest import BIN, REPO, Cluster, free_port
 
 OUT = Path(os.environ.get("STRATA_TEST_OUT", REPO / "compat-tests" / "out")) / "dashboard"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -28,7 +28,8 @@ def local(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("dashboard")
     port = free_port()
     c = Cluster("local", [f"http://127.0.0.1:{port}"], "", "", tmp / "local", logs=tmp)
-    c.env = {"STRATA_DASHBOARD_TOKEN": TOKEN, "STRATA_HEARTBEAT_INTERVAL_MS": "200"}
+    c.env = {"STRATA_DASHBOARD_TOKEN": TOKEN, "STRATA_HEARTBEAT_INTERVAL_MS": "200",
+             "STRATA_TTL_CHECK_INTERVAL_MS": "300"}
     c.start("local", ["local", "--data-dir", str(c.data_dir), "--listen", f"127.0.0.1:{port}"], {}, c.endpoint)
     creds = (c.data_dir / "credentials").read_text()
     fields = dict(line.split(" = ", 1) for line in creds.splitlines() if " = " in line)
@@ -65,7 +66,7 @@ def hit_ratio(dom):
 
 
 def test_pages_are_closed_without_credentials(local):
-    for path in ["/ui", "/ui/workers", "/ui/buckets", "/ui/jobs"]:
+    for path in ["/ui", "/ui/workers", "/ui/buckets", "/ui/jobs", "/ui/errors"]:
         r = requests.get(local.endpoint + path, timeout=10)
         assert r.status_code == 401 and "Basic" in r.headers["www-authenticate"], path
         assert requests.get(local.endpoint + path, auth=(local.access_key, "wrong"), timeout=10).status_code == 401
@@ -121,5 +122,36 @@ def test_each_page_in_a_browser(local):
     assert f"file://" in row.group(1) and bucket in row.group(1) and "CACHE_THROUGH" in row.group(1)
     assert re.search(r'class="num objects">4<', row.group(1)), row.group(1)
 
+    # A cache load through the real `strata admin` (it finds the admin port in the data folder).
+    admin = subprocess.run([BIN, "admin", "--data-dir", str(local.data_dir), "load", bucket],
+                           capture_output=True, text=True, timeout=120)
+    assert admin.returncode == 0 and "loaded 4 objects" in admin.stdout, admin.stdout + admin.stderr
+    time.sleep(0.6)  # a heartbeat carries the worker's load counters
     jobs = page(local, "/ui/jobs", "jobs.png")
     assert 'id="persist"' in jobs
+    load = re.search(r'<tr class="load" data-worker="\d+">(.*?)</tr>', jobs)
+    assert load and re.search(r'class="num done">[1-9]', load.group(1)), jobs[:4000]
+    passes = re.search(r'id="ttl-pass-count"><div class="label">[^<]*</div><div class="value">(\d+) \((\d+)\)', jobs)
+    assert passes and int(passes.group(1)) >= 1 and passes.group(2) == "0", jobs[:4000]
+    assert '<a href="/ui/errors">Errors</a>' in jobs
+
+
+def test_recent_errors_page(local, tmp_path):
+    s3 = local.client()
+    bucket = "dash-err-" + secrets.token_hex(3)
+    folder = tmp_path / "mounted"
+    folder.mkdir()
+    (folder / "a.txt").write_text("a")
+    admin = subprocess.run([BIN, "admin", "--data-dir", str(local.data_dir), "mount", bucket, f"file://{folder}",
+                            "--sync-interval", "0"], capture_output=True, text=True, timeout=60)
+    assert admin.returncode == 0, admin.stderr
+    assert s3.list_objects_v2(Bucket=bucket)["KeyCount"] == 1
+    # The mounted folder becomes a file: the under store fails (not a 404), the request 503.
+    shutil.rmtree(folder)
+    folder.write_text("not a folder")
+    with pytest.raises(s3.exceptions.ClientError):
+        s3.get_object(Bucket=bucket, Key="a.txt")
+    errors = page(local, "/ui/errors", "errors.png")
+    rows = re.findall(r'<tr class="error" data-kind="(\w+)"><td>[^<]*</td><td>\w+</td><td>([^<]*)</td>', errors)
+    assert any(k == "under_store" and str(folder) in m for k, m in rows), errors[:4000]
+    assert any(k == "request" and f"GetObject /{bucket}/a.txt answered 503" in m for k, m in rows), rows

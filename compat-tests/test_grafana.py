@@ -47,6 +47,14 @@ def test_every_queried_metric_is_exported():
     assert seen >= 20
 
 
+def test_the_metrics_table_lists_every_metric():
+    table = (REPO / "ops/metrics.md").read_text()
+    listed = set(re.findall(r"^\| `(strata_[a-z0-9_]+)` \|", table, re.M))
+    registered = {n for n in exported() if not n.endswith(("_bucket", "_sum", "_count"))}
+    assert not registered - listed, f"ops/metrics.md misses {registered - listed}"
+    assert not listed - registered, f"ops/metrics.md lists {listed - registered}, which nothing registers"
+
+
 def test_the_chart_ships_the_same_files():
     for rel in ["ops/grafana/strata.json", "ops/prometheus/strata-alerts.yml"]:
         copy = REPO / "helm/strata/files" / Path(rel).name

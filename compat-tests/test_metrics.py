@@ -28,7 +28,9 @@ WORKER = ["strata_worker_cache_hits_total", "strata_worker_cache_misses_total",
           "strata_ufs_request_seconds_bucket"]
 MASTER = ["strata_master_kv_transactions_total", "strata_master_kv_transaction_seconds_bucket",
           "strata_master_is_primary", "strata_master_epoch", "strata_master_workers", "strata_ufs_requests_total"]
-GATEWAY = ["strata_gateway_requests_total", "strata_gateway_request_seconds_bucket", "strata_gateway_bytes_out_total"]
+GATEWAY = ["strata_gateway_requests_total", "strata_gateway_request_seconds_bucket", "strata_gateway_bytes_out_total",
+           "strata_gateway_requests_in_flight", "strata_gateway_bucket_requests_total",
+           "strata_gateway_bucket_sent_bytes_total", "strata_gateway_bucket_received_bytes_total"]
 
 
 def roles(strata):
@@ -67,6 +69,14 @@ def test_every_process_exports_parseable_conventional_metrics(strata, bucket, s3
                     assert s.value >= 0, s
         # Object keys never become label values (labels stay bounded).
         assert KEY not in text, f"{role} exports a label with an object key"
+    # The gateway counted this bucket's bytes (its label is the bucket's name, or "other" once
+    # 100 names are in use).
+    gw = roles(strata).get("gateway1", roles(strata).get("local"))[0]
+    _, samples, families = scrape(gw)
+    sent = [s for f in families for s in f.samples if s.name == "strata_gateway_bucket_sent_bytes_total"
+            and s.labels["bucket"] in (bucket, "other")]
+    assert sum(s.value for s in sent) >= 2 * len(body), sent
+    assert samples["strata_gateway_requests_in_flight"].value >= 0
     if strata.mode == "local":
         _, samples, families = scrape(strata.endpoint)
         assert samples["strata_worker_cache_hits_total"].value >= 1

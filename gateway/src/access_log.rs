@@ -160,10 +160,19 @@ impl http_body::Body for CountOut {
         // Reads opened while the body streams note where their bytes came from.
         let cell = this.record.source.clone();
         let r = read_source::sync_scope(cell, || Pin::new(&mut this.inner).poll_frame(cx));
-        if let Poll::Ready(Some(Ok(f))) = &r
-            && let Some(d) = f.data_ref()
-        {
-            this.record.bytes_out += d.len() as u64;
+        match &r {
+            Poll::Ready(Some(Ok(f))) => this.record.bytes_out += f.data_ref().map_or(0, |d| d.len() as u64),
+            Poll::Ready(Some(Err(e))) => {
+                // The status is sent already: the client sees only a connection cut short.
+                let rec = &this.record;
+                let what = format!(
+                    "{} {}/{} broke off after {} bytes: {e} (request id {})",
+                    rec.op, rec.bucket, rec.key, rec.bytes_out, rec.request_id
+                );
+                tracing::warn!("{what}");
+                strata_common::recent_errors::record("request", what);
+            }
+            _ => {}
         }
         r
     }

@@ -63,7 +63,7 @@ fn basic(user: &str, pass: &str) -> Option<(&'static str, String)> {
 async fn pages_need_the_root_keys_or_the_token() {
     let dir = tempfile::tempdir().unwrap();
     let d = dashboard(dir.path()).await;
-    for path in ["/ui", "/ui/workers", "/ui/buckets", "/ui/jobs"] {
+    for path in ["/ui", "/ui/workers", "/ui/buckets", "/ui/jobs", "/ui/errors"] {
         let (status, headers, _) = get(&d, path, None).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}");
         assert!(headers.get(header::WWW_AUTHENTICATE).is_some());
@@ -162,4 +162,28 @@ async fn in_front_of_s3_the_dashboard_leaves_virtual_hosted_keys_alone() {
     assert_eq!(call("bucket.s3.example.com:9000", "/ui").await.1, "s3");
     assert_eq!(call("127.0.0.1:9000", "/uix").await.1, "s3");
     assert_eq!(call("127.0.0.1:9000", "/bucket/ui").await.1, "s3");
+}
+
+#[tokio::test]
+async fn a_lost_worker_is_one_error_event_and_loads_show_on_the_jobs_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dashboard(dir.path()).await;
+    let lost = WorkerInfo { id: 41, address: "http://10.9.8.7:1".into(), last_heartbeat_ms: 1, ..Default::default() };
+    d.note_lost(std::slice::from_ref(&lost), 1000);
+    d.note_lost(std::slice::from_ref(&lost), 1000);
+    let events = strata_common::recent_errors::recent();
+    assert_eq!(events.iter().filter(|e| e.message.contains("10.9.8.7")).count(), 1, "{events:?}");
+    let (_, _, errors) = get(&d, "/ui/errors", basic("a", "s")).await;
+    assert!(errors.contains(r#"data-kind="worker_lost""#) && errors.contains("worker #41 at http://10.9.8.7:1 lost"));
+
+    let w = d.master.report().await.workers[0].id;
+    let hb =
+        HeartbeatRequest { worker_id: w, loads_running: 2, loads_done: 5, load_bytes: 3 << 20, ..Default::default() };
+    d.master.heartbeat(hb).await.unwrap();
+    let (_, _, jobs) = get(&d, "/ui/jobs", basic("a", "s")).await;
+    assert!(
+        jobs.contains(r#"<td class="num running">2</td><td class="num done">5</td><td class="num">3.0 MiB</td>"#),
+        "{jobs}"
+    );
+    assert!(jobs.contains(r#"id="ttl-passes""#) && jobs.contains("none yet"), "{jobs}");
 }
