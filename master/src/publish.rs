@@ -247,6 +247,10 @@ impl Publisher {
             }
             match store.rename(&from, &target).await {
                 Ok(()) => return Ok(()),
+                Err(e @ object_store::Error::NotFound { .. }) if attempt == 0 => {
+                    tracing::error!(key, staging, "committed, but the staged bytes are missing: {e}");
+                    return Err(Error::internal(format!("the written object's staged bytes are missing: {e}")));
+                }
                 // An earlier try copied and deleted, and lost its answer.
                 Err(object_store::Error::NotFound { .. }) if attempt > 0 && store.head(&target).await.is_ok() => {
                     return Ok(());
