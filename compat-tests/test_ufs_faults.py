@@ -230,7 +230,7 @@ def test_a_failed_move_onto_the_key_undoes_the_commit(s3, proxy, under):
 
 
 def test_writes_through_cut_uploads_and_lost_answers(s3, proxy, under):
-    proxy.set(cut=0.2, cut_up=0.2, methods=("PUT", "POST"))
+    proxy.set(cut=0.2, cut_up=0.2, hang=0.03, latency=(0, 0.02), methods=("PUT", "POST"))
     sent = {}
     for i in range(8):
         key = f"lossy-{i}"
@@ -242,7 +242,7 @@ def test_writes_through_cut_uploads_and_lost_answers(s3, proxy, under):
             assert e.response["ResponseMetadata"]["HTTPStatusCode"] in (500, 503), e.response
             sent[key] = None
     counts = proxy.reset_counts()
-    assert counts.cut + counts.cut_up > 0, counts
+    assert counts.cut + counts.cut_up + counts.hang > 0, counts
     proxy.clear()
     for key, body in sent.items():
         if body is None:
