@@ -116,7 +116,8 @@ fn hdfs_store(mount: &Mount, _url: &url::Url) -> Result<Arc<dyn ObjectStore>> {
 /// How a cloud under store's requests are retried (5xx, 429, timeouts, dropped connections,
 /// and a GET's body cut mid-way, resumed where it broke), with backoff. The `object_store`
 /// defaults retry for three minutes, past any S3 client's patience; Strata's give up within
-/// seconds, so that a dead under store answers an error while the client still waits. Mount
+/// seconds (a hung request, 30 s by default, is tried once more), so that a dead under store
+/// answers an error while the client still waits (60 s for botocore). Mount
 /// options `max_retries` and `retry_timeout` (e.g. `30s`) change them.
 pub fn retry_config(mount: &Mount) -> Result<object_store::RetryConfig> {
     let mut retry = object_store::RetryConfig {
@@ -126,7 +127,7 @@ pub fn retry_config(mount: &Mount) -> Result<object_store::RetryConfig> {
             base: 2.0,
         },
         max_retries: 6,
-        retry_timeout: std::time::Duration::from_secs(30),
+        retry_timeout: std::time::Duration::from_secs(45),
     };
     if let Some(n) = mount.options.get("max_retries") {
         retry.max_retries =
@@ -333,7 +334,7 @@ mod tests {
     fn retries_give_up_within_seconds_unless_a_mount_says_otherwise() {
         let mut mount = Mount { uri: "s3://data".into(), ..Default::default() };
         let r = retry_config(&mount).unwrap();
-        assert_eq!((r.max_retries, r.retry_timeout.as_secs()), (6, 30));
+        assert_eq!((r.max_retries, r.retry_timeout.as_secs()), (6, 45));
         mount.options.insert("max_retries".into(), "2".into());
         mount.options.insert("retry_timeout".into(), "1m 30s".into());
         let r = retry_config(&mount).unwrap();
