@@ -99,15 +99,21 @@ impl Sink {
             Some(w) => w.finish().await,
             None => self.store.put(&self.path, PutPayload::from_bytes(std::mem::take(&mut self.buf).freeze())).await,
         };
-        let put = match put {
-            Ok(put) => put,
-            Err(e) => {
-                self.forget().await;
-                return Err(ufs_error(&self.what, e));
-            }
+        let ufs_etag = match put {
+            Ok(put) => put.e_tag.unwrap_or_default(),
+            Err(e) => match landed(self.staged, self.store.as_ref(), &self.path, self.size).await {
+                Some(tag) => {
+                    tracing::info!("{}: the upload's answer was lost, but the whole file is there: {e}", self.what);
+                    tag
+                }
+                None => {
+                    self.forget().await;
+                    return Err(ufs_error(&self.what, e));
+                }
+            },
         };
         metrics::counter!("strata_worker_ufs_bytes_written_total").increment(self.size);
-        Ok(WriteResult { size: self.size, ufs_etag: put.e_tag.unwrap_or_default() })
+        Ok(WriteResult { size: self.size, ufs_etag })
     }
 
     /// Writes every chunk of `body`; on the first error (of the body or of the write) the
@@ -148,6 +154,17 @@ impl Sink {
             }
         }
     }
+}
+
+/// After a failed end of a staged write: the file's ETag if the upload completed all the same
+/// (a multipart complete whose answer was lost, then retried into NoSuchUpload). The staged
+/// name is this write's alone, and an under store shows a file only whole.
+async fn landed(staged: bool, store: &dyn ObjectStore, path: &Path, size: u64) -> Option<String> {
+    if !staged {
+        return None;
+    }
+    let meta = store.head(path).await.ok()?;
+    (meta.size == size).then(|| meta.e_tag.unwrap_or_default())
 }
 
 impl Worker {
