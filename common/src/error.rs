@@ -41,6 +41,8 @@ kinds! {
     // Conflict: a transaction lost to a concurrent one; `transact` retries it.
     Conflict => Aborted,
     Unavailable => Unavailable,
+    // StorageFull: a disk Strata writes to (a local-folder under store, a journal) has no room.
+    StorageFull => ResourceExhausted,
     // NotPrimary: a standby master (or one that lost its lease) answers so; the client follows
     // the primary's address given with it. Nothing was done.
     NotPrimary => Unavailable,

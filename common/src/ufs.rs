@@ -46,8 +46,30 @@ pub fn ufs_error(what: &str, e: object_store::Error) -> Error {
             crate::error::ErrorKind::UfsChanged,
             format!("{what}: the under store's copy changed or vanished behind Strata's back ({e})"),
         ),
+        other if is_storage_full(&other) => Error::new(
+            crate::error::ErrorKind::StorageFull,
+            format!(
+                "{what}: the under store's disk is full (no space left on device): free space there or add capacity, then retry"
+            ),
+        ),
         other => Error::unavailable(format!("{what}: under store error: {other}")),
     }
+}
+
+/// Whether an error comes from a full disk (ENOSPC, or EDQUOT: a quota reached).
+pub fn is_storage_full(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut at = Some(e);
+    while let Some(err) = at {
+        if let Some(io) = err.downcast_ref::<std::io::Error>()
+            && (io.kind() == std::io::ErrorKind::StorageFull || matches!(io.raw_os_error(), Some(28 | 122)))
+        {
+            return true;
+        }
+        at = err.source();
+    }
+    // Errors that keep only their source's text.
+    let text = e.to_string();
+    text.contains("No space left on device") || text.contains("Disk quota exceeded")
 }
 
 /// Mount options whose values are secrets: never logged, shown only masked.
@@ -91,7 +113,47 @@ fn hdfs_store(mount: &Mount, _url: &url::Url) -> Result<Arc<dyn ObjectStore>> {
     Err(Error::invalid(format!("{}: this build has no HDFS support: build with `--features hdfs`", mount.uri)))
 }
 
+/// How a cloud under store's requests are retried (5xx, 429, timeouts, dropped connections,
+/// and a GET's body cut mid-way, resumed where it broke), with backoff. The `object_store`
+/// defaults retry for three minutes, past any S3 client's patience; Strata's give up within
+/// seconds (a hung request, 30 s by default, is tried once more), so that a dead under store
+/// answers an error while the client still waits (60 s for botocore). Mount
+/// options `max_retries` and `retry_timeout` (e.g. `30s`) change them.
+pub fn retry_config(mount: &Mount) -> Result<object_store::RetryConfig> {
+    let mut retry = object_store::RetryConfig {
+        backoff: object_store::BackoffConfig {
+            init_backoff: std::time::Duration::from_millis(100),
+            max_backoff: std::time::Duration::from_secs(2),
+            base: 2.0,
+        },
+        max_retries: 6,
+        retry_timeout: std::time::Duration::from_secs(45),
+    };
+    if let Some(n) = mount.options.get("max_retries") {
+        retry.max_retries =
+            n.parse().map_err(|_| Error::invalid(format!("mount option max_retries={n:?}: give a number")))?;
+    }
+    if let Some(t) = mount.options.get("retry_timeout") {
+        retry.retry_timeout = humantime::parse_duration(t)
+            .map_err(|e| Error::invalid(format!("mount option retry_timeout={t:?}: {e} (e.g. 30s)")))?;
+    }
+    Ok(retry)
+}
+
+/// A cloud store's builder, with the mount's options (those it knows) and Strata's retries.
+macro_rules! cloud_builder {
+    ($builder:ty, $url:expr, $options:expr, $retry:expr) => {{
+        let builder =
+            $options.iter().fold(<$builder>::new().with_url($url), |b, (k, v)| match k.to_ascii_lowercase().parse() {
+                Ok(k) => b.with_config(k, v.clone()),
+                Err(_) => b,
+            });
+        Arc::new(builder.with_retry($retry).build().map_err(|e| e.to_string())?) as Arc<dyn ObjectStore>
+    }};
+}
+
 fn cloud_store(mount: &Mount, url: &url::Url) -> Result<Arc<dyn ObjectStore>> {
+    use object_store::ObjectStoreScheme as S;
     install_tls_provider();
     let mut options: Vec<(String, String)> = mount.options.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     let plain_http = mount.uri.starts_with("http://")
@@ -99,9 +161,28 @@ fn cloud_store(mount: &Mount, url: &url::Url) -> Result<Arc<dyn ObjectStore>> {
     if plain_http && !mount.options.contains_key("allow_http") {
         options.push(("allow_http".into(), "true".into()));
     }
-    let (store, prefix) = object_store::parse_url_opts(url, options)
-        .map_err(|e| Error::invalid(format!("cannot open the under store {}: {e}", redacted(mount).uri)))?;
-    let store: Arc<dyn ObjectStore> = Arc::from(store);
+    let retry = retry_config(mount)?;
+    let cannot = |e: String| Error::invalid(format!("cannot open the under store {}: {e}", redacted(mount).uri));
+    let (scheme, prefix) = S::parse(url).map_err(|e| cannot(e.to_string()))?;
+    let open = || -> std::result::Result<Arc<dyn ObjectStore>, String> {
+        Ok(match scheme {
+            S::AmazonS3 => cloud_builder!(object_store::aws::AmazonS3Builder, url.to_string(), options, retry),
+            S::GoogleCloudStorage => {
+                cloud_builder!(object_store::gcp::GoogleCloudStorageBuilder, url.to_string(), options, retry)
+            }
+            S::MicrosoftAzure => {
+                cloud_builder!(object_store::azure::MicrosoftAzureBuilder, url.to_string(), options, retry)
+            }
+            S::Http => cloud_builder!(
+                object_store::http::HttpBuilder,
+                url[..url::Position::BeforePath].to_string(),
+                options,
+                retry
+            ),
+            other => return Err(format!("{other:?} is not a cloud store")),
+        })
+    };
+    let store = open().map_err(cannot)?;
     Ok(if prefix.as_ref().is_empty() { store } else { Arc::new(object_store::prefix::PrefixStore::new(store, prefix)) })
 }
 
@@ -247,6 +328,32 @@ mod tests {
             }
             open_store(&mount).unwrap_or_else(|e| panic!("{uri}: {e:?}"));
         }
+    }
+
+    #[test]
+    fn retries_give_up_within_seconds_unless_a_mount_says_otherwise() {
+        let mut mount = Mount { uri: "s3://data".into(), ..Default::default() };
+        let r = retry_config(&mount).unwrap();
+        assert_eq!((r.max_retries, r.retry_timeout.as_secs()), (6, 45));
+        mount.options.insert("max_retries".into(), "2".into());
+        mount.options.insert("retry_timeout".into(), "1m 30s".into());
+        let r = retry_config(&mount).unwrap();
+        assert_eq!((r.max_retries, r.retry_timeout.as_secs()), (2, 90));
+        mount.options.insert("retry_timeout".into(), "soon".into());
+        assert!(retry_config(&mount).unwrap_err().message.contains("retry_timeout"));
+    }
+
+    #[test]
+    fn a_full_disk_is_told_apart_from_other_failures() {
+        let full = object_store::Error::Generic {
+            store: "LocalFileSystem",
+            source: Box::new(std::io::Error::from_raw_os_error(28)),
+        };
+        let e = ufs_error("writing b/k", full);
+        assert_eq!(e.kind, crate::error::ErrorKind::StorageFull);
+        assert!(e.message.starts_with("writing b/k: ") && e.message.contains("disk is full"), "{}", e.message);
+        let other = object_store::Error::Generic { store: "S3", source: "connection reset".into() };
+        assert_eq!(ufs_error("writing b/k", other).kind, crate::error::ErrorKind::Unavailable);
     }
 
     fn tempfile_dir() -> std::path::PathBuf {

@@ -185,6 +185,10 @@ impl From<Error> for S3Error {
                 return S3Error::new(C::ServiceUnavailable, "Please reduce your request rate or try again later.")
                     .with_header("retry-after", "1".into());
             }
+            ErrorKind::StorageFull => {
+                tracing::warn!("storage full: {e}");
+                return S3Error::new(C::ServiceUnavailable, e.message).with_header("retry-after", "5".into());
+            }
             ErrorKind::UfsChanged | ErrorKind::Internal => return S3Error::internal(e),
         };
         S3Error::new(code, e.message)
@@ -339,5 +343,13 @@ mod tests {
             assert_eq!(e.code, S3ErrorCode::InternalError);
             assert_eq!(e.message, "We encountered an internal error. Please try again.");
         }
+    }
+
+    #[test]
+    fn a_full_disk_is_503_saying_so() {
+        let e = S3Error::from(Error::new(ErrorKind::StorageFull, "writing b/k: the under store's disk is full"));
+        assert_eq!((e.code, e.status()), (S3ErrorCode::ServiceUnavailable, StatusCode::SERVICE_UNAVAILABLE));
+        assert!(e.message.contains("disk is full"), "{}", e.message);
+        assert!(e.headers.iter().any(|(h, _)| *h == "retry-after"), "{:?}", e.headers);
     }
 }

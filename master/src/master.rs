@@ -64,6 +64,7 @@ pub struct Master {
     publisher: Arc<Publisher>,
     /// Commits with their under-store steps, run apart from the caller (see [`Master::detached`]).
     publishing: TaskTracker,
+    staged_seen: crate::reclaim::Sightings,
 }
 
 impl Master {
@@ -104,6 +105,7 @@ impl Master {
             buckets,
             objects,
             publishing: TaskTracker::new(),
+            staged_seen: Default::default(),
         })
     }
 
@@ -187,10 +189,11 @@ impl Master {
         }
     }
 
-    /// Deletes staged files of dead writes older than `grace` (see `reclaim`); returns how many.
+    /// Deletes staged files of dead writes, seen unchanged for `grace` (see `reclaim`); returns
+    /// how many.
     pub async fn reclaim_staging(&self, grace: Duration) -> Result<usize> {
         let root = self.buckets.mount_of("").await?;
-        crate::reclaim::sweep(self.store.as_ref(), &self.ufs, root, grace).await
+        crate::reclaim::sweep(self.store.as_ref(), &self.ufs, root, grace, &self.staged_seen).await
     }
 
     // --- the admin RPCs (`strata admin ...`), beside `MasterApi` -------------------------------

@@ -31,6 +31,9 @@ use crate::store::fenced::{FENCED_OFF, UNFENCED};
 
 type Key = (String, String);
 
+/// Tries of a move onto a key before the under store is looked at (the store retries each too).
+const MOVE_ATTEMPTS: u32 = 2;
+
 /// In tests, a commit of this key waits between its metadata commit and the move of its bytes.
 #[cfg(test)]
 pub(crate) const PAUSED_KEY: &str = "paused-after-commit";
@@ -120,7 +123,8 @@ impl Publisher {
                 // A master that lost the primary role since its commit leaves the under store to
                 // the new primary, which finishes the commit's intent.
                 self.claim(&intent, epoch).await?;
-                match self.move_into_place(&mount, key, staging).await {
+                let replaced_tag = replaced.as_ref().map(|r| r.ufs_etag.as_str());
+                match self.move_into_place(&mount, key, staging, replaced_tag).await {
                     Ok(()) => {
                         if !staging.is_empty() && !mount.uri.starts_with("file:") {
                             self.refresh_ufs_etag(&mount, bucket, key, version).await;
@@ -171,7 +175,7 @@ impl Publisher {
             let current = current.map(|c| c.version);
             if i.staging.is_empty() {
                 if current.is_none() {
-                    self.move_into_place(&mount, &i.key, "").await?;
+                    self.move_into_place(&mount, &i.key, "", None).await?;
                 }
             } else if current == Some(i.version) {
                 match store.rename(&ufs::staging_path(&i.staging)?, &ufs::key_path(&i.key)?).await {
@@ -269,7 +273,10 @@ impl Publisher {
         }
     }
 
-    async fn move_into_place(&self, mount: &Mount, key: &str, staging: &str) -> Result<()> {
+    /// Moves the staged bytes onto the key (or, `staging` empty, deletes the key's file). A
+    /// move is a copy and a delete whose answers can be lost after they took effect, so a failed
+    /// one is tried again, and at last the under store looked at: a move that happened is done.
+    async fn move_into_place(&self, mount: &Mount, key: &str, staging: &str, replaced: Option<&str>) -> Result<()> {
         let store = self.ufs.open(mount)?;
         let target = ufs::key_path(key)?;
         if staging.is_empty() {
@@ -281,10 +288,36 @@ impl Publisher {
                 }
             };
         }
-        store.rename(&ufs::staging_path(staging)?, &target).await.map_err(|e| {
-            tracing::error!(key, staging, "committed, but the bytes could not be moved onto the key: {e}");
-            Error::internal(format!("cannot move the written object onto its key in the under store: {e}"))
-        })
+        let from = ufs::staging_path(staging)?;
+        let mut failed = None;
+        for attempt in 0..MOVE_ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(100 << attempt)).await;
+            }
+            match store.rename(&from, &target).await {
+                Ok(()) => return Ok(()),
+                Err(e @ object_store::Error::NotFound { .. }) if attempt == 0 => {
+                    tracing::error!(key, staging, "committed, but the staged bytes are missing: {e}");
+                    return Err(Error::internal(format!("the written object's staged bytes are missing: {e}")));
+                }
+                // An earlier try copied and deleted, and lost its answer.
+                Err(object_store::Error::NotFound { .. }) if attempt > 0 && store.head(&target).await.is_ok() => {
+                    return Ok(());
+                }
+                Err(e) => {
+                    tracing::warn!(key, staging, attempt, "moving the written object onto its key failed: {e}");
+                    failed = Some(e);
+                }
+            }
+        }
+        if moved(store.as_ref(), &from, &target, replaced).await {
+            tracing::info!(key, staging, "the move's answers were lost, but its copy is in place");
+            self.remove_staged(mount, staging).await;
+            return Ok(());
+        }
+        let e = failed.map_or_else(|| "no attempt".to_string(), |e| e.to_string());
+        tracing::error!(key, staging, "committed, but the bytes could not be moved onto the key: {e}");
+        Err(Error::unavailable(format!("cannot move the written object onto its key in the under store: {e}")))
     }
 
     /// An object store's move is a copy, which may give the object a new ETag (S3 gives a copy
@@ -345,5 +378,27 @@ impl Publisher {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
             Err(e) => tracing::warn!(staging, "cannot delete the staged bytes of a failed write: {e}"),
         }
+    }
+}
+
+/// Whether a move whose answers were lost happened all the same: the key holds a file of the
+/// staged file's size that is not the object it replaced (`replaced`: that one's under-store
+/// ETag, None if there was none), or the staged file is gone and the key is there.
+async fn moved(
+    store: &dyn object_store::ObjectStore,
+    from: &object_store::path::Path,
+    to: &object_store::path::Path,
+    replaced: Option<&str>,
+) -> bool {
+    let Ok(target) = store.head(to).await else { return false };
+    match replaced {
+        None => {}
+        Some(tag) if !tag.is_empty() && target.e_tag.as_deref() != Some(tag) => {}
+        Some(_) => return false, // the old one, or one that cannot be told from it
+    }
+    match store.head(from).await {
+        Err(object_store::Error::NotFound { .. }) => true,
+        Ok(staged) => staged.size == target.size,
+        Err(_) => false,
     }
 }

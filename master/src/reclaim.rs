@@ -1,10 +1,13 @@
 //! Reclaiming staged files (`%strata/` of each mount) whose write died with its process: a file
-//! is deleted only when it is older than a grace period (a live write keeps touching its file, a
-//! finished one is committed within moments) and no multipart part or publish intent names it.
+//! is deleted only when no multipart part or publish intent names it and this master has seen it
+//! unchanged (same modification time and size) for a grace period by its own clock (a live
+//! write keeps changing its file, a finished one is committed within moments). An under store's
+//! own time is not trusted: S3 dates a multipart upload by its start, and its clock is not ours.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
@@ -17,9 +20,47 @@ use strata_common::{Error, Result};
 
 use crate::schema::Schema;
 
-/// Deletes every unclaimed staged file older than `grace` in the root under store (multipart
-/// parts) and every writable mount; returns how many it deleted.
-pub(crate) async fn sweep(store: &dyn KvStore, ufs: &UfsRegistry, root: Mount, grace: Duration) -> Result<usize> {
+/// A staged file as last seen (its modification time and size), and since when it looks so.
+type Sighting = (DateTime<Utc>, u64, Instant);
+
+/// When each staged file was first seen as it is now, by mount and name.
+#[derive(Default)]
+pub(crate) struct Sightings(Mutex<HashMap<(String, String), Sighting>>);
+
+impl Sightings {
+    /// Records the files of `mount` listed now (forgetting the ones gone); true for each that has
+    /// been seen unchanged for `grace`.
+    fn settled(&self, mount: &str, files: &[Staged], grace: Duration) -> Vec<bool> {
+        let mut seen = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        let mut fresh = HashMap::new();
+        let out = files
+            .iter()
+            .map(|f| {
+                let key = (mount.to_string(), f.name.clone());
+                let first = match seen.get(&key) {
+                    Some(&(m, size, first)) if m == f.modified && size == f.size => first,
+                    _ => now,
+                };
+                fresh.insert(key, (f.modified, f.size, first));
+                now.duration_since(first) >= grace
+            })
+            .collect();
+        seen.retain(|(m, _), _| m != mount);
+        seen.extend(fresh);
+        out
+    }
+}
+
+/// Deletes every unclaimed staged file seen unchanged for `grace` in the root under store
+/// (multipart parts) and every writable mount; returns how many it deleted.
+pub(crate) async fn sweep(
+    store: &dyn KvStore,
+    ufs: &UfsRegistry,
+    root: Mount,
+    grace: Duration,
+    seen: &Sightings,
+) -> Result<usize> {
     // Read before listing: a file staged after this read is younger than `grace` when listed.
     let (buckets, claimed) = transact(store, |t| {
         Box::pin(async move {
@@ -29,14 +70,15 @@ pub(crate) async fn sweep(store: &dyn KvStore, ufs: &UfsRegistry, root: Mount, g
         })
     })
     .await?;
-    let cutoff = chrono::Utc::now() - grace;
     let mut mounts = vec![root];
     mounts.extend(buckets.into_iter().filter_map(|b| b.mount).filter(|m| !m.read_only));
     mounts.dedup_by(|a, b| a.uri == b.uri);
     let mut deleted = 0;
     for mount in mounts {
-        for f in staged_files(ufs, &mount).await? {
-            if f.modified > cutoff || claimed.contains(&f.name) {
+        let files = staged_files(ufs, &mount).await?;
+        let settled = seen.settled(&mount.uri, &files, grace);
+        for (f, settled) in files.iter().zip(settled) {
+            if !settled || claimed.contains(&f.name) {
                 continue;
             }
             match f.delete(ufs, &mount).await {
@@ -57,6 +99,7 @@ pub(crate) async fn sweep(store: &dyn KvStore, ufs: &UfsRegistry, root: Mount, g
 struct Staged {
     name: String,
     modified: DateTime<Utc>,
+    size: u64,
     local: Option<PathBuf>,
 }
 
@@ -101,6 +144,7 @@ async fn staged_files(ufs: &UfsRegistry, mount: &Mount) -> Result<Vec<Staged>> {
         .map(|f| Staged {
             name: f.location.as_ref().strip_prefix(STAGING_DIR).unwrap_or_default().trim_start_matches('/').into(),
             modified: f.last_modified,
+            size: f.size,
             local: None,
         })
         .collect())
@@ -114,7 +158,7 @@ fn walk(base: &std::path::Path, dir: &std::path::Path, out: &mut Vec<Staged>) {
             walk(base, &path, out);
         } else if let (Ok(rel), Ok(modified)) = (path.strip_prefix(base), meta.modified()) {
             let name = rel.to_string_lossy().replace(std::path::MAIN_SEPARATOR, "/");
-            out.push(Staged { name, modified: modified.into(), local: Some(path) });
+            out.push(Staged { name, modified: modified.into(), size: meta.len(), local: Some(path) });
         }
     }
 }

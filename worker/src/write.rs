@@ -27,6 +27,8 @@ struct Sink {
     upload: Option<WriteMultipart>,
     size: u64,
     cache: Option<(u64, BytesMut, u64)>, // version, current page, its index
+    /// A staged file: named for this write alone, so removed if the write fails.
+    staged: bool,
 }
 
 impl Sink {
@@ -46,6 +48,7 @@ impl Sink {
             upload: None,
             size: 0,
             cache: cache.then(|| (version, BytesMut::new(), 0)),
+            staged: loc.staging && !journal,
         })
     }
 
@@ -86,18 +89,31 @@ impl Sink {
     }
 
     async fn finish(mut self) -> Result<WriteResult> {
-        if let Some((version, page, index)) = self.cache.take()
+        if let Some((version, page, index)) = self.cache.as_mut()
             && !page.is_empty()
         {
-            self.worker.cache.put(PageId { version, index }, page.freeze()).await;
+            let id = PageId { version: *version, index: *index };
+            self.worker.cache.put(id, std::mem::take(page).freeze()).await;
         }
         let put = match self.upload.take() {
             Some(w) => w.finish().await,
             None => self.store.put(&self.path, PutPayload::from_bytes(std::mem::take(&mut self.buf).freeze())).await,
         };
-        let put = put.map_err(|e| ufs_error(&self.what, e))?;
+        let ufs_etag = match put {
+            Ok(put) => put.e_tag.unwrap_or_default(),
+            Err(e) => match landed(self.staged, self.store.as_ref(), &self.path, self.size).await {
+                Some(tag) => {
+                    tracing::info!("{}: the upload's answer was lost, but the whole file is there: {e}", self.what);
+                    tag
+                }
+                None => {
+                    self.forget().await;
+                    return Err(ufs_error(&self.what, e));
+                }
+            },
+        };
         metrics::counter!("strata_worker_ufs_bytes_written_total").increment(self.size);
-        Ok(WriteResult { size: self.size, ufs_etag: put.e_tag.unwrap_or_default() })
+        Ok(WriteResult { size: self.size, ufs_etag })
     }
 
     /// Writes every chunk of `body`; on the first error (of the body or of the write) the
@@ -122,10 +138,33 @@ impl Sink {
         {
             tracing::warn!("{}: aborting the under store upload failed: {e}", self.what);
         }
+        self.forget().await;
+    }
+
+    /// After a failed write: its cached pages, and a staged file that an upload whose answer was
+    /// lost may have completed all the same.
+    async fn forget(&mut self) {
         if let Some((version, ..)) = self.cache.take() {
             self.worker.cache.remove_version(version).await;
         }
+        if self.staged {
+            match self.store.delete(&self.path).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => tracing::warn!("{}: cannot delete the staged file of a failed write: {e}", self.what),
+            }
+        }
     }
+}
+
+/// After a failed end of a staged write: the file's ETag if the upload completed all the same
+/// (a multipart complete whose answer was lost, then retried into NoSuchUpload). The staged
+/// name is this write's alone, and an under store shows a file only whole.
+async fn landed(staged: bool, store: &dyn ObjectStore, path: &Path, size: u64) -> Option<String> {
+    if !staged {
+        return None;
+    }
+    let meta = store.head(path).await.ok()?;
+    (meta.size == size).then(|| meta.e_tag.unwrap_or_default())
 }
 
 impl Worker {

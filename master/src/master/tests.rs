@@ -596,6 +596,26 @@ async fn dead_writes_staged_files_are_reclaimed_and_claimed_ones_kept() {
 }
 
 #[tokio::test]
+async fn a_staged_file_dated_long_ago_by_its_store_waits_out_the_grace_on_the_masters_clock() {
+    // S3 dates a multipart upload's object by the upload's start, and its clock is not ours: a
+    // file of a write that has just finished may look hours old.
+    let (m, dir) = master_with(&[]).await;
+    stage(dir.path(), "just-written", b"x");
+    let f = std::fs::File::options().write(true).open(dir.path().join("bkt/%strata/tmp/just-written")).unwrap();
+    f.set_modified(std::time::SystemTime::now() - Duration::from_secs(7200)).unwrap();
+    let grace = Duration::from_millis(300);
+    assert_eq!(m.reclaim_staging(grace).await.unwrap(), 0, "deleted at first sight");
+    // Changed since (a live write): seen anew.
+    f.set_modified(std::time::SystemTime::now() - Duration::from_secs(7000)).unwrap();
+    tokio::time::sleep(grace).await;
+    assert_eq!(m.reclaim_staging(grace).await.unwrap(), 0, "deleted though it changed");
+    assert!(dir.path().join("bkt/%strata/tmp/just-written").exists());
+    tokio::time::sleep(grace).await;
+    assert_eq!(m.reclaim_staging(grace).await.unwrap(), 1);
+    assert!(!dir.path().join("bkt/%strata/tmp/just-written").exists());
+}
+
+#[tokio::test]
 async fn a_syncing_mount_reads_a_file_placed_beside_a_folder_of_its_name() {
     // `a` beside `a/b`: the file that came second lives as `a%` (see common::ufs_local).
     let (m, dir) = master_with(&[]).await;

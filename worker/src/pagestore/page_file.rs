@@ -75,8 +75,15 @@ pub(crate) async fn write(path: &Path, data: &[u8]) -> std::io::Result<()> {
         tokio::fs::create_dir_all(dir).await?;
     }
     let tmp = path.with_extension("tmp");
-    tokio::fs::write(&tmp, frame(data)).await?;
-    tokio::fs::rename(&tmp, path).await
+    let written = match tokio::fs::write(&tmp, frame(data)).await {
+        Ok(()) => tokio::fs::rename(&tmp, path).await,
+        Err(e) => Err(e),
+    };
+    if written.is_err() {
+        // A full disk leaves part of the page behind: give its room back.
+        let _ = tokio::fs::remove_file(&tmp).await;
+    }
+    written
 }
 
 /// What reading a page file gave.
