@@ -5,6 +5,7 @@ certificate rotated under a client that keeps reading (SIGHUP, and the reload po
 whose master and worker speak mutual TLS with the gateway."""
 
 import hashlib
+import json
 import os
 import secrets
 import signal
@@ -13,6 +14,7 @@ import subprocess
 import time
 
 import boto3
+import botocore.exceptions
 import certifi
 import pytest
 import requests
@@ -66,6 +68,21 @@ def test_boto3_put_over_https_is_aws_chunked_with_a_trailer_and_stored_exactly(l
     # The plain HTTP port serves the same endpoint.
     plain = client(local.plain, local, pki.ca_path)
     assert plain.get_object(Bucket=bucket, Key="chunked.bin")["Body"].read() == data
+
+
+def test_a_policy_on_aws_secure_transport_tells_https_from_plain_http(local, pki, bucket):
+    s3 = client(local.endpoint, local, pki.ca_path)
+    s3.put_object(Bucket=bucket, Key="secure.txt", Body=b"only over TLS")
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Deny", "Principal": "*", "Action": "s3:GetObject",
+        "Resource": f"arn:aws:s3:::{bucket}/*", "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]}))
+    assert s3.get_object(Bucket=bucket, Key="secure.txt")["Body"].read() == b"only over TLS"
+    plain = client(local.plain, local, pki.ca_path)
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        plain.get_object(Bucket=bucket, Key="secure.txt")
+    assert e.value.response["Error"]["Code"] == "AccessDenied"
+    s3.delete_bucket_policy(Bucket=bucket)
+    assert plain.get_object(Bucket=bucket, Key="secure.txt")["Body"].read() == b"only over TLS"
 
 
 def test_boto3_multipart_over_https(local, pki, bucket):

@@ -250,7 +250,7 @@ fn condition_keys(ctx: &Ctx, list: bool) -> BTreeMap<String, String> {
     if let Some(ip) = ctx.peer {
         k.insert("aws:sourceip".into(), ip.to_string());
     }
-    k.insert("aws:securetransport".into(), "false".into());
+    k.insert("aws:securetransport".into(), ctx.secure.to_string());
     if let Principal::Root(o) | Principal::User(o) = &ctx.principal {
         k.insert("aws:username".into(), o.id.clone());
         k.insert("aws:userid".into(), o.id.clone());

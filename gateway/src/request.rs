@@ -22,6 +22,8 @@ pub struct Ctx {
     pub principal: Principal,
     /// The client's address (None in tests that call the router directly).
     pub peer: Option<std::net::IpAddr>,
+    /// The request came over TLS (`aws:SecureTransport`).
+    pub secure: bool,
 }
 
 impl Ctx {
