@@ -150,6 +150,7 @@ pub async fn run_local(
     if let Err(e) = master.reclaim_staging(Duration::ZERO).await {
         tracing::warn!("cannot reclaim staged files of writes that died: {e}");
     }
+    master.meta_watch().serve_remote();
     let jobs = Jobs::new(shutdown.clone());
     spawn_master_jobs(&master, &cfg, &jobs)?;
     let worker = Worker::new(master.clone() as Arc<dyn MasterApi>, open_cache(&cfg)?, &cfg.data_dir.join("journal"))?;
@@ -303,7 +304,8 @@ pub async fn run_worker(cfg: Config, shutdown: CancellationToken) -> Result<()> 
 pub async fn run_gateway(cfg: Config, shutdown: CancellationToken) -> Result<()> {
     let secret = cluster_secret(&cfg, "gateway")?;
     let listener = bind(&listen_addr(&cfg, DEFAULT_GATEWAY_ADDR)).await?;
-    let gw = Gateway::new(master_client(&cfg, &secret)?, None, secret, gateway_options(&cfg));
+    let master = strata_gateway::CachedMaster::start(master_client(&cfg, &secret)?, shutdown.clone());
+    let gw = Gateway::new(master, None, secret, gateway_options(&cfg));
     strata_gateway::run(gw, listener, shutdown).await?;
     Ok(())
 }

@@ -61,6 +61,7 @@ async fn serve_s3(
         headers: parts.headers.clone(),
         auth,
         principal,
+        looked_up: Default::default(),
     };
     ops::dispatch(ctx, endpoint, body).await
 }

@@ -13,6 +13,7 @@ mod body;
 mod error;
 mod headers;
 mod http;
+mod meta_cache;
 mod ops;
 mod read;
 mod request;
@@ -24,5 +25,6 @@ mod write;
 mod xml;
 
 pub use http::{router, run};
+pub use meta_cache::CachedMaster;
 pub use state::{Gateway, GatewayOptions, Inner};
 pub use workers::IN_PROCESS;
