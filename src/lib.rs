@@ -304,7 +304,13 @@ pub async fn run_worker(cfg: Config, shutdown: CancellationToken) -> Result<()> 
 pub async fn run_gateway(cfg: Config, shutdown: CancellationToken) -> Result<()> {
     let secret = cluster_secret(&cfg, "gateway")?;
     let listener = bind(&listen_addr(&cfg, DEFAULT_GATEWAY_ADDR)).await?;
-    let master = strata_gateway::CachedMaster::start(master_client(&cfg, &secret)?, shutdown.clone());
+    let grpc = master_client(&cfg, &secret)?;
+    // STRATA_META_CACHE=off: every lookup asks the master (for comparisons and diagnosis).
+    let master: Arc<dyn MasterApi> = if std::env::var("STRATA_META_CACHE").is_ok_and(|v| v == "off") {
+        grpc
+    } else {
+        strata_gateway::CachedMaster::start(grpc, shutdown.clone())
+    };
     let gw = Gateway::new(master, None, secret, gateway_options(&cfg));
     strata_gateway::run(gw, listener, shutdown).await?;
     Ok(())
