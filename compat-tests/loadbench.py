@@ -1,7 +1,8 @@
 """`make bench`: `strata bench` against `strata local`, a three-process cluster (master, worker,
 gateway) and nginx serving the same bytes from /dev/shm, in one run on this machine; each figure
 with its ratios cluster/local and cluster/nginx. BENCH_SECONDS per figure (default 5),
-BENCH_CONCURRENCY (64), BENCH_OBJECTS (1000), BENCH_LIST_OBJECTS (10000)."""
+BENCH_CONCURRENCY (64), BENCH_OBJECTS (1000), BENCH_LIST_OBJECTS (10000). BENCH_NOCACHE=1 adds a
+cluster whose gateway has its metadata cache off (STRATA_META_CACHE=off), as a last column."""
 
 import json
 import os
@@ -113,7 +114,10 @@ def main():
     figures = {}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        for mode, start in (("local", start_local), ("cluster", start_cluster)):
+        modes = [("local", start_local), ("cluster", start_cluster)]
+        if os.environ.get("BENCH_NOCACHE"):
+            modes.append(("nocache", lambda t: start_cluster(t, env={"STRATA_META_CACHE": "off"})))
+        for mode, start in modes:
             (tmp / mode).mkdir()
             print(f"{mode}:", flush=True)
             c = start(tmp / mode)
@@ -123,11 +127,16 @@ def main():
                 c.stop_all()
         print("nginx:", flush=True)
         figures["nginx"] = nginx_figures(tmp)
-    print(f"\nfigure ({SECONDS} s each)              local    cluster      nginx  cluster/local  cluster/nginx")
+    print(f"\nfigure ({SECONDS} s each)              local    cluster      nginx  cluster/local  cluster/nginx"
+          + ("  no cache" if "nocache" in figures else ""))
     for k, label, fmt in ROWS:
         vals = [figures[m].get(k) for m in ("local", "cluster", "nginx")]
         cells = [(fmt.format(v) if v is not None else "-").rjust(10) for v in vals]
-        print(f"{label:<34}{''.join(cells)}  {ratio(vals[1], vals[0]):>13}  {ratio(vals[1], vals[2]):>13}")
+        extra = ""
+        if "nocache" in figures:
+            v = figures["nocache"].get(k)
+            extra = (fmt.format(v) if v is not None else "-").rjust(12)
+        print(f"{label:<34}{''.join(cells)}  {ratio(vals[1], vals[0]):>13}  {ratio(vals[1], vals[2]):>13}{extra}")
     print(json.dumps(figures))
 
 

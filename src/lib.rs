@@ -248,6 +248,7 @@ pub async fn run_local(
     if let Err(e) = master.reclaim_staging(Duration::ZERO).await {
         tracing::warn!("cannot reclaim staged files of writes that died: {e}");
     }
+    master.meta_watch().serve_remote();
     let jobs = Jobs::new(shutdown.clone());
     spawn_master_jobs(&master, &cfg, &jobs)?;
     let worker = Worker::new(master.clone() as Arc<dyn MasterApi>, open_cache(&cfg)?, &cfg.data_dir.join("journal"))?;
@@ -430,9 +431,16 @@ pub async fn run_worker(cfg: Config, shutdown: CancellationToken) -> Result<()> 
 pub async fn run_gateway(cfg: Config, shutdown: CancellationToken) -> Result<()> {
     let secret = cluster_secret(&cfg, "gateway")?;
     let listener = bind(&listen_addr(&cfg, DEFAULT_GATEWAY_ADDR)).await?;
+    let grpc = master_client(&cfg, &secret)?;
+    // STRATA_META_CACHE=off: every lookup asks the master (for comparisons and diagnosis).
+    let master: Arc<dyn MasterApi> = if std::env::var("STRATA_META_CACHE").is_ok_and(|v| v == "off") {
+        grpc
+    } else {
+        strata_gateway::CachedMaster::start(grpc, shutdown.clone())
+    };
     let opts = gateway_options(&cfg)?;
     let limits = opts.limits.clone();
-    let gw = Gateway::new(master_client(&cfg, &secret)?, None, secret, opts);
+    let gw = Gateway::new(master, None, secret, opts);
     let ready = Readiness::default();
     ready.set(true);
     tracing::info!(addr = %listener.local_addr()?, tls = limits.tls.is_some(), "gateway serving S3");

@@ -213,9 +213,86 @@ pub fn workers() -> (Vec<u8>, Vec<u8>) {
     range(Tuple::new().str("w"))
 }
 
+/// What a written key means to a gateway's metadata cache (see `master/src/watch.rs`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Changed {
+    Object {
+        bucket: String,
+        key: String,
+    },
+    Bucket(String),
+    /// A user or an access key.
+    Credentials,
+    /// Nothing a gateway caches.
+    Other,
+}
+
+/// A string element at the start of `b` and what follows it.
+fn take_str(b: &[u8]) -> Option<(String, &[u8])> {
+    let rest = b.strip_prefix(&[STRING])?;
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < rest.len() {
+        match rest[i] {
+            0 if rest.get(i + 1) == Some(&0xFF) => {
+                out.push(0);
+                i += 2;
+            }
+            0 => return Some((String::from_utf8(out).ok()?, &rest[i + 1..])),
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    None
+}
+
+/// Whether a range starting at `begin` may hold keys that gateways cache.
+pub fn range_is_cached(begin: &[u8]) -> bool {
+    match take_str(begin) {
+        Some((kind, _)) => matches!(kind.as_str(), "o" | "b" | "user" | "ak"),
+        // A range from the very start, or not of tuples: it may hold anything.
+        None => true,
+    }
+}
+
+/// The cached thing a metadata key holds.
+pub fn classify(key: &[u8]) -> Changed {
+    let Some((kind, rest)) = take_str(key) else { return Changed::Other };
+    match kind.as_str() {
+        "o" => match take_str(rest) {
+            Some((bucket, k)) => match String::from_utf8(k.to_vec()) {
+                Ok(key) => Changed::Object { bucket, key },
+                // Not a key a gateway can ask for, but say the bucket changed all the same.
+                Err(_) => Changed::Bucket(bucket),
+            },
+            None => Changed::Other,
+        },
+        "b" => take_str(rest).map(|(b, _)| Changed::Bucket(b)).unwrap_or(Changed::Other),
+        "user" | "ak" => Changed::Credentials,
+        _ => Changed::Other,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn written_keys_classify_as_what_gateways_cache() {
+        let obj = |b: &str, k: &str| Changed::Object { bucket: b.into(), key: k.into() };
+        assert_eq!(classify(&object("b\0x", "a/\0k")), obj("b\0x", "a/\0k"));
+        assert_eq!(classify(&object("b", "")), obj("b", ""));
+        assert_eq!(classify(&bucket("bkt")), Changed::Bucket("bkt".into()));
+        assert_eq!(classify(&user("u1")), Changed::Credentials);
+        assert_eq!(classify(&access_key("AK")), Changed::Credentials);
+        for k in
+            [version_counter(), epoch(), worker(3), pin(9), upload("b", "k", "u"), ttl("b", "p"), vec![], vec![2, 0x6f]]
+        {
+            assert_eq!(classify(&k), Changed::Other, "{k:?}");
+        }
+    }
 
     #[test]
     fn byte_order_is_logical_order() {

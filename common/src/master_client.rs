@@ -236,6 +236,34 @@ impl GrpcMaster {
         }
     }
 
+    /// The primary's stream of changed metadata keys (gateway caches); `acks` goes up. A
+    /// standby's refusal moves later calls to the primary it names.
+    pub async fn watch_meta(
+        &self,
+        acks: impl futures::Stream<Item = MetaWatchAck> + Send + 'static,
+    ) -> Result<tonic::Streaming<MetaWatchEvent>> {
+        let address = self.address();
+        let status = match self.client(&address)?.watch_meta(acks).await {
+            Ok(r) => return Ok(r.into_inner()),
+            Err(s) => s,
+        };
+        let err = Error::from(status.clone());
+        match err.kind {
+            ErrorKind::NotPrimary => {
+                let primary = status
+                    .metadata()
+                    .get(PRIMARY_HEADER)
+                    .and_then(|v| v.to_str().ok())
+                    .filter(|p| !p.is_empty())
+                    .map(url_of);
+                self.switch(&address, primary.filter(|p| *p != address));
+            }
+            ErrorKind::Unavailable => self.switch(&address, None),
+            _ => {}
+        }
+        Err(err)
+    }
+
     /// Who is primary, the masters, the workers: any master answers.
     pub async fn report(&self) -> Result<ClusterReport> {
         self.call(true, |mut c| async move { c.report(Empty {}).await }).await

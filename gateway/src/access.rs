@@ -458,7 +458,14 @@ async fn object_check(ctx: &Ctx, bucket: &Bucket, key: &str, perm: Perm) -> S3Re
         return Ok(true);
     }
     match ctx.gw.master.lookup(&bucket.name, key).await {
-        Ok(meta) => Ok(object_allows(p, bucket, &meta, perm)),
+        Ok(meta) => {
+            let allowed = object_allows(p, bucket, &meta, perm);
+            if bucket.name == ctx.bucket && key == ctx.key {
+                // The operation reads the same object: no second lookup.
+                let _ = ctx.looked_up.set(meta);
+            }
+            Ok(allowed)
+        }
         Err(e) if e.is(ErrorKind::NoSuchKey) => Ok(may_list(ctx, bucket, key)),
         Err(e) => Err(e.into()),
     }

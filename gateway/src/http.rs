@@ -66,6 +66,7 @@ async fn serve_s3(
         principal,
         peer: parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip()),
         secure: parts.extensions.get::<strata_common::server::SecureTransport>().is_some(),
+        looked_up: Default::default(),
     };
     ops::dispatch(ctx, endpoint, body).await
 }

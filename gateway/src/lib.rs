@@ -16,6 +16,7 @@ mod error;
 pub mod fuzzing;
 mod headers;
 mod http;
+mod meta_cache;
 mod ops;
 mod policy;
 mod read;
@@ -29,5 +30,6 @@ mod xml;
 
 pub use access_log::AccessLog;
 pub use http::{router, run};
+pub use meta_cache::CachedMaster;
 pub use state::{Gateway, GatewayOptions, Inner, SECRET_TTL};
 pub use workers::IN_PROCESS;

@@ -24,11 +24,21 @@ pub struct Ctx {
     pub peer: Option<std::net::IpAddr>,
     /// The request came over TLS (`aws:SecureTransport`).
     pub secure: bool,
+    /// The request's own object, when the access check looked it up already.
+    pub looked_up: std::sync::OnceLock<strata_common::proto::ObjectMeta>,
 }
 
 impl Ctx {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The request's object: the one the access check looked up, else the master's.
+    pub async fn object(&self) -> strata_common::Result<strata_common::proto::ObjectMeta> {
+        match self.looked_up.get() {
+            Some(m) => Ok(m.clone()),
+            None => self.gw.master.lookup(&self.bucket, &self.key).await,
+        }
     }
 
     /// The owner shown in listings: the requester.

@@ -83,6 +83,28 @@ service! {
                 .map(|c| c.map(|(data, keys)| BackupChunk { data: data.to_vec(), keys }).map_err(Status::from));
             Ok(Response::new(Box::pin(stream)))
         }
+
+        type WatchMetaStream =
+            std::pin::Pin<Box<dyn futures::Stream<Item = Result<MetaWatchEvent, Status>> + Send>>;
+
+        /// A gateway's watch of the keys it caches: events and heartbeats down, acks up.
+        async fn watch_meta(
+            &self,
+            req: Request<tonic::Streaming<MetaWatchAck>>,
+        ) -> Result<Response<Self::WatchMetaStream>, Status> {
+            let m = &self.0;
+            m.ha().check_primary().map_err(|e| status(m, e))?;
+            let hub = m.meta_watch().clone();
+            let (id, watcher, rx) = hub.subscribe();
+            let mut acks = req.into_inner();
+            tokio::spawn(async move {
+                while let Ok(Some(a)) = acks.message().await {
+                    watcher.ack(a.seq, a.ping);
+                }
+                hub.unsubscribe(id);
+            });
+            Ok(Response::new(Box::pin(tokio_stream::wrappers::UnboundedReceiverStream::new(rx).map(Ok))))
+        }
     }
     create_bucket(BucketName) -> Bucket = |m, r| async {
         match r.create_access {

@@ -24,6 +24,7 @@ use crate::mounts::Mounts;
 use crate::objects::Objects;
 use crate::publish::Publisher;
 use crate::store::fenced::FencedStore;
+use crate::store::watch::MetaWatch;
 use crate::sync::UfsSync;
 use crate::ttl::Ttl;
 use crate::uploads::Uploads;
@@ -62,6 +63,8 @@ pub struct Master {
     store: Arc<dyn KvStore>,
     ufs: Arc<UfsRegistry>,
     publisher: Arc<Publisher>,
+    /// Gateways watching the keys they cache.
+    meta_watch: Arc<MetaWatch>,
     /// Commits with their under-store steps, run apart from the caller (see [`Master::detached`]).
     publishing: TaskTracker,
     staged_seen: crate::reclaim::Sightings,
@@ -73,7 +76,9 @@ impl Master {
         let ufs = Arc::new(UfsRegistry::default());
         ufs.open(&root)?;
         let ha = Arc::new(if opts.elected { HaState::elected(&opts.address) } else { HaState::single(&opts.address) });
-        let store: Arc<dyn KvStore> = Arc::new(FencedStore::new(raw_store.clone(), ha.fence.clone()));
+        let meta_watch = Arc::new(MetaWatch::new(ha.fence.clone()));
+        let store: Arc<dyn KvStore> =
+            Arc::new(FencedStore::watched(raw_store.clone(), ha.fence.clone(), meta_watch.clone()));
         let versions = Arc::new(Versions::new(store.clone()));
         let buckets = Arc::new(Buckets::new(store.clone(), ufs.clone(), root.uri));
         let publisher = Arc::new(Publisher::new(store.clone(), ufs.clone(), ha.clone(), buckets.clone()));
@@ -102,6 +107,7 @@ impl Master {
             store,
             ufs,
             publisher,
+            meta_watch,
             buckets,
             objects,
             publishing: TaskTracker::new(),
@@ -140,6 +146,11 @@ impl Master {
         self.raw_store.clone()
     }
 
+    /// Where gateways watch the metadata they cache.
+    pub fn meta_watch(&self) -> &Arc<MetaWatch> {
+        &self.meta_watch
+    }
+
     pub fn ha(&self) -> &HaState {
         &self.ha
     }
@@ -169,6 +180,7 @@ impl Master {
         self.versions.reset().await;
         self.membership.reload(self.raw_store.as_ref()).await?;
         self.finish_publishes().await;
+        self.meta_watch.new_term();
         self.ha.serve();
         tracing::info!(epoch, address = %self.ha.address, "this master is now the primary");
         Ok(epoch)

@@ -59,7 +59,7 @@ pub async fn put_bucket_acl(ctx: &Ctx, body: Body) -> S3Result<Response> {
 
 pub async fn get_object_acl(ctx: &Ctx) -> S3Result<Response> {
     let b = ctx.gw.master.get_bucket(&ctx.bucket).await?;
-    let m = ctx.gw.master.lookup(&ctx.bucket, &ctx.key).await?;
+    let m = ctx.object().await?;
     let owner = object_owner(&b, &m);
     let grants = if m.grants.is_empty() { acl::canned("private", &owner, None)? } else { m.grants };
     Ok(xml_response(acl::policy_xml(&owner, &grants)))

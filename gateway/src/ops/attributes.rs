@@ -114,7 +114,7 @@ fn object_parts(ctx: &Ctx, meta: &ObjectMeta) -> S3Result<Option<ObjectPartsXml>
 
 pub async fn get_object_attributes(ctx: &Ctx) -> S3Result<Response> {
     let wanted = wanted(ctx.header("x-amz-object-attributes"))?;
-    let meta = ctx.gw.master.lookup(&ctx.bucket, &ctx.key).await?;
+    let meta = ctx.object().await?;
     let has = |a: &str| wanted.contains(&a);
     let checksum = meta
         .checksums

@@ -24,7 +24,7 @@ const RESPONSE_OVERRIDES: [(&str, &str); 6] = [
 
 pub async fn get_object(ctx: &Ctx, with_body: bool) -> S3Result<Response> {
     let mode = read_type(ctx.header("x-strata-read-type"))?;
-    let meta = ctx.gw.master.lookup(&ctx.bucket, &ctx.key).await?;
+    let meta = ctx.object().await?;
     if let Some(status) = preconditions(&ctx.headers, &meta, "")? {
         let mut r = empty(status);
         set(r.headers_mut(), "etag", &format!("\"{}\"", meta.etag));

@@ -8,8 +8,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
+use strata_common::keys::Changed;
 use strata_common::kv::{KeyValue, KvResult, KvStore, KvTxn, decode_i64};
 use strata_common::{Error, ErrorKind, Result, keys};
+
+use super::watch::MetaWatch;
 
 /// No fencing (a single master on the embedded store).
 pub const UNFENCED: u64 = 0;
@@ -19,18 +22,32 @@ pub const FENCED_OFF: u64 = u64::MAX;
 pub struct FencedStore {
     inner: Arc<dyn KvStore>,
     epoch: Arc<AtomicU64>,
+    /// Where committed writes of what gateways cache are published.
+    watch: Option<Arc<MetaWatch>>,
 }
 
 impl FencedStore {
     pub fn new(inner: Arc<dyn KvStore>, epoch: Arc<AtomicU64>) -> FencedStore {
-        FencedStore { inner, epoch }
+        FencedStore { inner, epoch, watch: None }
+    }
+
+    /// The same, publishing every commit's cached keys to `watch` before it returns.
+    pub fn watched(inner: Arc<dyn KvStore>, epoch: Arc<AtomicU64>, watch: Arc<MetaWatch>) -> FencedStore {
+        FencedStore { inner, epoch, watch: Some(watch) }
     }
 }
 
 #[async_trait]
 impl KvStore for FencedStore {
     async fn begin(&self) -> KvResult<Box<dyn KvTxn>> {
-        Ok(Box::new(FencedTxn { inner: self.inner.begin().await?, epoch: self.epoch.clone(), writes: false }))
+        Ok(Box::new(FencedTxn {
+            inner: self.inner.begin().await?,
+            epoch: self.epoch.clone(),
+            writes: false,
+            watch: self.watch.clone(),
+            changed: Vec::new(),
+            everything: false,
+        }))
     }
 
     fn name(&self) -> &str {
@@ -42,6 +59,22 @@ struct FencedTxn {
     inner: Box<dyn KvTxn>,
     epoch: Arc<AtomicU64>,
     writes: bool,
+    watch: Option<Arc<MetaWatch>>,
+    /// Written keys that gateways cache.
+    changed: Vec<Changed>,
+    /// A cleared range holds some: every cache entry goes.
+    everything: bool,
+}
+
+impl FencedTxn {
+    fn note(&mut self, key: &[u8]) {
+        if self.watch.is_some() {
+            let c = keys::classify(key);
+            if c != Changed::Other && !self.changed.contains(&c) {
+                self.changed.push(c);
+            }
+        }
+    }
 }
 
 #[async_trait]
@@ -54,14 +87,17 @@ impl KvTxn for FencedTxn {
     }
     fn set(&mut self, key: &[u8], value: &[u8]) {
         self.writes = true;
+        self.note(key);
         self.inner.set(key, value)
     }
     fn clear(&mut self, key: &[u8]) {
         self.writes = true;
+        self.note(key);
         self.inner.clear(key)
     }
     fn clear_range(&mut self, begin: &[u8], end: &[u8]) {
         self.writes = true;
+        self.everything |= self.watch.is_some() && keys::range_is_cached(begin);
         self.inner.clear_range(begin, end)
     }
     fn atomic_add(&mut self, key: &[u8], delta: i64) {
@@ -83,7 +119,14 @@ impl KvTxn for FencedTxn {
                 .into());
             }
         }
-        self.inner.commit().await
+        let (watch, changed, everything) = (self.watch.take(), std::mem::take(&mut self.changed), self.everything);
+        self.inner.commit().await?;
+        if let Some(w) = watch
+            && (everything || !changed.is_empty())
+        {
+            w.publish(&changed, everything).await;
+        }
+        Ok(())
     }
 }
 

@@ -8,6 +8,7 @@ mod etcd_store;
 mod fdb_store;
 pub mod fenced;
 mod redb_store;
+pub mod watch;
 
 use std::sync::Arc;
 
