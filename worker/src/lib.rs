@@ -1,6 +1,7 @@
 //! The worker: a page cache over memory and disk in front of the under stores, serving
 //! object bytes to gateways and writing them through to the under stores.
 
+mod in_place;
 mod membership;
 pub mod pagestore;
 mod read;
@@ -40,6 +41,8 @@ pub struct Inner {
     pub cache: PageStore,
     mounts: TtlCache<String, Mount>,
     fills: read::Fills,
+    /// Reads under way (their read-ahead shares a budget).
+    readers: std::sync::atomic::AtomicUsize,
 }
 
 impl Worker {
@@ -59,6 +62,7 @@ impl Worker {
             cache,
             mounts: TtlCache::new(MOUNT_TTL),
             fills: Default::default(),
+            readers: Default::default(),
         })))
     }
 
