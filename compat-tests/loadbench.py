@@ -4,7 +4,7 @@ with its ratios cluster/local and cluster/nginx. BENCH_SECONDS per figure (defau
 BENCH_CONCURRENCY (64), BENCH_OBJECTS (1000), BENCH_LIST_OBJECTS (10000). Then 1 GiB: the aws
 cli's upload (multipart, and one PUT), 8 concurrent GET streams (warm), and the peak RSS of the
 gateway (of `strata local`: against its memory tier's quota) during 64 concurrent GETs;
-BENCH_LARGE=0 skips these."""
+BENCH_LARGE=0 skips these (BENCH_LARGE_MIB sizes the object)."""
 
 import json
 import os
@@ -26,12 +26,12 @@ LIST_OBJECTS = os.environ.get("BENCH_LIST_OBJECTS", "10000")
 SIZE = 4096
 BUCKET = "strata-bench"
 LARGE = os.environ.get("BENCH_LARGE", "1") != "0"
-GIB = 1 << 30
+GIB = int(os.environ.get("BENCH_LARGE_MIB", "1024")) << 20  # the "1 GiB" object
 MEM_QUOTA_MIB = 512  # the default memory tier of `strata local` and of a worker
 
 
 def bench(endpoint, ak, sk, workload, *args):
-    cmd = [BIN, "bench", workload, "--endpoint", endpoint, "--access-key", ak, "--secret-key", sk,
+    cmd = [BIN, "bench", workload, "--endpoint", endpoint, f"--access-key={ak}", f"--secret-key={sk}",
            "--bucket", BUCKET, "--size", str(SIZE), "--duration", f"{SECONDS}s", "--json", *args]
     print(f"  strata bench {workload} {' '.join(args)}", flush=True)
     r = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, env=dict(os.environ, RUST_LOG="warn"))
@@ -247,8 +247,8 @@ def main():
         print(f"8-stream GET / nginx from tmpfs: local {ratio(loc['get8'], ngx.get('get8'))}, "
               f"cluster {ratio(clu['get8'], ngx.get('get8'))}")
         print(f"RSS during 64 GETs vs the {MEM_QUOTA_MIB} MiB memory tier: strata local {loc['rss64']:.0f} MiB "
-              f"(quota + {loc['rss64'] - MEM_QUOTA_MIB:.0f}), cluster worker {clu['worker_rss64']:.0f} MiB "
-              f"(quota + {clu['worker_rss64'] - MEM_QUOTA_MIB:.0f}), cluster gateway {clu['rss64']:.0f} MiB")
+              f"(quota {loc['rss64'] - MEM_QUOTA_MIB:+.0f}), cluster worker {clu['worker_rss64']:.0f} MiB "
+              f"(quota {clu['worker_rss64'] - MEM_QUOTA_MIB:+.0f}), cluster gateway {clu['rss64']:.0f} MiB")
     print(json.dumps(figures))
 
 
