@@ -1,6 +1,8 @@
 //! Multipart uploads. Parts are staged as objects in the root under store under
-//! `%strata/uploads/<upload id>/`; a completed upload is composed into the real key by a worker
-//! before `complete_upload` commits it. Until then nothing of it is visible as an object.
+//! `%strata/uploads/<upload id>/`, or (local-folder buckets) written in place into one file of
+//! the upload in the bucket's mount (see the worker's `in_place`); a completed upload is
+//! composed (or that file linked) by a worker before `complete_upload` commits it. Until then
+//! nothing of it is visible as an object.
 //!
 //! The completing transaction also leaves a record of what the completion answered, kept for
 //! [`COMPLETIONS_KEPT`]: a client whose answer was lost retries the complete, and S3 answers a
