@@ -123,3 +123,24 @@ def test_completing_twice_answers_the_same_and_other_parts_are_invalid(strata, b
     with pytest.raises(ClientError) as e:
         s3.complete_multipart_upload(Bucket=bucket, Key="other", UploadId=upload_id, MultipartUpload={"Parts": done})
     assert code(e) == ("NoSuchUpload", 404)
+
+
+def bucket_folder(strata, bucket):
+    """The bucket's folder in the root under store (a local folder in both modes)."""
+    return next(p for p in strata.data_dir.rglob(bucket) if p.is_dir() and p.parent.name == "ufs")
+
+
+def test_an_aws_cli_multipart_upload_is_a_plain_file_with_no_parts_left(strata, bucket, tmp_path):
+    """The aws cli sends 8 MiB parts on 10 threads (so out of order); they are written in
+    place and the completed object is that file: plain, equal to what GET serves."""
+    src = tmp_path / "big.bin"
+    src.write_bytes(os.urandom(21 << 20))
+    strata.aws("s3", "cp", str(src), f"s3://{bucket}/big.bin")
+    got = tmp_path / "got.bin"
+    strata.aws("s3", "cp", f"s3://{bucket}/big.bin", str(got))
+    assert got.read_bytes() == src.read_bytes()
+    folder = bucket_folder(strata, bucket)
+    f = folder / "big.bin"
+    assert f.read_bytes() == src.read_bytes()
+    assert f.stat().st_nlink == 1
+    assert not any((folder / "%strata" / "uploads").glob("*")), "parts left behind"

@@ -72,7 +72,7 @@ pub trait MasterApi: Send + Sync + 'static {
 
 /// A place in an under store: the mount of `bucket` ("" = root under store) and a key in it,
 /// or with `staging` a name in Strata's staging folder of that mount, which no key reaches.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UfsLocation {
     pub bucket: String,
     pub key: String,
@@ -110,7 +110,7 @@ pub struct ReadRequest {
     pub journal: bool,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct WriteRequest {
     pub loc: UfsLocation,
     pub version: u64,
@@ -119,21 +119,45 @@ pub struct WriteRequest {
     /// Write into this worker's journal instead of the under store (MUST_CACHE, ASYNC_THROUGH).
     #[serde(default)]
     pub journal: bool,
+    /// A multipart part that may go in place into its upload's one file (local folders);
+    /// else it is written to `loc`.
+    #[serde(default)]
+    pub in_place: Option<InPlace>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// A part of `size` bytes (known before its body) of upload `upload_id` of `bucket`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct InPlace {
+    pub bucket: String,
+    pub upload_id: String,
+    pub number: u32,
+    pub size: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct WriteResult {
     pub size: u64,
     pub ufs_etag: String,
+    /// Where an [`InPlace`] part went when it was written in place: a staging name of its
+    /// bucket's mount, and the offset in it.
+    #[serde(default)]
+    pub placed: Option<(String, u64)>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ComposeRequest {
     pub target: UfsLocation,
     pub version: u64,
     /// Concatenated in this order.
     pub sources: Vec<UfsLocation>,
     pub cache: bool,
+    /// (offset, length) of each source to take; empty: every source whole.
+    #[serde(default)]
+    pub ranges: Vec<(u64, u64)>,
+    /// Local folders: link the one source that holds the whole target, or else copy file to
+    /// file in the kernel; no pages cached.
+    #[serde(default)]
+    pub local: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -220,6 +220,11 @@ fn open_store(mount: &Mount) -> Result<Arc<dyn ObjectStore>> {
     }
 }
 
+/// The folder of a `file://` mount.
+pub fn local_folder(mount: &Mount) -> Option<std::path::PathBuf> {
+    url::Url::parse(&mount.uri).ok().filter(|u| u.scheme() == "file").and_then(|u| u.to_file_path().ok())
+}
+
 /// Strata's own folder in every under store (staged writes).
 pub const STAGING_DIR: &str = "%strata";
 

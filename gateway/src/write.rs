@@ -119,7 +119,7 @@ pub async fn write_body(
     cache: bool,
 ) -> S3Result<(WriteResult, Verified)> {
     let (stream, outcome, length) = prepare_body(ctx, body)?;
-    send(ctx, stream, outcome, length, WriteRequest { loc, version, cache, journal: false }).await
+    send(ctx, stream, outcome, length, WriteRequest { loc, version, cache, ..Default::default() }).await
 }
 
 /// Streams a request body into the journal of the worker owning block 0 of `version`; every
@@ -127,7 +127,8 @@ pub async fn write_body(
 pub async fn write_journaled(ctx: &Ctx, body: Body, version: u64) -> S3Result<(u64, (WriteResult, Verified))> {
     let (worker_id, worker) = ctx.gw.workers.owner(version).await?;
     let (stream, outcome, _) = prepare_body(ctx, body)?;
-    let req = WriteRequest { loc: UfsLocation::object(&ctx.bucket, &ctx.key), version, cache: true, journal: true };
+    let loc = UfsLocation::object(&ctx.bucket, &ctx.key);
+    let req = WriteRequest { loc, version, cache: true, journal: true, in_place: None };
     let (mut written, verified) = send_to(worker, stream, outcome, req).await?;
     written.ufs_etag.clear(); // not in the under store
     Ok((worker_id, (written, verified)))
@@ -177,18 +178,19 @@ pub async fn send_to(
     }
 }
 
-/// Has the worker owning block 0 of `version` concatenate staged `sources` into `target`.
+/// Has the worker owning block 0 of `version` concatenate ranges (offset, length) of staged
+/// `sources` into `target`, by the file system where they are local folders.
 pub async fn compose(
     ctx: &Ctx,
     target: UfsLocation,
     version: u64,
-    sources: Vec<UfsLocation>,
+    (sources, ranges): (Vec<UfsLocation>, Vec<(u64, u64)>),
     size: u64,
 ) -> S3Result<WriteResult> {
     let workers = ctx.gw.workers.ranked(version, 0).await?;
     let cache = ctx.gw.workers.single_owner(version, Some(size), ctx.gw.opts.block_size).await;
     let worker = workers.into_iter().next().ok_or_else(|| S3Error::internal("no worker ranked"))?;
-    Ok(worker.compose(ComposeRequest { target, version, sources, cache }).await?)
+    Ok(worker.compose(ComposeRequest { target, version, sources, cache, ranges, local: true }).await?)
 }
 
 pub fn checksum_of(v: &Verified) -> Vec<Checksum> {
@@ -316,9 +318,10 @@ pub async fn commit_written_part(
     ctx: &Ctx,
     upload: UploadRef,
     number: u32,
-    (version, staging_path): (u64, String),
+    (version, staging): (u64, String),
     (written, verified): (WriteResult, Verified),
 ) -> S3Result<PartMeta> {
+    let staging_path = written.placed.as_ref().map_or(staging, |p| p.0.clone());
     let part = PartMeta {
         number,
         size: written.size,
@@ -328,6 +331,8 @@ pub async fn commit_written_part(
         checksums: checksum_of(&verified),
         last_modified_ms: ids::now_ms(),
         ufs_etag: written.ufs_etag,
+        in_place: written.placed.is_some(),
+        offset: written.placed.as_ref().map_or(0, |p| p.1),
     };
     ctx.gw.master.commit_part(CommitPartRequest { upload: Some(upload), part: Some(part.clone()) }).await?;
     Ok(part)

@@ -62,11 +62,15 @@ pub(crate) async fn sweep(
     seen: &Sightings,
 ) -> Result<usize> {
     // Read before listing: a file staged after this read is younger than `grace` when listed.
-    let (buckets, claimed) = transact(store, |t| {
+    let (buckets, claimed, upload_dirs) = transact(store, |t| {
         Box::pin(async move {
-            let mut claimed: HashSet<String> = t.all_parts().await?.into_iter().map(|p| p.staging_path).collect();
+            let parts = t.all_parts().await?;
+            // The in-place file of an upload with parts, and the marks of its parts' places.
+            let upload_dirs: HashSet<String> =
+                parts.iter().filter_map(|p| Some(p.staging_path.rsplit_once('/')?.0.to_string())).collect();
+            let mut claimed: HashSet<String> = parts.into_iter().map(|p| p.staging_path).collect();
             claimed.extend(t.publish_intents().await?.into_iter().map(|i| i.staging));
-            Ok((t.buckets().await?, claimed))
+            Ok((t.buckets().await?, claimed, upload_dirs))
         })
     })
     .await?;
@@ -78,7 +82,10 @@ pub(crate) async fn sweep(
         let files = staged_files(ufs, &mount).await?;
         let settled = seen.settled(&mount.uri, &files, grace);
         for (f, settled) in files.iter().zip(settled) {
-            if !settled || claimed.contains(&f.name) {
+            let in_upload = f.name.rsplit_once('/').is_some_and(|(dir, file)| {
+                upload_dirs.contains(dir) && ["data-", "slot-", "part-size"].iter().any(|m| file.starts_with(m))
+            });
+            if !settled || claimed.contains(&f.name) || in_upload {
                 continue;
             }
             match f.delete(ufs, &mount).await {
@@ -121,8 +128,7 @@ impl Staged {
 /// The staged files of a mount. A local folder is walked itself: the object store's listing
 /// hides the `name#N` files of writes cut off mid-way, which must go too.
 async fn staged_files(ufs: &UfsRegistry, mount: &Mount) -> Result<Vec<Staged>> {
-    let folder = url::Url::parse(&mount.uri).ok().filter(|u| u.scheme() == "file").and_then(|u| u.to_file_path().ok());
-    if let Some(root) = folder {
+    if let Some(root) = strata_common::ufs::local_folder(mount) {
         let dir = root.join(STAGING_DIR);
         return tokio::task::spawn_blocking(move || {
             let mut out = Vec::new();

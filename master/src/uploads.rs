@@ -1,6 +1,8 @@
 //! Multipart uploads. Parts are staged as objects in the root under store under
-//! `%strata/uploads/<upload id>/`; a completed upload is composed into the real key by a worker
-//! before `complete_upload` commits it. Until then nothing of it is visible as an object.
+//! `%strata/uploads/<upload id>/`, or (local-folder buckets) written in place into one file of
+//! the upload in the bucket's mount (see the worker's `in_place`); a completed upload is
+//! composed (or that file linked) by a worker before `complete_upload` commits it. Until then
+//! nothing of it is visible as an object.
 //!
 //! The completing transaction also leaves a record of what the completion answered, kept for
 //! [`COMPLETIONS_KEPT`]: a client whose answer was lost retries the complete, and S3 answers a
@@ -104,11 +106,15 @@ impl Uploads {
             Err(e) => {
                 // The upload is gone (aborted, completed): its staged bytes must not linger.
                 self.delete_staged(std::slice::from_ref(&part)).await;
+                if part.in_place {
+                    self.drop_upload_dir(&r).await;
+                }
                 return Err(e);
             }
         };
         if let Some(old) = &replaced
             && old.staging_path != part.staging_path
+            && !old.in_place
         {
             self.delete_staged(std::slice::from_ref(old)).await;
         }
@@ -155,6 +161,7 @@ impl Uploads {
             }
         };
         self.delete_staged(&staged).await;
+        self.drop_upload_dir(&r).await;
         Ok(CompleteUploadResponse { staged })
     }
 
@@ -222,6 +229,7 @@ impl Uploads {
         })
         .await?;
         self.delete_staged(&staged).await;
+        self.drop_upload_dir(&r).await;
         Ok(AbortUploadResponse { staged })
     }
 
@@ -236,14 +244,34 @@ impl Uploads {
         .await
     }
 
-    /// Deletes staged part files; failures are logged, not returned (the upload's fate is
-    /// already committed).
+    /// Deletes the upload's folder in its bucket's mount, when a local folder: the file of
+    /// the parts written in place (an object made of it is a link of its own) and the marks
+    /// of their places.
+    async fn drop_upload_dir(&self, r: &UploadRef) {
+        let Ok(mount) = self.buckets.mount_of(&r.bucket).await else { return };
+        let Some(folder) = ufs::local_folder(&mount) else { return };
+        if !r.upload_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') || r.upload_id.is_empty() {
+            return;
+        }
+        let dir = folder.join(ufs::STAGING_DIR).join("uploads").join(&r.upload_id);
+        let removed = tokio::task::spawn_blocking(move || match std::fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        })
+        .await;
+        if let Ok(Err(e)) = removed {
+            tracing::warn!(upload_id = %r.upload_id, "cannot delete the folder of an upload's parts: {e}");
+        }
+    }
+
+    /// Deletes staged part files of their own (not those written in place); failures are
+    /// logged, not returned (the upload's fate is already committed).
     async fn delete_staged(&self, parts: &[PartMeta]) {
         let store = match self.ufs.open(&self.buckets.root_mount()) {
             Ok(s) => s,
             Err(e) => return tracing::warn!("cannot open the root under store to delete staged parts: {e}"),
         };
-        for p in parts {
+        for p in parts.iter().filter(|p| !p.in_place) {
             let path = match ufs::staging_path(&p.staging_path) {
                 Ok(p) => p,
                 Err(_) => continue,

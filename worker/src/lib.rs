@@ -1,6 +1,7 @@
 //! The worker: a page cache over memory and disk in front of the under stores, serving
 //! object bytes to gateways and writing them through to the under stores.
 
+mod in_place;
 mod membership;
 pub mod pagestore;
 mod read;
@@ -44,6 +45,8 @@ pub struct Inner {
     fills: read::Fills,
     /// Cache loads (`strata admin load`) on this worker, reported with each heartbeat.
     pub loads: LoadStats,
+    /// Reads under way (their read-ahead shares a budget).
+    readers: std::sync::atomic::AtomicUsize,
 }
 
 /// Block loads running now, ended since start, and the bytes they brought in (while running).
@@ -91,6 +94,7 @@ impl Worker {
             mounts: TtlCache::new(MOUNT_TTL),
             fills: Default::default(),
             loads: Default::default(),
+            readers: Default::default(),
         })))
     }
 

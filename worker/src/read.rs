@@ -20,6 +20,20 @@ pub(crate) type Fills = strata_common::locks::KeyedLocks<PageId>;
 /// Pages read ahead of the one being sent.
 const READ_AHEAD: usize = 4;
 
+/// Bytes read ahead by all readers together, about: each of N readers reads this / N ahead
+/// (between one page and [`READ_AHEAD`]), so that many readers do not hold many pages each
+/// beyond the cache's quota.
+const READ_AHEAD_BUDGET: u64 = 64 << 20;
+
+/// A read under way, counted while its stream lives.
+struct Reading(Worker);
+
+impl Drop for Reading {
+    fn drop(&mut self) {
+        self.0.readers.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 impl Worker {
     pub(crate) async fn do_read(&self, req: ReadRequest) -> Result<ByteStream> {
         let end = req.offset.checked_add(req.len).filter(|e| *e <= req.object_size).ok_or_else(|| {
@@ -38,6 +52,9 @@ impl Worker {
         };
         let ps = self.cache.page_size();
         let (first, last) = (req.offset / ps, (end - 1) / ps);
+        let readers = self.readers.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        let reading = Reading(self.clone());
+        let ahead = ((READ_AHEAD_BUDGET / ps.max(1)) as usize / readers).clamp(1, READ_AHEAD);
         let this = self.clone();
         let req = Arc::new(req);
         let pages = stream::iter(first..=last)
@@ -54,9 +71,12 @@ impl Worker {
                     Ok::<Bytes, Error>(page.slice(start..stop))
                 }
             })
-            .buffered(READ_AHEAD);
+            .buffered(ahead);
         Ok(pages
-            .inspect_ok(|b| metrics::counter!("strata_worker_bytes_served_total").increment(b.len() as u64))
+            .inspect_ok(move |b| {
+                let _counted = &reading;
+                metrics::counter!("strata_worker_bytes_served_total").increment(b.len() as u64)
+            })
             .boxed())
     }
 

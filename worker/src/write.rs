@@ -113,7 +113,7 @@ impl Sink {
             },
         };
         metrics::counter!("strata_worker_ufs_bytes_written_total").increment(self.size);
-        Ok(WriteResult { size: self.size, ufs_etag })
+        Ok(WriteResult { size: self.size, ufs_etag, placed: None })
     }
 
     /// Writes every chunk of `body`; on the first error (of the body or of the write) the
@@ -169,17 +169,38 @@ async fn landed(staged: bool, store: &dyn ObjectStore, path: &Path, size: u64) -
 
 impl Worker {
     pub(crate) async fn do_write(&self, req: WriteRequest, body: ByteStream) -> Result<WriteResult> {
+        let body = match &req.in_place {
+            Some(p) => match self.write_in_place(p, req.version, body).await? {
+                Ok((name, offset, size)) => {
+                    return Ok(WriteResult { size, ufs_etag: String::new(), placed: Some((name, offset)) });
+                }
+                Err(body) => body,
+            },
+            None => body,
+        };
         let mut sink = Sink::new(self, &req.loc, req.version, req.cache, req.journal).await?;
         sink.pump(body).await?;
         sink.finish().await
     }
 
     pub(crate) async fn do_compose(&self, req: ComposeRequest) -> Result<WriteResult> {
+        if req.local
+            && let Some(size) = self.compose_local(&req).await?
+        {
+            let (store, path) = self.store_and_path(&req.target).await?;
+            let tag = store.head(&path).await.map_err(|e| ufs_error("composing", e))?.e_tag;
+            metrics::counter!("strata_worker_ufs_bytes_written_total").increment(size);
+            return Ok(WriteResult { size, ufs_etag: tag.unwrap_or_default(), placed: None });
+        }
         let mut sink = Sink::new(self, &req.target, req.version, req.cache, false).await?;
-        for src in &req.sources {
+        for (i, src) in req.sources.iter().enumerate() {
             let what = format!("reading part {}", src.key);
+            let range = req.ranges.get(i).map(|&(off, len)| object_store::GetRange::Bounded(off..off + len));
             let part = match self.store_and_path(src).await {
-                Ok((store, path)) => store.get(&path).await.map_err(|e| ufs_error(&what, e)),
+                Ok((store, path)) => store
+                    .get_opts(&path, object_store::GetOptions { range, ..Default::default() })
+                    .await
+                    .map_err(|e| ufs_error(&what, e)),
                 Err(e) => Err(e),
             };
             match part {

@@ -57,7 +57,8 @@ impl Env {
     /// Writes `data` as `key` in chunks of 1000 bytes; returns the version and the result.
     async fn write(&self, key: &str, data: &[u8], cache: bool) -> (u64, WriteResult) {
         let v = self.version();
-        let req = WriteRequest { loc: UfsLocation::object("bkt", key), version: v, cache, journal: false };
+        let req =
+            WriteRequest { loc: UfsLocation::object("bkt", key), version: v, cache, journal: false, in_place: None };
         (v, self.worker.write(req, body(data, 1000)).await.unwrap())
     }
 
@@ -202,7 +203,8 @@ async fn a_range_outside_the_object_is_refused() {
 async fn a_body_that_errors_leaves_nothing_in_the_under_store() {
     let env = Env::new().await;
     let v = env.version();
-    let req = WriteRequest { loc: UfsLocation::object("bkt", "k"), version: v, cache: true, journal: false };
+    let req =
+        WriteRequest { loc: UfsLocation::object("bkt", "k"), version: v, cache: true, journal: false, in_place: None };
     let e = env.worker.write(req, broken_body(&data(3 * PAGE as usize), 1000)).await.unwrap_err();
     assert!(e.message.contains("went away"), "{e}");
     assert_eq!(files(&env.dir.path().join("ufs")), Vec::<String>::new());
@@ -214,7 +216,13 @@ async fn a_body_that_errors_leaves_nothing_in_the_under_store() {
 async fn a_large_body_that_errors_aborts_its_multipart_write() {
     let env = Env::new().await;
     let v = env.version();
-    let req = WriteRequest { loc: UfsLocation::object("bkt", "big"), version: v, cache: false, journal: false };
+    let req = WriteRequest {
+        loc: UfsLocation::object("bkt", "big"),
+        version: v,
+        cache: false,
+        journal: false,
+        in_place: None,
+    };
     assert!(env.worker.write(req, broken_body(&data(9 * MIB), MIB)).await.is_err());
     assert!(!env.file("big").exists());
     assert_eq!(files(&env.dir.path().join("ufs")), Vec::<String>::new());
@@ -234,8 +242,13 @@ async fn a_large_write_goes_through_in_parts() {
 #[tokio::test]
 async fn a_write_to_a_missing_bucket() {
     let env = Env::new().await;
-    let req =
-        WriteRequest { loc: UfsLocation::object("nobkt", "k"), version: env.version(), cache: true, journal: false };
+    let req = WriteRequest {
+        loc: UfsLocation::object("nobkt", "k"),
+        version: env.version(),
+        cache: true,
+        journal: false,
+        in_place: None,
+    };
     let e = env.worker.write(req, body(b"x", 1)).await.unwrap_err();
     assert!(e.is(ErrorKind::NoSuchBucket), "{e}");
 }
@@ -247,13 +260,20 @@ async fn compose_concatenates_in_order() {
     let mut sources = Vec::new();
     for (i, p) in parts.iter().enumerate() {
         let loc = UfsLocation::staging("", &format!("uploads/u/{i}"));
-        let req = WriteRequest { loc: loc.clone(), version: env.version(), cache: false, journal: false };
+        let req =
+            WriteRequest { loc: loc.clone(), version: env.version(), cache: false, journal: false, in_place: None };
         env.worker.write(req, body(p, 700)).await.unwrap();
         sources.push(loc);
     }
     sources.reverse();
     let v = env.version();
-    let req = ComposeRequest { target: UfsLocation::object("bkt", "joined"), version: v, sources, cache: true };
+    let req = ComposeRequest {
+        target: UfsLocation::object("bkt", "joined"),
+        version: v,
+        sources,
+        cache: true,
+        ..Default::default()
+    };
     let w = env.worker.compose(req).await.unwrap();
     let want = [parts[2].clone(), parts[1].clone(), parts[0].clone()].concat();
     assert_eq!(w.size, want.len() as u64);
@@ -265,11 +285,16 @@ async fn compose_concatenates_in_order() {
 async fn compose_with_a_missing_source_writes_nothing() {
     let env = Env::new().await;
     let first = UfsLocation::staging("", "uploads/u/1");
-    let req = WriteRequest { loc: first.clone(), version: env.version(), cache: false, journal: false };
+    let req = WriteRequest { loc: first.clone(), version: env.version(), cache: false, journal: false, in_place: None };
     env.worker.write(req, body(b"part one", 3)).await.unwrap();
     let sources = vec![first, UfsLocation::staging("", "uploads/u/missing")];
-    let req =
-        ComposeRequest { target: UfsLocation::object("bkt", "joined"), version: env.version(), sources, cache: true };
+    let req = ComposeRequest {
+        target: UfsLocation::object("bkt", "joined"),
+        version: env.version(),
+        sources,
+        cache: true,
+        ..Default::default()
+    };
     let e = env.worker.compose(req).await.unwrap_err();
     assert!(e.is(ErrorKind::UfsChanged), "{e}");
     assert!(!env.file("joined").exists());
@@ -379,7 +404,8 @@ async fn cached_pages_of_a_version_are_served_after_its_file_changed() {
 async fn journal_writes_stay_out_of_the_under_store() {
     let env = Env::new().await;
     let v = env.version();
-    let req = WriteRequest { loc: UfsLocation::object("bkt", "j"), version: v, cache: false, journal: true };
+    let req =
+        WriteRequest { loc: UfsLocation::object("bkt", "j"), version: v, cache: false, journal: true, in_place: None };
     let w = env.worker.write(req, body(b"journaled bytes", 4)).await.unwrap();
     assert!(!env.file("j").exists());
     let mut r = read_req("j", &(v, w), 0, 15, false);

@@ -110,7 +110,13 @@ pub async fn copy_object(ctx: &Ctx) -> S3Result<Response> {
     let conditions = write_conditions(ctx).await?;
     let version = ctx.gw.master.allocate_version().await?;
     let staging = format!("tmp/{version}");
-    let dest = WriteRequest { loc: UfsLocation::staging(&ctx.bucket, &staging), version, cache: true, journal: false };
+    let dest = WriteRequest {
+        loc: UfsLocation::staging(&ctx.bucket, &staging),
+        version,
+        cache: true,
+        journal: false,
+        in_place: None,
+    };
     let (written, verified) = copy_bytes(ctx, &src_bucket, &src, (0, src.size), algo, dest).await?;
     let acl = crate::access::new_object_acl(ctx).await?;
     let described = Described { headers, user_metadata, tags, acl };
@@ -155,7 +161,8 @@ pub async fn upload_part_copy(ctx: &Ctx, number: u32, upload_id: &str) -> S3Resu
     let algo = ChecksumAlgo::parse(&upload.checksum_algorithm);
     let version = ctx.gw.master.allocate_version().await?;
     let staging = format!("uploads/{upload_id}/{number}-{version}");
-    let dest = WriteRequest { loc: UfsLocation::staging("", &staging), version, cache: false, journal: false };
+    let dest =
+        WriteRequest { loc: UfsLocation::staging("", &staging), version, cache: false, journal: false, in_place: None };
     let (written, verified) = copy_bytes(ctx, &src_bucket, &src, range, algo, dest).await?;
     let part = commit_written_part(ctx, r, number, (version, staging), (written, verified)).await?;
     let result = xml::CopyResult {

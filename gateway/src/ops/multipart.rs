@@ -5,7 +5,7 @@ use axum::body::Body;
 use axum::http::StatusCode;
 use axum::response::Response;
 use md5::{Digest, Md5};
-use strata_common::api::UfsLocation;
+use strata_common::api::{InPlace, UfsLocation, WriteRequest};
 use strata_common::ids;
 use strata_common::proto::*;
 
@@ -14,7 +14,7 @@ use crate::error::{S3Error, S3ErrorCode, S3Result};
 use crate::headers::{checksum_type, empty, set, set_checksums, stored_headers, user_metadata};
 use crate::request::{Ctx, small_body};
 use crate::tags;
-use crate::write::{check_key, commit_written_part, compose, requested_algo, write_body, write_conditions};
+use crate::write::{check_key, commit_written_part, compose, prepare_body, requested_algo, send, write_conditions};
 use crate::xml::{self, NS};
 
 /// Every part but the last must be at least this large.
@@ -106,7 +106,11 @@ pub async fn upload_part(ctx: &Ctx, number: u32, upload_id: &str, body: Body) ->
     ctx.gw.master.get_upload(r.clone()).await?;
     let version = ctx.gw.master.allocate_version().await?;
     let staging = format!("uploads/{upload_id}/{number}-{version}");
-    let (written, verified) = write_body(ctx, body, UfsLocation::staging("", &staging), version, false).await?;
+    let (stream, outcome, length) = prepare_body(ctx, body)?;
+    let in_place =
+        length.map(|size| InPlace { bucket: ctx.bucket.clone(), upload_id: upload_id.to_string(), number, size });
+    let req = WriteRequest { loc: UfsLocation::staging("", &staging), version, in_place, ..Default::default() };
+    let (written, verified) = send(ctx, stream, outcome, length, req).await?;
     let part = commit_written_part(ctx, r, number, (version, staging), (written, verified)).await?;
     let mut resp = empty(StatusCode::OK);
     set(resp.headers_mut(), "etag", &format!("\"{}\"", part.etag));
@@ -154,6 +158,23 @@ fn chosen_parts(asked: &[xml::CompletedPart], stored: &[PartMeta]) -> S3Result<V
         used.push(found.clone());
     }
     Ok(used)
+}
+
+/// Where the parts' bytes are: their upload's one file in the bucket's mount when all lie
+/// end to end in it from its start (the worker links it, nothing copied), else each part's
+/// range in its own file or in that one.
+fn part_sources(bucket: &str, used: &[PartMeta]) -> (Vec<UfsLocation>, Vec<(u64, u64)>) {
+    let loc = |p: &PartMeta| UfsLocation::staging(if p.in_place { bucket } else { "" }, &p.staging_path);
+    let mut end = 0;
+    let end_to_end = used.iter().all(|p| {
+        let next = p.in_place && p.staging_path == used[0].staging_path && p.offset == end;
+        end += p.size;
+        next
+    });
+    if end_to_end && !used.is_empty() {
+        return (vec![loc(&used[0])], vec![(0, end)]);
+    }
+    used.iter().map(|p| (loc(p), (p.offset, p.size))).unzip()
 }
 
 /// S3's ETag of a multipart object: the MD5 of the parts' MD5s, with `-N`.
@@ -267,9 +288,10 @@ pub async fn complete(ctx: &Ctx, upload_id: &str, body: Body) -> S3Result<Respon
     check_given_checksum(ctx, &checksums)?;
     let version = ctx.gw.master.allocate_version().await?;
     let staging = format!("tmp/{version}");
-    let sources = used.iter().map(|p| UfsLocation::staging("", &p.staging_path)).collect();
+    let (sources, ranges) = part_sources(&ctx.bucket, &used);
     let size: u64 = used.iter().map(|p| p.size).sum();
-    let written = match compose(ctx, UfsLocation::staging(&ctx.bucket, &staging), version, sources, size).await {
+    let target = UfsLocation::staging(&ctx.bucket, &staging);
+    let written = match compose(ctx, target, version, (sources, ranges), size).await {
         Ok(w) => w,
         // A concurrent complete of the same upload committed and released the parts meanwhile.
         Err(e) => match ctx.gw.master.get_upload(r.clone()).await {

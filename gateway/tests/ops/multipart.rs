@@ -476,3 +476,74 @@ async fn object_attributes_of_a_multipart_object_page_its_parts() {
     assert_eq!(tag(&x, "IsTruncated").as_deref(), Some("false"));
     assert_eq!(tags(&x, "ChecksumCRC32").last().cloned(), Some(crate::put::crc32(b"the tail")));
 }
+
+/// Uploads `parts` (number, bytes) in the order given, completes them in number order, and
+/// checks the object, its under-store file, and that the upload's folder is gone.
+async fn upload_in_order(env: &Env, key: &str, parts: &[(u32, Vec<u8>)]) -> Vec<u8> {
+    let id = create(env, key).await;
+    let mut etags = Vec::new();
+    for (n, body) in parts {
+        etags.push((*n, part(env, key, &id, *n, body.clone()).await));
+    }
+    etags.sort();
+    let named: Vec<(u32, &str)> = etags.iter().map(|(n, e)| (*n, e.as_str())).collect();
+    let r = complete(env, key, &id, &named).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let mut last: std::collections::BTreeMap<u32, &Vec<u8>> = Default::default();
+    for (n, body) in parts {
+        last.insert(*n, body);
+    }
+    let whole: Vec<u8> = last.values().flat_map(|b| b.iter().copied()).collect();
+    let g = env.get(&format!("/bkt/{key}")).await;
+    assert!(g.body.as_ref() == whole.as_slice(), "GET differs");
+    let file = env.ufs().join("bkt").join(key);
+    assert!(std::fs::read(&file).unwrap() == whole, "the under store's file differs");
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::metadata(&file).unwrap().nlink(), 1, "a plain file, linked once");
+    assert!(!env.ufs().join("bkt/%strata/uploads").join(&id).exists(), "the upload's folder stays");
+    whole
+}
+
+#[tokio::test]
+async fn parts_sent_out_of_order_complete_in_place() {
+    let env = Env::bucket().await;
+    let (a, b, tail) = (data(5 * MIB), vec![7u8; 5 * MIB], b"tail".to_vec());
+    upload_in_order(&env, "ooo", &[(2, b), (3, tail), (1, a)]).await;
+}
+
+#[tokio::test]
+async fn non_uniform_parts_are_joined_by_a_copy() {
+    let env = Env::bucket().await;
+    let parts = [(1, data(6 * MIB)), (2, vec![1u8; 5 * MIB]), (3, vec![2u8; 7 * MIB]), (4, b"end".to_vec())];
+    upload_in_order(&env, "uneven", &parts).await;
+}
+
+#[tokio::test]
+async fn a_part_re_sent_replaces_the_one_in_place() {
+    let env = Env::bucket().await;
+    let id = create(&env, "again").await;
+    let (first, second, tail) = (data(5 * MIB), vec![9u8; 5 * MIB], b"tail".to_vec());
+    let old = part(&env, "again", &id, 1, first).await;
+    let e2 = part(&env, "again", &id, 2, tail.clone()).await;
+    let new = part(&env, "again", &id, 1, second.clone()).await;
+    complete(&env, "again", &id, &[(1, &old), (2, &e2)]).await.assert_error(400, "InvalidPart");
+    let r = complete(&env, "again", &id, &[(1, &new), (2, &e2)]).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let whole = [second, tail].concat();
+    assert!(env.get("/bkt/again").await.body.as_ref() == whole.as_slice());
+    assert!(std::fs::read(env.ufs().join("bkt/again")).unwrap() == whole);
+}
+
+#[tokio::test]
+async fn abort_leaves_no_part_behind() {
+    let env = Env::bucket().await;
+    let id = create(&env, "gone").await;
+    part(&env, "gone", &id, 1, data(5 * MIB)).await;
+    part(&env, "gone", &id, 2, data(6 * MIB)).await; // its own file
+    assert!(env.ufs().join("bkt/%strata/uploads").join(&id).exists(), "part 1 is in place");
+    let r = env.req("DELETE", &format!("/bkt/gone?uploadId={id}")).send().await;
+    assert_eq!(r.status, 204);
+    assert!(!env.ufs().join("bkt/%strata/uploads").join(&id).exists());
+    assert!(!env.ufs().join("%strata/uploads").join(&id).exists());
+    env.get("/bkt/gone").await.assert_error(404, "NoSuchKey");
+}

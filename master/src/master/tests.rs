@@ -616,6 +616,24 @@ async fn a_staged_file_dated_long_ago_by_its_store_waits_out_the_grace_on_the_ma
 }
 
 #[tokio::test]
+async fn the_folder_of_parts_written_in_place_stays_while_its_upload_lives() {
+    let (m, dir) = master_with(&[]).await;
+    let u = m.create_upload(Upload { bucket: "bkt".into(), key: "k".into(), ..Default::default() }).await.unwrap();
+    let folder = dir.path().join("bkt/%strata/uploads").join(&u.upload_id);
+    std::fs::create_dir_all(&folder).unwrap();
+    for f in ["data-4", "slot-1", "slot-2", "part-size"] {
+        std::fs::write(folder.join(f), b"4").unwrap();
+    }
+    let staging_path = format!("uploads/{}/data-4", u.upload_id);
+    let part = PartMeta { number: 1, in_place: true, staging_path, ..Default::default() };
+    m.commit_part(CommitPartRequest { upload: Some(upload_ref(&u.upload_id)), part: Some(part) }).await.unwrap();
+    assert_eq!(m.reclaim_staging(Duration::ZERO).await.unwrap(), 0);
+    assert!(folder.join("slot-2").exists());
+    m.abort_upload(upload_ref(&u.upload_id)).await.unwrap();
+    assert!(!folder.exists(), "an aborted upload leaves its folder");
+}
+
+#[tokio::test]
 async fn a_syncing_mount_reads_a_file_placed_beside_a_folder_of_its_name() {
     // `a` beside `a/b`: the file that came second lives as `a%` (see common::ufs_local).
     let (m, dir) = master_with(&[]).await;

@@ -1,0 +1,249 @@
+//! Local folders: multipart parts written in place, and composes done by the file system.
+//!
+//! An upload has one file, `%strata/uploads/<id>/data-<P>` of its bucket's mount, holding part
+//! n at (n-1)·P, where P (the upload's part size: aws cli, boto3 and s3a send uniform parts) is
+//! fixed by the first part that looks like a non-final one. A part larger than P, or whose
+//! slot was claimed already (a part re-sent), goes to its own file as before: every slot is
+//! written by one write at most, so a recorded part's bytes are never overwritten. Completing
+//! parts 1..k that lie end to end in that file links it as the object: no byte copied.
+
+use std::io::{ErrorKind, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use futures::StreamExt;
+use strata_common::api::{ByteStream, ComposeRequest, InPlace, UfsLocation};
+use strata_common::ufs::STAGING_DIR;
+use strata_common::{Error, Result};
+
+use crate::Worker;
+
+/// A part below this size is the last of its upload.
+const MIN_PART: u64 = 5 << 20;
+
+fn io_error(what: &str, e: std::io::Error) -> Error {
+    Error::unavailable(format!("{what}: local under store error: {e}"))
+}
+
+/// The upload's part size: the one recorded, or this part's when none is yet and this part
+/// looks like a non-final one (part 1, or a whole number of MiB, at least [`MIN_PART`]).
+fn part_size(dir: &Path, p: &InPlace, version: u64) -> std::io::Result<Option<u64>> {
+    let file = dir.join("part-size");
+    match std::fs::read_to_string(&file) {
+        Ok(s) => return Ok(s.trim().parse().ok()),
+        Err(e) if e.kind() != ErrorKind::NotFound => return Err(e),
+        Err(_) => {}
+    }
+    if p.size < MIN_PART || (p.number != 1 && !p.size.is_multiple_of(1 << 20)) {
+        return Ok(None);
+    }
+    // Written whole, then linked: a reader never sees it half written.
+    let tmp = dir.join(format!("part-size.{version}"));
+    std::fs::write(&tmp, p.size.to_string())?;
+    let linked = std::fs::hard_link(&tmp, &file);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => Ok(Some(p.size)),
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(std::fs::read_to_string(&file)?.trim().parse().ok()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Claims the slot of a part that fits it: the upload file's staging name, path and the
+/// part's offset in it; `None` when the part must go to its own file.
+fn claim(folder: &Path, p: &InPlace, version: u64) -> std::io::Result<Option<(String, PathBuf, u64)>> {
+    let id_ok =
+        !p.upload_id.is_empty() && p.upload_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !id_ok || p.number == 0 {
+        return Ok(None);
+    }
+    let rel = format!("uploads/{}", p.upload_id);
+    let dir = folder.join(STAGING_DIR).join(&rel);
+    std::fs::create_dir_all(&dir)?;
+    let Some(ps) = part_size(&dir, p, version)? else { return Ok(None) };
+    if p.size > ps || ps == 0 {
+        return Ok(None);
+    }
+    match std::fs::File::create_new(dir.join(format!("slot-{}", p.number))) {
+        Ok(_) => {}
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let name = format!("data-{ps}");
+    Ok(Some((format!("{rel}/{name}"), dir.join(name), (p.number as u64 - 1) * ps)))
+}
+
+fn sync_dir(path: &Path) -> std::io::Result<()> {
+    match path.parent() {
+        Some(dir) => std::fs::File::open(dir)?.sync_all(),
+        None => Ok(()),
+    }
+}
+
+/// Writes `body` at `offset` of `path`, at most `size` bytes; returns how many it had.
+async fn write_at(path: PathBuf, offset: u64, size: u64, mut body: ByteStream) -> Result<u64> {
+    use std::os::unix::fs::FileExt;
+    let what = format!("writing a part in place in {}", path.display());
+    let file = {
+        let path = path.clone();
+        tokio::task::spawn_blocking(move || {
+            std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path)
+        })
+        .await
+        .map_err(|e| Error::internal(e.to_string()))?
+        .map_err(|e| io_error(&what, e))?
+    };
+    let file = Arc::new(file);
+    let mut at = 0u64;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk?;
+        if at + chunk.len() as u64 > size {
+            return Err(Error::invalid(format!("the part has more than the {size} bytes it announced")));
+        }
+        let (f, pos) = (file.clone(), offset + at);
+        at += chunk.len() as u64;
+        tokio::task::spawn_blocking(move || f.write_all_at(&chunk, pos))
+            .await
+            .map_err(|e| Error::internal(e.to_string()))?
+            .map_err(|e| io_error(&what, e))?;
+    }
+    tokio::task::spawn_blocking(move || file.sync_data().and_then(|()| sync_dir(&path)))
+        .await
+        .map_err(|e| Error::internal(e.to_string()))?
+        .map_err(|e| io_error(&what, e))?;
+    Ok(at)
+}
+
+/// Appends ranges of files to `out`, synced.
+fn copy_ranges(out: &mut std::fs::File, sources: &[(PathBuf, u64, u64)]) -> std::io::Result<()> {
+    for (path, off, len) in sources {
+        let mut f = std::fs::File::open(path)?;
+        f.seek(SeekFrom::Start(*off))?;
+        // std copies File to File with copy_file_range.
+        let n = std::io::copy(&mut f.take(*len), out)?;
+        if n != *len {
+            return Err(std::io::Error::new(ErrorKind::UnexpectedEof, format!("{} is short", path.display())));
+        }
+    }
+    out.sync_all()
+}
+
+/// Copies (or links) ranges of files into a new file, in the kernel; returns its size.
+fn compose_files(target: &Path, sources: &[(PathBuf, u64, u64)], link: bool) -> std::io::Result<u64> {
+    if let Some(dir) = target.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let total = sources.iter().map(|s| s.2).sum();
+    let whole_file = |(p, off, len): &(PathBuf, u64, u64)| -> std::io::Result<bool> {
+        Ok(*off == 0 && std::fs::metadata(p)?.len() == *len)
+    };
+    if link && sources.len() == 1 && whole_file(&sources[0])? {
+        std::fs::hard_link(&sources[0].0, target)?;
+    } else {
+        let mut out = std::fs::File::create_new(target)?;
+        if let Err(e) = copy_ranges(&mut out, sources) {
+            let _ = std::fs::remove_file(target);
+            return Err(e);
+        }
+    }
+    sync_dir(target)?;
+    Ok(total)
+}
+
+impl Worker {
+    /// The file of a staged location in a local-folder mount (writable, for `write`).
+    async fn local_file(&self, loc: &UfsLocation, write: bool) -> Result<Option<PathBuf>> {
+        let mount = self.mount(&loc.bucket).await?;
+        if !loc.staging || (write && mount.read_only) {
+            return Ok(None);
+        }
+        let Some(folder) = strata_common::ufs::local_folder(&mount) else { return Ok(None) };
+        loc.path()?; // a valid staging name
+        Ok(Some(folder.join(STAGING_DIR).join(&loc.key)))
+    }
+
+    /// Writes a part in place when its bucket's mount is a local folder and it fits its slot:
+    /// returns the staging name, the offset and the bytes written; else gives the body back.
+    pub(crate) async fn write_in_place(
+        &self,
+        p: &InPlace,
+        version: u64,
+        body: ByteStream,
+    ) -> Result<std::result::Result<(String, u64, u64), ByteStream>> {
+        let mount = self.mount(&p.bucket).await?;
+        let Some(folder) = strata_common::ufs::local_folder(&mount).filter(|_| !mount.read_only) else {
+            return Ok(Err(body));
+        };
+        let p2 = p.clone();
+        let claimed = tokio::task::spawn_blocking(move || claim(&folder, &p2, version))
+            .await
+            .map_err(|e| Error::internal(e.to_string()))?
+            .map_err(|e| io_error("claiming a part's place", e))?;
+        let Some((name, path, offset)) = claimed else { return Ok(Err(body)) };
+        let n = write_at(path, offset, p.size, body).await?;
+        metrics::counter!("strata_worker_ufs_bytes_written_total").increment(n);
+        Ok(Ok((name, offset, n)))
+    }
+
+    /// A compose of staged files of local folders, by the file system; `None` when some
+    /// location is not one.
+    pub(crate) async fn compose_local(&self, req: &ComposeRequest) -> Result<Option<u64>> {
+        let Some(target) = self.local_file(&req.target, true).await? else { return Ok(None) };
+        let mut sources = Vec::with_capacity(req.sources.len());
+        for (i, src) in req.sources.iter().enumerate() {
+            let Some(path) = self.local_file(src, false).await? else { return Ok(None) };
+            let (off, len) = match req.ranges.get(i) {
+                Some(r) => *r,
+                None => (0, tokio::fs::metadata(&path).await.map_err(|e| io_error("reading a part", e))?.len()),
+            };
+            sources.push((path, off, len));
+        }
+        let what = format!("composing {}", req.target.key);
+        let size = tokio::task::spawn_blocking(move || compose_files(&target, &sources, true))
+            .await
+            .map_err(|e| Error::internal(e.to_string()))?
+            .map_err(|e| io_error(&what, e))?;
+        Ok(Some(size))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn part(number: u32, size: u64) -> InPlace {
+        InPlace { bucket: "b".into(), upload_id: "u1".into(), number, size }
+    }
+
+    #[test]
+    fn slots_follow_the_first_whole_part_and_are_claimed_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let mib = 1 << 20;
+        // A final-looking part first: no part size yet, its own file.
+        assert!(claim(dir.path(), &part(3, 5 * mib + 1), 1).unwrap().is_none());
+        let (name, _, off) = claim(dir.path(), &part(2, 8 * mib), 2).unwrap().unwrap();
+        assert_eq!((name.as_str(), off), ("uploads/u1/data-8388608", 8 * mib));
+        assert_eq!(claim(dir.path(), &part(1, 8 * mib), 3).unwrap().unwrap().2, 0);
+        assert!(claim(dir.path(), &part(1, 8 * mib), 4).unwrap().is_none(), "a re-sent part");
+        assert!(claim(dir.path(), &part(4, 9 * mib), 5).unwrap().is_none(), "too large");
+        assert_eq!(claim(dir.path(), &part(5, 3), 6).unwrap().unwrap().2, 32 * mib);
+        let bad = InPlace { upload_id: "../x".into(), ..part(6, 8 * mib) };
+        assert!(claim(dir.path(), &bad, 7).unwrap().is_none());
+    }
+
+    #[test]
+    fn one_whole_file_is_linked_and_ranges_are_copied() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a");
+        std::fs::write(&a, b"0123456789").unwrap();
+        let t = dir.path().join("t/linked");
+        assert_eq!(compose_files(&t, &[(a.clone(), 0, 10)], true).unwrap(), 10);
+        assert_eq!(std::fs::read(&t).unwrap(), b"0123456789");
+        let c = dir.path().join("copied");
+        compose_files(&c, &[(a.clone(), 2, 3), (a.clone(), 0, 1)], true).unwrap();
+        assert_eq!(std::fs::read(&c).unwrap(), b"2340");
+        let short = dir.path().join("short");
+        assert!(compose_files(&short, &[(a, 8, 5)], true).is_err());
+        assert!(!short.exists());
+    }
+}
