@@ -397,6 +397,11 @@ pub async fn run_master(cfg: Config, restore: Option<PathBuf>, shutdown: Cancell
     tracing::info!(addr = %listener.local_addr()?, store = master.store_name(), "master serving; the dashboard is at /ui");
     let router = strata_master::router(master.clone(), secret, ready).merge(strata_master::ui::router(ui));
     let limits = Limits { tls: internal_server_tls(&cfg, &shutdown)?, ..Default::default() };
+    let (hub, stop) = (master.meta_watch().clone(), shutdown.clone());
+    tokio::spawn(async move {
+        stop.cancelled().await;
+        hub.close_all();
+    });
     let served = serve_with(listener, router, shutdown, Duration::from_secs(10), limits).await;
     master.drain_commits(JOBS_DRAIN).await;
     jobs.join(JOBS_DRAIN).await;

@@ -162,6 +162,14 @@ impl MetaWatch {
         (id, w, rx)
     }
 
+    /// Shutdown: every watcher's stream ends (its gateway drops its cache and looks for a master),
+    /// so the server's drain does not wait on streams that never end by themselves.
+    pub fn close_all(&self) {
+        let mut s = self.lock();
+        let until = s.watchers.drain().map(|(_, w)| w.cut()).max();
+        s.quiet_until = s.quiet_until.max(until.unwrap_or(s.quiet_until));
+    }
+
     /// The watcher's stream ended: its gateway is waited out like a cut-off one.
     pub fn unsubscribe(&self, id: u64) {
         let mut s = self.lock();
