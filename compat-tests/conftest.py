@@ -6,7 +6,9 @@ import os
 import secrets
 import socket
 import subprocess
+import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,6 +41,29 @@ def wait_ready(url, proc, what, timeout=30):
             pass
         time.sleep(0.1)
     raise RuntimeError(f"{what} not ready at {url} after {timeout}s")
+
+
+@contextmanager
+def moto_server(log=subprocess.DEVNULL):
+    """A real S3 server (moto_server, from the venv) on a free port of 127.0.0.1: its URL."""
+    port = free_port()
+    p = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+                         stdout=log, stderr=log)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 30
+        while True:
+            try:
+                requests.get(url, timeout=1)
+                break
+            except requests.RequestException:
+                if time.time() > deadline or p.poll() is not None:
+                    raise RuntimeError("moto_server did not start") from None
+                time.sleep(0.1)
+        yield url
+    finally:
+        p.terminate()
+        p.wait(timeout=10)
 
 
 @dataclass

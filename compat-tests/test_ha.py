@@ -20,6 +20,17 @@ needs_etcd = pytest.mark.skipif(not ETCD, reason="needs a real etcd: make test s
 LEASE_MS = 2000
 
 
+def master_env(c, etcd, tag, ufs, lease_ms=LEASE_MS):
+    """The environment of masters keeping metadata in etcd and campaigning there."""
+    return {
+        "STRATA_ROOT_ACCESS_KEY": c.access_key, "STRATA_ROOT_SECRET_KEY": c.secret_key,
+        "STRATA_METADATA": f"etcd://{etcd}/ha-meta-{tag}",
+        "STRATA_ELECTION": f"etcd://{etcd}/ha-{tag}",
+        "STRATA_LEASE_TTL_MS": str(lease_ms),
+        "STRATA_ROOT_UFS": f"file://{ufs}",
+    }
+
+
 def start_ha(tmp, masters=2, lease_ms=LEASE_MS):
     """`masters` masters sharing metadata in etcd and campaigning there, one worker, one gateway."""
     tag = secrets.token_hex(4)
@@ -27,15 +38,8 @@ def start_ha(tmp, masters=2, lease_ms=LEASE_MS):
     gport, wport = free_port(), free_port()
     c = Cluster("ha-loop", [f"http://127.0.0.1:{gport}"], ak, sk, tmp / "ha-loop", logs=tmp)
     c.env = {"STRATA_CLUSTER_SECRET": secrets.token_hex(16), "STRATA_HEARTBEAT_INTERVAL_MS": "500"}
-    menv = {
-        "STRATA_ROOT_ACCESS_KEY": ak, "STRATA_ROOT_SECRET_KEY": sk,
-        "STRATA_METADATA": f"etcd://{ETCD}/ha-meta-{tag}",
-        "STRATA_ELECTION": f"etcd://{ETCD}/ha-{tag}",
-        "STRATA_LEASE_TTL_MS": str(lease_ms),
-        "STRATA_ROOT_UFS": f"file://{tmp / 'ha' / 'ufs'}",
-        "STRATA_CHECKPOINT_URI": f"file://{tmp / 'ha' / 'checkpoints'}",
-        "STRATA_CHECKPOINT_INTERVAL_SECS": "1",
-    }
+    menv = master_env(c, ETCD, tag, tmp / "ha" / "ufs", lease_ms)
+    menv.update(STRATA_CHECKPOINT_URI=f"file://{tmp / 'ha' / 'checkpoints'}", STRATA_CHECKPOINT_INTERVAL_SECS="1")
     c.masters = []
     for i in range(masters):
         port = free_port()

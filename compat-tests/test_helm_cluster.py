@@ -17,7 +17,8 @@ import requests
 import yaml
 from botocore.config import Config
 
-from helm_pods import Cluster, free_port
+from conftest import moto_server
+from helm_pods import Cluster
 from test_helm import BIN, CHART, NS, helm
 
 pytestmark = pytest.mark.helm
@@ -94,24 +95,13 @@ def virtual_host_get(cluster, endpoint, domain, bucket, key):
 
 
 @pytest.fixture
-def moto(tmp_path):
-    port = free_port()
-    p = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        try:
-            requests.get(f"http://127.0.0.1:{port}/", timeout=1)
-            break
-        except requests.RequestException:
-            time.sleep(0.2)
-    s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
-                      aws_access_key_id="moto", aws_secret_access_key="moto")
-    s3.create_bucket(Bucket="moto-data")
-    s3.put_object(Bucket="moto-data", Key="in/remote.txt", Body=b"from the remote store")
-    yield port
-    p.terminate()
-    p.wait(timeout=10)
+def moto():
+    with moto_server() as url:
+        s3 = boto3.client("s3", endpoint_url=url, region_name="us-east-1",
+                          aws_access_key_id="moto", aws_secret_access_key="moto")
+        s3.create_bucket(Bucket="moto-data")
+        s3.put_object(Bucket="moto-data", Key="in/remote.txt", Body=b"from the remote store")
+        yield int(url.rsplit(":", 1)[1])
 
 
 @pytest.fixture

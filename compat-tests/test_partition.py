@@ -23,6 +23,7 @@ import pytest
 from botocore.config import Config
 
 from conftest import BIN, Cluster, free_port, wait_ready
+from test_ha import master_env
 
 LEASE_MS = 2000
 A_IP, B_IP = "10.213.0.1", "10.213.0.2"
@@ -190,13 +191,7 @@ def test_a_partitioned_primary_steps_down_and_rejoins_as_standby(tmp_path):
         c.procs["etcd"] = (etcd, [], {}, None)
         wait_for("etcd answers", lambda: subprocess.run(
             ["etcdctl", "--endpoints", etcd_url, "endpoint", "health"], capture_output=True).returncode == 0, 20)
-        menv = {
-            "STRATA_ROOT_ACCESS_KEY": ak, "STRATA_ROOT_SECRET_KEY": sk,
-            "STRATA_METADATA": f"etcd://{etcd_url}/meta-{tag}",
-            "STRATA_ELECTION": f"etcd://{etcd_url}/ha-{tag}",
-            "STRATA_LEASE_TTL_MS": str(LEASE_MS),
-            "STRATA_ROOT_UFS": f"file://{tmp_path / 'ufs'}",
-        }
+        menv = master_env(c, etcd_url, tag, tmp_path / "ufs", LEASE_MS)
         old, new = f"http://{B_IP}:{free_port()}", f"http://{A_IP}:{free_port()}"
         start(c, "old", link.b, ["master", "--data-dir", str(tmp_path / "m-old"), "--listen", old[7:]], menv, old)
         wait_for("the master on side B is primary", lambda: f"primary: {old}" in report(c, old), 20)

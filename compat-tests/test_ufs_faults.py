@@ -13,12 +13,11 @@ from pathlib import Path
 
 import boto3
 import pytest
-import requests
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from conftest import BIN, free_port, start_cluster  # noqa: E402
+from conftest import BIN, moto_server, start_cluster  # noqa: E402
 from faultproxy import Proxy  # noqa: E402
 
 SECRET = "moto-secret-" + secrets.token_hex(8)
@@ -32,24 +31,8 @@ def md5(b):
 
 @pytest.fixture(scope="module")
 def moto(tmp_path_factory):
-    port = free_port()
-    log = open(tmp_path_factory.mktemp("moto") / "moto.log", "wb")
-    p = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-                         stdout=log, stderr=log)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        try:
-            requests.get(url, timeout=1)
-            break
-        except requests.RequestException:
-            time.sleep(0.1)
-    else:
-        p.kill()
-        raise RuntimeError("moto_server did not start")
-    yield url
-    p.terminate()
-    p.wait(timeout=10)
+    with open(tmp_path_factory.mktemp("moto") / "moto.log", "wb") as log, moto_server(log) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

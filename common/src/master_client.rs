@@ -54,6 +54,11 @@ fn url_of(address: &str) -> String {
     if address.contains("://") { address.to_string() } else { format!("http://{address}") }
 }
 
+/// The primary a standby's refusal names, as a URL.
+fn named_primary(s: &tonic::Status) -> Option<String> {
+    s.metadata().get(PRIMARY_HEADER).and_then(|v| v.to_str().ok()).filter(|p| !p.is_empty()).map(url_of)
+}
+
 /// The call never reached a master (refused, unresolvable): nothing was done. Only a transport
 /// error qualifies, never a status a master sent (those carry their kind), nor a timeout.
 fn never_reached(s: &tonic::Status) -> bool {
@@ -209,12 +214,7 @@ impl GrpcMaster {
                 return Err(e);
             }
             let err = Error::from(status.clone());
-            let primary = status
-                .metadata()
-                .get(PRIMARY_HEADER)
-                .and_then(|v| v.to_str().ok())
-                .filter(|p| !p.is_empty())
-                .map(url_of);
+            let primary = named_primary(&status);
             let leaderless = err.kind == ErrorKind::NotPrimary && primary.is_none();
             let retry = match err.kind {
                 ErrorKind::NotPrimary => {
@@ -250,13 +250,7 @@ impl GrpcMaster {
         let err = Error::from(status.clone());
         match err.kind {
             ErrorKind::NotPrimary => {
-                let primary = status
-                    .metadata()
-                    .get(PRIMARY_HEADER)
-                    .and_then(|v| v.to_str().ok())
-                    .filter(|p| !p.is_empty())
-                    .map(url_of);
-                self.switch(&address, primary.filter(|p| *p != address));
+                self.switch(&address, named_primary(&status).filter(|p| *p != address));
             }
             ErrorKind::Unavailable => self.switch(&address, None),
             _ => {}
