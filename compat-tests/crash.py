@@ -75,7 +75,9 @@ class Harness:
         return boto3.client(
             "s3", endpoint_url=endpoint or self.c.endpoint, aws_access_key_id=self.c.access_key,
             aws_secret_access_key=self.c.secret_key, region_name="us-east-1",
-            config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}, connect_timeout=2,
+            # One attempt: botocore's `max_attempts` counts retries, and a retry refused by a dead
+            # server would hide that the first try may have been done.
+            config=Config(s3={"addressing_style": "path"}, retries={"total_max_attempts": 1}, connect_timeout=2,
                           read_timeout=20, request_checksum_calculation="when_required"))
 
     # --- writers -----------------------------------------------------------------------------
@@ -166,7 +168,7 @@ class Harness:
                 print(f"  torn: {key.name} serves bytes never sent")
             elif got not in key.allowed():
                 counts["lost"] += 1
-                print(f"  lost: {key.name} serves {got}, allowed {key.allowed()}")
+                print(f"  lost: {key.name} serves {got}, allowed {key.allowed()}; history {key.history}")
             path = self.ufs() / self.bucket / key.name
             on_disk = md5(path.read_bytes()) if path.exists() else None
             if on_disk != got:

@@ -1,8 +1,10 @@
 //! The embedded store (one master) and the in-memory one (tests): redb underneath, with
 //! optimistic serializable transactions on top. A transaction reads one redb snapshot and
 //! records what it read; its commit fails with `Conflict` when a transaction that committed
-//! after that snapshot wrote any of it. Commits are serialised through one lock, so the check
-//! and the write are atomic. redb is pure Rust, crash-safe (copy-on-write B-tree, checksummed
+//! after that snapshot wrote any of it. Commits are checked and ordered under one lock, then
+//! written by group commit: the writes of every transaction that passed its check while the
+//! previous group was being written go to redb in one write transaction, one fsync, and each
+//! commit returns once its group is durable. redb is pure Rust, crash-safe (copy-on-write B-tree, checksummed
 //! commits) and keeps keys ordered, which is all the trait needs.
 
 use std::collections::{BTreeSet, VecDeque};
@@ -34,14 +36,31 @@ struct Committed {
 }
 
 struct CommitLog {
+    /// The last version given to a commit that passed its check.
     version: u64,
+    /// The last version whose writes are in redb (snapshots are taken at it).
+    durable: u64,
     entries: VecDeque<Committed>,
     max_age: std::time::Duration,
+}
+
+/// Checked commits waiting for their group to be written, in version order.
+#[derive(Default)]
+struct Group {
+    queue: std::sync::Mutex<Vec<Queued>>,
+    writing: std::sync::atomic::AtomicBool,
+}
+
+struct Queued {
+    version: u64,
+    buffer: WriteBuffer,
+    done: tokio::sync::oneshot::Sender<Result<()>>,
 }
 
 pub struct RedbStore {
     db: Arc<Database>,
     log: Arc<Mutex<CommitLog>>,
+    group: Arc<Group>,
     name: &'static str,
 }
 
@@ -86,7 +105,8 @@ impl RedbStore {
         w.commit().map_err(db_err)?;
         Ok(RedbStore {
             db: Arc::new(db),
-            log: Arc::new(Mutex::new(CommitLog { version: 0, entries: VecDeque::new(), max_age: LOG_AGE })),
+            log: Arc::new(Mutex::new(CommitLog { version: 0, durable: 0, entries: VecDeque::new(), max_age: LOG_AGE })),
+            group: Default::default(),
             name,
         })
     }
@@ -95,14 +115,16 @@ impl RedbStore {
 #[async_trait]
 impl KvStore for RedbStore {
     async fn begin(&self) -> KvResult<Box<dyn KvTxn>> {
-        // The snapshot and the version it corresponds to must be taken together.
+        // The snapshot holds at least the durable version's writes (maybe a group more, being
+        // written: then the check finds spurious conflicts, never misses one).
         let log = self.log.lock().await;
         let snapshot = self.db.begin_read().map_err(db_err)?;
         let table = snapshot.open_table(TABLE).map_err(db_err)?;
         Ok(Box::new(RedbTxn {
             store_db: self.db.clone(),
             log: self.log.clone(),
-            read_version: log.version,
+            group: self.group.clone(),
+            read_version: log.durable,
             table,
             read_keys: BTreeSet::new(),
             read_ranges: Vec::new(),
@@ -118,6 +140,7 @@ impl KvStore for RedbStore {
 struct RedbTxn {
     store_db: Arc<Database>,
     log: Arc<Mutex<CommitLog>>,
+    group: Arc<Group>,
     read_version: u64,
     table: ReadOnlyTable<&'static [u8], &'static [u8]>,
     read_keys: BTreeSet<Vec<u8>>,
@@ -192,51 +215,91 @@ impl KvTxn for RedbTxn {
                 }
             }
         }
-        let db = txn.store_db.clone();
-        let WriteBuffer { writes, cleared } = txn.buffer;
-        let keys: BTreeSet<Vec<u8>> = writes.keys().cloned().collect();
-        let ranges = cleared.clone();
-        // redb's commit fsyncs: keep it off the async threads.
-        tokio::task::spawn_blocking(move || -> Result<()> {
-            let w = db.begin_write().map_err(db_err)?;
-            {
-                let mut t = w.open_table(TABLE).map_err(db_err)?;
-                for (b, e) in &cleared {
-                    t.retain_in::<&[u8], _>((Bound::Included(b.as_slice()), Bound::Excluded(e.as_slice())), |_, _| {
-                        false
-                    })
-                    .map_err(db_err)?;
-                }
-                for (k, op) in &writes {
-                    match op {
-                        Op::Set(v) => {
-                            t.insert(k.as_slice(), v.as_slice()).map_err(db_err)?;
-                        }
-                        Op::Clear => {
-                            t.remove(k.as_slice()).map_err(db_err)?;
-                        }
-                        Op::Add(d) => {
-                            let cur = t.get(k.as_slice()).map_err(db_err)?.map(|v| v.value().to_vec());
-                            let v = add(cur.as_deref(), *d);
-                            t.insert(k.as_slice(), v.as_slice()).map_err(db_err)?;
-                        }
-                    }
-                }
-            }
-            w.commit().map_err(db_err)
-        })
-        .await
-        .map_err(db_err)??;
         log.version += 1;
         let version = log.version;
-        log.entries.push_back(Committed { at: std::time::Instant::now(), version, keys, ranges });
+        let keys: BTreeSet<Vec<u8>> = txn.buffer.writes.keys().cloned().collect();
+        log.entries.push_back(Committed {
+            at: std::time::Instant::now(),
+            version,
+            keys,
+            ranges: txn.buffer.cleared.clone(),
+        });
         while log.entries.len() > LOG_LEN || log.entries.front().is_some_and(|c| c.at.elapsed() > log.max_age) {
             log.entries.pop_front();
         }
+        let (done, durable) = tokio::sync::oneshot::channel();
+        // Queued under the log lock: the queue is in version order.
+        txn.group.queue.lock().unwrap_or_else(|p| p.into_inner()).push(Queued { version, buffer: txn.buffer, done });
+        drop(log);
+        if !txn.group.writing.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            tokio::spawn(write_groups(txn.store_db.clone(), txn.log.clone(), txn.group.clone()));
+        }
+        durable.await.map_err(|_| db_err("the group commit ended without an answer"))??;
         Ok(())
     }
 }
 
+/// Writes queued commits, a group at a time, until the queue stays empty.
+async fn write_groups(db: Arc<Database>, log: Arc<Mutex<CommitLog>>, group: Arc<Group>) {
+    use std::sync::atomic::Ordering;
+    loop {
+        let batch = std::mem::take(&mut *group.queue.lock().unwrap_or_else(|p| p.into_inner()));
+        if batch.is_empty() {
+            group.writing.store(false, Ordering::SeqCst);
+            // A commit queued after the take but before the flag went down writes itself.
+            if group.queue.lock().unwrap_or_else(|p| p.into_inner()).is_empty()
+                || group.writing.swap(true, Ordering::SeqCst)
+            {
+                return;
+            }
+            continue;
+        }
+        let last = batch.last().map(|q| q.version).unwrap_or(0);
+        let (buffers, senders): (Vec<_>, Vec<_>) = batch.into_iter().map(|q| (q.buffer, q.done)).unzip();
+        let db = db.clone();
+        metrics::histogram!("strata_master_group_commit_size").record(buffers.len() as f64);
+        // redb's commit fsyncs: keep it off the async threads.
+        let written =
+            tokio::task::spawn_blocking(move || write_group(&db, buffers)).await.map_err(db_err).and_then(|r| r);
+        if written.is_ok() {
+            let mut l = log.lock().await;
+            l.durable = l.durable.max(last);
+        }
+        for s in senders {
+            let _ = s.send(written.clone());
+        }
+    }
+}
+
+/// The writes of a group of commits, in order, in one redb transaction.
+fn write_group(db: &Database, buffers: Vec<WriteBuffer>) -> Result<()> {
+    let w = db.begin_write().map_err(db_err)?;
+    {
+        let mut t = w.open_table(TABLE).map_err(db_err)?;
+        for WriteBuffer { writes, cleared } in &buffers {
+            for (b, e) in cleared {
+                t.retain_in::<&[u8], _>((Bound::Included(b.as_slice()), Bound::Excluded(e.as_slice())), |_, _| false)
+                    .map_err(db_err)?;
+            }
+            for (k, op) in writes {
+                match op {
+                    Op::Set(v) => {
+                        t.insert(k.as_slice(), v.as_slice()).map_err(db_err)?;
+                    }
+                    Op::Clear => {
+                        t.remove(k.as_slice()).map_err(db_err)?;
+                    }
+                    Op::Add(d) => {
+                        let cur = t.get(k.as_slice()).map_err(db_err)?.map(|v| v.value().to_vec());
+                        let v = add(cur.as_deref(), *d);
+                        t.insert(k.as_slice(), v.as_slice()).map_err(db_err)?;
+                    }
+                }
+            }
+        }
+    }
+    w.commit().map_err(db_err)
+}
 #[cfg(test)]
 mod tests {
     use super::*;
