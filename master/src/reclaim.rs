@@ -83,7 +83,8 @@ pub(crate) async fn sweep(
         let settled = seen.settled(&mount.uri, &files, grace);
         for (f, settled) in files.iter().zip(settled) {
             let in_upload = f.name.rsplit_once('/').is_some_and(|(dir, file)| {
-                upload_dirs.contains(dir) && ["data-", "slot-", "part-size"].iter().any(|m| file.starts_with(m))
+                upload_dirs.contains(dir)
+                    && ["data-", "slot-", "part-size", "lock", "sealed"].iter().any(|m| file.starts_with(m))
             });
             if !settled || claimed.contains(&f.name) || in_upload {
                 continue;

@@ -6,6 +6,12 @@
 //! slot was claimed already (a part re-sent), goes to its own file as before: every slot is
 //! written by one write at most, so a recorded part's bytes are never overwritten. Completing
 //! parts 1..k that lie end to end in that file links it as the object: no byte copied.
+//!
+//! A linked file is the object's, so no part may be written into it afterwards (a late part
+//! would grow the object in the under store): writers hold the upload's `lock` shared from
+//! their claim to their sync, and a compose links only under the lock held exclusive, after
+//! marking the upload `sealed` (later claims go to their own files). A compose that finds a
+//! writer at work copies the parts' ranges instead.
 
 use std::io::{ErrorKind, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -49,9 +55,21 @@ fn part_size(dir: &Path, p: &InPlace, version: u64) -> std::io::Result<Option<u6
     }
 }
 
-/// Claims the slot of a part that fits it: the upload file's staging name, path and the
-/// part's offset in it; `None` when the part must go to its own file.
-fn claim(folder: &Path, p: &InPlace, version: u64) -> std::io::Result<Option<(String, PathBuf, u64)>> {
+/// A claimed slot: the upload file's staging name and path, the part's offset in it, and the
+/// upload's lock, held shared until the part is written.
+struct Slot {
+    name: String,
+    path: PathBuf,
+    offset: u64,
+    _lock: std::fs::File,
+}
+
+fn upload_lock(dir: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(dir.join("lock"))
+}
+
+/// Claims the slot of a part that fits it; `None` when the part must go to its own file.
+fn claim(folder: &Path, p: &InPlace, version: u64) -> std::io::Result<Option<Slot>> {
     let id_ok =
         !p.upload_id.is_empty() && p.upload_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     if !id_ok || p.number == 0 {
@@ -60,6 +78,11 @@ fn claim(folder: &Path, p: &InPlace, version: u64) -> std::io::Result<Option<(St
     let rel = format!("uploads/{}", p.upload_id);
     let dir = folder.join(STAGING_DIR).join(&rel);
     std::fs::create_dir_all(&dir)?;
+    let lock = upload_lock(&dir)?;
+    lock.lock_shared()?;
+    if dir.join("sealed").exists() {
+        return Ok(None); // completed: its file is an object's now
+    }
     let Some(ps) = part_size(&dir, p, version)? else { return Ok(None) };
     if p.size > ps || ps == 0 {
         return Ok(None);
@@ -70,7 +93,12 @@ fn claim(folder: &Path, p: &InPlace, version: u64) -> std::io::Result<Option<(St
         Err(e) => return Err(e),
     }
     let name = format!("data-{ps}");
-    Ok(Some((format!("{rel}/{name}"), dir.join(name), (p.number as u64 - 1) * ps)))
+    Ok(Some(Slot {
+        name: format!("{rel}/{name}"),
+        path: dir.join(name),
+        offset: (p.number as u64 - 1) * ps,
+        _lock: lock,
+    }))
 }
 
 fn sync_dir(path: &Path) -> std::io::Result<()> {
@@ -128,6 +156,23 @@ fn copy_ranges(out: &mut std::fs::File, sources: &[(PathBuf, u64, u64)]) -> std:
     out.sync_all()
 }
 
+/// Marks the upload whose file `data` is sealed, under its lock held exclusive (returned, to
+/// hold while linking); `None` when a part is being written into it, or it is no upload's.
+fn seal(data: &Path) -> std::io::Result<Option<std::fs::File>> {
+    let Some(dir) = data.parent().filter(|d| d.parent().and_then(Path::file_name) == Some("uploads".as_ref())) else {
+        return Ok(None);
+    };
+    let lock = upload_lock(dir)?;
+    match lock.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => return Err(e),
+    }
+    std::fs::File::create(dir.join("sealed"))?.sync_all()?;
+    sync_dir(&dir.join("sealed"))?;
+    Ok(Some(lock))
+}
+
 /// Copies (or links) ranges of files into a new file, in the kernel; returns its size.
 fn compose_files(target: &Path, sources: &[(PathBuf, u64, u64)], link: bool) -> std::io::Result<u64> {
     if let Some(dir) = target.parent() {
@@ -137,7 +182,11 @@ fn compose_files(target: &Path, sources: &[(PathBuf, u64, u64)], link: bool) -> 
     let whole_file = |(p, off, len): &(PathBuf, u64, u64)| -> std::io::Result<bool> {
         Ok(*off == 0 && std::fs::metadata(p)?.len() == *len)
     };
-    if link && sources.len() == 1 && whole_file(&sources[0])? {
+    let sealed = match sources {
+        [one] if link && whole_file(one)? => seal(&one.0)?,
+        _ => None,
+    };
+    if sealed.is_some() {
         std::fs::hard_link(&sources[0].0, target)?;
     } else {
         let mut out = std::fs::File::create_new(target)?;
@@ -179,8 +228,10 @@ impl Worker {
             .await
             .map_err(|e| Error::internal(e.to_string()))?
             .map_err(|e| io_error("claiming a part's place", e))?;
-        let Some((name, path, offset)) = claimed else { return Ok(Err(body)) };
-        let n = write_at(path, offset, p.size, body).await?;
+        let Some(slot) = claimed else { return Ok(Err(body)) };
+        let (name, offset) = (slot.name.clone(), slot.offset);
+        let n = write_at(slot.path.clone(), offset, p.size, body).await?;
+        drop(slot);
         metrics::counter!("strata_worker_ufs_bytes_written_total").increment(n);
         Ok(Ok((name, offset, n)))
     }
@@ -221,12 +272,12 @@ mod tests {
         let mib = 1 << 20;
         // A final-looking part first: no part size yet, its own file.
         assert!(claim(dir.path(), &part(3, 5 * mib + 1), 1).unwrap().is_none());
-        let (name, _, off) = claim(dir.path(), &part(2, 8 * mib), 2).unwrap().unwrap();
-        assert_eq!((name.as_str(), off), ("uploads/u1/data-8388608", 8 * mib));
-        assert_eq!(claim(dir.path(), &part(1, 8 * mib), 3).unwrap().unwrap().2, 0);
+        let s = claim(dir.path(), &part(2, 8 * mib), 2).unwrap().unwrap();
+        assert_eq!((s.name.as_str(), s.offset), ("uploads/u1/data-8388608", 8 * mib));
+        assert_eq!(claim(dir.path(), &part(1, 8 * mib), 3).unwrap().unwrap().offset, 0);
         assert!(claim(dir.path(), &part(1, 8 * mib), 4).unwrap().is_none(), "a re-sent part");
         assert!(claim(dir.path(), &part(4, 9 * mib), 5).unwrap().is_none(), "too large");
-        assert_eq!(claim(dir.path(), &part(5, 3), 6).unwrap().unwrap().2, 32 * mib);
+        assert_eq!(claim(dir.path(), &part(5, 3), 6).unwrap().unwrap().offset, 32 * mib);
         let bad = InPlace { upload_id: "../x".into(), ..part(6, 8 * mib) };
         assert!(claim(dir.path(), &bad, 7).unwrap().is_none());
     }
@@ -245,5 +296,32 @@ mod tests {
         let short = dir.path().join("short");
         assert!(compose_files(&short, &[(a, 8, 5)], true).is_err());
         assert!(!short.exists());
+    }
+
+    #[test]
+    fn a_part_written_after_its_upload_was_linked_never_grows_the_object() {
+        let dir = tempfile::tempdir().unwrap();
+        let mib = 1 << 20;
+        let data =
+            |s: &Slot| std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&s.path).unwrap();
+        let one = claim(dir.path(), &part(1, 5 * mib), 1).unwrap().unwrap();
+        std::os::unix::fs::FileExt::write_all_at(&data(&one), &vec![1u8; 5 * mib as usize], 0).unwrap();
+        let path = one.path.clone();
+        // Part 2 is being written while the upload is completed with part 1: copied, not linked.
+        let two = claim(dir.path(), &part(2, 5 * mib), 2).unwrap().unwrap();
+        drop(one);
+        let copied = dir.path().join("objects/copied");
+        compose_files(&copied, &[(path.clone(), 0, 5 * mib)], true).unwrap();
+        std::os::unix::fs::FileExt::write_all_at(&data(&two), b"late", 5 * mib).unwrap();
+        drop(two);
+        assert_eq!(std::fs::metadata(&copied).unwrap().len(), 5 * mib);
+        // No writer: linked, and the upload sealed, so a late part gets a file of its own.
+        std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(5 * mib).unwrap();
+        let linked = dir.path().join("objects/linked");
+        compose_files(&linked, &[(path.clone(), 0, 5 * mib)], true).unwrap();
+        assert!(claim(dir.path(), &part(3, 5 * mib), 3).unwrap().is_none());
+        assert_eq!(std::fs::metadata(&linked).unwrap().len(), 5 * mib);
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(std::fs::metadata(&linked).unwrap().ino(), std::fs::metadata(&path).unwrap().ino());
     }
 }
