@@ -81,10 +81,19 @@ pub(crate) async fn sweep(
     for mount in mounts {
         let files = staged_files(ufs, &mount).await?;
         let settled = seen.settled(&mount.uri, &files, grace);
-        for (f, settled) in files.iter().zip(settled) {
+        // An upload's folder with a file still changing (a part being written in place) is
+        // kept whole: its slot marks and lock are in use before any part is recorded.
+        let live: HashSet<&str> = files
+            .iter()
+            .zip(&settled)
+            .filter(|(f, settled)| !**settled && f.name.starts_with("uploads/"))
+            .filter_map(|(f, _)| Some(f.name.rsplit_once('/')?.0))
+            .collect();
+        for (f, &settled) in files.iter().zip(&settled) {
             let in_upload = f.name.rsplit_once('/').is_some_and(|(dir, file)| {
-                upload_dirs.contains(dir)
-                    && ["data-", "slot-", "part-size", "lock", "sealed"].iter().any(|m| file.starts_with(m))
+                live.contains(dir)
+                    || (upload_dirs.contains(dir)
+                        && ["data-", "slot-", "part-size", "lock", "sealed"].iter().any(|m| file.starts_with(m)))
             });
             if !settled || claimed.contains(&f.name) || in_upload {
                 continue;

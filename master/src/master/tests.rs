@@ -621,16 +621,35 @@ async fn the_folder_of_parts_written_in_place_stays_while_its_upload_lives() {
     let u = m.create_upload(Upload { bucket: "bkt".into(), key: "k".into(), ..Default::default() }).await.unwrap();
     let folder = dir.path().join("bkt/%strata/uploads").join(&u.upload_id);
     std::fs::create_dir_all(&folder).unwrap();
-    for f in ["data-4", "slot-1", "slot-2", "part-size"] {
+    for f in ["data-4", "slot-1", "slot-2", "part-size", "lock", "sealed"] {
         std::fs::write(folder.join(f), b"4").unwrap();
     }
     let staging_path = format!("uploads/{}/data-4", u.upload_id);
     let part = PartMeta { number: 1, in_place: true, staging_path, ..Default::default() };
     m.commit_part(CommitPartRequest { upload: Some(upload_ref(&u.upload_id)), part: Some(part) }).await.unwrap();
     assert_eq!(m.reclaim_staging(Duration::ZERO).await.unwrap(), 0);
-    assert!(folder.join("slot-2").exists());
+    assert!(folder.join("slot-2").exists() && folder.join("lock").exists());
     m.abort_upload(upload_ref(&u.upload_id)).await.unwrap();
     assert!(!folder.exists(), "an aborted upload leaves its folder");
+}
+
+#[tokio::test]
+async fn an_upload_folder_whose_first_part_is_being_written_stays_whole() {
+    // No part recorded yet: only the file still changing tells that the marks are in use.
+    let (m, dir) = master_with(&[]).await;
+    let folder = dir.path().join("bkt/%strata/uploads/u9");
+    std::fs::create_dir_all(&folder).unwrap();
+    for f in ["slot-1", "part-size", "lock", "data-8"] {
+        std::fs::write(folder.join(f), b"8").unwrap();
+    }
+    let grace = Duration::from_millis(200);
+    assert_eq!(m.reclaim_staging(grace).await.unwrap(), 0);
+    tokio::time::sleep(grace).await;
+    std::fs::write(folder.join("data-8"), b"88").unwrap(); // the part's bytes still arriving
+    assert_eq!(m.reclaim_staging(grace).await.unwrap(), 0);
+    assert!(folder.join("slot-1").exists() && folder.join("lock").exists());
+    tokio::time::sleep(grace).await;
+    assert_eq!(m.reclaim_staging(grace).await.unwrap(), 4, "a dead write's folder goes once settled");
 }
 
 #[tokio::test]
