@@ -257,7 +257,8 @@ async fn write_groups(db: Arc<Database>, log: Arc<Mutex<CommitLog>>, group: Arc<
         let last = batch.last().map(|q| q.version).unwrap_or(0);
         let (buffers, senders): (Vec<_>, Vec<_>) = batch.into_iter().map(|q| (q.buffer, q.done)).unzip();
         let db = db.clone();
-        metrics::histogram!("strata_master_group_commit_size").record(buffers.len() as f64);
+        metrics::counter!("strata_master_group_commits_total").increment(1);
+        metrics::counter!("strata_master_group_committed_transactions_total").increment(buffers.len() as u64);
         // redb's commit fsyncs: keep it off the async threads.
         let written =
             tokio::task::spawn_blocking(move || write_group(&db, buffers)).await.map_err(db_err).and_then(|r| r);
