@@ -52,8 +52,29 @@ pub fn ufs_error(what: &str, e: object_store::Error) -> Error {
                 "{what}: the under store's disk is full (no space left on device): free space there or add capacity, then retry"
             ),
         ),
+        other if is_read_only(&other) => Error::new(
+            crate::error::ErrorKind::StorageReadOnly,
+            format!(
+                "{what}: the under store's disk is read-only (read-only file system): make it writable (fsck and remount), then retry"
+            ),
+        ),
         other => Error::unavailable(format!("{what}: under store error: {other}")),
     }
+}
+
+/// Whether an error comes from a read-only file system (EROFS).
+pub fn is_read_only(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut at = Some(e);
+    while let Some(err) = at {
+        if let Some(io) = err.downcast_ref::<std::io::Error>()
+            && (io.kind() == std::io::ErrorKind::ReadOnlyFilesystem || io.raw_os_error() == Some(30))
+        {
+            return true;
+        }
+        at = err.source();
+    }
+    // Errors that keep only their source's text.
+    e.to_string().contains("Read-only file system")
 }
 
 /// Whether an error comes from a full disk (ENOSPC, or EDQUOT: a quota reached).
@@ -357,6 +378,13 @@ mod tests {
         let e = ufs_error("writing b/k", full);
         assert_eq!(e.kind, crate::error::ErrorKind::StorageFull);
         assert!(e.message.starts_with("writing b/k: ") && e.message.contains("disk is full"), "{}", e.message);
+        let read_only = object_store::Error::Generic {
+            store: "LocalFileSystem",
+            source: Box::new(std::io::Error::from_raw_os_error(30)),
+        };
+        let e = ufs_error("writing b/k", read_only);
+        assert_eq!(e.kind, crate::error::ErrorKind::StorageReadOnly);
+        assert!(e.message.contains("disk is read-only"), "{}", e.message);
         let other = object_store::Error::Generic { store: "S3", source: "connection reset".into() };
         assert_eq!(ufs_error("writing b/k", other).kind, crate::error::ErrorKind::Unavailable);
     }
