@@ -246,7 +246,10 @@ def test_a_read_only_disk_refuses_writes_and_serves_reads(srv, fs):
         e = pytest.raises(ClientError, call, Bucket=b, **kw)
         r = assert_s3_error(e.value)
         assert "read-only" in r["Error"]["Message"].lower(), r["Error"]
-    assert_s3_error(pytest.raises(ClientError, s3.create_bucket, Bucket="ro-" + secrets.token_hex(4)).value)
+    refused = "ro-" + secrets.token_hex(4)
+    r = assert_s3_error(pytest.raises(ClientError, s3.create_bucket, Bucket=refused).value)
+    assert "read-only" in r["Error"]["Message"], r["Error"]
+    assert refused not in [x["Name"] for x in s3.list_buckets()["Buckets"]]
     for client in (s3, nocache):
         for k, body in kept.items():
             assert md5(get(client, b, k)) == md5(body), k
