@@ -40,10 +40,12 @@ test-targets:
 	@echo $(TEST_TARGETS)
 
 ## Debian packages the tests need: protoc (for the etcd client), etcd, libclang (for checking
-## the FoundationDB backend, whose libfdb_c no registry here ships).
+## the FoundationDB backend, whose libfdb_c no registry here ships), libfuse2 and fusermount
+## (fuse3) for the disk fault tests (compat-tests/faultfs.py, through fusepy).
 deps:
-	@command -v protoc >/dev/null && command -v etcd >/dev/null && dpkg -s libclang-dev >/dev/null 2>&1 || \
-	  (apt-get update -q && apt-get install -y -q protobuf-compiler etcd-server etcd-client libclang-dev)
+	@command -v protoc >/dev/null && command -v etcd >/dev/null && dpkg -s libclang-dev >/dev/null 2>&1 && \
+	  dpkg -s libfuse2 >/dev/null 2>&1 && command -v fusermount >/dev/null || \
+	  (apt-get update -q && apt-get install -y -q protobuf-compiler etcd-server etcd-client libclang-dev libfuse2 fuse3)
 
 ## Format, clippy on the shared build, and clippy on the FoundationDB backend (checked only:
 ## no registry here ships libfdb_c to link it).

@@ -135,10 +135,10 @@ class Cluster:
             self.stop(name)
 
 
-def start_local(tmp):
+def start_local(tmp, env=None):
     port = free_port()
     c = Cluster("local", [f"http://127.0.0.1:{port}"], "", "", tmp / "local", logs=tmp)
-    c.start("local", ["local", "--data-dir", str(c.data_dir), "--listen", f"127.0.0.1:{port}"], {}, c.endpoint)
+    c.start("local", ["local", "--data-dir", str(c.data_dir), "--listen", f"127.0.0.1:{port}"], env or {}, c.endpoint)
     creds = (c.data_dir / "credentials").read_text()
     fields = dict(line.split(" = ", 1) for line in creds.splitlines() if " = " in line)
     c.access_key, c.secret_key = fields["access_key"], fields["secret_key"]

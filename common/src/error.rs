@@ -43,6 +43,8 @@ kinds! {
     Unavailable => Unavailable,
     // StorageFull: a disk Strata writes to (a local-folder under store, a journal) has no room.
     StorageFull => ResourceExhausted,
+    // StorageReadOnly: a disk Strata writes to is read-only (EROFS: remounted so after errors).
+    StorageReadOnly => Unavailable,
     // NotPrimary: a standby master (or one that lost its lease) answers so; the client follows
     // the primary's address given with it. Nothing was done.
     NotPrimary => Unavailable,

@@ -52,8 +52,29 @@ pub fn ufs_error(what: &str, e: object_store::Error) -> Error {
                 "{what}: the under store's disk is full (no space left on device): free space there or add capacity, then retry"
             ),
         ),
+        other if is_read_only(&other) => Error::new(
+            crate::error::ErrorKind::StorageReadOnly,
+            format!(
+                "{what}: the under store's disk is read-only (read-only file system): make it writable (fsck and remount), then retry"
+            ),
+        ),
         other => Error::unavailable(format!("{what}: under store error: {other}")),
     }
+}
+
+/// Whether an error comes from a read-only file system (EROFS).
+pub fn is_read_only(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut at = Some(e);
+    while let Some(err) = at {
+        if let Some(io) = err.downcast_ref::<std::io::Error>()
+            && (io.kind() == std::io::ErrorKind::ReadOnlyFilesystem || io.raw_os_error() == Some(30))
+        {
+            return true;
+        }
+        at = err.source();
+    }
+    // Errors that keep only their source's text.
+    e.to_string().contains("Read-only file system")
 }
 
 /// Whether an error comes from a full disk (ENOSPC, or EDQUOT: a quota reached).
@@ -195,6 +216,25 @@ fn install_tls_provider() {
     });
 }
 
+/// A local under store folder that cannot be made: a full or read-only disk is said so (with
+/// the folder's name, not the server's path: S3 users see it); anything else is internal.
+fn folder_error(dir: &std::path::Path, e: std::io::Error) -> Error {
+    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let kind = if is_storage_full(&e) {
+        crate::error::ErrorKind::StorageFull
+    } else if is_read_only(&e) {
+        crate::error::ErrorKind::StorageReadOnly
+    } else {
+        return Error::internal(format!("cannot create under store folder {}: {e}", dir.display()));
+    };
+    let why = if kind == crate::error::ErrorKind::StorageFull {
+        "is full (no space left on device): free space there or add capacity"
+    } else {
+        "is read-only (read-only file system): make it writable (fsck and remount)"
+    };
+    Error::new(kind, format!("creating the under store folder {name}: its disk {why}, then retry"))
+}
+
 fn open_store(mount: &Mount) -> Result<Arc<dyn ObjectStore>> {
     let url =
         url::Url::parse(&mount.uri).map_err(|e| Error::invalid(format!("bad under store URI {:?}: {e}", mount.uri)))?;
@@ -202,8 +242,7 @@ fn open_store(mount: &Mount) -> Result<Arc<dyn ObjectStore>> {
         "file" => {
             let dir =
                 url.to_file_path().map_err(|_| Error::invalid(format!("{:?} is not a local folder", mount.uri)))?;
-            std::fs::create_dir_all(&dir)
-                .map_err(|e| Error::internal(format!("cannot create under store folder {}: {e}", dir.display())))?;
+            std::fs::create_dir_all(&dir).map_err(|e| folder_error(&dir, e))?;
             let fs = LocalFileSystem::new_with_prefix(&dir)
                 .map_err(|e| Error::internal(format!("cannot open under store folder {}: {e}", dir.display())))?
                 .with_automatic_cleanup(true)
@@ -357,6 +396,16 @@ mod tests {
         let e = ufs_error("writing b/k", full);
         assert_eq!(e.kind, crate::error::ErrorKind::StorageFull);
         assert!(e.message.starts_with("writing b/k: ") && e.message.contains("disk is full"), "{}", e.message);
+        let e = folder_error(std::path::Path::new("/srv/ufs/b"), std::io::Error::from_raw_os_error(30));
+        assert_eq!(e.kind, crate::error::ErrorKind::StorageReadOnly);
+        assert!(e.message.starts_with("creating the under store folder b: ") && !e.message.contains("/srv"));
+        let read_only = object_store::Error::Generic {
+            store: "LocalFileSystem",
+            source: Box::new(std::io::Error::from_raw_os_error(30)),
+        };
+        let e = ufs_error("writing b/k", read_only);
+        assert_eq!(e.kind, crate::error::ErrorKind::StorageReadOnly);
+        assert!(e.message.contains("disk is read-only"), "{}", e.message);
         let other = object_store::Error::Generic { store: "S3", source: "connection reset".into() };
         assert_eq!(ufs_error("writing b/k", other).kind, crate::error::ErrorKind::Unavailable);
     }

@@ -185,8 +185,8 @@ impl From<Error> for S3Error {
                 return S3Error::new(C::ServiceUnavailable, "Please reduce your request rate or try again later.")
                     .with_header("retry-after", "1".into());
             }
-            ErrorKind::StorageFull => {
-                tracing::warn!("storage full: {e}");
+            ErrorKind::StorageFull | ErrorKind::StorageReadOnly => {
+                tracing::warn!("storage full or read-only: {e}");
                 return S3Error::new(C::ServiceUnavailable, e.message).with_header("retry-after", "5".into());
             }
             ErrorKind::UfsChanged | ErrorKind::Internal => return S3Error::internal(e),
@@ -351,5 +351,9 @@ mod tests {
         assert_eq!((e.code, e.status()), (S3ErrorCode::ServiceUnavailable, StatusCode::SERVICE_UNAVAILABLE));
         assert!(e.message.contains("disk is full"), "{}", e.message);
         assert!(e.headers.iter().any(|(h, _)| *h == "retry-after"), "{:?}", e.headers);
+        let e =
+            S3Error::from(Error::new(ErrorKind::StorageReadOnly, "writing b/k: the under store's disk is read-only"));
+        assert_eq!((e.code, e.status()), (S3ErrorCode::ServiceUnavailable, StatusCode::SERVICE_UNAVAILABLE));
+        assert!(e.message.contains("read-only"), "{}", e.message);
     }
 }

@@ -5,7 +5,8 @@
 //! one lock, so two writers of a key leave the under store holding the bytes of the one whose
 //! metadata won, and a write that fails its commit (a condition, a deleted bucket) never
 //! touches the object already there. Should the move itself fail after the commit (a full or
-//! broken disk), the commit is undone, so that no object is left without its bytes.
+//! broken disk), the commit is undone, so that no object is left without its bytes; a delete
+//! whose file stays (a read-only disk) is undone too, so that no file is left without its object.
 //!
 //! The commit's transaction also records a [`PublishIntent`], cleared once the under store has
 //! changed: a master that dies in between (or loses the primary role) leaves it for the next
@@ -283,8 +284,8 @@ impl Publisher {
             return match store.delete(&target).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
                 Err(e) => {
-                    tracing::warn!(key, "deleted from the namespace but not from the under store: {e}");
-                    Ok(())
+                    tracing::error!(key, "committed a delete, but the under store kept the file: {e}");
+                    Err(ufs::ufs_error(&format!("deleting {key}"), e))
                 }
             };
         }
@@ -356,6 +357,13 @@ impl Publisher {
             Box::pin(async move {
                 t.clear_publish_intent(&intent);
                 let current = t.object(&b, &k).await?;
+                if intent.staging.is_empty() {
+                    // A delete: the object comes back (with its journal key; a pin is not kept).
+                    if let (None, Some(old)) = (&current, &replaced) {
+                        t.replace_object(&b, None, old).await?;
+                    }
+                    return Ok(());
+                }
                 // What the commit moved goes back too: the journal key and the pin.
                 if let Some(cur) = current.filter(|c| c.version == version) {
                     match &replaced {

@@ -31,7 +31,9 @@ impl IntoResponse for ApiError {
             ErrorKind::AccessDenied => StatusCode::FORBIDDEN,
             ErrorKind::NoSuchKey | ErrorKind::NoSuchBucket => StatusCode::NOT_FOUND,
             ErrorKind::UfsChanged => StatusCode::CONFLICT,
-            ErrorKind::Unavailable | ErrorKind::StorageFull => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::Unavailable | ErrorKind::StorageFull | ErrorKind::StorageReadOnly => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         (status, Json(WireError { kind: self.0.kind.as_str().into(), message: self.0.message })).into_response()

@@ -4,7 +4,8 @@
 use axum::body::Body;
 use axum::http::StatusCode;
 use axum::response::Response;
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt, stream};
+use strata_common::Error;
 use strata_common::proto::Checksum;
 
 use crate::error::S3Result;
@@ -65,7 +66,18 @@ pub async fn get_object(ctx: &Ctx, with_body: bool) -> S3Result<Response> {
         }
     }
     if with_body && len > 0 {
-        let body = read_range(&ctx.gw, &ctx.bucket, &meta, start, len, mode)
+        let mut bytes = read_range(&ctx.gw, &ctx.bucket, &meta, start, len, mode);
+        // The first bytes before the status: a read that fails at once is an S3 error, not a
+        // 200 whose body breaks off (later failures can only cut the body).
+        let first = match bytes.next().await {
+            Some(Ok(b)) => b,
+            Some(Err(e)) => return Err(e.into()),
+            None => {
+                return Err(Error::internal(format!("the read of {}/{} gave no bytes", ctx.bucket, meta.key)).into());
+            }
+        };
+        let body = stream::once(async { Ok(first) })
+            .chain(bytes)
             .inspect_ok(|b| metrics::counter!("strata_gateway_bytes_out_total").increment(b.len() as u64))
             .map_err(|e| std::io::Error::other(e.to_string()));
         *resp.body_mut() = Body::from_stream(body);

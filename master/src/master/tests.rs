@@ -162,6 +162,16 @@ async fn a_commit_whose_bytes_cannot_move_is_undone() {
 }
 
 #[tokio::test]
+async fn a_delete_whose_file_stays_is_undone() {
+    let (m, dir) = master_with(&["k"]).await;
+    // A folder where the key's file is: the under store cannot delete it.
+    std::fs::create_dir_all(dir.path().join("bkt/k/x")).unwrap();
+    let e = m.delete_object("bkt", "k").await.unwrap_err();
+    assert!(e.message.starts_with("deleting k: "), "{}", e.message);
+    assert_eq!(m.lookup("bkt", "k").await.unwrap().version, 1);
+}
+
+#[tokio::test]
 async fn an_undone_first_write_leaves_no_object_and_no_journal() {
     let (m, _dir) = master_with(&[]).await;
     let c = CommitObjectRequest { staging_key: "tmp/9".into(), ..journaled("k", 9, 4) };
