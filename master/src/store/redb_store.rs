@@ -4,8 +4,8 @@
 //! after that snapshot wrote any of it. Commits are checked and ordered under one lock, then
 //! written by group commit: the writes of every transaction that passed its check while the
 //! previous group was being written go to redb in one write transaction, one fsync, and each
-//! commit returns once its group is durable. redb is pure Rust, crash-safe (copy-on-write B-tree, checksummed
-//! commits) and keeps keys ordered, which is all the trait needs.
+//! commit returns once its group is durable. redb is pure Rust, crash-safe (copy-on-write
+//! B-tree, checksummed commits) and keeps keys ordered, which is all the trait needs.
 
 use std::collections::{BTreeSet, VecDeque};
 use std::ops::Bound;
@@ -301,6 +301,7 @@ fn write_group(db: &Database, buffers: Vec<WriteBuffer>) -> Result<()> {
     }
     w.commit().map_err(db_err)
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;
