@@ -143,19 +143,19 @@ image: deps venv
 
 ## `strata bench` against `strata local`, a three-process cluster and nginx (from Debian) serving
 ## the same bytes from /dev/shm: 4 KiB GET/HEAD/PUT at 64 connections, a flat listing, one GET at
-## a time, each with its ratios. BENCH_SECONDS per figure (default 5; about 2 min in all).
+## a time, 1 GiB figures, each with its ratios (BENCH_SECONDS per figure, default 5); then the
+## cache's warm/cold ratios over a remote-like under store. About 8 min in all.
 bench: venv
 	cargo build --release --bin strata $(FEATURES)
 	command -v nginx >/dev/null || (apt-get update -q && apt-get install -y -q nginx)
 	STRATA_BIN=$(RELEASE_BIN) $(PY) compat-tests/loadbench.py
+	STRATA_BIN=$(RELEASE_BIN) $(PY) compat-tests/cachebench.py
 
 ## Throughput and gateway memory of 1 GiB through a cluster and `strata local`; failover time
-## of two masters on etcd; cold and warm reads from a remote-like under store; metadata
-## transactions per second of the embedded store and etcd.
+## of two masters on etcd; metadata transactions per second of the embedded store and etcd.
 bench-io: venv deps
 	cargo build --release --bin strata $(FEATURES)
 	STRATA_BIN=$(RELEASE_BIN) scripts/with-etcd $(PY) compat-tests/bench.py
-	STRATA_BIN=$(RELEASE_BIN) $(PY) compat-tests/cachebench.py
 	@echo "metadata store:"
 	@rm -rf $(CURDIR)/.bench-meta.redb
 	cargo run -q --release --features etcd -p strata-master --example kvbench -- embedded://$(CURDIR)/.bench-meta.redb 2000 16

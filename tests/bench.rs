@@ -25,6 +25,9 @@ fn args(s3: &common::S3, workload: Workload) -> BenchArgs {
         keep: false,
         reuse: false,
         quiet: true,
+        key: None,
+        range: None,
+        requests: None,
     }
 }
 
@@ -95,6 +98,20 @@ async fn bench_runs_every_workload_against_local_and_cleans_up() {
     bad.keep = true;
     let r = run(&bad).await.unwrap();
     assert!(r.op("head").unwrap().ops == 0 && r.errors() > 0);
+
+    // --key --range --requests: exactly that many ranged GETs of one existing object, which
+    // stays; a range larger than the object is refused.
+    let big: Vec<u8> = (0..(1u32 << 20)).map(|i| (i % 251) as u8).collect();
+    assert!(running.s3.put("/bench/big", &big).await.status().is_success());
+    let mut ranged = args(&running.s3, Workload::Get);
+    (ranged.key, ranged.range, ranged.requests) = (Some("big".into()), Some(65536), Some(50));
+    let r = run(&ranged).await.unwrap();
+    let get = r.op("get").unwrap();
+    assert_eq!((get.ops, get.errors), (50, 0), "{get:?}");
+    assert!((get.mib_per_sec * get.seconds * 16.0 - 50.0).abs() < 1e-6, "{get:?}");
+    assert_eq!(keys_in(&running.s3, "bench").await, 1);
+    ranged.range = Some(2 << 20);
+    assert!(format!("{:#}", run(&ranged).await.unwrap_err()).contains("larger than"));
     running.stop().await;
 }
 

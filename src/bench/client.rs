@@ -36,6 +36,12 @@ const VALUE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.'
 /// Bodies above this go out as a stream of this many bytes at a time.
 const CHUNK: u64 = 1 << 20;
 
+/// The one existing object of --key.
+pub(super) struct Target {
+    pub key: String,
+    pub size: u64,
+}
+
 pub(super) struct Client {
     http: reqwest::Client,
     signer: Signer,
@@ -44,6 +50,7 @@ pub(super) struct Client {
     pub concurrency: u64,
     /// `size` bytes, or one CHUNK of a larger body.
     data: Bytes,
+    pub target: Option<Target>,
 }
 
 impl Client {
@@ -68,6 +75,7 @@ impl Client {
             size: args.size,
             concurrency: args.concurrency as u64,
             data: Bytes::from(data),
+            target: None,
         })
     }
 
@@ -143,10 +151,44 @@ impl Client {
         while let Some(chunk) = resp.chunk().await.with_context(|| format!("GET {url}: body broke off"))? {
             n += chunk.len() as u64;
         }
-        if n != self.size {
-            bail!("GET {url}: {n} bytes instead of {}", self.size);
+        let want = self.target.as_ref().map_or(self.size, |t| t.size);
+        if n != want {
+            bail!("GET {url}: {n} bytes instead of {want}");
         }
         Ok(n)
+    }
+
+    /// GETs `len` bytes of `key` from `start`; the bytes received.
+    pub async fn get_range(&self, key: &str, start: u64, len: u64) -> Result<u64> {
+        let url = self.url(key, "");
+        let headers = self.signer.headers("GET", &url, SystemTime::now())?;
+        let mut rb = self.http.get(&url).header(reqwest::header::RANGE, format!("bytes={start}-{}", start + len - 1));
+        for (k, v) in headers {
+            rb = rb.header(k, v);
+        }
+        let mut resp = rb.send().await.with_context(|| format!("GET {url}"))?;
+        if resp.status() != reqwest::StatusCode::PARTIAL_CONTENT {
+            let status = resp.status();
+            let text = resp.text().await.unwrap_or_default();
+            bail!("GET {url} (bytes {start}+{len}): {status} {}", between(&text, "<Code>", "</Code>").unwrap_or(""));
+        }
+        let mut n = 0u64;
+        while let Some(chunk) = resp.chunk().await.with_context(|| format!("GET {url}: body broke off"))? {
+            n += chunk.len() as u64;
+        }
+        if n != len {
+            bail!("GET {url} (bytes {start}+{len}): {n} bytes");
+        }
+        Ok(n)
+    }
+
+    /// The size of `key`, from a HEAD.
+    pub async fn object_size(&self, key: &str) -> Result<u64> {
+        let resp = self.send(reqwest::Method::HEAD, &self.url(key, ""), None).await?;
+        resp.headers()
+            .get(reqwest::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse().ok())
+            .with_context(|| format!("HEAD {key}: no Content-Length"))
     }
 
     pub async fn head(&self, key: &str) -> Result<()> {

@@ -18,7 +18,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
-use client::{Client, Op};
+use client::{Client, Op, Target};
 pub use stats::OpReport;
 use stats::Samples;
 
@@ -77,6 +77,17 @@ pub struct BenchArgs {
     /// No progress lines.
     #[arg(long)]
     pub quiet: bool,
+    /// get/head: read this one existing object (e.g. a large one) instead of uploading
+    /// --objects; nothing is uploaded or deleted.
+    #[arg(long)]
+    pub key: Option<String>,
+    /// get: each GET reads a random range of this many bytes (e.g. 1MiB) of the object.
+    #[arg(long, value_parser = stats::parse_size)]
+    pub range: Option<u64>,
+    /// Stop after this many requests instead of --duration. The objects and ranges they read
+    /// are then the same in every run (a cold run and a warm one read the same bytes).
+    #[arg(long)]
+    pub requests: Option<u64>,
 }
 
 #[derive(Serialize, Debug)]
@@ -139,18 +150,34 @@ pub async fn main(args: BenchArgs) -> Result<()> {
 
 /// Prepares, runs and cleans up one workload; the report of the measured part.
 pub async fn run(args: &BenchArgs) -> Result<Report> {
-    if args.concurrency == 0 || args.objects == 0 {
-        bail!("--concurrency and --objects must be at least 1");
+    if args.concurrency == 0 || args.objects == 0 || args.requests == Some(0) || args.range == Some(0) {
+        bail!("--concurrency, --objects, --requests and --range must be at least 1");
     }
-    let client = Arc::new(Client::new(args)?);
-    if !args.reuse {
+    if args.key.is_some() && !matches!(args.workload, Workload::Get | Workload::Head) {
+        bail!("--key reads one existing object: it goes with get or head only");
+    }
+    if args.range.is_some() && args.workload != Workload::Get {
+        bail!("--range goes with get only");
+    }
+    let mut client = Client::new(args)?;
+    if let Some(k) = &args.key {
+        client.target = Some(Target { key: k.clone(), size: client.object_size(k).await? });
+    }
+    if let (Some(r), Some(t)) = (args.range, &client.target)
+        && r > t.size
+    {
+        bail!("--range {r} is larger than {} ({} bytes)", t.key, t.size);
+    }
+    let client = Arc::new(client);
+    let fixed = client.target.is_some();
+    if !args.reuse && !fixed {
         client.create_bucket().await?;
     }
-    if args.workload != Workload::Put && !args.reuse {
+    if args.workload != Workload::Put && !args.reuse && !fixed {
         each_object(&client, args, "uploading", |c, i| async move { c.put(&key(c.size, i)).await }).await?;
     }
     let results = measure(&client, args).await;
-    if !args.keep {
+    if !args.keep && !fixed {
         each_object(&client, args, "deleting", |c, i| async move { c.delete(&key(c.size, i)).await }).await?;
     }
     Ok(Report {
@@ -189,11 +216,19 @@ const GRACE: Duration = Duration::from_secs(5);
 async fn measure(client: &Arc<Client>, args: &BenchArgs) -> Vec<OpReport> {
     let live = Arc::new(Live::default());
     let started = Instant::now();
-    let deadline = started + args.duration;
+    // With --requests the run ends when they are done (a day is only a bound).
+    let deadline = started + if args.requests.is_some() { Duration::from_secs(86_400) } else { args.duration };
+    let plan = Arc::new(Plan {
+        workload: args.workload,
+        objects: args.objects,
+        range: args.range,
+        requests: args.requests,
+        issued: AtomicU64::new(0),
+    });
     let tasks: Vec<_> = (0..args.concurrency)
-        .map(|t| tokio::spawn(worker(client.clone(), args.workload, t as u64, args.objects, deadline, live.clone())))
+        .map(|t| tokio::spawn(worker(client.clone(), plan.clone(), t as u64, deadline, live.clone())))
         .collect();
-    let ticker = tokio::spawn(progress(live.clone(), started, args.duration, args.quiet));
+    let ticker = tokio::spawn(progress(live.clone(), started, args.duration, args.requests, args.quiet));
     let mut merged: Vec<(Op, Samples)> = Vec::new();
     for mut t in tasks {
         // A request still in flight after the grace is dropped (and not counted).
@@ -230,32 +265,56 @@ fn pick(workload: Workload, rng: &mut StdRng) -> Op {
     }
 }
 
-/// One connection's loop until the deadline.
-async fn worker(
-    client: Arc<Client>,
+/// What the connections share of a run.
+struct Plan {
     workload: Workload,
-    task: u64,
     objects: u64,
-    deadline: Instant,
-    live: Arc<Live>,
-) -> Vec<(Op, Samples)> {
+    range: Option<u64>,
+    requests: Option<u64>,
+    /// Requests taken so far (with --requests).
+    issued: AtomicU64,
+}
+
+/// One connection's loop until the deadline (or the last of --requests).
+async fn worker(client: Arc<Client>, plan: Arc<Plan>, task: u64, deadline: Instant, live: Arc<Live>) -> Vec<(Op, Samples)> {
     let mut rng = StdRng::seed_from_u64(task);
     let mut samples: Vec<(Op, Samples)> = Vec::new();
     let mut next_put = task;
     let mut list_token: Option<String> = None;
     while Instant::now() < deadline {
-        let op = pick(workload, &mut rng);
+        if let Some(n) = plan.requests {
+            // Request number r draws from its own seed: the same objects and ranges each run.
+            let r = plan.issued.fetch_add(1, Ordering::Relaxed);
+            if r >= n {
+                break;
+            }
+            rng = StdRng::seed_from_u64(r);
+        }
+        let op = pick(plan.workload, &mut rng);
         let i = match op {
             Op::Put => {
                 next_put += client.concurrency;
-                next_put % objects
+                next_put % plan.objects
             }
-            _ => rng.random_range(0..objects),
+            _ => rng.random_range(0..plan.objects),
         };
-        let k = key(client.size, i);
+        let k = match &client.target {
+            Some(t) => t.key.clone(),
+            None => key(client.size, i),
+        };
         let t = Instant::now();
         let result = match op {
-            Op::Get => client.get(&k).await.map(|b| (b, 0)),
+            Op::Get => match (plan.range, &client.target) {
+                (Some(len), Some(target)) => {
+                    let start = rng.random_range(0..=target.size - len);
+                    client.get_range(&k, start, len).await.map(|b| (b, 0))
+                }
+                (Some(len), None) => {
+                    let start = rng.random_range(0..=client.size.saturating_sub(len));
+                    client.get_range(&k, start, len.min(client.size)).await.map(|b| (b, 0))
+                }
+                (None, _) => client.get(&k).await.map(|b| (b, 0)),
+            },
             Op::Head => client.head(&k).await.map(|_| (0, 0)),
             Op::Put => client.put(&k).await.map(|b| (b, 0)),
             Op::List => client.list_page(&mut list_token).await.map(|n| (0, n)),
@@ -318,7 +377,7 @@ impl Progress {
     }
 }
 
-async fn progress(live: Arc<Live>, started: Instant, duration: Duration, quiet: bool) {
+async fn progress(live: Arc<Live>, started: Instant, duration: Duration, requests: Option<u64>, quiet: bool) {
     let p = Progress::new(quiet);
     let (mut ops, mut bytes) = (0u64, 0u64);
     let mut tick =
@@ -327,10 +386,12 @@ async fn progress(live: Arc<Live>, started: Instant, duration: Duration, quiet: 
         tick.tick().await;
         let (o, b) = (live.ops.load(Ordering::Relaxed), live.bytes.load(Ordering::Relaxed));
         if !quiet {
+            let part = match requests {
+                Some(n) => format!("{:>4.0}s {}/{n} requests", started.elapsed().as_secs_f64(), o),
+                None => format!("{:>4.0}s/{}s", started.elapsed().as_secs_f64(), duration.as_secs()),
+            };
             p.print(&format!(
-                "{:>4.0}s/{}s {:>9} ops/s {:>9.1} MiB/s  errors {}",
-                started.elapsed().as_secs_f64(),
-                duration.as_secs(),
+                "{part} {:>9} ops/s {:>9.1} MiB/s  errors {}",
                 o - ops,
                 (b - bytes) as f64 / (1u64 << 20) as f64,
                 live.errors.load(Ordering::Relaxed)
