@@ -96,10 +96,52 @@ pub(crate) enum Read {
     Unreadable,
 }
 
+/// Buffers of page files read and sent, kept for the next reads: a fresh page-sized buffer is
+/// a fresh mapping (above glibc's mmap threshold), faulted in, zeroed and unmapped each read.
+static SPARE: std::sync::Mutex<Vec<Vec<u8>>> = std::sync::Mutex::new(Vec::new());
+/// Spare buffers kept at most (each a page): a bound on the memory this holds.
+const MAX_SPARE: usize = 16;
+
+/// A page file's bytes, back to [`SPARE`] once every slice of them is dropped.
+struct Pooled(Vec<u8>);
+
+impl AsRef<[u8]> for Pooled {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        let buf = std::mem::take(&mut self.0);
+        let mut spare = SPARE.lock().unwrap_or_else(|p| p.into_inner());
+        if spare.len() < MAX_SPARE {
+            spare.push(buf);
+        }
+    }
+}
+
+fn read_pooled(path: &Path) -> std::io::Result<Pooled> {
+    use std::io::Read as _;
+    let mut f = std::fs::File::open(path)?;
+    let len = f.metadata()?.len() as usize;
+    let mut buf = SPARE.lock().unwrap_or_else(|p| p.into_inner()).pop().unwrap_or_default();
+    buf.clear();
+    buf.reserve(len);
+    // Returned to the pool on every path, the error ones included.
+    let mut pooled = Pooled(buf);
+    f.read_to_end(&mut pooled.0)?;
+    Ok(pooled)
+}
+
 pub(crate) async fn read(path: &Path) -> Read {
-    match tokio::fs::read(path).await {
-        Ok(raw) => unframe(raw).map_or(Read::Corrupt, Read::Page),
-        Err(_) => Read::Unreadable,
+    let path = path.to_path_buf();
+    match tokio::task::spawn_blocking(move || read_pooled(&path)).await {
+        Ok(Ok(raw)) => match check(&raw.0) {
+            Some(len) => Read::Page(Bytes::from_owner(raw).slice(HEADER..HEADER + len)),
+            None => Read::Corrupt,
+        },
+        _ => Read::Unreadable,
     }
 }
 
@@ -185,6 +227,24 @@ mod tests {
         }
         assert_eq!(check(&good[..4]), None, "shorter than a header");
         assert_eq!(check(&good), Some(100));
+    }
+
+    #[tokio::test]
+    async fn a_reused_read_buffer_holds_only_the_next_page() {
+        let dir = tempfile::tempdir().unwrap();
+        let dirs = [tier_dir(dir.path(), 4096)];
+        let (big, small) = (path_of(&dirs, id(1, 0)).unwrap(), path_of(&dirs, id(1, 1)).unwrap());
+        write(&big, &[9u8; 4096]).await.unwrap();
+        write(&small, b"small").await.unwrap();
+        for _ in 0..3 {
+            let Read::Page(b) = read(&big).await else { panic!("the big page") };
+            assert_eq!(b, vec![9u8; 4096]);
+            let half = b.slice(..10);
+            drop(b);
+            assert_eq!(half, [9u8; 10][..], "a slice keeps its buffer out of the pool");
+            drop(half);
+            assert!(matches!(read(&small).await, Read::Page(b) if b == "small"));
+        }
     }
 
     #[tokio::test]
