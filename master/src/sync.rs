@@ -30,6 +30,10 @@ struct SyncTimes(Mutex<HashMap<(String, String), Instant>>);
 
 const MAX_REMEMBERED: usize = 100_000;
 
+/// Objects new to the metadata recorded per transaction: with a read and a write each, within
+/// etcd's default 128 operations.
+const IMPORT_BATCH: usize = 100;
+
 impl SyncTimes {
     /// True (and noted) when `(bucket, what)` is due under `interval_ms`.
     fn due(&self, bucket: &str, what: &str, interval_ms: i64) -> bool {
@@ -46,6 +50,11 @@ impl SyncTimes {
         }
         m.insert(k, Instant::now());
         true
+    }
+
+    /// `(bucket, what)` is due again (its sync failed).
+    fn forget(&self, bucket: &str, what: &str) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(&(bucket.to_string(), what.to_string()));
     }
 }
 
@@ -165,20 +174,36 @@ impl UfsSync {
             .await
             .map_err(|e| {
                 sync_pass(bucket, "listing", false, 0);
+                self.times.forget(bucket, prefix);
                 Error::unavailable(format!("cannot list the under store of bucket {bucket}: {e}"))
             })?;
         let known = self.known_objects(bucket, prefix).await?;
+        // New to the metadata: recorded from the listing, a batch per transaction.
+        let mut new: Vec<(&String, &UfsMeta)> = found.iter().filter(|(k, _)| !known.contains_key(*k)).collect();
+        new.sort_unstable_by_key(|(k, _)| *k);
+        let mut imported = 0;
+        for batch in new.chunks(IMPORT_BATCH) {
+            match self.import(&b, batch).await {
+                Ok(n) => imported += n,
+                Err(e) => {
+                    sync_pass(bucket, "listing", false, imported);
+                    self.times.forget(bucket, prefix);
+                    return Err(e);
+                }
+            }
+        }
         let mut changed: Vec<&String> = found
             .iter()
-            .filter(|(k, m)| known.get(*k).is_none_or(|(size, fp)| *size != m.size || *fp != fingerprint(m)))
+            .filter(|(k, m)| known.get(*k).is_some_and(|(size, fp)| *size != m.size || *fp != fingerprint(m)))
             .map(|(k, _)| k)
             .collect();
         // Gone from the under store (objects never persisted there have no fingerprint).
         changed.extend(known.iter().filter(|(k, (_, fp))| !fp.is_empty() && !found.contains_key(*k)).map(|(k, _)| k));
-        let n = changed.len();
+        let n = imported + changed.len();
         for key in changed {
             if let Err(e) = self.sync_key(&b, key).await {
                 sync_pass(bucket, "listing", false, 0);
+                self.times.forget(bucket, prefix);
                 return Err(e);
             }
         }
@@ -187,6 +212,41 @@ impl UfsSync {
             tracing::info!(bucket, prefix, changes = n, "metadata synced with the under store");
         }
         Ok(())
+    }
+
+    /// Records objects of the under store that the metadata did not hold, as the listing gave
+    /// them (no HEAD each, no publish lock: a key written through Strata meanwhile is in the
+    /// metadata when the transaction reads it, and is left as it is). Returns how many.
+    async fn import(&self, bucket: &Bucket, batch: &[(&String, &UfsMeta)]) -> Result<usize> {
+        let mut metas = Vec::with_capacity(batch.len());
+        for (key, m) in batch {
+            metas.push(ObjectMeta {
+                key: (*key).clone(),
+                version: self.versions.next().await?,
+                size: m.size,
+                etag: s3_etag(m),
+                last_modified_ms: m.last_modified.timestamp_millis(),
+                block_size: self.block_size,
+                ufs_etag: fingerprint(m),
+                ..Default::default()
+            });
+        }
+        let b = bucket.name.clone();
+        transact(self.store.as_ref(), |t| {
+            let (b, metas) = (b.clone(), metas.clone());
+            Box::pin(async move {
+                t.bucket(&b).await?;
+                let mut n = 0;
+                for meta in &metas {
+                    if t.object(&b, &meta.key).await?.is_none() {
+                        t.replace_object(&b, None, meta).await?;
+                        n += 1;
+                    }
+                }
+                Ok(n)
+            })
+        })
+        .await
     }
 
     /// Key → (size, fingerprint) of the objects the metadata holds under `prefix`.

@@ -521,6 +521,39 @@ async fn a_syncing_mount_sees_changes_made_in_its_under_store() {
     assert_eq!(m.lookup("syn", "f").await.unwrap_err().kind, ErrorKind::NoSuchKey);
 }
 
+#[tokio::test]
+async fn a_listing_records_many_new_under_store_objects_at_once() {
+    let (m, dir) = master_with(&[]).await;
+    let src = dir.path().join("many");
+    std::fs::create_dir_all(src.join("d")).unwrap();
+    for i in 0..250usize {
+        std::fs::write(src.join("d").join(format!("{i:03}")), vec![b'x'; i]).unwrap();
+    }
+    let mount = Mount { uri: format!("file://{}", src.display()), sync_interval_ms: Some(0), ..Default::default() };
+    m.mount("many", mount).await.unwrap();
+    let looked_up = m.lookup("many", "d/007").await.unwrap();
+    let list = || async {
+        let req = ListObjectsRequest { bucket: "many".into(), prefix: "d/".into(), max_keys: 1000, ..Default::default() };
+        m.list_objects(req).await.unwrap().objects
+    };
+    let listed = list().await;
+    assert_eq!(listed.len(), 250);
+    for (i, o) in listed.iter().enumerate() {
+        assert_eq!((o.key.clone(), o.size), (format!("d/{i:03}"), i as u64));
+    }
+    assert_eq!(listed[7].version, looked_up.version, "a key already recorded keeps its version");
+    let versions: std::collections::HashSet<u64> = listed.iter().map(|o| o.version).collect();
+    assert_eq!(versions.len(), 250);
+    // Nothing changed: nothing is recorded again; a changed file gets a new version.
+    std::fs::write(src.join("d").join("100"), b"changed").unwrap();
+    let again = list().await;
+    assert_eq!(again.len(), 250);
+    for (a, b) in again.iter().zip(&listed) {
+        assert_eq!(a.version == b.version, a.key != "d/100", "{}", a.key);
+    }
+    assert_eq!(again[100].size, 7);
+}
+
 /// What a master that died between a commit and its move leaves: the object's new metadata
 /// and its publish intent, with the bytes still staged.
 async fn crashed_commit(m: &Master, key: &str, version: u64, staging: &str) {
