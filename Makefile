@@ -144,12 +144,14 @@ image: deps venv
 ## `strata bench` against `strata local`, a three-process cluster and nginx (from Debian) serving
 ## the same bytes from /dev/shm: 4 KiB GET/HEAD/PUT at 64 connections, a flat listing, one GET at
 ## a time, 1 GiB figures, each with its ratios (BENCH_SECONDS per figure, default 5); then the
-## cache's warm/cold ratios over a remote-like under store. About 8 min in all.
+## cache's warm/cold ratios over a remote-like under store, and a flat listing of a million keys
+## (BENCH_MILLION_KEYS) mounted from a folder. About 10 min in all.
 bench: venv
 	cargo build --release --bin strata $(FEATURES)
 	command -v nginx >/dev/null || (apt-get update -q && apt-get install -y -q nginx)
 	STRATA_BIN=$(RELEASE_BIN) $(PY) compat-tests/loadbench.py
 	STRATA_BIN=$(RELEASE_BIN) $(PY) compat-tests/cachebench.py
+	STRATA_BIN=$(RELEASE_BIN) $(PY) compat-tests/listbench.py
 
 ## Throughput and gateway memory of 1 GiB through a cluster and `strata local`; failover time
 ## of two masters on etcd; metadata transactions per second of the embedded store and etcd.

@@ -30,6 +30,22 @@ struct SyncTimes(Mutex<HashMap<(String, String), Instant>>);
 
 const MAX_REMEMBERED: usize = 100_000;
 
+/// Forgets, unless `done`, that a listing's sync ran.
+struct Unfinished<'a> {
+    times: &'a SyncTimes,
+    bucket: &'a str,
+    prefix: &'a str,
+    done: bool,
+}
+
+impl Drop for Unfinished<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.times.forget(self.bucket, self.prefix);
+        }
+    }
+}
+
 /// Objects new to the metadata recorded per transaction: with a read and a write each, within
 /// etcd's default 128 operations.
 const IMPORT_BATCH: usize = 100;
@@ -156,6 +172,8 @@ impl UfsSync {
         if !self.times.due(bucket, prefix, interval) {
             return Ok(());
         }
+        // A sync that fails or is dropped (its request gone) is due again at the next listing.
+        let mut unfinished = Unfinished { times: &self.times, bucket, prefix, done: false };
         let mount = b.mount.clone().ok_or_else(|| Error::internal("a syncing bucket without a mount"))?;
         let store = self.ufs.open(&mount)?;
         // object_store lists by whole path segments: list the folder part, filter the rest.
@@ -174,7 +192,6 @@ impl UfsSync {
             .await
             .map_err(|e| {
                 sync_pass(bucket, "listing", false, 0);
-                self.times.forget(bucket, prefix);
                 Error::unavailable(format!("cannot list the under store of bucket {bucket}: {e}"))
             })?;
         let known = self.known_objects(bucket, prefix).await?;
@@ -187,8 +204,7 @@ impl UfsSync {
                 Ok(n) => imported += n,
                 Err(e) => {
                     sync_pass(bucket, "listing", false, imported);
-                    self.times.forget(bucket, prefix);
-                    return Err(e);
+                        return Err(e);
                 }
             }
         }
@@ -203,11 +219,11 @@ impl UfsSync {
         for key in changed {
             if let Err(e) = self.sync_key(&b, key).await {
                 sync_pass(bucket, "listing", false, 0);
-                self.times.forget(bucket, prefix);
                 return Err(e);
             }
         }
         sync_pass(bucket, "listing", true, n);
+        unfinished.done = true;
         if n > 0 {
             tracing::info!(bucket, prefix, changes = n, "metadata synced with the under store");
         }
