@@ -253,10 +253,11 @@ fn shutdown_on_signal() -> CancellationToken {
     token
 }
 
-/// Cache pages (1 MiB) are allocated and freed all the time. glibc raises its mmap threshold
-/// past their size after the first free, and from then on keeps freed pages in its arenas:
-/// about +450 MiB over a 512 MiB memory tier. A fixed threshold maps each page on its own and
-/// gives it back on free. `MALLOC_MMAP_THRESHOLD_` set by the operator wins.
+/// Cache pages (1 MiB) are allocated and freed all the time, by the system allocator (see
+/// `strata::alloc`). glibc raises its mmap threshold past their size after the first free, and
+/// from then on keeps freed pages in its arenas: about +450 MiB over a 512 MiB memory tier. A
+/// fixed threshold maps each page on its own and gives it back on free.
+/// `MALLOC_MMAP_THRESHOLD_` set by the operator wins.
 fn fixed_mmap_threshold() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_none() {
@@ -264,6 +265,9 @@ fn fixed_mmap_threshold() {
         unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, 128 << 10) };
     }
 }
+
+#[global_allocator]
+static GLOBAL: strata::alloc::Split = strata::alloc::Split;
 
 #[tokio::main]
 async fn main() -> Result<()> {
