@@ -22,8 +22,8 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub mod admin;
-pub mod alloc;
 pub mod admin_users;
+pub mod alloc;
 pub mod bench;
 
 const REGION: &str = "us-east-1";

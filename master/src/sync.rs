@@ -204,7 +204,7 @@ impl UfsSync {
                 Ok(n) => imported += n,
                 Err(e) => {
                     sync_pass(bucket, "listing", false, imported);
-                        return Err(e);
+                    return Err(e);
                 }
             }
         }

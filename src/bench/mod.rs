@@ -276,7 +276,13 @@ struct Plan {
 }
 
 /// One connection's loop until the deadline (or the last of --requests).
-async fn worker(client: Arc<Client>, plan: Arc<Plan>, task: u64, deadline: Instant, live: Arc<Live>) -> Vec<(Op, Samples)> {
+async fn worker(
+    client: Arc<Client>,
+    plan: Arc<Plan>,
+    task: u64,
+    deadline: Instant,
+    live: Arc<Live>,
+) -> Vec<(Op, Samples)> {
     let mut rng = StdRng::seed_from_u64(task);
     let mut samples: Vec<(Op, Samples)> = Vec::new();
     let mut next_put = task;

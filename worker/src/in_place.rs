@@ -355,7 +355,8 @@ mod tests {
         let body: Vec<u8> = (0..(2 * BLOCK + 4097) as u32).map(|i| (i % 251) as u8).collect();
         // Chunks of odd sizes, so the blocks straddle them.
         let stream = |b: &[u8]| -> ByteStream {
-            let chunks: Vec<Result<bytes::Bytes>> = b.chunks(700_001).map(|c| Ok(bytes::Bytes::copy_from_slice(c))).collect();
+            let chunks: Vec<Result<bytes::Bytes>> =
+                b.chunks(700_001).map(|c| Ok(bytes::Bytes::copy_from_slice(c))).collect();
             futures::stream::iter(chunks).boxed()
         };
         let n = body.len() as u64;

@@ -533,7 +533,8 @@ async fn a_listing_records_many_new_under_store_objects_at_once() {
     m.mount("many", mount).await.unwrap();
     let looked_up = m.lookup("many", "d/007").await.unwrap();
     let list = || async {
-        let req = ListObjectsRequest { bucket: "many".into(), prefix: "d/".into(), max_keys: 1000, ..Default::default() };
+        let req =
+            ListObjectsRequest { bucket: "many".into(), prefix: "d/".into(), max_keys: 1000, ..Default::default() };
         m.list_objects(req).await.unwrap().objects
     };
     let listed = list().await;
