@@ -76,6 +76,9 @@ impl Sink {
         let ps = self.worker.cache.page_size() as usize;
         let Some((version, page, index)) = self.cache.as_mut() else { return };
         while !data.is_empty() {
+            if page.is_empty() {
+                page.reserve(ps); // not grown by doubling: one allocation, no copies
+            }
             let n = (ps - page.len()).min(data.len());
             page.extend_from_slice(&data[..n]);
             data = &data[n..];
