@@ -104,7 +104,7 @@ impl Client {
         let status = resp.status();
         let text = resp.text().await.unwrap_or_default();
         let code = between(&text, "<Code>", "</Code>").unwrap_or("");
-        let message = between(&text, "<Message>", "</Message>").unwrap_or("");
+        let message = xml_text(&text, "Message");
         bail!("{method} {url}: {status} {code} {message}")
     }
 
@@ -134,7 +134,7 @@ impl Client {
             return Ok(());
         }
         let text = resp.text().await.unwrap_or_default();
-        bail!("cannot create the bucket ({url}): {status} {}", between(&text, "<Message>", "</Message>").unwrap_or(""))
+        bail!("cannot create the bucket ({url}): {status} {}", xml_text(&text, "Message"))
     }
 
     /// PUTs `key`; the bytes sent.
@@ -222,6 +222,12 @@ impl Client {
     }
 }
 
+/// The text of the first `<name>` element, unescaped (empty when there is none).
+fn xml_text(text: &str, name: &str) -> String {
+    let raw = between(text, &format!("<{name}>"), &format!("</{name}>")).unwrap_or("");
+    quick_xml::escape::unescape(raw).map(|t| t.into_owned()).unwrap_or_else(|_| raw.to_string())
+}
+
 /// The text between the first `open` and the next `close`.
 fn between<'a>(text: &'a str, open: &str, close: &str) -> Option<&'a str> {
     let start = text.find(open)? + open.len();
@@ -239,5 +245,6 @@ mod tests {
         assert_eq!(between(x, "<IsTruncated>", "</IsTruncated>"), Some("true"));
         assert_eq!(between(x, "<Key>", "</Key>"), Some("a"));
         assert_eq!(between(x, "<Code>", "</Code>"), None);
+        assert_eq!(xml_text("<Message>name &quot;b&quot; &amp; more</Message>", "Message"), "name \"b\" & more");
     }
 }
