@@ -1,7 +1,7 @@
 """`make bench`, a listing of BENCH_MILLION_KEYS (1 000 000) keys end to end: a folder holding
-that many empty files is mounted into a cluster; the first listing records them in the metadata
-(timed, with progress), then `strata bench list` pages through all of them, flat, 1000 keys a
-page, one connection."""
+that many empty files is mounted (read-only) into a cluster; the first listing records them in
+the metadata (timed, with progress), then `strata bench list` pages through all of them, flat,
+1000 keys a page, one connection."""
 
 import json
 import os
@@ -33,7 +33,7 @@ def main():
         c = start_cluster(tmp)
         try:
             env = dict(os.environ, **c.env)
-            subprocess.run([BIN, "admin", "mount", "million", f"file://{tmp / 'under'}", "--sync-interval", "1h",
+            subprocess.run([BIN, "admin", "mount", "million", f"file://{tmp / 'under'}", "--read-only", "--sync-interval", "1h",
                             "--master", c.master_url], env=env, check=True, capture_output=True)
             s3 = c.client(read_timeout=600)
             done = threading.Event()

@@ -195,8 +195,12 @@ impl UfsSync {
                 Error::unavailable(format!("cannot list the under store of bucket {bucket}: {e}"))
             })?;
         let known = self.known_objects(bucket, prefix).await?;
-        // New to the metadata: recorded from the listing, a batch per transaction.
-        let mut new: Vec<(&String, &UfsMeta)> = found.iter().filter(|(k, _)| !known.contains_key(*k)).collect();
+        // On a read-only mount, keys new to the metadata are recorded from the listing, a batch
+        // per transaction. On a writable one, a listing taken before a delete through Strata
+        // finished would bring the object back: each key is looked at afresh under its lock.
+        let batched = mount.read_only;
+        let mut new: Vec<(&String, &UfsMeta)> =
+            found.iter().filter(|(k, _)| batched && !known.contains_key(*k)).collect();
         new.sort_unstable_by_key(|(k, _)| *k);
         let mut imported = 0;
         for batch in new.chunks(IMPORT_BATCH) {
@@ -210,7 +214,10 @@ impl UfsSync {
         }
         let mut changed: Vec<&String> = found
             .iter()
-            .filter(|(k, m)| known.get(*k).is_some_and(|(size, fp)| *size != m.size || *fp != fingerprint(m)))
+            .filter(|(k, m)| match known.get(*k) {
+                Some((size, fp)) => *size != m.size || *fp != fingerprint(m),
+                None => !batched,
+            })
             .map(|(k, _)| k)
             .collect();
         // Gone from the under store (objects never persisted there have no fingerprint).
@@ -230,9 +237,9 @@ impl UfsSync {
         Ok(())
     }
 
-    /// Records objects of the under store that the metadata did not hold, as the listing gave
-    /// them (no HEAD each, no publish lock: a key written through Strata meanwhile is in the
-    /// metadata when the transaction reads it, and is left as it is). Returns how many.
+    /// Records objects of a read-only mount's under store that the metadata did not hold, as
+    /// the listing gave them (no HEAD each, no publish lock: nothing is written or deleted
+    /// there through Strata). Returns how many.
     async fn import(&self, bucket: &Bucket, batch: &[(&String, &UfsMeta)]) -> Result<usize> {
         let mut metas = Vec::with_capacity(batch.len());
         for (key, m) in batch {

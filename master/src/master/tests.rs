@@ -522,14 +522,15 @@ async fn a_syncing_mount_sees_changes_made_in_its_under_store() {
 }
 
 #[tokio::test]
-async fn a_listing_records_many_new_under_store_objects_at_once() {
+async fn a_listing_records_many_new_objects_of_a_read_only_mount_at_once() {
     let (m, dir) = master_with(&[]).await;
     let src = dir.path().join("many");
     std::fs::create_dir_all(src.join("d")).unwrap();
     for i in 0..250usize {
         std::fs::write(src.join("d").join(format!("{i:03}")), vec![b'x'; i]).unwrap();
     }
-    let mount = Mount { uri: format!("file://{}", src.display()), sync_interval_ms: Some(0), ..Default::default() };
+    let uri = format!("file://{}", src.display());
+    let mount = Mount { uri, sync_interval_ms: Some(0), read_only: true, ..Default::default() };
     m.mount("many", mount).await.unwrap();
     let looked_up = m.lookup("many", "d/007").await.unwrap();
     let list = || async {
