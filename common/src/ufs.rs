@@ -267,6 +267,22 @@ pub fn local_folder(mount: &Mount) -> Option<std::path::PathBuf> {
 /// Strata's own folder in every under store (staged writes).
 pub const STAGING_DIR: &str = "%strata";
 
+/// The files of a multipart upload written in place, in `STAGING_DIR/uploads/<id>/`: written by
+/// the worker, kept by the master's reclaimer while the upload lives.
+pub mod upload_files {
+    /// The folder of the uploads, in `STAGING_DIR`.
+    pub const DIR: &str = "uploads";
+    /// The data file, `data-<part size>`.
+    pub const DATA: &str = "data-";
+    /// A claimed slot, `slot-<part number>`.
+    pub const SLOT: &str = "slot-";
+    pub const PART_SIZE: &str = "part-size";
+    pub const LOCK: &str = "lock";
+    pub const SEALED: &str = "sealed";
+    /// What every file of an upload's folder starts with.
+    pub const ALL: [&str; 5] = [DATA, SLOT, PART_SIZE, LOCK, SEALED];
+}
+
 const ESCAPED: &AsciiSet = &CONTROLS.add(b'%').add(b'#');
 
 /// The path of an S3 key in an under store: the same tree as the bucket, each `/`-separated

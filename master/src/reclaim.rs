@@ -15,7 +15,7 @@ use object_store::ObjectStoreExt;
 use object_store::path::Path;
 use strata_common::kv::{KvStore, transact};
 use strata_common::proto::Mount;
-use strata_common::ufs::{STAGING_DIR, UfsRegistry, staging_path};
+use strata_common::ufs::{STAGING_DIR, UfsRegistry, staging_path, upload_files};
 use strata_common::{Error, Result};
 
 use crate::schema::Schema;
@@ -86,14 +86,15 @@ pub(crate) async fn sweep(
         let live: HashSet<&str> = files
             .iter()
             .zip(&settled)
-            .filter(|(f, settled)| !**settled && f.name.starts_with("uploads/"))
+            .filter(|(f, settled)| {
+                !**settled && f.name.strip_prefix(upload_files::DIR).is_some_and(|r| r.starts_with('/'))
+            })
             .filter_map(|(f, _)| Some(f.name.rsplit_once('/')?.0))
             .collect();
         for (f, &settled) in files.iter().zip(&settled) {
             let in_upload = f.name.rsplit_once('/').is_some_and(|(dir, file)| {
                 live.contains(dir)
-                    || (upload_dirs.contains(dir)
-                        && ["data-", "slot-", "part-size", "lock", "sealed"].iter().any(|m| file.starts_with(m)))
+                    || (upload_dirs.contains(dir) && upload_files::ALL.iter().any(|m| file.starts_with(m)))
             });
             if !settled || claimed.contains(&f.name) || in_upload {
                 continue;

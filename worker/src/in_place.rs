@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use strata_common::api::{ByteStream, ComposeRequest, InPlace, UfsLocation};
-use strata_common::ufs::STAGING_DIR;
+use strata_common::ufs::{STAGING_DIR, upload_files as files};
 use strata_common::{Error, Result};
 
 use crate::Worker;
@@ -34,7 +34,7 @@ fn io_error(what: &str, e: std::io::Error) -> Error {
 /// The upload's part size: the one recorded, or this part's when none is yet and this part
 /// looks like a non-final one (part 1, or a whole number of MiB, at least [`MIN_PART`]).
 fn part_size(dir: &Path, p: &InPlace, version: u64) -> std::io::Result<Option<u64>> {
-    let file = dir.join("part-size");
+    let file = dir.join(files::PART_SIZE);
     match std::fs::read_to_string(&file) {
         Ok(s) => return Ok(s.trim().parse().ok()),
         Err(e) if e.kind() != ErrorKind::NotFound => return Err(e),
@@ -65,7 +65,7 @@ struct Slot {
 }
 
 fn upload_lock(dir: &Path) -> std::io::Result<std::fs::File> {
-    std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(dir.join("lock"))
+    std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(dir.join(files::LOCK))
 }
 
 /// Claims the slot of a part that fits it; `None` when the part must go to its own file.
@@ -75,24 +75,24 @@ fn claim(folder: &Path, p: &InPlace, version: u64) -> std::io::Result<Option<Slo
     if !id_ok || p.number == 0 {
         return Ok(None);
     }
-    let rel = format!("uploads/{}", p.upload_id);
+    let rel = format!("{}/{}", files::DIR, p.upload_id);
     let dir = folder.join(STAGING_DIR).join(&rel);
     std::fs::create_dir_all(&dir)?;
     let lock = upload_lock(&dir)?;
     lock.lock_shared()?;
-    if dir.join("sealed").exists() {
+    if dir.join(files::SEALED).exists() {
         return Ok(None); // completed: its file is an object's now
     }
     let Some(ps) = part_size(&dir, p, version)? else { return Ok(None) };
     if p.size > ps || ps == 0 {
         return Ok(None);
     }
-    match std::fs::File::create_new(dir.join(format!("slot-{}", p.number))) {
+    match std::fs::File::create_new(dir.join(format!("{}{}", files::SLOT, p.number))) {
         Ok(_) => {}
         Err(e) if e.kind() == ErrorKind::AlreadyExists => return Ok(None),
         Err(e) => return Err(e),
     }
-    let name = format!("data-{ps}");
+    let name = format!("{}{ps}", files::DATA);
     Ok(Some(Slot {
         name: format!("{rel}/{name}"),
         path: dir.join(name),
@@ -241,7 +241,7 @@ fn copy_ranges(out: &mut std::fs::File, sources: &[(PathBuf, u64, u64)]) -> std:
 /// Marks the upload whose file `data` is sealed, under its lock held exclusive (returned, to
 /// hold while linking); `None` when a part is being written into it, or it is no upload's.
 fn seal(data: &Path) -> std::io::Result<Option<std::fs::File>> {
-    let Some(dir) = data.parent().filter(|d| d.parent().and_then(Path::file_name) == Some("uploads".as_ref())) else {
+    let Some(dir) = data.parent().filter(|d| d.parent().and_then(Path::file_name) == Some(files::DIR.as_ref())) else {
         return Ok(None);
     };
     let lock = upload_lock(dir)?;
@@ -250,8 +250,8 @@ fn seal(data: &Path) -> std::io::Result<Option<std::fs::File>> {
         Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
         Err(std::fs::TryLockError::Error(e)) => return Err(e),
     }
-    std::fs::File::create(dir.join("sealed"))?.sync_all()?;
-    sync_dir(&dir.join("sealed"))?;
+    std::fs::File::create(dir.join(files::SEALED))?.sync_all()?;
+    sync_dir(&dir.join(files::SEALED))?;
     Ok(Some(lock))
 }
 
