@@ -256,13 +256,14 @@ fn shutdown_on_signal() -> CancellationToken {
 /// Cache pages (1 MiB) are allocated and freed all the time, by the system allocator (see
 /// `strata::alloc`). glibc raises its mmap threshold past their size after the first free, and
 /// from then on keeps freed pages in its arenas: about +450 MiB over a 512 MiB memory tier. A
-/// fixed threshold maps each page on its own and gives it back on free.
+/// fixed threshold (the size from which `Split` hands blocks to glibc) maps each page on its own
+/// and gives it back on free.
 /// `MALLOC_MMAP_THRESHOLD_` set by the operator wins.
 fn fixed_mmap_threshold() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_none() {
         // SAFETY: mallopt only sets allocator parameters; no memory is touched.
-        unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, 128 << 10) };
+        unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, strata::alloc::LARGE as libc::c_int) };
     }
 }
 
