@@ -204,7 +204,9 @@ impl KvTxn for RedbTxn {
             if oldest > txn.read_version + 1 {
                 return Err(StoreError::conflict("transaction too old"));
             }
-            for c in log.entries.iter().filter(|c| c.version > txn.read_version) {
+            // The log is in version order: skip what this transaction already saw.
+            let newer = log.entries.partition_point(|c| c.version <= txn.read_version);
+            for c in log.entries.range(newer..) {
                 let hit_key = txn.read_keys.iter().any(|k| c.keys.contains(k) || in_ranges(&c.ranges, k));
                 let hit_range = txn.read_ranges.iter().any(|(b, e)| {
                     c.keys.range::<Vec<u8>, _>((Bound::Included(b), Bound::Excluded(e))).next().is_some()
