@@ -14,7 +14,7 @@ use futures::stream::BoxStream;
 use object_store::path::Path;
 use object_store::{
     CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore, PutMultipartOptions,
-    PutOptions, PutPayload, PutResult, Result, UploadPart,
+    PutOptions, PutPayload, PutResult, RenameOptions, Result, UploadPart,
 };
 
 /// The label a mount's metrics carry: scheme, host and path of its URI, nothing else.
@@ -156,6 +156,14 @@ impl ObjectStore for Metered {
         let started = Instant::now();
         let r = self.inner.copy_opts(from, to, options).await;
         record(&self.mount, "copy", started, &r);
+        r
+    }
+
+    /// Forwarded: the default is a copy and a delete, where a folder renames in place.
+    async fn rename_opts(&self, from: &Path, to: &Path, options: RenameOptions) -> Result<()> {
+        let started = Instant::now();
+        let r = self.inner.rename_opts(from, to, options).await;
+        record(&self.mount, "rename", started, &r);
         r
     }
 }
