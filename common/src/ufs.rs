@@ -4,7 +4,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use object_store::ObjectStore;
-use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path;
 use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
@@ -243,11 +242,9 @@ fn open_store(mount: &Mount) -> Result<Arc<dyn ObjectStore>> {
             let dir =
                 url.to_file_path().map_err(|_| Error::invalid(format!("{:?} is not a local folder", mount.uri)))?;
             std::fs::create_dir_all(&dir).map_err(|e| folder_error(&dir, e))?;
-            let fs = LocalFileSystem::new_with_prefix(&dir)
-                .map_err(|e| Error::internal(format!("cannot open under store folder {}: {e}", dir.display())))?
-                .with_automatic_cleanup(true)
-                .with_fsync(true);
-            Ok(Arc::new(crate::ufs_local::LocalKeys::new(fs, dir)))
+            let keys = crate::ufs_local::LocalKeys::new(dir.clone())
+                .map_err(|e| Error::internal(format!("cannot open under store folder {}: {e}", dir.display())))?;
+            Ok(Arc::new(keys))
         }
         "memory" => Ok(Arc::new(InMemory::new())),
         "hdfs" | "viewfs" => hdfs_store(mount, &url),
@@ -350,6 +347,7 @@ pub fn path_key(path: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use object_store::local::LocalFileSystem;
     use object_store::{ObjectStoreExt, PutPayload};
 
     #[tokio::test]
