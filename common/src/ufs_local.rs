@@ -175,13 +175,16 @@ impl ObjectStore for LocalKeys {
         // harmless (see `staged`), and its folder with the others staged meanwhile.
         let result = self.unsynced.put_opts(location, payload, opts).await?;
         let f = file.clone();
-        tokio::task::spawn_blocking(move || std::fs::File::open(&f)?.sync_data())
-            .await
-            .map_err(std::io::Error::other)
-            .and_then(|r| r)
-            .map_err(|e| io_error(&file, e))?;
-        self.folders.sync(&dir).await.map_err(|e| io_error(&dir, e))?;
-        Ok(result)
+        let synced = match tokio::task::spawn_blocking(move || std::fs::File::open(&f)?.sync_data()).await {
+            Ok(Ok(())) => self.folders.sync(&dir).await.map_err(|e| io_error(&dir, e)),
+            Ok(Err(e)) => Err(io_error(&file, e)),
+            Err(e) => Err(io_error(&file, std::io::Error::other(e))),
+        };
+        if synced.is_err() {
+            // Not durable: gone, lest it pass for a write whose answer was lost.
+            let _ = tokio::fs::remove_file(&file).await;
+        }
+        synced.map(|()| result)
     }
     async fn put_multipart_opts(&self, location: &Path, opts: PutMultipartOptions) -> Result<Box<dyn MultipartUpload>> {
         self.inner.put_multipart_opts(&self.write(location), opts).await
