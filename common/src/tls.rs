@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::TlsConfig;
 use crate::error::{Error, Result};
 
-fn provider() -> Arc<CryptoProvider> {
+pub(crate) fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
