@@ -57,9 +57,19 @@ pub(crate) struct Publisher {
     ha: Arc<HaState>,
     buckets: Arc<Buckets>,
     locks: KeyedLocks<Key>,
+    clears: Clears,
     /// In tests, how long each commit waits between its metadata commit and the move.
     #[cfg(test)]
     pub(crate) pause: std::sync::Mutex<std::time::Duration>,
+}
+
+/// Finished intents to forget, each with whom to tell: forgotten together, in one transaction
+/// for all that came while the last one ran (half a small PUT's transactions are these).
+#[derive(Default)]
+struct Clears {
+    queue: std::sync::Mutex<Vec<(PublishIntent, tokio::sync::oneshot::Sender<Result<()>>)>>,
+    /// Held by the caller whose transaction runs.
+    running: tokio::sync::Mutex<()>,
 }
 
 /// What a metadata commit tells [`Publisher::publish`].
@@ -85,6 +95,7 @@ impl Publisher {
             ha,
             buckets,
             locks: KeyedLocks::default(),
+            clears: Clears::default(),
             #[cfg(test)]
             pause: Default::default(),
         }
@@ -260,14 +271,40 @@ impl Publisher {
     }
 
     async fn clear_intent(&self, intent: &PublishIntent) {
-        let cleared = transact(self.store.as_ref(), |t| {
-            let i = intent.clone();
-            Box::pin(async move {
-                t.clear_publish_intent(&i);
-                Ok(())
+        use tokio::sync::oneshot::error::TryRecvError;
+        let (tx, mut rx) = tokio::sync::oneshot::channel();
+        self.clears.queue.lock().unwrap_or_else(|p| p.into_inner()).push((intent.clone(), tx));
+        let answer = |rx: &mut tokio::sync::oneshot::Receiver<Result<()>>| match rx.try_recv() {
+            Ok(r) => Some(r),
+            Err(TryRecvError::Closed) => Some(Err(Error::internal("the transaction forgetting it was cut off"))),
+            Err(TryRecvError::Empty) => None,
+        };
+        // Whoever holds `running` forgets everything queued, this caller's intent too unless an
+        // earlier holder took it.
+        let cleared = loop {
+            if let Some(r) = answer(&mut rx) {
+                break r;
+            }
+            let _running = self.clears.running.lock().await;
+            if let Some(r) = answer(&mut rx) {
+                break r;
+            }
+            let batch = std::mem::take(&mut *self.clears.queue.lock().unwrap_or_else(|p| p.into_inner()));
+            let intents: Arc<Vec<PublishIntent>> = Arc::new(batch.iter().map(|(i, _)| i.clone()).collect());
+            let r = transact(self.store.as_ref(), |t| {
+                let intents = intents.clone();
+                Box::pin(async move {
+                    for i in intents.iter() {
+                        t.clear_publish_intent(i);
+                    }
+                    Ok(())
+                })
             })
-        })
-        .await;
+            .await;
+            for (_, tx) in batch {
+                let _ = tx.send(r.clone());
+            }
+        };
         if let Err(e) = cleared {
             // Harmless: the next primary finds the move done and forgets it.
             tracing::warn!(key = intent.key, "cannot forget a finished publish intent: {e}");

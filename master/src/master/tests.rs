@@ -728,3 +728,34 @@ async fn a_syncing_mount_reads_a_file_placed_beside_a_folder_of_its_name() {
         .unwrap();
     assert_eq!(under_c.objects.iter().map(|o| o.key.as_str()).collect::<Vec<_>>(), ["c/d"]);
 }
+
+#[tokio::test]
+async fn concurrent_publishes_forget_every_intent() {
+    let (m, dir) = master_with(&[]).await;
+    let m = std::sync::Arc::new(m);
+    let writes: Vec<_> = (0..40u64)
+        .map(|i| {
+            stage(dir.path(), &i.to_string(), format!("bytes {i}").as_bytes());
+            let m = m.clone();
+            tokio::spawn(async move {
+                let req =
+                    CommitObjectRequest { staging_key: format!("tmp/{i}"), ..commit(&format!("k{}", i % 10), 100 + i) };
+                m.commit_object(req).await
+            })
+        })
+        .collect();
+    for w in writes {
+        w.await.unwrap().unwrap();
+    }
+    let left = strata_common::kv::transact(m.raw_store().as_ref(), |t| {
+        Box::pin(async move { crate::schema::Schema::publish_intents(t).await })
+    })
+    .await
+    .unwrap();
+    assert!(left.is_empty(), "intents left: {left:?}");
+    for k in 0..10u64 {
+        let v = m.lookup("bkt", &format!("k{k}")).await.unwrap().version;
+        let file = std::fs::read(dir.path().join(format!("bkt/k{k}"))).unwrap();
+        assert_eq!(file, format!("bytes {}", v - 100).as_bytes(), "k{k}: the file is the committed version's");
+    }
+}
