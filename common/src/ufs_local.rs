@@ -325,32 +325,29 @@ mod tests {
         assert!(dir.join("a%").is_file());
         std::fs::remove_dir_all(&dir).ok();
     }
+    /// 50 syncs of `dir` at once.
+    async fn fifty_syncs(syncs: &Arc<FolderSyncs>, dir: &std::path::Path) {
+        let waiting: Vec<_> = (0..50)
+            .map(|_| {
+                let (syncs, dir) = (syncs.clone(), dir.to_path_buf());
+                tokio::spawn(async move { syncs.sync(&dir).await })
+            })
+            .collect();
+        for w in waiting {
+            w.await.unwrap().unwrap();
+        }
+    }
+
     #[tokio::test]
     async fn concurrent_folder_syncs_share_fsyncs() {
         let (_, dir) = store();
         let syncs = Arc::new(FolderSyncs::default());
-        let waiting: Vec<_> = (0..50)
-            .map(|_| {
-                let (syncs, dir) = (syncs.clone(), dir.clone());
-                tokio::spawn(async move { syncs.sync(&dir).await })
-            })
-            .collect();
-        for w in waiting {
-            w.await.unwrap().unwrap();
-        }
+        fifty_syncs(&syncs, &dir).await;
         assert!(syncs.0.lock().unwrap().is_empty(), "a folder nobody waits on is forgotten");
         // Each call ran its own fsync or waited for one that began after it: 50 calls at once
         // need few. Counted through a folder that stays in the map.
         let held = syncs.0.lock().unwrap().entry(dir.clone()).or_default().clone();
-        let waiting: Vec<_> = (0..50)
-            .map(|_| {
-                let (syncs, dir) = (syncs.clone(), dir.clone());
-                tokio::spawn(async move { syncs.sync(&dir).await })
-            })
-            .collect();
-        for w in waiting {
-            w.await.unwrap().unwrap();
-        }
+        fifty_syncs(&syncs, &dir).await;
         let fsyncs = held.started.load(Ordering::SeqCst);
         assert!((1..50).contains(&fsyncs), "{fsyncs} fsyncs for 50 calls");
         syncs.sync(&dir).await.unwrap();

@@ -89,10 +89,24 @@ impl Client {
     }
 
     async fn send(&self, method: reqwest::Method, url: &str, body: Option<reqwest::Body>) -> Result<reqwest::Response> {
+        self.send_range(method, url, body, None).await
+    }
+
+    /// [`Client::send`] asking for the bytes `range` (start, length).
+    async fn send_range(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        body: Option<reqwest::Body>,
+        range: Option<(u64, u64)>,
+    ) -> Result<reqwest::Response> {
         let headers = self.signer.headers(method.as_str(), url, SystemTime::now())?;
         let mut rb = self.http.request(method.clone(), url);
         for (k, v) in headers {
             rb = rb.header(k, v);
+        }
+        if let Some((start, len)) = range {
+            rb = rb.header(reqwest::header::RANGE, format!("bytes={start}-{}", start + len - 1));
         }
         if let Some(b) = body {
             rb = rb.header(reqwest::header::CONTENT_LENGTH, self.size).body(b);
@@ -146,11 +160,7 @@ impl Client {
     /// GETs `key` to the end; the bytes received.
     pub async fn get(&self, key: &str) -> Result<u64> {
         let url = self.url(key, "");
-        let mut resp = self.send(reqwest::Method::GET, &url, None).await?;
-        let mut n = 0u64;
-        while let Some(chunk) = resp.chunk().await.with_context(|| format!("GET {url}: body broke off"))? {
-            n += chunk.len() as u64;
-        }
+        let n = drain(self.send(reqwest::Method::GET, &url, None).await?, &url).await?;
         let want = self.target.as_ref().map_or(self.size, |t| t.size);
         if n != want {
             bail!("GET {url}: {n} bytes instead of {want}");
@@ -161,21 +171,11 @@ impl Client {
     /// GETs `len` bytes of `key` from `start`; the bytes received.
     pub async fn get_range(&self, key: &str, start: u64, len: u64) -> Result<u64> {
         let url = self.url(key, "");
-        let headers = self.signer.headers("GET", &url, SystemTime::now())?;
-        let mut rb = self.http.get(&url).header(reqwest::header::RANGE, format!("bytes={start}-{}", start + len - 1));
-        for (k, v) in headers {
-            rb = rb.header(k, v);
-        }
-        let mut resp = rb.send().await.with_context(|| format!("GET {url}"))?;
+        let resp = self.send_range(reqwest::Method::GET, &url, None, Some((start, len))).await?;
         if resp.status() != reqwest::StatusCode::PARTIAL_CONTENT {
-            let status = resp.status();
-            let text = resp.text().await.unwrap_or_default();
-            bail!("GET {url} (bytes {start}+{len}): {status} {}", between(&text, "<Code>", "</Code>").unwrap_or(""));
+            bail!("GET {url} (bytes {start}+{len}): {} instead of 206 Partial Content", resp.status());
         }
-        let mut n = 0u64;
-        while let Some(chunk) = resp.chunk().await.with_context(|| format!("GET {url}: body broke off"))? {
-            n += chunk.len() as u64;
-        }
+        let n = drain(resp, &url).await?;
         if n != len {
             bail!("GET {url} (bytes {start}+{len}): {n} bytes");
         }
@@ -229,6 +229,15 @@ fn xml_text(text: &str, name: &str) -> String {
 }
 
 /// The text between the first `open` and the next `close`.
+/// Reads a response's body to its end; the bytes received.
+async fn drain(mut resp: reqwest::Response, url: &str) -> Result<u64> {
+    let mut n = 0u64;
+    while let Some(chunk) = resp.chunk().await.with_context(|| format!("GET {url}: body broke off"))? {
+        n += chunk.len() as u64;
+    }
+    Ok(n)
+}
+
 fn between<'a>(text: &'a str, open: &str, close: &str) -> Option<&'a str> {
     let start = text.find(open)? + open.len();
     let len = text[start..].find(close)?;

@@ -377,7 +377,10 @@ impl PageStore {
             let old = self.file(from, v.id);
             let data = match (v.bytes, &old) {
                 (Some(b), _) => Some(b),
-                (None, Some(p)) => tokio::fs::read(p).await.ok().and_then(page_file::unframe),
+                (None, Some(p)) => match page_file::read(p).await {
+                    page_file::Read::Page(b) => Some(b),
+                    page_file::Read::Corrupt | page_file::Read::Unreadable => None,
+                },
                 (None, None) => None,
             };
             if let (Some(data), true) = (data, from + 1 < self.tiers.len()) {
