@@ -171,8 +171,8 @@ impl ObjectStore for LocalKeys {
             // The store creates and syncs the folder; staged deletes never remove it.
             return self.inner.put_opts(location, payload, opts).await;
         }
-        // A staged file: its bytes are synced after the rename that puts it in place, which is
-        // harmless (see `staged`), and its folder with the others staged meanwhile.
+        // A staged file: written without fsyncs, then its bytes synced and its folder with the
+        // others staged meanwhile. Until then nobody reads it (see `staged`).
         let result = self.unsynced.put_opts(location, payload, opts).await?;
         let f = file.clone();
         let synced = match tokio::task::spawn_blocking(move || std::fs::File::open(&f)?.sync_data()).await {
