@@ -228,7 +228,6 @@ fn xml_text(text: &str, name: &str) -> String {
     quick_xml::escape::unescape(raw).map(|t| t.into_owned()).unwrap_or_else(|_| raw.to_string())
 }
 
-/// The text between the first `open` and the next `close`.
 /// Reads a response's body to its end; the bytes received.
 async fn drain(mut resp: reqwest::Response, url: &str) -> Result<u64> {
     let mut n = 0u64;
@@ -238,6 +237,7 @@ async fn drain(mut resp: reqwest::Response, url: &str) -> Result<u64> {
     Ok(n)
 }
 
+/// The text between the first `open` and the next `close`.
 fn between<'a>(text: &'a str, open: &str, close: &str) -> Option<&'a str> {
     let start = text.find(open)? + open.len();
     let len = text[start..].find(close)?;
