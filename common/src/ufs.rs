@@ -264,6 +264,14 @@ pub fn local_folder(mount: &Mount) -> Option<std::path::PathBuf> {
 /// Strata's own folder in every under store (staged writes).
 pub const STAGING_DIR: &str = "%strata";
 
+/// The folder of writes' staged files, in `STAGING_DIR`.
+pub const STAGED_DIR: &str = "tmp";
+
+/// The staging name of a write of `version` (see [`staging_path`]).
+pub fn staged_name(version: u64) -> String {
+    format!("{STAGED_DIR}/{version}")
+}
+
 /// The files of a multipart upload written in place, in `STAGING_DIR/uploads/<id>/`: written by
 /// the worker, kept by the master's reclaimer while the upload lives.
 pub mod upload_files {

@@ -75,12 +75,12 @@ impl FolderSyncs {
     }
 }
 
-/// Whether `p` is a write's staged file, `STAGING_DIR/tmp/...`: nobody reads it before the
+/// Whether `p` is a write's staged file, `STAGING_DIR/STAGED_DIR/...`: nobody reads it before the
 /// master commits it, and a crash mid-write leaves a file the reclaimer deletes.
 fn staged(p: &Path) -> bool {
     let mut parts = p.parts();
     parts.next().is_some_and(|a| a.as_ref() == crate::ufs::STAGING_DIR)
-        && parts.next().is_some_and(|b| b.as_ref() == "tmp")
+        && parts.next().is_some_and(|b| b.as_ref() == crate::ufs::STAGED_DIR)
 }
 
 impl std::fmt::Display for LocalKeys {

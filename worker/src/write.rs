@@ -234,7 +234,7 @@ impl Worker {
     /// onto its key by the master), then drops it from the journal.
     async fn persist(&self, e: &strata_common::proto::JournalEntry) -> Result<()> {
         let what = format!("persisting {}/{}", e.bucket, e.key);
-        let staging = format!("tmp/{}", e.version);
+        let staging = strata_common::ufs::staged_name(e.version);
         let src = self
             .journal
             .get(&Worker::journal_path(e.version))

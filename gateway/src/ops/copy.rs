@@ -109,7 +109,7 @@ pub async fn copy_object(ctx: &Ctx) -> S3Result<Response> {
     });
     let conditions = write_conditions(ctx).await?;
     let version = ctx.gw.master.allocate_version().await?;
-    let staging = format!("tmp/{version}");
+    let staging = strata_common::ufs::staged_name(version);
     let dest = WriteRequest {
         loc: UfsLocation::staging(&ctx.bucket, &staging),
         version,

@@ -287,7 +287,7 @@ pub async fn complete(ctx: &Ctx, upload_id: &str, body: Body) -> S3Result<Respon
     let checksums = upload_checksums(&upload, &used);
     check_given_checksum(ctx, &checksums)?;
     let version = ctx.gw.master.allocate_version().await?;
-    let staging = format!("tmp/{version}");
+    let staging = strata_common::ufs::staged_name(version);
     let (sources, ranges) = part_sources(&ctx.bucket, &used);
     let size: u64 = used.iter().map(|p| p.size).sum();
     let target = UfsLocation::staging(&ctx.bucket, &staging);

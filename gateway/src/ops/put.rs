@@ -28,7 +28,7 @@ pub async fn put_object(ctx: &Ctx, body: Body) -> S3Result<Response> {
         let journal = (worker_id, mode == WriteType::AsyncThrough);
         commit_written(ctx, described, (version, String::new()), written, &conditions, journal).await?
     } else {
-        let staging = format!("tmp/{version}");
+        let staging = strata_common::ufs::staged_name(version);
         let loc = UfsLocation::staging(&ctx.bucket, &staging);
         let written = write_body(ctx, body, loc, version, mode == WriteType::CacheThrough).await?;
         commit_written(ctx, described, (version, staging), written, &conditions, (0, false)).await?
