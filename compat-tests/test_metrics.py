@@ -24,7 +24,7 @@ def scrape(url):
 WORKER = ["strata_worker_cache_hits_total", "strata_worker_cache_misses_total",
           "strata_worker_cache_hit_bytes_total", "strata_worker_cache_bytes", "strata_worker_cache_quota_bytes",
           "strata_worker_cache_pages", "strata_worker_fill_seconds_bucket", "strata_worker_cache_pinned_bytes",
-          "strata_worker_cache_bucket_lookups_total", "strata_ufs_requests_total",
+          "strata_worker_page_buffers_in_flight_bytes", "strata_worker_cache_bucket_lookups_total", "strata_ufs_requests_total",
           "strata_ufs_request_seconds_bucket"]
 MASTER = ["strata_master_kv_transactions_total", "strata_master_kv_transaction_seconds_bucket",
           "strata_master_is_primary", "strata_master_epoch", "strata_master_workers", "strata_ufs_requests_total"]

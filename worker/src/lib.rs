@@ -45,8 +45,8 @@ pub struct Inner {
     fills: read::Fills,
     /// Cache loads (`strata admin load`) on this worker, reported with each heartbeat.
     pub loads: LoadStats,
-    /// Reads under way (their read-ahead shares a budget).
-    readers: std::sync::atomic::AtomicUsize,
+    /// Pages of the read-ahead budget the reads under way hold (see read.rs).
+    read_ahead_taken: std::sync::atomic::AtomicUsize,
 }
 
 /// Block loads running now, ended since start, and the bytes they brought in (while running).
@@ -94,7 +94,7 @@ impl Worker {
             mounts: TtlCache::new(MOUNT_TTL),
             fills: Default::default(),
             loads: Default::default(),
-            readers: Default::default(),
+            read_ahead_taken: Default::default(),
         })))
     }
 

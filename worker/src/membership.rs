@@ -45,6 +45,7 @@ fn tiers(worker: &Worker) -> Vec<TierUsage> {
 /// The cache's size per tier and its pinned bytes as gauges, refreshed each heartbeat.
 fn cache_gauges(worker: &Worker, tiers: &[TierUsage]) {
     metrics::gauge!("strata_worker_cache_pinned_bytes").set(worker.cache.pinned_bytes() as f64);
+    metrics::gauge!("strata_worker_page_buffers_in_flight_bytes").set(worker.cache.in_flight() as f64);
     for (i, t) in tiers.iter().enumerate() {
         let tier = crate::pagestore::tier_label(i, &t.medium);
         metrics::gauge!("strata_worker_cache_bytes", "tier" => tier.clone()).set(t.used_bytes as f64);

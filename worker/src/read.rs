@@ -2,6 +2,7 @@
 //! missing page filled once (one fill per page at a time) from the under store or the journal.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt, stream};
@@ -17,20 +18,36 @@ use crate::pagestore::PageId;
 /// One fill at a time per page: N readers of a missing page cause one under-store read.
 pub(crate) type Fills = strata_common::locks::KeyedLocks<PageId>;
 
-/// Pages read ahead of the one being sent.
+/// Pages read ahead of the one being sent, at most.
 const READ_AHEAD: usize = 4;
 
-/// Bytes read ahead by all readers together, about: each of N readers reads this / N ahead
-/// (between one page and [`READ_AHEAD`]), so that many readers do not hold many pages each
-/// beyond the cache's quota.
+/// Bytes read ahead by all readers together: a read takes up to [`READ_AHEAD`] pages of it when
+/// it starts (none once it is spent) and gives them back when done, so that many readers do
+/// not hold many pages each beyond the cache's quota.
 const READ_AHEAD_BUDGET: u64 = 64 << 20;
 
-/// A read under way, counted while its stream lives.
-struct Reading(Worker);
+/// A read under way, holding its pages of the read-ahead budget while its stream lives.
+struct Reading {
+    worker: Worker,
+    ahead: usize,
+}
+
+impl Reading {
+    fn start(worker: &Worker, page_size: u64) -> Reading {
+        let budget = (READ_AHEAD_BUDGET / page_size.max(1)) as usize;
+        let taken = &worker.read_ahead_taken;
+        let mut ahead = 0;
+        let _ = taken.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |now| {
+            ahead = READ_AHEAD.min(budget.saturating_sub(now));
+            Some(now + ahead)
+        });
+        Reading { worker: worker.clone(), ahead }
+    }
+}
 
 impl Drop for Reading {
     fn drop(&mut self) {
-        self.0.readers.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        self.worker.read_ahead_taken.fetch_sub(self.ahead, Ordering::Relaxed);
     }
 }
 
@@ -52,9 +69,8 @@ impl Worker {
         };
         let ps = self.cache.page_size();
         let (first, last) = (req.offset / ps, (end - 1) / ps);
-        let readers = self.readers.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-        let reading = Reading(self.clone());
-        let ahead = ((READ_AHEAD_BUDGET / ps.max(1)) as usize / readers).clamp(1, READ_AHEAD);
+        let reading = Reading::start(self, ps);
+        let ahead = 1 + reading.ahead;
         let this = self.clone();
         let req = Arc::new(req);
         let pages = stream::iter(first..=last)
@@ -111,7 +127,8 @@ impl Worker {
             let what = format!("reading {}/{}", req.loc.bucket, req.loc.key);
             let range =
                 UfsRange { store: store.as_ref(), path, range: start..stop, ufs_etag: &req.ufs_etag, what: &what };
-            let data = range.read().await?;
+            let room = self.cache.reserve(stop - start).await;
+            let data = room.track(range.read().await?);
             metrics::counter!("strata_worker_ufs_bytes_read_total").increment(data.len() as u64);
             metrics::histogram!("strata_worker_fill_seconds").record(started.elapsed().as_secs_f64());
             self.cache.note_miss(data.len() as u64);

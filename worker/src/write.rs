@@ -85,7 +85,7 @@ impl Sink {
             if page.len() == ps {
                 let id = PageId { version: *version, index: *index };
                 *index += 1;
-                let full = std::mem::take(page).freeze();
+                let full = self.worker.cache.track(std::mem::take(page).freeze());
                 self.worker.cache.put(id, full).await;
             }
         }
@@ -96,7 +96,8 @@ impl Sink {
             && !page.is_empty()
         {
             let id = PageId { version: *version, index: *index };
-            self.worker.cache.put(id, std::mem::take(page).freeze()).await;
+            let last = self.worker.cache.track(std::mem::take(page).freeze());
+            self.worker.cache.put(id, last).await;
         }
         let put = match self.upload.take() {
             Some(w) => w.finish().await,

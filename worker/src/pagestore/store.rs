@@ -6,10 +6,15 @@
 //!
 //! Lock order: one lock, `books`, held only for bookkeeping (and the policy's calls), never
 //! across I/O; a page's bytes are written before it is booked and deleted after it is not.
+//!
+//! Memory: every page buffer in the process (cached in memory, read from disk, filled from an
+//! under store, on its way to a client) is counted while it lives ([`PageStore::track`]); the
+//! memory tier gives up room for the ones outside it, so the pages held stay within its quota.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 
 use bytes::Bytes;
 use strata_common::cache_types::{EvictionPolicy, Medium};
@@ -65,6 +70,71 @@ pub struct PageStore {
     tiers: Vec<Tier>,
     books: Mutex<Books>,
     stats: Stats,
+    /// Bytes of the page buffers alive, in a tier or not: see [`PageStore::track`].
+    live: Arc<AtomicU64>,
+    /// Disk pages read and still held (queued to clients): readers of the same page meanwhile
+    /// share the buffer rather than read one each.
+    sending: Mutex<HashMap<PageId, Weak<Tracked>>>,
+}
+
+/// Entries of [`PageStore::sending`] past which the dropped ones are cleared out.
+const SENDING_SWEEP: usize = 1024;
+
+/// A page buffer, counted in [`PageStore::live`] until its last slice is dropped.
+struct Tracked {
+    bytes: Bytes,
+    live: Arc<AtomicU64>,
+}
+
+/// Room in [`PageStore::live`] for a page buffer about to be made ([`PageStore::reserve`]):
+/// the buffer takes it over ([`Reserved::track`]), or it is given back when dropped unused.
+pub struct Reserved {
+    len: u64,
+    live: Arc<AtomicU64>,
+}
+
+impl Reserved {
+    fn into_tracked(mut self, bytes: Bytes) -> Arc<Tracked> {
+        let n = bytes.len() as u64;
+        if n >= self.len {
+            self.live.fetch_add(n - self.len, Ordering::Relaxed);
+        } else {
+            self.live.fetch_sub(self.len - n, Ordering::Relaxed);
+        }
+        self.len = 0;
+        Arc::new(Tracked { bytes, live: self.live.clone() })
+    }
+
+    pub fn track(self, bytes: Bytes) -> Bytes {
+        Bytes::from_owner(Shared(self.into_tracked(bytes)))
+    }
+}
+
+/// The owner of the bytes handed out for a [`Tracked`] buffer.
+struct Shared(Arc<Tracked>);
+
+impl AsRef<[u8]> for Shared {
+    fn as_ref(&self) -> &[u8] {
+        &self.0.bytes
+    }
+}
+
+impl Drop for Reserved {
+    fn drop(&mut self) {
+        self.live.fetch_sub(self.len, Ordering::Relaxed);
+    }
+}
+
+impl AsRef<[u8]> for Tracked {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.live.fetch_sub(self.bytes.len() as u64, Ordering::Relaxed);
+    }
 }
 
 /// A page taken out of a tier on its way down, with its bytes if it was in memory.
@@ -136,7 +206,14 @@ impl PageStore {
             policy: policy::build(policy),
         };
         let stats = Stats::new(&tiers.iter().map(|t| t.medium).collect::<Vec<_>>());
-        let store = PageStore { page_size, tiers, books: Mutex::new(books), stats };
+        let store = PageStore {
+            page_size,
+            tiers,
+            books: Mutex::new(books),
+            stats,
+            live: Arc::default(),
+            sending: Mutex::default(),
+        };
         for t in 0..store.tiers.len() {
             for dir in &store.tiers[t].dirs {
                 std::fs::create_dir_all(dir)?;
@@ -148,6 +225,29 @@ impl PageStore {
 
     pub fn page_size(&self) -> u64 {
         self.page_size
+    }
+
+    /// Counts a page buffer already made (a page written) while any slice of it lives; a page
+    /// is tracked once, where its buffer is made, before [`PageStore::put`].
+    pub fn track(&self, bytes: Bytes) -> Bytes {
+        Reserved { len: 0, live: self.live.clone() }.track(bytes)
+    }
+
+    /// Counts `len` bytes of a page buffer about to be made (a fill, a disk read), first moving
+    /// memory pages down to make room for it.
+    pub async fn reserve(&self, len: u64) -> Reserved {
+        self.live.fetch_add(len, Ordering::Relaxed);
+        let room = Reserved { len, live: self.live.clone() };
+        self.make_room(len).await;
+        room
+    }
+
+    /// Bytes of page buffers alive outside the memory tier: read ahead, queued to clients,
+    /// evicted from memory while still being sent.
+    pub fn in_flight(&self) -> u64 {
+        let books = self.lock();
+        let in_mem = if self.is_mem(0) { books.used[0] } else { 0 };
+        self.live.load(Ordering::Relaxed).saturating_sub(in_mem)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Books> {
@@ -254,23 +354,29 @@ impl PageStore {
         self.lock().entries.get(&id).map(|e| e.tier)
     }
 
-    /// The page, from whichever tier holds it; with `promote`, a page found below the top tier
-    /// moves up to it.
+    /// The page, from whichever tier holds it; with `promote`, or when the memory tier has room
+    /// for it, a page found below the top tier moves up to it.
     pub async fn get(&self, id: PageId, promote: bool) -> Option<Bytes> {
-        let t = {
+        let (t, len) = {
             let mut books = self.lock();
             let t = self.touch(&mut books, id)?;
             if let Some(b) = books.mem.get(&id).filter(|_| t == 0) {
                 self.stats.hit(0, b.len() as u64);
                 return Some(b.clone());
             }
-            t
+            (t, books.entries.get(&id).map_or(0, |e| e.len))
         };
+        if let Some(data) = self.sent(id) {
+            self.stats.hit(t, data.len() as u64);
+            return Some(data);
+        }
         let path = self.file(t, id)?;
+        let room = self.reserve(len).await;
         match page_file::read(&path).await {
             page_file::Read::Page(data) => {
+                let data = self.share(id, room.into_tracked(data));
                 self.stats.hit(t, data.len() as u64);
-                if promote && t > 0 {
+                if t > 0 && (promote || self.has_room(data.len() as u64)) {
                     self.promote(id, t, data.clone()).await;
                 }
                 Some(data)
@@ -290,7 +396,46 @@ impl PageStore {
         }
     }
 
-    /// Caches a page in the top tier, moving cold pages down to make room.
+    /// Whether the memory tier has room for a page of `len` just read (so already counted
+    /// alive) and one more buffer like it: then the page moves up, so a tier emptied for buffers
+    /// in flight fills again, and the next disk read moves no page down.
+    fn has_room(&self, len: u64) -> bool {
+        let books = self.lock();
+        let quota = self.tiers[0].quota;
+        self.is_mem(0) && self.live.load(Ordering::Relaxed) + len <= quota && books.used[0] + len <= quota
+    }
+
+    /// Disk page `id`, if another reader still holds the buffer it read.
+    fn sent(&self, id: PageId) -> Option<Bytes> {
+        let sending = self.sending.lock().unwrap_or_else(|p| p.into_inner());
+        sending.get(&id).and_then(Weak::upgrade).map(|t| Bytes::from_owner(Shared(t)))
+    }
+
+    /// A disk page just read, shared with the readers of `id` while it is held.
+    fn share(&self, id: PageId, page: Arc<Tracked>) -> Bytes {
+        let mut sending = self.sending.lock().unwrap_or_else(|p| p.into_inner());
+        if sending.len() >= SENDING_SWEEP {
+            sending.retain(|_, w| w.strong_count() > 0);
+        }
+        sending.insert(id, Arc::downgrade(&page));
+        Bytes::from_owner(Shared(page))
+    }
+
+    /// Moves up to `len` bytes of memory pages down while the page buffers alive exceed the
+    /// memory tier's quota.
+    async fn make_room(&self, len: u64) {
+        if !self.is_mem(0) || self.live.load(Ordering::Relaxed) <= self.tiers[0].quota {
+            return;
+        }
+        let victims = self.take_victims(&mut self.lock(), 0, len);
+        if !victims.is_empty() {
+            self.stats.left(0, victims.len() as u64);
+            self.move_down(0, victims).await;
+        }
+    }
+
+    /// Caches a page (from [`PageStore::track`]) in the top tier, moving cold pages down to
+    /// make room.
     pub async fn put(&self, id: PageId, data: Bytes) {
         let len = data.len() as u64;
         if self.tiers.iter().all(|t| t.quota < len) || self.lock().entries.contains_key(&id) {
@@ -324,7 +469,7 @@ impl PageStore {
                 if self.is_mem(t) {
                     books.mem.insert(id, data);
                 }
-                Ok(self.take_victims(&mut books, t))
+                Ok(self.take_victims(&mut books, t, len))
             }
         };
         match victims {
@@ -351,14 +496,21 @@ impl PageStore {
         Box::pin(self.place(id, 0, data, Some(e.heat))).await;
     }
 
-    /// Takes the policy's victims out of tier `t` until it fits its quota.
-    fn take_victims(&self, books: &mut Books, t: usize) -> Vec<Victim> {
+    /// Takes the policy's victims out of tier `t` until it fits its quota; from the memory tier,
+    /// up to `len` bytes more while the page buffers alive exceed its quota. (No more than `len`:
+    /// a page moved down while a reader holds it frees nothing yet.)
+    fn take_victims(&self, books: &mut Books, t: usize, len: u64) -> Vec<Victim> {
+        let mut quota = self.tiers[t].quota;
+        if self.is_mem(t) {
+            let over = self.live.load(Ordering::Relaxed).saturating_sub(quota);
+            quota = quota.min(books.used[t]).saturating_sub(over.min(len));
+        }
         let view = View {
             entries: &books.entries,
             pinned: &books.pinned,
             tier: t,
             used: books.used[t],
-            quota: self.tiers[t].quota,
+            quota,
             last: t + 1 == self.tiers.len(),
         };
         let chosen = books.policy.choose_victims(t, &view);

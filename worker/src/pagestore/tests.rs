@@ -408,3 +408,50 @@ async fn each_tier_counts_its_pages_hits_demotions_and_evictions() {
     s.pin(9);
     assert_eq!(s.pinned_bytes(), 4 * P);
 }
+
+#[tokio::test]
+async fn page_buffers_outside_the_memory_tier_take_its_room() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path(), &[4 * P, 8 * P]);
+    for i in 0..4 {
+        s.put(id(i), s.track(page(i as u8))).await;
+    }
+    assert_eq!((used(&s), s.in_flight()), (vec![4 * P, 0], 0));
+    // Two disk pages read and held (queued to clients): two memory pages go down for them.
+    s.put(id(10), s.track(page(10))).await;
+    s.put(id(11), s.track(page(11))).await;
+    let held = [s.get(id(0), false).await.unwrap(), s.get(id(1), false).await.unwrap()];
+    assert_eq!(s.tier_of(id(0)), Some(1), "read from disk, not promoted");
+    assert_eq!(s.in_flight(), 2 * P);
+    assert_eq!(used(&s)[0], 2 * P, "memory tier + buffers held stay within its quota");
+    // Once they are dropped, the tier fills up to its quota again.
+    drop(held);
+    assert_eq!(s.in_flight(), 0);
+    for i in 20..24 {
+        s.put(id(i), s.track(page(i as u8))).await;
+    }
+    assert_eq!(used(&s)[0], 4 * P);
+}
+
+#[tokio::test]
+async fn a_memory_tier_emptied_for_buffers_fills_again_from_disk_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path(), &[4 * P, 16 * P]);
+    for i in 0..8 {
+        s.put(id(i), s.track(page(i as u8))).await;
+    }
+    // A burst of readers holds four buffers, then four disk pages: the tier gives up a page
+    // for each page read meanwhile, down to nothing.
+    let mut held: Vec<Bytes> = (90..94).map(|n| s.track(page(n))).collect();
+    for i in 0..4 {
+        held.push(s.get(id(i), false).await.unwrap());
+        assert_eq!(used(&s)[0], (3 - i) * P);
+    }
+    drop(held);
+    // Pages read from disk then move up while the tier has room for them and one more buffer.
+    for i in 4..8 {
+        assert_eq!(s.get(id(i), false).await.unwrap(), page(i as u8));
+    }
+    assert_eq!(used(&s)[0], 3 * P);
+    assert_eq!((s.tier_of(id(4)), s.tier_of(id(6)), s.tier_of(id(7))), (Some(0), Some(0), Some(1)));
+}
