@@ -110,24 +110,18 @@ impl Reserved {
     }
 }
 
-/// The owner of the bytes handed out for a [`Tracked`] buffer.
-struct Shared(Arc<Tracked>);
-
-impl AsRef<[u8]> for Shared {
-    fn as_ref(&self) -> &[u8] {
-        &self.0.bytes
-    }
-}
-
 impl Drop for Reserved {
     fn drop(&mut self) {
         self.live.fetch_sub(self.len, Ordering::Relaxed);
     }
 }
 
-impl AsRef<[u8]> for Tracked {
+/// The owner of the bytes handed out for a [`Tracked`] buffer.
+struct Shared(Arc<Tracked>);
+
+impl AsRef<[u8]> for Shared {
     fn as_ref(&self) -> &[u8] {
-        &self.bytes
+        &self.0.bytes
     }
 }
 
