@@ -126,6 +126,11 @@ fn slow_down() -> Vec<u8> {
     .into_bytes()
 }
 
+/// Bytes an HTTP/1 connection buffers: a request's head at most, and the response bytes queued
+/// before the body's next chunk is asked for (hyper's default, 400 KiB, kept a second 1 MiB page
+/// queued on each worker stream).
+const MAX_BUF: usize = 64 << 10;
+
 /// Serves `router` until `shutdown` fires, then drains open requests for up to `drain`.
 pub async fn serve_with(
     listener: TcpListener,
@@ -140,6 +145,7 @@ pub async fn serve_with(
         .timer(TokioTimer::new())
         .header_read_timeout(limits.request_timeout)
         .max_headers(limits.max_headers)
+        .max_buf_size(MAX_BUF)
         .keep_alive(true);
     builder.http2().timer(TokioTimer::new());
     let builder = Arc::new(builder);

@@ -72,10 +72,16 @@ pub struct PageStore {
     stats: Stats,
     /// Bytes of the page buffers alive, in a tier or not: see [`PageStore::track`].
     live: Arc<AtomicU64>,
+    /// Bytes of memory pages taken out of the memory tier and not yet written below: room
+    /// already being made, which others do not make again.
+    leaving: AtomicU64,
     /// Disk pages read and still held (queued to clients): readers of the same page meanwhile
     /// share the buffer rather than read one each.
     sending: Mutex<HashMap<PageId, Weak<Tracked>>>,
 }
+
+/// The most room the memory tier keeps for page buffers outside it: see [`PageStore::headroom`].
+const HEADROOM: u64 = 64 << 20;
 
 /// Entries of [`PageStore::sending`] past which the dropped ones are cleared out.
 const SENDING_SWEEP: usize = 1024;
@@ -206,6 +212,7 @@ impl PageStore {
             books: Mutex::new(books),
             stats,
             live: Arc::default(),
+            leaving: AtomicU64::new(0),
             sending: Mutex::default(),
         };
         for t in 0..store.tiers.len() {
@@ -391,12 +398,13 @@ impl PageStore {
     }
 
     /// Whether the memory tier has room for a page of `len` just read (so already counted
-    /// alive) and one more buffer like it: then the page moves up, so a tier emptied for buffers
-    /// in flight fills again, and the next disk read moves no page down.
+    /// alive) besides its [`PageStore::headroom`]: then the page moves up, so a tier emptied
+    /// for buffers in flight fills again, and the next disk read moves no page down.
     fn has_room(&self, len: u64) -> bool {
         let books = self.lock();
         let quota = self.tiers[0].quota;
-        self.is_mem(0) && self.live.load(Ordering::Relaxed) + len <= quota && books.used[0] + len <= quota
+        let room = self.live.load(Ordering::Relaxed) + len + self.headroom();
+        self.is_mem(0) && room <= quota && books.used[0] + len <= quota
     }
 
     /// Disk page `id`, if another reader still holds the buffer it read.
@@ -415,13 +423,26 @@ impl PageStore {
         Bytes::from_owner(Shared(page))
     }
 
-    /// Moves up to `len` bytes of memory pages down while the page buffers alive exceed the
-    /// memory tier's quota.
+    /// Bytes of page buffers alive beyond the memory tier's quota, less the room being made.
+    fn over_quota(&self) -> u64 {
+        let live = self.live.load(Ordering::Relaxed).saturating_sub(self.leaving.load(Ordering::Relaxed));
+        live.saturating_sub(self.tiers[0].quota)
+    }
+
+    /// Room the memory tier keeps for page buffers outside it once they made it give up room:
+    /// moved down in one go, and not filled again by pages read from disk, so that reads under
+    /// a steady load move no page down each.
+    fn headroom(&self) -> u64 {
+        (self.tiers[0].quota / 8).min(HEADROOM)
+    }
+
+    /// Moves memory pages down (the [`PageStore::headroom`], or `len` if more) when the page
+    /// buffers alive exceed the memory tier's quota.
     async fn make_room(&self, len: u64) {
-        if !self.is_mem(0) || self.live.load(Ordering::Relaxed) <= self.tiers[0].quota {
+        if !self.is_mem(0) || self.over_quota() == 0 {
             return;
         }
-        let victims = self.take_victims(&mut self.lock(), 0, len);
+        let victims = self.take_victims(&mut self.lock(), 0, len.max(self.headroom()));
         if !victims.is_empty() {
             self.stats.left(0, victims.len() as u64);
             self.move_down(0, victims).await;
@@ -491,13 +512,12 @@ impl PageStore {
     }
 
     /// Takes the policy's victims out of tier `t` until it fits its quota; from the memory tier,
-    /// up to `len` bytes more while the page buffers alive exceed its quota. (No more than `len`:
+    /// up to `len` bytes more while the page buffers alive exceed its quota. (No more than asked:
     /// a page moved down while a reader holds it frees nothing yet.)
     fn take_victims(&self, books: &mut Books, t: usize, len: u64) -> Vec<Victim> {
         let mut quota = self.tiers[t].quota;
         if self.is_mem(t) {
-            let over = self.live.load(Ordering::Relaxed).saturating_sub(quota);
-            quota = quota.min(books.used[t]).saturating_sub(over.min(len));
+            quota = quota.min(books.used[t]).saturating_sub(self.over_quota().min(len));
         }
         let view = View {
             entries: &books.entries,
@@ -514,6 +534,8 @@ impl PageStore {
             books.used[t] -= e.len;
             out.push(Victim { id, bytes: books.mem.remove(&id), heat: e.heat });
         }
+        let leaving: usize = out.iter().filter_map(|v| v.bytes.as_ref()).map(Bytes::len).sum();
+        self.leaving.fetch_add(leaving as u64, Ordering::Relaxed);
         out
     }
 
@@ -521,6 +543,7 @@ impl PageStore {
     async fn move_down(&self, from: usize, victims: Vec<Victim>) {
         for v in victims {
             let old = self.file(from, v.id);
+            let leaving = v.bytes.as_ref().map_or(0, Bytes::len) as u64;
             let data = match (v.bytes, &old) {
                 (Some(b), _) => Some(b),
                 (None, Some(p)) => match page_file::read(p).await {
@@ -532,6 +555,7 @@ impl PageStore {
             if let (Some(data), true) = (data, from + 1 < self.tiers.len()) {
                 Box::pin(self.place(v.id, from + 1, data, Some(v.heat))).await;
             }
+            self.leaving.fetch_sub(leaving, Ordering::Relaxed);
             // Unless the page came back to this tier meanwhile (the same file).
             if let Some(p) = old
                 && self.tier_of(v.id) != Some(from)
