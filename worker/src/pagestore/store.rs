@@ -80,7 +80,8 @@ pub struct PageStore {
     sending: Mutex<HashMap<PageId, Weak<Tracked>>>,
 }
 
-/// The most room the memory tier keeps for page buffers outside it: see [`PageStore::headroom`].
+/// The most room the memory tier keeps free for page buffers outside it: see
+/// [`PageStore::headroom`].
 const HEADROOM: u64 = 64 << 20;
 
 /// Entries of [`PageStore::sending`] past which the dropped ones are cleared out.
@@ -429,15 +430,15 @@ impl PageStore {
         live.saturating_sub(self.tiers[0].quota)
     }
 
-    /// Room the memory tier keeps for page buffers outside it once they made it give up room:
-    /// moved down in one go, and not filled again by pages read from disk, so that reads under
-    /// a steady load move no page down each.
+    /// Room the memory tier keeps free for page buffers outside it once they made it give up
+    /// room: pages read from disk move up only while it stays free, so that reads under a steady
+    /// load move no page down each.
     fn headroom(&self) -> u64 {
         (self.tiers[0].quota / 8).min(HEADROOM)
     }
 
-    /// Moves memory pages down (the [`PageStore::headroom`], or `len` if more) when the page
-    /// buffers alive exceed the memory tier's quota.
+    /// Moves memory pages down by as many bytes as the page buffers alive exceed the memory
+    /// tier's quota (at most the [`PageStore::headroom`], or `len` if more).
     async fn make_room(&self, len: u64) {
         if !self.is_mem(0) || self.over_quota() == 0 {
             return;
