@@ -74,7 +74,7 @@ pub struct PageStore {
     live: Arc<AtomicU64>,
     /// Bytes of memory pages taken out of the memory tier and not yet written below: room
     /// already being made, which others do not make again.
-    leaving: AtomicU64,
+    leaving: Arc<AtomicU64>,
     /// Disk pages read and still held (queued to clients): readers of the same page meanwhile
     /// share the buffer rather than read one each.
     sending: Mutex<HashMap<PageId, Weak<Tracked>>>,
@@ -143,6 +143,20 @@ struct Victim {
     id: PageId,
     bytes: Option<Bytes>,
     heat: Heat,
+    /// Counts a memory page in [`PageStore::leaving`] until the victim is done with (or
+    /// dropped, when the move is cancelled).
+    _leaving: Leaving,
+}
+
+struct Leaving {
+    len: u64,
+    of: Arc<AtomicU64>,
+}
+
+impl Drop for Leaving {
+    fn drop(&mut self) {
+        self.of.fetch_sub(self.len, Ordering::Relaxed);
+    }
 }
 
 /// Tier `tier` as its policy sees it.
@@ -213,7 +227,7 @@ impl PageStore {
             books: Mutex::new(books),
             stats,
             live: Arc::default(),
-            leaving: AtomicU64::new(0),
+            leaving: Arc::default(),
             sending: Mutex::default(),
         };
         for t in 0..store.tiers.len() {
@@ -533,10 +547,12 @@ impl PageStore {
         for id in chosen {
             let Some(e) = books.entries.remove(&id) else { continue };
             books.used[t] -= e.len;
-            out.push(Victim { id, bytes: books.mem.remove(&id), heat: e.heat });
+            let bytes = books.mem.remove(&id);
+            let len = bytes.as_ref().map_or(0, Bytes::len) as u64;
+            self.leaving.fetch_add(len, Ordering::Relaxed);
+            let _leaving = Leaving { len, of: self.leaving.clone() };
+            out.push(Victim { id, bytes, heat: e.heat, _leaving });
         }
-        let leaving: usize = out.iter().filter_map(|v| v.bytes.as_ref()).map(Bytes::len).sum();
-        self.leaving.fetch_add(leaving as u64, Ordering::Relaxed);
         out
     }
 
@@ -544,7 +560,6 @@ impl PageStore {
     async fn move_down(&self, from: usize, victims: Vec<Victim>) {
         for v in victims {
             let old = self.file(from, v.id);
-            let leaving = v.bytes.as_ref().map_or(0, Bytes::len) as u64;
             let data = match (v.bytes, &old) {
                 (Some(b), _) => Some(b),
                 (None, Some(p)) => match page_file::read(p).await {
@@ -556,7 +571,6 @@ impl PageStore {
             if let (Some(data), true) = (data, from + 1 < self.tiers.len()) {
                 Box::pin(self.place(v.id, from + 1, data, Some(v.heat))).await;
             }
-            self.leaving.fetch_sub(leaving, Ordering::Relaxed);
             // Unless the page came back to this tier meanwhile (the same file).
             if let Some(p) = old
                 && self.tier_of(v.id) != Some(from)

@@ -456,3 +456,22 @@ async fn a_memory_tier_emptied_for_buffers_fills_again_from_disk_reads() {
     assert_eq!(used(&s)[0], 2 * P);
     assert_eq!((s.tier_of(id(4)), s.tier_of(id(5)), s.tier_of(id(6))), (Some(0), Some(0), Some(1)));
 }
+
+#[tokio::test]
+async fn a_read_cancelled_while_the_tier_makes_room_leaves_the_count_right() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path(), &[4 * P, 16 * P]);
+    for i in 0..8 {
+        s.put(id(i), s.track(page(i as u8))).await;
+    }
+    // A disk read over the quota moves a memory page down; its client goes away meanwhile.
+    {
+        let mut read = std::pin::pin!(s.get(id(0), false));
+        assert!(futures::poll!(read.as_mut()).is_pending(), "stopped in the move down");
+    }
+    assert_eq!(used(&s)[0], 3 * P);
+    // One buffer held outside and one more read: over the quota again, so a page goes down.
+    let _held = s.track(page(99));
+    assert_eq!(s.get(id(1), false).await.unwrap(), page(1));
+    assert_eq!(used(&s)[0], 2 * P, "a cancelled move no longer counts as room being made");
+}
