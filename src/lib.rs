@@ -131,6 +131,7 @@ fn gateway_options(cfg: &Config) -> Result<GatewayOptions> {
     let limits = Limits {
         request_timeout: Duration::from_millis(cfg.request_timeout_ms),
         max_connections: cfg.max_connections,
+        max_buf: strata_common::server::CLIENT_MAX_BUF,
         tls: ServerTls::from_config(&cfg.tls, false)?,
         ..Default::default()
     };

@@ -36,6 +36,9 @@ pub struct Limits {
     pub max_connections: usize,
     /// Headers per request at most (hyper answers a bare 431 beyond it).
     pub max_headers: usize,
+    /// Bytes an HTTP/1 connection buffers: a request's head at most (hyper answers a bare 431
+    /// beyond it), and the response bytes queued before the body's next chunk is asked for.
+    pub max_buf: usize,
     /// Serve HTTPS (HTTP/1.1 and HTTP/2 by ALPN) with this; None: plain HTTP.
     pub tls: Option<ServerTls>,
 }
@@ -48,7 +51,13 @@ impl Default for Limits {
     /// For internal servers: longer than the clients' 60 s idle pool timeout, so that a pooled
     /// connection is never closed under a request being sent on it.
     fn default() -> Limits {
-        Limits { request_timeout: Duration::from_secs(120), max_connections: 4096, max_headers: 500, tls: None }
+        Limits {
+            request_timeout: Duration::from_secs(120),
+            max_connections: 4096,
+            max_headers: 500,
+            max_buf: INTERNAL_MAX_BUF,
+            tls: None,
+        }
     }
 }
 
@@ -126,10 +135,13 @@ fn slow_down() -> Vec<u8> {
     .into_bytes()
 }
 
-/// Bytes an HTTP/1 connection buffers: a request's head at most, and the response bytes queued
-/// before the body's next chunk is asked for (hyper's default, 400 KiB, kept a second 1 MiB page
-/// queued on each worker stream).
-const MAX_BUF: usize = 64 << 10;
+/// [`Limits::max_buf`] of internal servers: with hyper's default a worker stream kept a second
+/// 1 MiB page queued behind the one being written.
+const INTERNAL_MAX_BUF: usize = 64 << 10;
+
+/// [`Limits::max_buf`] of gateways, hyper's default: header sections far past AWS's 8 KiB are
+/// read, and answered with S3's error rather than a bare 431.
+pub const CLIENT_MAX_BUF: usize = 8192 + 4096 * 100;
 
 /// Serves `router` until `shutdown` fires, then drains open requests for up to `drain`.
 pub async fn serve_with(
@@ -145,7 +157,7 @@ pub async fn serve_with(
         .timer(TokioTimer::new())
         .header_read_timeout(limits.request_timeout)
         .max_headers(limits.max_headers)
-        .max_buf_size(MAX_BUF)
+        .max_buf_size(limits.max_buf)
         .keep_alive(true);
     builder.http2().timer(TokioTimer::new());
     let builder = Arc::new(builder);

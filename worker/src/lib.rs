@@ -40,7 +40,7 @@ pub struct Inner {
     /// Bytes of MUST_CACHE and ASYNC_THROUGH writes, one file a version, on this worker's disk.
     journal: Arc<dyn ObjectStore>,
     journal_dir: std::path::PathBuf,
-    pub cache: PageStore,
+    pub cache: Arc<PageStore>,
     mounts: TtlCache<String, Mount>,
     fills: read::Fills,
     /// Cache loads (`strata admin load`) on this worker, reported with each heartbeat.
@@ -90,7 +90,7 @@ impl Worker {
             ufs: UfsRegistry::default(),
             journal: Arc::new(journal),
             journal_dir: journal_dir.to_path_buf(),
-            cache,
+            cache: Arc::new(cache),
             mounts: TtlCache::new(MOUNT_TTL),
             fills: Default::default(),
             loads: Default::default(),

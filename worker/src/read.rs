@@ -13,7 +13,7 @@ use strata_common::ufs_read::UfsRange;
 use strata_common::{Error, Result};
 
 use crate::Worker;
-use crate::pagestore::PageId;
+use crate::pagestore::{MoveUp, PageId};
 
 /// One fill at a time per page: N readers of a missing page cause one under-store read.
 pub(crate) type Fills = strata_common::locks::KeyedLocks<PageId>;
@@ -33,12 +33,14 @@ struct Reading {
 }
 
 impl Reading {
-    fn start(worker: &Worker, page_size: u64) -> Reading {
+    /// Takes up to `READ_AHEAD` pages of the budget, no more than the `pages` after the first.
+    fn start(worker: &Worker, page_size: u64, pages: u64) -> Reading {
         let budget = (READ_AHEAD_BUDGET / page_size.max(1)) as usize;
+        let want = READ_AHEAD.min(usize::try_from(pages.saturating_sub(1)).unwrap_or(READ_AHEAD));
         let taken = &worker.read_ahead_taken;
         let mut ahead = 0;
         let _ = taken.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |now| {
-            ahead = READ_AHEAD.min(budget.saturating_sub(now));
+            ahead = want.min(budget.saturating_sub(now));
             Some(now + ahead)
         });
         Reading { worker: worker.clone(), ahead }
@@ -69,7 +71,7 @@ impl Worker {
         };
         let ps = self.cache.page_size();
         let (first, last) = (req.offset / ps, (end - 1) / ps);
-        let reading = Reading::start(self, ps);
+        let reading = Reading::start(self, ps, last - first + 1);
         let ahead = 1 + reading.ahead;
         let this = self.clone();
         let req = Arc::new(req);
@@ -104,14 +106,21 @@ impl Worker {
         index: u64,
     ) -> Result<Bytes> {
         let id = PageId { version: req.version, index };
-        if let Some(p) = self.cache.get(id, req.promote).await {
+        let up = if req.promote {
+            MoveUp::Yes
+        } else if req.cache {
+            MoveUp::IntoRoom
+        } else {
+            MoveUp::No
+        };
+        if let Some(p) = self.cache.get(id, up).await {
             metrics::counter!("strata_worker_cache_hits_total").increment(1);
             bucket_lookup(req, "hit");
             return Ok(p);
         }
         let _filling = self.fills.lock(id).await;
         {
-            if let Some(p) = self.cache.get(id, req.promote).await {
+            if let Some(p) = self.cache.get(id, up).await {
                 // Filled by another reader while this one waited.
                 metrics::counter!("strata_worker_cache_hits_total").increment(1);
                 metrics::counter!("strata_worker_fill_waits_total").increment(1);

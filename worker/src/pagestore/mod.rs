@@ -19,7 +19,7 @@ mod store;
 mod tests;
 
 pub use stats::{MissStats, TierStats, tier_label};
-pub use store::{PageStore, TierSpec, TierUsage};
+pub use store::{MoveUp, PageStore, TierSpec, TierUsage};
 
 /// A page: the `index`th `page_size` bytes of object version `version`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

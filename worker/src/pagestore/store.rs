@@ -9,11 +9,14 @@
 //!
 //! Memory: every page buffer in the process (cached in memory, read from disk, filled from an
 //! under store, on its way to a client) is counted while it lives ([`PageStore::track`]); the
-//! memory tier gives up room for the ones outside it, so the pages held stay within its quota.
+//! memory tier gives up room for the ones outside it, so the pages held stay within its quota
+//! while it has pages to give up. Not counted: the page an upload is filling, and the spare
+//! buffers of disk reads (`page_file.rs`). Moves between tiers that reads ask for run as tasks
+//! of their own (the read waits for them), so a read dropped half way loses no page.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use bytes::Bytes;
@@ -78,6 +81,19 @@ pub struct PageStore {
     /// Disk pages read and still held (queued to clients): readers of the same page meanwhile
     /// share the buffer rather than read one each.
     sending: Mutex<HashMap<PageId, Weak<Tracked>>>,
+    /// Moves between tiers started by reads and running on their own (see [`PageStore::detach`]).
+    moving: Arc<AtomicUsize>,
+}
+
+/// Whether a page read from below the top tier moves up to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MoveUp {
+    /// Never (a read that must not fill the cache).
+    No,
+    /// When the memory tier has free room for it (a plain cached read).
+    IntoRoom,
+    /// Always (`CACHE_PROMOTE`).
+    Yes,
 }
 
 /// The most room the memory tier keeps free for page buffers outside it: see
@@ -229,6 +245,7 @@ impl PageStore {
             live: Arc::default(),
             leaving: Arc::default(),
             sending: Mutex::default(),
+            moving: Arc::default(),
         };
         for t in 0..store.tiers.len() {
             for dir in &store.tiers[t].dirs {
@@ -251,11 +268,40 @@ impl PageStore {
 
     /// Counts `len` bytes of a page buffer about to be made (a fill, a disk read), first moving
     /// memory pages down to make room for it.
-    pub async fn reserve(&self, len: u64) -> Reserved {
+    pub async fn reserve(self: &Arc<Self>, len: u64) -> Reserved {
         self.live.fetch_add(len, Ordering::Relaxed);
         let room = Reserved { len, live: self.live.clone() };
-        self.make_room(len).await;
+        if self.is_mem(0) && self.over_quota() > 0 {
+            let this = self.clone();
+            let _ = self.detach(async move { this.make_room(len).await }).await;
+        }
         room
+    }
+
+    /// Runs a move between tiers as a task of its own, which the caller may await: a read that
+    /// asked for it may be dropped (its client gone) or left unpolled (a slow client), and a
+    /// move stopped half way would lose the pages taken out of a tier.
+    fn detach(&self, work: impl std::future::Future<Output = ()> + Send + 'static) -> tokio::task::JoinHandle<()> {
+        struct Moving(Arc<AtomicUsize>);
+        impl Drop for Moving {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        self.moving.fetch_add(1, Ordering::Relaxed);
+        let moving = Moving(self.moving.clone());
+        tokio::spawn(async move {
+            let _moving = moving;
+            work.await
+        })
+    }
+
+    /// Waits for the moves started by reads to end.
+    #[cfg(test)]
+    pub(crate) async fn settled(&self) {
+        while self.moving.load(Ordering::Relaxed) > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
     }
 
     /// Bytes of page buffers alive outside the memory tier: read ahead, queued to clients,
@@ -370,9 +416,9 @@ impl PageStore {
         self.lock().entries.get(&id).map(|e| e.tier)
     }
 
-    /// The page, from whichever tier holds it; with `promote`, or when the memory tier has room
-    /// for it, a page found below the top tier moves up to it.
-    pub async fn get(&self, id: PageId, promote: bool) -> Option<Bytes> {
+    /// The page, from whichever tier holds it; a page found below the top tier moves up to it as
+    /// `up` says.
+    pub async fn get(self: &Arc<Self>, id: PageId, up: MoveUp) -> Option<Bytes> {
         let (t, len) = {
             let mut books = self.lock();
             let t = self.touch(&mut books, id)?;
@@ -392,8 +438,14 @@ impl PageStore {
             page_file::Read::Page(data) => {
                 let data = self.share(id, room.into_tracked(data));
                 self.stats.hit(t, data.len() as u64);
-                if t > 0 && (promote || self.has_room(data.len() as u64)) {
-                    self.promote(id, t, data.clone()).await;
+                let promote = match up {
+                    MoveUp::No => false,
+                    MoveUp::IntoRoom => self.has_room(data.len() as u64),
+                    MoveUp::Yes => true,
+                };
+                if t > 0 && promote {
+                    let (this, data) = (self.clone(), data.clone());
+                    let _ = self.detach(async move { this.promote(id, t, data).await }).await;
                 }
                 Some(data)
             }
@@ -412,9 +464,10 @@ impl PageStore {
         }
     }
 
-    /// Whether the memory tier has room for a page of `len` just read (so already counted
-    /// alive) besides its [`PageStore::headroom`]: then the page moves up, so a tier emptied
-    /// for buffers in flight fills again, and the next disk read moves no page down.
+    /// Whether the memory tier has room for a page of `len` just read (counted alive already)
+    /// and one more buffer like it, besides its [`PageStore::headroom`]: then the page moves up,
+    /// so a tier emptied for buffers in flight fills again, and the next disk read moves no page
+    /// down.
     fn has_room(&self, len: u64) -> bool {
         let books = self.lock();
         let quota = self.tiers[0].quota;
@@ -451,8 +504,9 @@ impl PageStore {
         (self.tiers[0].quota / 8).min(HEADROOM)
     }
 
-    /// Moves memory pages down by as many bytes as the page buffers alive exceed the memory
-    /// tier's quota (at most the [`PageStore::headroom`], or `len` if more).
+    /// Moves memory pages down by as many bytes as the page buffers alive, less those already
+    /// leaving, exceed the memory tier's quota (at most the [`PageStore::headroom`], or `len` if
+    /// more).
     async fn make_room(&self, len: u64) {
         if !self.is_mem(0) || self.over_quota() == 0 {
             return;
