@@ -39,6 +39,12 @@ fn open(dir: &Path, quotas: &[u64]) -> Arc<PageStore> {
 fn mem_only(quota: u64, policy: EvictionPolicy) -> Arc<PageStore> {
     Arc::new(PageStore::open(P, vec![TierSpec { medium: Medium::Mem, dirs: vec![], quota }], policy).unwrap())
 }
+/// Puts tracked (counted) pages `ids` in.
+async fn put_tracked(s: &PageStore, ids: std::ops::Range<u64>) {
+    for i in ids {
+        s.put(id(i), s.track(page(i as u8))).await;
+    }
+}
 fn used(s: &PageStore) -> Vec<u64> {
     s.usage().iter().map(|u| u.used).collect()
 }
@@ -415,9 +421,7 @@ async fn each_tier_counts_its_pages_hits_demotions_and_evictions() {
 async fn page_buffers_outside_the_memory_tier_take_its_room() {
     let dir = tempfile::tempdir().unwrap();
     let s = open(dir.path(), &[4 * P, 8 * P]);
-    for i in 0..4 {
-        s.put(id(i), s.track(page(i as u8))).await;
-    }
+    put_tracked(&s, 0..4).await;
     assert_eq!((used(&s), s.in_flight()), (vec![4 * P, 0], 0));
     // Two disk pages read and held (queued to clients): two memory pages go down for them.
     s.put(id(10), s.track(page(10))).await;
@@ -430,9 +434,7 @@ async fn page_buffers_outside_the_memory_tier_take_its_room() {
     // Once they are dropped, the tier fills up to its quota again.
     drop(held);
     assert_eq!(s.in_flight(), 0);
-    for i in 20..24 {
-        s.put(id(i), s.track(page(i as u8))).await;
-    }
+    put_tracked(&s, 20..24).await;
     assert_eq!(used(&s)[0], 4 * P);
 }
 
@@ -440,9 +442,7 @@ async fn page_buffers_outside_the_memory_tier_take_its_room() {
 async fn a_memory_tier_emptied_for_buffers_fills_again_from_disk_reads() {
     let dir = tempfile::tempdir().unwrap();
     let s = open(dir.path(), &[4 * P, 16 * P]);
-    for i in 0..8 {
-        s.put(id(i), s.track(page(i as u8))).await;
-    }
+    put_tracked(&s, 0..8).await;
     // A burst of readers holds four buffers, then four disk pages: the tier gives up a page
     // for each page read meanwhile, down to nothing.
     let mut held: Vec<Bytes> = (90..94).map(|n| s.track(page(n))).collect();
@@ -466,9 +466,7 @@ async fn a_memory_tier_emptied_for_buffers_fills_again_from_disk_reads() {
 async fn a_read_dropped_while_the_tier_makes_room_loses_no_page() {
     let dir = tempfile::tempdir().unwrap();
     let s = open(dir.path(), &[4 * P, 16 * P]);
-    for i in 0..8 {
-        s.put(id(i), s.track(page(i as u8))).await;
-    }
+    put_tracked(&s, 0..8).await;
     // A disk read over the quota, dropped (its client gone) once started: the room it asked for
     // is made or not, but every page is still cached somewhere.
     {
