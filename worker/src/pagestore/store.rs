@@ -16,7 +16,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use bytes::Bytes;
@@ -82,7 +82,7 @@ pub struct PageStore {
     /// share the buffer rather than read one each.
     sending: Mutex<HashMap<PageId, Weak<Tracked>>>,
     /// Moves between tiers started by reads and running on their own (see [`PageStore::detach`]).
-    moving: Arc<AtomicUsize>,
+    moving: Arc<AtomicU64>,
 }
 
 /// Whether a page read from below the top tier moves up to it.
@@ -103,39 +103,44 @@ const HEADROOM: u64 = 64 << 20;
 /// Entries of [`PageStore::sending`] past which the dropped ones are cleared out.
 const SENDING_SWEEP: usize = 1024;
 
+/// `n` added to a counter until dropped.
+struct Counted {
+    n: u64,
+    of: Arc<AtomicU64>,
+}
+
+impl Counted {
+    fn new(of: &Arc<AtomicU64>, n: u64) -> Counted {
+        of.fetch_add(n, Ordering::Relaxed);
+        Counted { n, of: of.clone() }
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.of.fetch_sub(self.n, Ordering::Relaxed);
+    }
+}
+
 /// A page buffer, counted in [`PageStore::live`] until its last slice is dropped.
 struct Tracked {
     bytes: Bytes,
-    live: Arc<AtomicU64>,
+    _live: Counted,
 }
 
 /// Room in [`PageStore::live`] for a page buffer about to be made ([`PageStore::reserve`]):
 /// the buffer takes it over ([`Reserved::track`]), or it is given back when dropped unused.
-pub struct Reserved {
-    len: u64,
-    live: Arc<AtomicU64>,
-}
+pub struct Reserved(Counted);
 
 impl Reserved {
-    fn into_tracked(mut self, bytes: Bytes) -> Arc<Tracked> {
-        let n = bytes.len() as u64;
-        if n >= self.len {
-            self.live.fetch_add(n - self.len, Ordering::Relaxed);
-        } else {
-            self.live.fetch_sub(self.len - n, Ordering::Relaxed);
-        }
-        self.len = 0;
-        Arc::new(Tracked { bytes, live: self.live.clone() })
+    fn into_tracked(self, bytes: Bytes) -> Arc<Tracked> {
+        let of = self.0.of.clone();
+        drop(self); // the room goes back as the buffer is counted
+        Arc::new(Tracked { _live: Counted::new(&of, bytes.len() as u64), bytes })
     }
 
     pub fn track(self, bytes: Bytes) -> Bytes {
         Bytes::from_owner(Shared(self.into_tracked(bytes)))
-    }
-}
-
-impl Drop for Reserved {
-    fn drop(&mut self) {
-        self.live.fetch_sub(self.len, Ordering::Relaxed);
     }
 }
 
@@ -148,31 +153,14 @@ impl AsRef<[u8]> for Shared {
     }
 }
 
-impl Drop for Tracked {
-    fn drop(&mut self) {
-        self.live.fetch_sub(self.bytes.len() as u64, Ordering::Relaxed);
-    }
-}
-
 /// A page taken out of a tier on its way down, with its bytes if it was in memory.
 struct Victim {
     id: PageId,
     bytes: Option<Bytes>,
     heat: Heat,
-    /// Counts a memory page in [`PageStore::leaving`] until the victim is done with (or
-    /// dropped, when the move is cancelled).
-    _leaving: Leaving,
-}
-
-struct Leaving {
-    len: u64,
-    of: Arc<AtomicU64>,
-}
-
-impl Drop for Leaving {
-    fn drop(&mut self) {
-        self.of.fetch_sub(self.len, Ordering::Relaxed);
-    }
+    /// A memory page in [`PageStore::leaving`] until the victim is done with (or dropped, when
+    /// the move is cancelled).
+    _leaving: Counted,
 }
 
 /// Tier `tier` as its policy sees it.
@@ -263,14 +251,13 @@ impl PageStore {
     /// Counts a page buffer already made (a page written) while any slice of it lives; a page
     /// is tracked once, where its buffer is made, before [`PageStore::put`].
     pub fn track(&self, bytes: Bytes) -> Bytes {
-        Reserved { len: 0, live: self.live.clone() }.track(bytes)
+        Reserved(Counted::new(&self.live, 0)).track(bytes)
     }
 
     /// Counts `len` bytes of a page buffer about to be made (a fill, a disk read), first moving
     /// memory pages down to make room for it.
     pub async fn reserve(self: &Arc<Self>, len: u64) -> Reserved {
-        self.live.fetch_add(len, Ordering::Relaxed);
-        let room = Reserved { len, live: self.live.clone() };
+        let room = Reserved(Counted::new(&self.live, len));
         if self.is_mem(0) && self.over_quota() > 0 {
             let this = self.clone();
             let _ = self.detach(async move { this.make_room(len).await }).await;
@@ -282,14 +269,7 @@ impl PageStore {
     /// asked for it may be dropped (its client gone) or left unpolled (a slow client), and a
     /// move stopped half way would lose the pages taken out of a tier.
     fn detach(&self, work: impl std::future::Future<Output = ()> + Send + 'static) -> tokio::task::JoinHandle<()> {
-        struct Moving(Arc<AtomicUsize>);
-        impl Drop for Moving {
-            fn drop(&mut self) {
-                self.0.fetch_sub(1, Ordering::Relaxed);
-            }
-        }
-        self.moving.fetch_add(1, Ordering::Relaxed);
-        let moving = Moving(self.moving.clone());
+        let moving = Counted::new(&self.moving, 1);
         tokio::spawn(async move {
             let _moving = moving;
             work.await
@@ -602,9 +582,7 @@ impl PageStore {
             let Some(e) = books.entries.remove(&id) else { continue };
             books.used[t] -= e.len;
             let bytes = books.mem.remove(&id);
-            let len = bytes.as_ref().map_or(0, Bytes::len) as u64;
-            self.leaving.fetch_add(len, Ordering::Relaxed);
-            let _leaving = Leaving { len, of: self.leaving.clone() };
+            let _leaving = Counted::new(&self.leaving, bytes.as_ref().map_or(0, Bytes::len) as u64);
             out.push(Victim { id, bytes, heat: e.heat, _leaving });
         }
         out
