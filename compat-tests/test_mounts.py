@@ -164,3 +164,40 @@ def test_bad_mounts_are_refused(cluster, moto):
     s3 = cluster.client()
     with pytest.raises(s3.exceptions.ClientError):
         s3.head_bucket(Bucket="nope")
+
+
+def test_a_large_mount_is_synced_apart_from_the_listing_that_started_it(tmp_path, moto, under):
+    """The first listing of a mount records every key of its under store. When that outlasts the
+    listing's wait (0 here) the client gets 503 saying how far it got, the sync goes on, and
+    `strata admin sync` joins it; later listings are whole."""
+    c = start_cluster(tmp_path, env={"STRATA_LISTING_SYNC_WAIT_MS": "0"})
+    try:
+        under.create_bucket(Bucket="big")
+        names = [f"d{i % 7}/k{i:05}" for i in range(1500)]
+        from concurrent.futures import ThreadPoolExecutor
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(lambda k: under.put_object(Bucket="big", Key=k, Body=k.encode()), names))
+        mount(c, moto, "big", "big")
+        s3 = c.client()
+        with pytest.raises(s3.exceptions.ClientError) as e:
+            s3.list_objects_v2(Bucket="big")
+        err = e.value.response["Error"]
+        assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503
+        assert err["Code"] == "ServiceUnavailable" and "keys listed" in err["Message"], err
+        r = admin(c, "sync", "big")
+        assert "synced big: 1500 keys listed" in r.stdout, r.stdout
+        assert keys(s3, "big") == sorted(names)
+        r = c.aws("s3", "ls", "--recursive", "s3://big/")
+        assert len(r.stdout.splitlines()) == 1500
+        assert s3.get_object(Bucket="big", Key="d3/k00003")["Body"].read() == b"d3/k00003"
+        # Changes behind Strata's back: a forced sync of a prefix records them.
+        under.delete_object(Bucket="big", Key="d1/k00001")
+        under.put_object(Bucket="big", Key="d1/new", Body=b"n")
+        r = admin(c, "sync", "big/d1/")
+        assert "synced big/d1/: 215 keys listed, 2 recorded, changed or removed" in r.stdout, r.stdout
+        now = keys(s3, "big")  # not due again yet: the metadata as the sync of d1/ left it
+        assert "d1/k00001" not in now and "d1/new" in now and len(now) == 1500
+        r = admin(c, "sync", "nosuch", check=False)
+        assert r.returncode != 0 and "nosuch" in r.stderr, r.stderr
+    finally:
+        c.stop_all()

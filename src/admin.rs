@@ -147,6 +147,39 @@ pub async fn mounts(cfg: &Config) -> Result<()> {
 }
 
 /// `BUCKET` or `BUCKET/PREFIX`.
+pub async fn sync(cfg: &Config, target: &str) -> Result<()> {
+    let master = master_client(cfg, &cluster_secret(cfg, "admin")?)?;
+    let (bucket, prefix) = split_target(target);
+    let mut stream =
+        master.sync_mount(bucket, prefix).await.with_context(|| format!("cannot sync {target} with its under store"))?;
+    let bar = indicatif::ProgressBar::new_spinner().with_style(
+        indicatif::ProgressStyle::with_template("{spinner} syncing {prefix}: {msg} ({elapsed})")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    bar.set_prefix(target.to_string());
+    let mut last = None;
+    while let Some(p) = stream.next().await {
+        let p = p.map_err(strata_common::Error::from).with_context(|| format!("the sync of {target} failed"))?;
+        let rate = p.listed as f64 / (p.elapsed_ms.max(1) as f64 / 1000.0);
+        bar.set_message(format!("{} keys listed, {} recorded or changed ({rate:.0} keys/s)", p.listed, p.changes));
+        bar.tick();
+        last = Some(p);
+    }
+    bar.finish_and_clear();
+    match last {
+        Some(p) if p.done => {
+            println!(
+                "synced {target}: {} keys listed, {} recorded, changed or removed, in {:.1}s",
+                p.listed,
+                p.changes,
+                p.elapsed_ms as f64 / 1000.0
+            );
+            Ok(())
+        }
+        _ => anyhow::bail!("the sync of {target} ended without an answer (the master went away?): run it again"),
+    }
+}
+
 fn split_target(target: &str) -> (&str, &str) {
     target.split_once('/').unwrap_or((target, ""))
 }

@@ -60,6 +60,7 @@ async fn open_master(cfg: &Config, address: &str, restore: Option<&Path>) -> Res
             address: address.to_string(),
             elected: cfg.election.is_some(),
             block_size: cfg.block_size,
+            listing_sync_wait: Duration::from_millis(cfg.listing_sync_wait_ms),
         },
     )?;
     if cfg.election.is_none() {

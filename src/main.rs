@@ -105,6 +105,9 @@ enum Admin {
     Unmount { bucket: String },
     /// Every bucket and its under store (secrets masked).
     Mounts,
+    /// Records what the under store of BUCKET[/PREFIX] holds now (new, changed and gone keys),
+    /// with progress; a listing waits for such a sync at most `listing_sync_wait_ms`.
+    Sync { target: String },
     /// Warms the cache with BUCKET[/PREFIX] across the workers, with progress.
     Load { target: String },
     /// Drops BUCKET[/PREFIX] from the workers' caches (the under store keeps it).
@@ -337,6 +340,7 @@ async fn main() -> Result<()> {
         }
         Role::Admin { cmd: Admin::Unmount { bucket } } => strata::admin::unmount(&cfg, &bucket).await,
         Role::Admin { cmd: Admin::Mounts } => strata::admin::mounts(&cfg).await,
+        Role::Admin { cmd: Admin::Sync { target } } => strata::admin::sync(&cfg, &target).await,
         Role::Admin { cmd: Admin::Load { target } } => strata::admin::load(&cfg, &target).await,
         Role::Admin { cmd: Admin::Free { target } } => strata::admin::free(&cfg, &target).await,
         Role::Admin { cmd: Admin::Pin { target } } => strata::admin::pin(&cfg, &target, true).await,

@@ -65,6 +65,10 @@ pub struct Config {
     /// Masters: a staged file (`%strata/` of a mount) untouched this long and claimed by no
     /// part or commit is a dead write's and is deleted; checked every half of it.
     pub staging_grace_secs: u64,
+    /// Masters: how long a client's listing of a mount waits for the sync of its under store
+    /// (the first listing of a large mount records every key); past it, the listing answers 503
+    /// saying how far the sync got, and the sync goes on (`strata admin sync` shows it).
+    pub listing_sync_wait_ms: u64,
     /// Masters: a token that opens the web dashboard (`/ui?token=...`) besides the root keys.
     pub dashboard_token: Option<String>,
     /// Gateways: a client must send a request's headers (or, idle, its next request) within
@@ -158,6 +162,7 @@ impl Default for Config {
             ttl_check_interval_ms: 60_000,
             admin_listen: None,
             staging_grace_secs: 3600,
+            listing_sync_wait_ms: 20_000,
             dashboard_token: None,
             request_timeout_ms: 20_000,
             max_connections: 1024,
@@ -218,6 +223,7 @@ const SETTINGS: &[&str] = &[
     "checkpoint_interval_secs",
     "ttl_check_interval_ms",
     "staging_grace_secs",
+    "listing_sync_wait_ms",
     "admin_listen",
     "dashboard_token",
     "request_timeout_ms",

@@ -48,6 +48,8 @@ kinds! {
     // NotPrimary: a standby master (or one that lost its lease) answers so; the client follows
     // the primary's address given with it. Nothing was done.
     NotPrimary => Unavailable,
+    // Syncing: a listing waited its time for the sync of its mount's under store, which goes on.
+    Syncing => Unavailable,
     Internal => Internal,
 }
 

@@ -185,6 +185,9 @@ impl From<Error> for S3Error {
                 return S3Error::new(C::ServiceUnavailable, "Please reduce your request rate or try again later.")
                     .with_header("retry-after", "1".into());
             }
+            ErrorKind::Syncing => {
+                return S3Error::new(C::ServiceUnavailable, e.message).with_header("retry-after", "5".into());
+            }
             ErrorKind::StorageFull | ErrorKind::StorageReadOnly => {
                 tracing::warn!("storage full or read-only: {e}");
                 return S3Error::new(C::ServiceUnavailable, e.message).with_header("retry-after", "5".into());
@@ -343,6 +346,14 @@ mod tests {
             assert_eq!(e.code, S3ErrorCode::InternalError);
             assert_eq!(e.message, "We encountered an internal error. Please try again.");
         }
+    }
+
+    #[test]
+    fn a_listing_whose_sync_goes_on_is_503_saying_how_far() {
+        let e = S3Error::from(Error::new(ErrorKind::Syncing, "bucket lake: ... (1200 keys listed ...): retry it"));
+        assert_eq!((e.code, e.status()), (S3ErrorCode::ServiceUnavailable, StatusCode::SERVICE_UNAVAILABLE));
+        assert!(e.message.contains("1200 keys listed"), "{}", e.message);
+        assert!(e.headers.contains(&("retry-after", "5".into())), "{:?}", e.headers);
     }
 
     #[test]

@@ -84,6 +84,26 @@ service! {
             Ok(Response::new(Box::pin(stream)))
         }
 
+        type SyncMountStream =
+            std::pin::Pin<Box<dyn futures::Stream<Item = Result<SyncProgress, Status>> + Send>>;
+
+        /// `strata admin sync`: the progress of the sync about twice a second, then its end.
+        async fn sync_mount(&self, req: Request<SyncRequest>) -> Result<Response<Self::SyncMountStream>, Status> {
+            let m = &self.0;
+            m.ha().check_primary().map_err(|e| status(m, e))?;
+            let r = req.into_inner();
+            let run = m.sync_mount(&r.bucket, &r.prefix).await.map_err(|e| status(m, e))?;
+            let stream = futures::stream::unfold(Some(run), |run| async move {
+                let run = run?;
+                match run.finished(Duration::from_millis(500)).await {
+                    None => Some((Ok(run.progress()), Some(run))),
+                    Some(Ok(())) => Some((Ok(run.progress()), None)),
+                    Some(Err(e)) => Some((Err(Status::from(e)), None)),
+                }
+            });
+            Ok(Response::new(Box::pin(stream)))
+        }
+
         type WatchMetaStream =
             std::pin::Pin<Box<dyn futures::Stream<Item = Result<MetaWatchEvent, Status>> + Send>>;
 

@@ -41,6 +41,8 @@ pub struct MasterOptions {
     pub elected: bool,
     /// Block size recorded for objects found in an under store.
     pub block_size: u64,
+    /// How long a client's listing waits for the sync of its mount's under store.
+    pub listing_sync_wait: Duration,
 }
 
 pub struct Master {
@@ -89,6 +91,7 @@ impl Master {
             publisher.clone(),
             versions.clone(),
             opts.block_size,
+            opts.listing_sync_wait,
         ));
         let objects = Arc::new(Objects::new(store.clone(), sync.clone(), publisher.clone()));
         Ok(Master {
@@ -219,6 +222,10 @@ impl Master {
     /// Every bucket with its mount, secrets masked.
     pub async fn list_mounts(&self) -> Result<Vec<Bucket>> {
         self.mounts.list().await
+    }
+    /// Syncs `prefix` of a mount with its under store now, or joins the sync of it running.
+    pub(crate) async fn sync_mount(&self, bucket: &str, prefix: &str) -> Result<Arc<crate::sync::SyncRun>> {
+        self.mounts.sync_now(bucket, prefix).await
     }
     pub async fn create_user(&self, user: User) -> Result<User> {
         self.users.create_user(user).await
@@ -373,6 +380,12 @@ impl MasterApi for Master {
 /// A master on the memory store whose root under store is `dir`, for tests.
 #[cfg(test)]
 pub(crate) fn test_master(dir: &std::path::Path) -> Master {
+    test_master_waiting(dir, Duration::from_secs(20))
+}
+
+/// [`test_master`] whose clients' listings wait `listing_sync_wait` for a sync.
+#[cfg(test)]
+pub(crate) fn test_master_waiting(dir: &std::path::Path, listing_sync_wait: Duration) -> Master {
     let opts = MasterOptions {
         root_ufs: format!("file://{}", dir.display()),
         credentials: RootCredentials::new("a".into(), "s".into()),
@@ -380,6 +393,7 @@ pub(crate) fn test_master(dir: &std::path::Path) -> Master {
         address: "in-process".into(),
         elected: false,
         block_size: 64 << 20,
+        listing_sync_wait,
     };
     let store = Arc::new(crate::store::RedbStore::memory().expect("memory store"));
     Master::new(store, opts).expect("test master")

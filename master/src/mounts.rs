@@ -99,6 +99,10 @@ impl Mounts {
         Ok(())
     }
 
+    pub(crate) async fn sync_now(&self, bucket: &str, prefix: &str) -> Result<Arc<crate::sync::SyncRun>> {
+        self.sync.sync_now(bucket, prefix).await
+    }
+
     /// Every bucket with its mount, secrets masked.
     pub(crate) async fn list(&self) -> Result<Vec<Bucket>> {
         let mut all = self.buckets.list().await?;

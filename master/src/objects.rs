@@ -124,7 +124,7 @@ impl Objects {
     }
 
     pub(crate) async fn list(&self, req: ListObjectsRequest) -> Result<ListObjectsResponse> {
-        self.sync.sync_listing(&req.bucket, &req.prefix).await?;
+        self.sync.sync_listing(&req.bucket, &req.prefix, true).await?;
         self.list_metadata(req).await
     }
 
@@ -135,7 +135,7 @@ impl Objects {
         F: FnMut(Vec<ObjectMeta>) -> Fut,
         Fut: std::future::Future<Output = Result<()>>,
     {
-        self.sync.sync_listing(bucket, prefix).await?;
+        self.sync.sync_listing(bucket, prefix, false).await?;
         let mut after = String::new();
         loop {
             let req = ListObjectsRequest {

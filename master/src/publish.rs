@@ -13,8 +13,8 @@
 //! primary, which finishes it before serving ([`Publisher::finish_all`]). The move itself runs
 //! apart from its caller (see `Master::detached`), so a client hanging up cannot stop it.
 
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
-
 use std::sync::Arc;
 
 use object_store::ObjectStoreExt;
@@ -58,6 +58,8 @@ pub(crate) struct Publisher {
     buckets: Arc<Buckets>,
     locks: KeyedLocks<Key>,
     clears: Clears,
+    /// Keys published in buckets whose under store a sync is listing (see [`Publisher::watch`]).
+    watched: std::sync::Mutex<HashMap<String, Watched>>,
     /// In tests, how long each commit waits between its metadata commit and the move.
     #[cfg(test)]
     pub(crate) pause: std::sync::Mutex<std::time::Duration>,
@@ -70,6 +72,56 @@ struct Clears {
     queue: std::sync::Mutex<Vec<(PublishIntent, tokio::sync::oneshot::Sender<Result<()>>)>>,
     /// Held by the caller whose transaction runs.
     running: tokio::sync::Mutex<()>,
+}
+
+/// The keys published in one bucket while syncs of it list its under store.
+#[derive(Default)]
+struct Watched {
+    syncs: usize,
+    keys: HashSet<String>,
+}
+
+/// Keeps [`Publisher`] noting the keys it publishes in a bucket until dropped.
+pub(crate) struct Watch<'a> {
+    publisher: &'a Publisher,
+    bucket: String,
+}
+
+impl Watch<'_> {
+    /// Whether `key` was published since the watch began: a listing taken before may show
+    /// what is no longer there (a delete) or not yet the key's object.
+    pub(crate) fn published(&self, key: &str) -> bool {
+        let w = self.publisher.watched.lock().unwrap_or_else(|p| p.into_inner());
+        w.get(&self.bucket).is_some_and(|b| b.keys.contains(key))
+    }
+}
+
+impl Drop for Watch<'_> {
+    fn drop(&mut self) {
+        let mut w = self.publisher.watched.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(b) = w.get_mut(&self.bucket) {
+            b.syncs -= 1;
+            if b.syncs == 0 {
+                w.remove(&self.bucket);
+            }
+        }
+    }
+}
+
+/// Notes a published key for the watches of its bucket when dropped.
+struct Noted<'a> {
+    publisher: &'a Publisher,
+    bucket: &'a str,
+    key: &'a str,
+}
+
+impl Drop for Noted<'_> {
+    fn drop(&mut self) {
+        let mut w = self.publisher.watched.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(b) = w.get_mut(self.bucket) {
+            b.keys.insert(self.key.to_string());
+        }
+    }
 }
 
 /// What a metadata commit tells [`Publisher::publish`].
@@ -96,6 +148,7 @@ impl Publisher {
             buckets,
             locks: KeyedLocks::default(),
             clears: Clears::default(),
+            watched: Default::default(),
             #[cfg(test)]
             pause: Default::default(),
         }
@@ -106,6 +159,15 @@ impl Publisher {
         self.locks.lock((bucket.to_string(), key.to_string())).await
     }
 
+    /// Notes the keys published in `bucket` from now until the watch is dropped (a sync
+    /// listing the bucket's under store checks its keys against them).
+    pub(crate) fn watch(&self, bucket: &str) -> Watch<'_> {
+        let mut w = self.watched.lock().unwrap_or_else(|p| p.into_inner());
+        w.entry(bucket.to_string()).or_default().syncs += 1;
+        Watch { publisher: self, bucket: bucket.to_string() }
+    }
+
+
     /// Runs `commit` (a metadata transaction) for `bucket/key` and then, if it succeeded, moves
     /// the staged bytes onto the key; if it failed, deletes them. Deletes run here too (with
     /// `staging` empty) so that they are ordered with writes of the same key.
@@ -114,6 +176,9 @@ impl Publisher {
         F: Future<Output = Result<Committed<T>>>,
     {
         let _held = self.lock(bucket, key).await;
+        // Noted as the lock is let go (dropped before it): a publish that began before a
+        // sync's watch is noted too, before the sync can take the key's lock.
+        let _noted = Noted { publisher: self, bucket, key };
         if !staging.is_empty() {
             let mount = self.buckets.mount_of(bucket).await?;
             if let Err(e) = ufs::check_placeable(&mount, key) {

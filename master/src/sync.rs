@@ -8,16 +8,18 @@
 //! Strata in flight (committed, bytes not yet moved) is never mistaken for a deletion.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use futures::TryStreamExt;
 use md5::{Digest, Md5};
 use object_store::{ObjectMeta as UfsMeta, ObjectStore, ObjectStoreExt};
 use strata_common::kv::{KvStore, transact};
-use strata_common::proto::{Bucket, ObjectMeta};
+use strata_common::proto::{Bucket, ObjectMeta, SyncProgress};
 use strata_common::ufs::UfsRegistry;
-use strata_common::{Error, Result, ufs};
+use strata_common::{Error, ErrorKind, Result, ufs};
+use tokio::sync::watch;
 
 use crate::buckets::Buckets;
 use crate::publish::Publisher;
@@ -30,19 +32,63 @@ struct SyncTimes(Mutex<HashMap<(String, String), Instant>>);
 
 const MAX_REMEMBERED: usize = 100_000;
 
-/// Forgets, unless `done`, that a listing's sync ran.
-struct Unfinished<'a> {
-    times: &'a SyncTimes,
-    bucket: &'a str,
-    prefix: &'a str,
-    done: bool,
+/// One sync of a listing's range with the under store, run as a task of its own: a listing
+/// that stops waiting for it (or whose caller hangs up) leaves it running, and listings of the
+/// range that come meanwhile wait for the same run.
+pub(crate) struct SyncRun {
+    pub(crate) bucket: String,
+    pub(crate) prefix: String,
+    started: Instant,
+    /// Keys of the range the under store listed so far.
+    listed: AtomicU64,
+    /// Keys recorded, changed or removed so far.
+    changes: AtomicU64,
+    done: watch::Receiver<Option<Result<()>>>,
+    task: OnceLock<tokio::task::AbortHandle>,
 }
 
-impl Drop for Unfinished<'_> {
-    fn drop(&mut self) {
-        if !self.done {
-            self.times.forget(self.bucket, self.prefix);
+impl SyncRun {
+    pub(crate) fn progress(&self) -> SyncProgress {
+        SyncProgress {
+            listed: self.listed.load(Ordering::Relaxed),
+            changes: self.changes.load(Ordering::Relaxed),
+            elapsed_ms: self.started.elapsed().as_millis() as u64,
+            done: self.done.borrow().is_some(),
         }
+    }
+
+    /// How the run ended, once it has, waiting at most `within`.
+    pub(crate) async fn finished(&self, within: Duration) -> Option<Result<()>> {
+        let mut rx = self.done.clone();
+        match tokio::time::timeout(within, rx.wait_for(Option::is_some)).await {
+            Err(_) => None,
+            Ok(Ok(done)) => done.clone(),
+            Ok(Err(_)) => Some(Err(Error::unavailable(format!(
+                "the sync of bucket {} was stopped (unmounted, or the master stepped down); retry",
+                self.bucket
+            )))),
+        }
+    }
+
+    /// Waits for the end of the run (at most `within`: then a [`ErrorKind::Syncing`] error
+    /// saying how far it got).
+    async fn wait(&self, within: Option<Duration>) -> Result<()> {
+        if let Some(done) = self.finished(within.unwrap_or(Duration::MAX)).await {
+            return done;
+        }
+        let p = self.progress();
+        let range = if self.prefix.is_empty() { String::new() } else { format!(" under {:?}", self.prefix) };
+        Err(Error::new(
+            ErrorKind::Syncing,
+            format!(
+                "bucket {}: the listing of its under store{range} is being recorded ({} keys listed, {} recorded \
+                 or changed, {} s so far); it is answered once that ends: retry it",
+                self.bucket,
+                p.listed,
+                p.changes,
+                p.elapsed_ms / 1000
+            ),
+        ))
     }
 }
 
@@ -61,11 +107,21 @@ impl SyncTimes {
         if m.get(&k).is_some_and(|t| t.elapsed() < Duration::from_millis(interval_ms as u64)) {
             return false;
         }
+        Self::note(&mut m, k);
+        true
+    }
+
+    /// Notes that `(bucket, what)` is synced now (a forced sync).
+    fn mark(&self, bucket: &str, what: &str) {
+        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        Self::note(&mut m, (bucket.to_string(), what.to_string()));
+    }
+
+    fn note(m: &mut HashMap<(String, String), Instant>, k: (String, String)) {
         if m.len() >= MAX_REMEMBERED {
             m.clear();
         }
         m.insert(k, Instant::now());
-        true
     }
 
     /// `(bucket, what)` is due again (its sync failed).
@@ -77,12 +133,17 @@ impl SyncTimes {
 /// What identifies one state of an under-store object: its ETag as the under store gives it
 /// (the form a fill's If-Match sends back).
 /// Counts one sync pass (`kind`: a listing, or one key looked up) and the changes it found.
-fn sync_pass(bucket: &str, kind: &'static str, ok: bool, changes: usize) {
+fn sync_pass(bucket: &str, kind: &'static str, ok: bool) {
     let bucket = strata_common::ops::bucket_label(bucket, true);
     let result = if ok { "ok" } else { "failed" };
-    metrics::counter!("strata_master_sync_passes_total", "bucket" => bucket.clone(), "kind" => kind, "result" => result)
+    metrics::counter!("strata_master_sync_passes_total", "bucket" => bucket, "kind" => kind, "result" => result)
         .increment(1);
-    metrics::counter!("strata_master_sync_changes_total", "bucket" => bucket, "kind" => kind).increment(changes as u64);
+}
+
+/// Counts changes a sync pass made, as it makes them.
+fn sync_changes(bucket: &str, kind: &'static str, changes: u64) {
+    let bucket = strata_common::ops::bucket_label(bucket, true);
+    metrics::counter!("strata_master_sync_changes_total", "bucket" => bucket, "kind" => kind).increment(changes);
 }
 
 fn fingerprint(m: &UfsMeta) -> String {
@@ -116,6 +177,10 @@ pub(crate) struct UfsSync {
     publisher: Arc<Publisher>,
     versions: Arc<Versions>,
     times: SyncTimes,
+    /// The syncs of listings' ranges running now, by (bucket, prefix).
+    running: Mutex<HashMap<(String, String), Arc<SyncRun>>>,
+    /// How long a client's listing waits for a sync.
+    listing_wait: Duration,
     /// Block size recorded for objects found in an under store.
     block_size: u64,
 }
@@ -128,13 +193,32 @@ impl UfsSync {
         publisher: Arc<Publisher>,
         versions: Arc<Versions>,
         block_size: u64,
+        listing_wait: Duration,
     ) -> UfsSync {
-        UfsSync { store, ufs, buckets, publisher, versions, times: SyncTimes::default(), block_size }
+        UfsSync {
+            store,
+            ufs,
+            buckets,
+            publisher,
+            versions,
+            times: SyncTimes::default(),
+            running: Mutex::default(),
+            listing_wait,
+            block_size,
+        }
     }
 
-    /// Forgets when `bucket` was synced (it was unmounted).
+    /// Forgets when `bucket` was synced, and stops its syncs (it was unmounted).
     pub(crate) fn forget(&self, bucket: &str) {
         self.times.0.lock().unwrap_or_else(|p| p.into_inner()).retain(|(b, _), _| b != bucket);
+        self.running.lock().unwrap_or_else(|p| p.into_inner()).retain(|(b, _), run| {
+            if b == bucket
+                && let Some(task) = run.task.get()
+            {
+                task.abort();
+            }
+            b != bucket
+        });
     }
 
     fn sync_interval(bucket: &Bucket) -> Option<i64> {
@@ -158,107 +242,182 @@ impl UfsSync {
         }
         let now = self.sync_key(b, key).await;
         let changes = match &now {
-            Ok(now) => usize::from(now.as_ref().map(|o| o.version) != found.as_ref().map(|o| o.version)),
+            Ok(now) => u64::from(now.as_ref().map(|o| o.version) != found.as_ref().map(|o| o.version)),
             Err(_) => 0,
         };
-        sync_pass(&b.name, "lookup", now.is_ok(), changes);
+        sync_pass(&b.name, "lookup", now.is_ok());
+        sync_changes(&b.name, "lookup", changes);
         now
     }
 
-    /// Brings the metadata of `prefix` in line with the under store's listing, if due.
-    pub(crate) async fn sync_listing(&self, bucket: &str, prefix: &str) -> Result<()> {
+    /// Brings the metadata of `prefix` in line with the under store's listing, if due. A
+    /// client's listing (`client`) waits for that at most the configured time; the master's own
+    /// passes wait to the end.
+    pub(crate) async fn sync_listing(self: &Arc<Self>, bucket: &str, prefix: &str, client: bool) -> Result<()> {
         let b = self.buckets.get(bucket).await?;
         let Some(interval) = Self::sync_interval(&b) else { return Ok(()) };
-        if !self.times.due(bucket, prefix, interval) {
-            return Ok(());
+        match self.start(b, prefix, Some(interval)) {
+            Some(run) => run.wait(client.then_some(self.listing_wait)).await,
+            None => Ok(()),
         }
-        // A sync that fails or is dropped (its request gone) is due again at the next listing.
-        let mut unfinished = Unfinished { times: &self.times, bucket, prefix, done: false };
+    }
+
+    /// Syncs `prefix` of a mounted bucket now, whatever its interval, or joins the sync of it
+    /// running (`strata admin sync`).
+    pub(crate) async fn sync_now(self: &Arc<Self>, bucket: &str, prefix: &str) -> Result<Arc<SyncRun>> {
+        let b = self.buckets.get(bucket).await?;
+        if b.mount.is_none() {
+            return Err(Error::invalid(format!("bucket {bucket} is not a mount: it has no under store to sync with")));
+        }
+        self.start(b, prefix, None).ok_or_else(|| Error::internal("a sync forced to run did not start"))
+    }
+
+    /// The running sync of (bucket, prefix), else a new one if due under `interval` (always
+    /// without one).
+    fn start(self: &Arc<Self>, b: Bucket, prefix: &str, interval: Option<i64>) -> Option<Arc<SyncRun>> {
+        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        let id = (b.name.clone(), prefix.to_string());
+        if let Some(run) = running.get(&id) {
+            return Some(run.clone());
+        }
+        match interval {
+            Some(ms) if !self.times.due(&b.name, prefix, ms) => return None,
+            Some(_) => {}
+            None => self.times.mark(&b.name, prefix),
+        }
+        let (tx, done) = watch::channel(None);
+        let run = Arc::new(SyncRun {
+            bucket: b.name.clone(),
+            prefix: prefix.to_string(),
+            started: Instant::now(),
+            listed: AtomicU64::new(0),
+            changes: AtomicU64::new(0),
+            done,
+            task: OnceLock::new(),
+        });
+        running.insert(id.clone(), run.clone());
+        let (this, r) = (self.clone(), run.clone());
+        let task = tokio::spawn(async move {
+            let out = this.sync_range(&b, &r).await;
+            sync_pass(&b.name, "listing", out.is_ok());
+            if out.is_err() {
+                this.times.forget(&b.name, &r.prefix); // due again at the next listing
+            }
+            let mut running = this.running.lock().unwrap_or_else(|p| p.into_inner());
+            if running.get(&id).is_some_and(|cur| Arc::ptr_eq(cur, &r)) {
+                running.remove(&id);
+            }
+            let _ = tx.send(Some(out.map(|_| ())));
+        });
+        let _ = run.task.set(task.abort_handle());
+        Some(run)
+    }
+
+    /// One pass over the under store's listing of `run`'s range: keys new to the metadata are
+    /// recorded as they come, a batch per transaction; keys changed or gone are looked at afresh
+    /// one by one. Returns the changes made.
+    async fn sync_range(&self, b: &Bucket, run: &SyncRun) -> Result<u64> {
+        let (bucket, prefix) = (b.name.as_str(), run.prefix.as_str());
         let mount = b.mount.clone().ok_or_else(|| Error::internal("a syncing bucket without a mount"))?;
         let store = self.ufs.open(&mount)?;
+        // Keys published from here on are checked afresh: the listing may predate them.
+        let watch = self.publisher.watch(bucket);
+        let mut known = self.known_objects(bucket, prefix).await?;
         // object_store lists by whole path segments: list the folder part, filter the rest.
         let dir = match prefix.rfind('/') {
             Some(i) => Some(ufs::key_path(&prefix[..i])?),
             None => None,
         };
-        let found: HashMap<String, UfsMeta> = store
-            .list(dir.as_ref())
-            .try_filter_map(|m| async move {
-                let key = ufs::path_key(&m.location);
-                let ours = m.location.as_ref().starts_with(&format!("{}/", ufs::STAGING_DIR));
-                Ok((!ours && key.starts_with(prefix)).then_some((key, m)))
-            })
-            .try_collect()
-            .await
-            .map_err(|e| {
-                sync_pass(bucket, "listing", false, 0);
-                Error::unavailable(format!("cannot list the under store of bucket {bucket}: {e}"))
-            })?;
-        let known = self.known_objects(bucket, prefix).await?;
-        // On a read-only mount, keys new to the metadata are recorded from the listing, a batch
-        // per transaction. On a writable one, a listing taken before a delete through Strata
-        // finished would bring the object back: each key is looked at afresh under its lock.
-        let batched = mount.read_only;
-        let mut new: Vec<(&String, &UfsMeta)> =
-            found.iter().filter(|(k, _)| batched && !known.contains_key(*k)).collect();
-        new.sort_unstable_by_key(|(k, _)| *k);
-        let mut imported = 0;
-        for batch in new.chunks(IMPORT_BATCH) {
-            match self.import(&b, batch).await {
-                Ok(n) => imported += n,
-                Err(e) => {
-                    sync_pass(bucket, "listing", false, imported);
-                    return Err(e);
+        let failed = |e| Error::unavailable(format!("cannot list the under store of bucket {bucket}: {e}"));
+        let mut listing = store.list(dir.as_ref());
+        let staging = format!("{}/", ufs::STAGING_DIR);
+        let (mut new, mut recheck) = (Vec::with_capacity(IMPORT_BATCH), Vec::new());
+        let mut changes = 0;
+        // Object stores list in key order: their keys are recorded as they come. A folder's
+        // come in no order: they are recorded at the end, sorted (the metadata store writes a
+        // batch of neighbouring keys several times faster than one spread over the key space).
+        let mut in_order = true;
+        while let Some(m) = listing.try_next().await.map_err(failed)? {
+            let key = ufs::path_key(&m.location);
+            if m.location.as_ref().starts_with(&staging) || !key.starts_with(prefix) {
+                continue;
+            }
+            run.listed.fetch_add(1, Ordering::Relaxed);
+            match known.remove(&key) {
+                Some((size, fp)) if size != m.size || fp != fingerprint(&m) => recheck.push(key),
+                Some(_) => {}
+                None => {
+                    in_order &= new.last().is_none_or(|(last, _): &(String, UfsMeta)| *last < key);
+                    new.push((key, m));
                 }
             }
-        }
-        let mut changed: Vec<&String> = found
-            .iter()
-            .filter(|(k, m)| match known.get(*k) {
-                Some((size, fp)) => *size != m.size || *fp != fingerprint(m),
-                None => !batched,
-            })
-            .map(|(k, _)| k)
-            .collect();
-        // Gone from the under store (objects never persisted there have no fingerprint).
-        changed.extend(known.iter().filter(|(k, (_, fp))| !fp.is_empty() && !found.contains_key(*k)).map(|(k, _)| k));
-        let n = imported + changed.len();
-        for key in changed {
-            if let Err(e) = self.sync_key(&b, key).await {
-                sync_pass(bucket, "listing", false, 0);
-                return Err(e);
+            if in_order && new.len() == IMPORT_BATCH {
+                changes += self.import(b, run, std::mem::take(&mut new), &watch, &mut recheck).await?;
             }
         }
-        sync_pass(bucket, "listing", true, n);
-        unfinished.done = true;
-        if n > 0 {
-            tracing::info!(bucket, prefix, changes = n, "metadata synced with the under store");
+        new.sort_unstable_by(|x, y| x.0.cmp(&y.0));
+        let mut rest = new.into_iter().peekable();
+        while rest.peek().is_some() {
+            let batch = rest.by_ref().take(IMPORT_BATCH).collect();
+            changes += self.import(b, run, batch, &watch, &mut recheck).await?;
         }
-        Ok(())
+        // Gone from the under store (objects never persisted there have no fingerprint).
+        recheck.extend(known.into_iter().filter(|(_, (_, fp))| !fp.is_empty()).map(|(k, _)| k));
+        for key in recheck {
+            self.sync_key(b, &key).await?;
+            changes += 1;
+            run.changes.fetch_add(1, Ordering::Relaxed);
+            sync_changes(bucket, "listing", 1);
+        }
+        if changes > 0 {
+            tracing::info!(bucket, prefix, changes, "metadata synced with the under store");
+        }
+        Ok(changes)
     }
 
-    /// Records objects of a read-only mount's under store that the metadata did not hold, as
-    /// the listing gave them (no HEAD each, no publish lock: nothing is written or deleted
-    /// there through Strata). Returns how many.
-    async fn import(&self, bucket: &Bucket, batch: &[(&String, &UfsMeta)]) -> Result<usize> {
+    /// Records objects of the under store that the metadata did not hold, as the listing gave
+    /// them (no HEAD each), under their publish locks. Keys published since the sync began go
+    /// to `recheck` instead: the listing may be older than a delete through Strata. Returns how
+    /// many were recorded.
+    async fn import(
+        &self,
+        bucket: &Bucket,
+        run: &SyncRun,
+        mut batch: Vec<(String, UfsMeta)>,
+        watch: &crate::publish::Watch<'_>,
+        recheck: &mut Vec<String>,
+    ) -> Result<u64> {
+        // In key order: holders of several locks at once never wait on each other in a cycle.
+        batch.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut held = Vec::with_capacity(batch.len());
+        for (key, _) in &batch {
+            held.push(self.publisher.lock(&bucket.name, key).await);
+        }
         let mut metas = Vec::with_capacity(batch.len());
         for (key, m) in batch {
+            if watch.published(&key) {
+                recheck.push(key);
+                continue;
+            }
             metas.push(ObjectMeta {
-                key: (*key).clone(),
+                key,
                 version: self.versions.next().await?,
                 size: m.size,
-                etag: s3_etag(m),
+                etag: s3_etag(&m),
                 last_modified_ms: m.last_modified.timestamp_millis(),
                 block_size: self.block_size,
-                ufs_etag: fingerprint(m),
+                ufs_etag: fingerprint(&m),
                 ..Default::default()
             });
         }
-        let b = bucket.name.clone();
-        transact(self.store.as_ref(), |t| {
+        let (b, created) = (bucket.name.clone(), bucket.created_ms);
+        let n = transact(self.store.as_ref(), |t| {
             let (b, metas) = (b.clone(), metas.clone());
             Box::pin(async move {
-                t.bucket(&b).await?;
+                // Not a bucket of the same name mounted since.
+                if t.bucket(&b).await?.created_ms != created {
+                    return Err(Error::unavailable(format!("bucket {b} was unmounted during its sync")));
+                }
                 let mut n = 0;
                 for meta in &metas {
                     if t.object(&b, &meta.key).await?.is_none() {
@@ -269,7 +428,10 @@ impl UfsSync {
                 Ok(n)
             })
         })
-        .await
+        .await?;
+        run.changes.fetch_add(n, Ordering::Relaxed);
+        sync_changes(&bucket.name, "listing", n);
+        Ok(n)
     }
 
     /// Key → (size, fingerprint) of the objects the metadata holds under `prefix`.

@@ -37,6 +37,7 @@ impl Env {
             address: "in-process".into(),
             elected: false,
             block_size: 1 << 20,
+            listing_sync_wait: Duration::from_secs(20),
         };
         let master = Arc::new(Master::new(store, opts).unwrap());
         master.create_bucket("bkt").await.unwrap();

@@ -143,6 +143,7 @@ async fn new_master(dir: &Path) -> Master {
             address: IN_PROCESS.into(),
             elected: false,
             block_size: BLOCK,
+            listing_sync_wait: Duration::from_secs(20),
         },
     )
     .unwrap()

@@ -20,6 +20,7 @@ fn master(store: Arc<dyn KvStore>, dir: &std::path::Path, address: &str) -> Mast
         address: address.into(),
         elected: true,
         block_size: 64 << 20,
+        listing_sync_wait: Duration::from_secs(20),
     };
     Master::new(store, opts).unwrap()
 }

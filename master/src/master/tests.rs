@@ -556,6 +556,63 @@ async fn a_listing_records_many_new_objects_of_a_read_only_mount_at_once() {
     assert_eq!(again[100].size, 7);
 }
 
+#[tokio::test]
+async fn a_listing_that_outwaits_its_sync_answers_so_and_the_sync_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = crate::master::test_master_waiting(dir.path(), Duration::ZERO);
+    let src = dir.path().join("big");
+    std::fs::create_dir_all(&src).unwrap();
+    for i in 0..300usize {
+        std::fs::write(src.join(format!("{i:03}")), b"x").unwrap();
+    }
+    let uri = format!("file://{}", src.display());
+    m.mount("big", Mount { uri, sync_interval_ms: Some(3_600_000), ..Default::default() }).await.unwrap();
+    let req = ListObjectsRequest { bucket: "big".into(), max_keys: 1000, ..Default::default() };
+    let e = m.list_objects(req.clone()).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Syncing, "{e}");
+    assert!(e.message.contains("bucket big") && e.message.contains("retry"), "{e}");
+    // The sync went on without the listing; `strata admin sync` joins it.
+    let run = m.sync_mount("big", "").await.unwrap();
+    assert_eq!(run.finished(Duration::from_secs(30)).await.unwrap(), Ok(()));
+    let p = run.progress();
+    assert_eq!((p.listed, p.changes, p.done), (300, 300, true));
+    assert_eq!(m.list_objects(req).await.unwrap().objects.len(), 300);
+    // Forced again: nothing new to record.
+    let run = m.sync_mount("big", "").await.unwrap();
+    assert_eq!(run.finished(Duration::from_secs(30)).await.unwrap(), Ok(()));
+    assert_eq!((run.progress().listed, run.progress().changes), (300, 0));
+    assert_eq!(m.sync_mount("bkt-none", "").await.err().map(|e| e.kind), Some(ErrorKind::NoSuchBucket));
+}
+
+#[tokio::test]
+async fn a_sync_whose_listing_predates_a_delete_through_strata_does_not_bring_the_key_back() {
+    let (m, dir) = master_with(&[]).await;
+    let m = std::sync::Arc::new(m);
+    let src = dir.path().join("racy");
+    std::fs::create_dir_all(&src).unwrap();
+    let key = crate::publish::PAUSED_KEY;
+    std::fs::write(src.join(key), b"old").unwrap();
+    std::fs::write(src.join("other"), b"x").unwrap();
+    let uri = format!("file://{}", src.display());
+    m.mount("racy", Mount { uri, sync_interval_ms: Some(3_600_000), ..Default::default() }).await.unwrap();
+    let req = ListObjectsRequest { bucket: "racy".into(), max_keys: 1000, ..Default::default() };
+    assert_eq!(m.list_objects(req.clone()).await.unwrap().objects.len(), 2); // synced: not due for an hour
+    // The delete removes the metadata, then waits before deleting the file under its lock...
+    let deleting = tokio::spawn({
+        let m = m.clone();
+        async move { m.delete_object("racy", key).await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(src.join(key).exists());
+    // ... while a sync lists the folder: it sees the file the metadata no longer has.
+    let run = m.sync_mount("racy", "").await.unwrap();
+    assert_eq!(run.finished(Duration::from_secs(30)).await.unwrap(), Ok(()));
+    assert!(deleting.await.unwrap().unwrap().existed);
+    assert!(!src.join(key).exists());
+    let keys: Vec<String> = m.list_objects(req).await.unwrap().objects.into_iter().map(|o| o.key).collect();
+    assert_eq!(keys, ["other"]);
+}
+
 /// What a master that died between a commit and its move leaves: the object's new metadata
 /// and its publish intent, with the bytes still staged.
 async fn crashed_commit(m: &Master, key: &str, version: u64, staging: &str) {
