@@ -197,6 +197,10 @@ def test_a_large_mount_is_synced_apart_from_the_listing_that_started_it(tmp_path
         assert "synced big/d1/: 215 keys listed, 2 recorded, changed or removed" in r.stdout, r.stdout
         now = keys(s3, "big")  # not due again yet: the metadata as the sync of d1/ left it
         assert "d1/k00001" not in now and "d1/new" in now and len(now) == 1500
+        import urllib.request
+        metrics = urllib.request.urlopen(c.master_url + "/metrics").read().decode()
+        assert "strata_master_syncs_running 0" in metrics
+        assert 'strata_master_sync_changes_total{bucket="big",kind="listing"} 1502' in metrics, metrics
         r = admin(c, "sync", "nosuch", check=False)
         assert r.returncode != 0 and "nosuch" in r.stderr, r.stderr
     finally:

@@ -140,6 +140,10 @@ fn sync_pass(bucket: &str, kind: &'static str, ok: bool) {
         .increment(1);
 }
 
+fn syncs_running(n: usize) {
+    metrics::gauge!("strata_master_syncs_running").set(n as f64);
+}
+
 /// Counts changes a sync pass made, as it makes them.
 fn sync_changes(bucket: &str, kind: &'static str, changes: u64) {
     let bucket = strata_common::ops::bucket_label(bucket, true);
@@ -211,7 +215,8 @@ impl UfsSync {
     /// Forgets when `bucket` was synced, and stops its syncs (it was unmounted).
     pub(crate) fn forget(&self, bucket: &str) {
         self.times.0.lock().unwrap_or_else(|p| p.into_inner()).retain(|(b, _), _| b != bucket);
-        self.running.lock().unwrap_or_else(|p| p.into_inner()).retain(|(b, _), run| {
+        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        running.retain(|(b, _), run| {
             if b == bucket
                 && let Some(task) = run.task.get()
             {
@@ -219,6 +224,7 @@ impl UfsSync {
             }
             b != bucket
         });
+        syncs_running(running.len());
     }
 
     fn sync_interval(bucket: &Bucket) -> Option<i64> {
@@ -296,6 +302,7 @@ impl UfsSync {
             task: OnceLock::new(),
         });
         running.insert(id.clone(), run.clone());
+        syncs_running(running.len());
         let (this, r) = (self.clone(), run.clone());
         let task = tokio::spawn(async move {
             let out = this.sync_range(&b, &r).await;
@@ -306,6 +313,7 @@ impl UfsSync {
             let mut running = this.running.lock().unwrap_or_else(|p| p.into_inner());
             if running.get(&id).is_some_and(|cur| Arc::ptr_eq(cur, &r)) {
                 running.remove(&id);
+                syncs_running(running.len());
             }
             let _ = tx.send(Some(out.map(|_| ())));
         });
@@ -342,7 +350,11 @@ impl UfsSync {
             if m.location.as_ref().starts_with(&staging) || !key.starts_with(prefix) {
                 continue;
             }
-            run.listed.fetch_add(1, Ordering::Relaxed);
+            let listed = run.listed.fetch_add(1, Ordering::Relaxed) + 1;
+            if listed % 100_000 == 0 {
+                let changes = run.changes.load(Ordering::Relaxed);
+                tracing::info!(bucket, prefix, listed, changes, "syncing with the under store");
+            }
             match known.remove(&key) {
                 Some((size, fp)) if size != m.size || fp != fingerprint(&m) => recheck.push(key),
                 Some(_) => {}
