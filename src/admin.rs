@@ -146,7 +146,7 @@ pub async fn mounts(cfg: &Config) -> Result<()> {
     Ok(())
 }
 
-/// `BUCKET` or `BUCKET/PREFIX`.
+/// `strata admin sync`: the sync of a mount's range, with progress.
 pub async fn sync(cfg: &Config, target: &str) -> Result<()> {
     let master = master_client(cfg, &cluster_secret(cfg, "admin")?)?;
     let (bucket, prefix) = split_target(target);
@@ -180,6 +180,7 @@ pub async fn sync(cfg: &Config, target: &str) -> Result<()> {
     }
 }
 
+/// `BUCKET` or `BUCKET/PREFIX`.
 fn split_target(target: &str) -> (&str, &str) {
     target.split_once('/').unwrap_or((target, ""))
 }
@@ -188,17 +189,27 @@ fn split_target(target: &str) -> (&str, &str) {
 async fn objects_under(master: &GrpcMaster, bucket: &str, prefix: &str) -> Result<Vec<ObjectMeta>> {
     let mut all = Vec::new();
     let mut after = String::new();
+    let mut told = false;
     loop {
-        let page = master
-            .list_objects(ListObjectsRequest {
-                bucket: bucket.into(),
-                prefix: prefix.into(),
-                start_after: after.clone(),
-                max_keys: 1000,
-                ..Default::default()
-            })
-            .await
-            .with_context(|| format!("cannot list {bucket}/{prefix}"))?;
+        let req = ListObjectsRequest {
+            bucket: bucket.into(),
+            prefix: prefix.into(),
+            start_after: after.clone(),
+            max_keys: 1000,
+            ..Default::default()
+        };
+        let page = match master.list_objects(req).await {
+            // The first sync of a large mount: the listing is answered once it ends.
+            Err(e) if e.is(strata_common::ErrorKind::Syncing) => {
+                if !told {
+                    eprintln!("waiting: {}", e.message);
+                    told = true;
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                continue;
+            }
+            page => page.with_context(|| format!("cannot list {bucket}/{prefix}"))?,
+        };
         let last = page.objects.last().map(|o| o.key.clone());
         all.extend(page.objects);
         match last {

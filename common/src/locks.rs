@@ -31,6 +31,16 @@ impl<K: Eq + Hash + Clone> KeyedLocks<K> {
         KeyedGuard { locks: self, key: Some(key), lock, guard: Some(guard) }
     }
 
+    /// The lock of `key` if nobody holds it now.
+    pub fn try_lock(&self, key: K) -> Option<KeyedGuard<'_, K>> {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let lock = map.entry(key.clone()).or_default().clone();
+        // Under the map's mutex, so that a holder letting go meanwhile still sees its count.
+        let guard = lock.clone().try_lock_owned().ok()?;
+        drop(map);
+        Some(KeyedGuard { locks: self, key: Some(key), lock, guard: Some(guard) })
+    }
+
     pub fn len(&self) -> usize {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
@@ -58,6 +68,18 @@ impl<K: Eq + Hash> Drop for KeyedGuard<'_, K> {
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicU32, Ordering};
+
+    #[tokio::test]
+    async fn try_lock_takes_only_a_free_key_and_leaves_nothing_behind() {
+        let locks = KeyedLocks::<u32>::default();
+        let held = locks.lock(1).await;
+        assert!(locks.try_lock(1).is_none());
+        let other = locks.try_lock(2).expect("a free key");
+        drop(held);
+        let again = locks.try_lock(1).expect("let go");
+        drop((again, other));
+        assert!(locks.is_empty());
+    }
 
     #[tokio::test]
     async fn one_holder_per_key_and_no_leak() {

@@ -287,17 +287,12 @@ impl GrpcMaster {
     }
 
     /// Buckets and their mounts, secrets masked.
-    /// Syncs a mount's range with its under store now; progress comes about twice a second.
-    pub async fn sync_mount(&self, bucket: &str, prefix: &str) -> Result<tonic::Streaming<SyncProgress>> {
-        let req = SyncRequest { bucket: bucket.into(), prefix: prefix.into() };
-        self.call(true, |mut c| {
-            let req = req.clone();
-            async move { c.sync_mount(req).await }
-        })
-        .await
-    }
     pub async fn mounts(&self) -> Result<Vec<Bucket>> {
         call!(self, true, list_mounts(Empty {})).map(|l| l.buckets)
+    }
+    /// Syncs a mount's range with its under store now; progress comes about twice a second.
+    pub async fn sync_mount(&self, bucket: &str, prefix: &str) -> Result<tonic::Streaming<SyncProgress>> {
+        call!(self, true, sync_mount(SyncRequest { bucket: bucket.into(), prefix: prefix.into() }))
     }
 
     /// A consistent snapshot of the metadata, as a stream of chunks.

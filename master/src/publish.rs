@@ -13,7 +13,7 @@
 //! primary, which finishes it before serving ([`Publisher::finish_all`]). The move itself runs
 //! apart from its caller (see `Master::detached`), so a client hanging up cannot stop it.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -77,14 +77,18 @@ struct Clears {
 /// The keys published in one bucket while syncs of it list its under store.
 #[derive(Default)]
 struct Watched {
-    syncs: usize,
-    keys: HashSet<String>,
+    /// Where each live watch began, in the bucket's publish count.
+    starts: Vec<u64>,
+    /// Key → the publish count at its last publish, since the oldest live watch began.
+    keys: HashMap<String, u64>,
+    count: u64,
 }
 
 /// Keeps [`Publisher`] noting the keys it publishes in a bucket until dropped.
 pub(crate) struct Watch<'a> {
     publisher: &'a Publisher,
     bucket: String,
+    start: u64,
 }
 
 impl Watch<'_> {
@@ -92,18 +96,20 @@ impl Watch<'_> {
     /// what is no longer there (a delete) or not yet the key's object.
     pub(crate) fn published(&self, key: &str) -> bool {
         let w = self.publisher.watched.lock().unwrap_or_else(|p| p.into_inner());
-        w.get(&self.bucket).is_some_and(|b| b.keys.contains(key))
+        w.get(&self.bucket).and_then(|b| b.keys.get(key)).is_some_and(|n| *n > self.start)
     }
 }
 
 impl Drop for Watch<'_> {
     fn drop(&mut self) {
         let mut w = self.publisher.watched.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(b) = w.get_mut(&self.bucket) {
-            b.syncs -= 1;
-            if b.syncs == 0 {
-                w.remove(&self.bucket);
-            }
+        let Some(b) = w.get_mut(&self.bucket) else { return };
+        if let Some(i) = b.starts.iter().position(|s| *s == self.start) {
+            b.starts.swap_remove(i);
+        }
+        match b.starts.iter().min() {
+            None => _ = w.remove(&self.bucket),
+            Some(&oldest) => b.keys.retain(|_, n| *n > oldest),
         }
     }
 }
@@ -119,7 +125,8 @@ impl Drop for Noted<'_> {
     fn drop(&mut self) {
         let mut w = self.publisher.watched.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(b) = w.get_mut(self.bucket) {
-            b.keys.insert(self.key.to_string());
+            b.count += 1;
+            b.keys.insert(self.key.to_string(), b.count);
         }
     }
 }
@@ -163,10 +170,19 @@ impl Publisher {
     /// listing the bucket's under store checks its keys against them).
     pub(crate) fn watch(&self, bucket: &str) -> Watch<'_> {
         let mut w = self.watched.lock().unwrap_or_else(|p| p.into_inner());
-        w.entry(bucket.to_string()).or_default().syncs += 1;
-        Watch { publisher: self, bucket: bucket.to_string() }
+        let b = w.entry(bucket.to_string()).or_default();
+        b.starts.push(b.count);
+        Watch { publisher: self, bucket: bucket.to_string(), start: b.count }
     }
 
+    pub(crate) fn ha(&self) -> &Arc<HaState> {
+        &self.ha
+    }
+
+    /// The publish lock of `bucket/key` if nobody holds it now.
+    pub(crate) fn try_lock(&self, bucket: &str, key: &str) -> Option<KeyedGuard<'_, Key>> {
+        self.locks.try_lock((bucket.to_string(), key.to_string()))
+    }
 
     /// Runs `commit` (a metadata transaction) for `bucket/key` and then, if it succeeded, moves
     /// the staged bytes onto the key; if it failed, deletes them. Deletes run here too (with
@@ -234,6 +250,7 @@ impl Publisher {
     /// Then forgets the intent. Run before a new primary serves.
     pub(crate) async fn finish(&self, i: &PublishIntent) -> Result<()> {
         let _held = self.lock(&i.bucket, &i.key).await;
+        let _noted = Noted { publisher: self, bucket: &i.bucket, key: &i.key };
         let epoch = self.ha.fence_epoch();
         let (b, k) = (i.bucket.clone(), i.key.clone());
         let current = transact(self.store.as_ref(), |t| {

@@ -4,8 +4,14 @@
 //! store's ETag, which carries the mtime on a local folder) gives a new version id, so the cache
 //! never serves the old bytes.
 //!
-//! Each change is applied under the key's publish lock, after a fresh HEAD: a write through
-//! Strata in flight (committed, bytes not yet moved) is never mistaken for a deletion.
+//! Each change is applied under the key's publish lock. A key changed or gone is looked at
+//! afresh (HEAD): a write through Strata in flight (committed, bytes not yet moved) is never
+//! mistaken for a deletion. Keys new to the metadata are recorded as listed, unless published
+//! through Strata since the sync began (the listing may predate a delete): those get a HEAD too.
+//!
+//! A listing's sync runs as a task of its own ([`SyncRun`]): a client's listing waits for it a
+//! while; the first sync of a range that takes longer answers 503 meanwhile, a later one lets
+//! the listing be answered from the metadata as it stands.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,13 +21,14 @@ use std::time::{Duration, Instant};
 use futures::TryStreamExt;
 use md5::{Digest, Md5};
 use object_store::{ObjectMeta as UfsMeta, ObjectStore, ObjectStoreExt};
-use strata_common::kv::{KvStore, transact};
+use strata_common::kv::{KvStore, Txn, transact};
 use strata_common::proto::{Bucket, ObjectMeta, SyncProgress};
 use strata_common::ufs::UfsRegistry;
 use strata_common::{Error, ErrorKind, Result, ufs};
 use tokio::sync::watch;
 
 use crate::buckets::Buckets;
+use crate::ha::HaState;
 use crate::publish::Publisher;
 use crate::schema::Schema;
 use crate::versions::Versions;
@@ -31,6 +38,26 @@ use crate::versions::Versions;
 struct SyncTimes(Mutex<HashMap<(String, String), Instant>>);
 
 const MAX_REMEMBERED: usize = 100_000;
+
+/// Syncs of listings' ranges that list their under stores at once; more wait for a turn.
+const MAX_RUNS: usize = 4;
+
+/// Takes a run out of the running ones as its task ends, however it ends.
+struct Ending<'a> {
+    sync: &'a UfsSync,
+    id: (String, String),
+    run: &'a Arc<SyncRun>,
+}
+
+impl Drop for Ending<'_> {
+    fn drop(&mut self) {
+        let mut running = self.sync.running.lock().unwrap_or_else(|p| p.into_inner());
+        if running.get(&self.id).is_some_and(|cur| Arc::ptr_eq(cur, self.run)) {
+            running.remove(&self.id);
+            syncs_running(running.len());
+        }
+    }
+}
 
 /// One sync of a listing's range with the under store, run as a task of its own: a listing
 /// that stops waiting for it (or whose caller hangs up) leaves it running, and listings of the
@@ -43,6 +70,8 @@ pub(crate) struct SyncRun {
     listed: AtomicU64,
     /// Keys recorded, changed or removed so far.
     changes: AtomicU64,
+    /// Whether the metadata held nothing of the range when the run began.
+    first: OnceLock<bool>,
     done: watch::Receiver<Option<Result<()>>>,
     task: OnceLock<tokio::task::AbortHandle>,
 }
@@ -64,17 +93,21 @@ impl SyncRun {
             Err(_) => None,
             Ok(Ok(done)) => done.clone(),
             Ok(Err(_)) => Some(Err(Error::unavailable(format!(
-                "the sync of bucket {} was stopped (unmounted, or the master stepped down); retry",
+                "the sync of bucket {} was stopped (the bucket was unmounted); retry",
                 self.bucket
             )))),
         }
     }
 
-    /// Waits for the end of the run (at most `within`: then a [`ErrorKind::Syncing`] error
-    /// saying how far it got).
+    /// Waits for the end of the run, at most `within`: past it, a run that found the range
+    /// recorded before lets the listing go on (with the metadata as it stands), a first one
+    /// gives a [`ErrorKind::Syncing`] error saying how far it got.
     async fn wait(&self, within: Option<Duration>) -> Result<()> {
         if let Some(done) = self.finished(within.unwrap_or(Duration::MAX)).await {
             return done;
+        }
+        if self.first.get() == Some(&false) {
+            return Ok(());
         }
         let p = self.progress();
         let range = if self.prefix.is_empty() { String::new() } else { format!(" under {:?}", self.prefix) };
@@ -97,37 +130,22 @@ impl SyncRun {
 const IMPORT_BATCH: usize = 100;
 
 impl SyncTimes {
-    /// True (and noted) when `(bucket, what)` is due under `interval_ms`.
+    /// Whether `(bucket, what)` is due under `interval_ms`: its last sync ended longer ago.
     fn due(&self, bucket: &str, what: &str, interval_ms: i64) -> bool {
-        if interval_ms <= 0 {
-            return true;
-        }
-        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let m = self.0.lock().unwrap_or_else(|p| p.into_inner());
         let k = (bucket.to_string(), what.to_string());
-        if m.get(&k).is_some_and(|t| t.elapsed() < Duration::from_millis(interval_ms as u64)) {
-            return false;
-        }
-        Self::note(&mut m, k);
-        true
+        interval_ms <= 0 || m.get(&k).is_none_or(|t| t.elapsed() >= Duration::from_millis(interval_ms as u64))
     }
 
-    /// Notes that `(bucket, what)` is synced now (a forced sync).
+    /// Notes that a sync of `(bucket, what)` ended now.
     fn mark(&self, bucket: &str, what: &str) {
         let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        Self::note(&mut m, (bucket.to_string(), what.to_string()));
-    }
-
-    fn note(m: &mut HashMap<(String, String), Instant>, k: (String, String)) {
         if m.len() >= MAX_REMEMBERED {
             m.clear();
         }
-        m.insert(k, Instant::now());
+        m.insert((bucket.to_string(), what.to_string()), Instant::now());
     }
 
-    /// `(bucket, what)` is due again (its sync failed).
-    fn forget(&self, bucket: &str, what: &str) {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(&(bucket.to_string(), what.to_string()));
-    }
 }
 
 /// What identifies one state of an under-store object: its ETag as the under store gives it
@@ -169,6 +187,29 @@ fn s3_etag(m: &UfsMeta) -> String {
     format!("{}-1", hex::encode(Md5::digest(fp.as_bytes())))
 }
 
+/// Fails unless `bucket` is still the one the sync began with (not one mounted since under the
+/// same name).
+async fn same_mount(t: &mut Txn, bucket: &str, created_ms: i64) -> Result<()> {
+    if t.bucket(bucket).await?.created_ms != created_ms {
+        return Err(Error::unavailable(format!("bucket {bucket} was unmounted during a sync of it; retry")));
+    }
+    Ok(())
+}
+
+/// The metadata of an object found in the under store.
+fn found_object(key: String, version: u64, m: &UfsMeta, block_size: u64) -> ObjectMeta {
+    ObjectMeta {
+        key,
+        version,
+        size: m.size,
+        etag: s3_etag(m),
+        last_modified_ms: m.last_modified.timestamp_millis(),
+        block_size,
+        ufs_etag: fingerprint(m),
+        ..Default::default()
+    }
+}
+
 fn not_found(e: &object_store::Error) -> bool {
     matches!(e, object_store::Error::NotFound { .. })
 }
@@ -183,6 +224,10 @@ pub(crate) struct UfsSync {
     times: SyncTimes,
     /// The syncs of listings' ranges running now, by (bucket, prefix).
     running: Mutex<HashMap<(String, String), Arc<SyncRun>>>,
+    /// [`MAX_RUNS`] turns to list an under store.
+    turns: tokio::sync::Semaphore,
+    /// A run stops when this master stops being the primary.
+    ha: Arc<HaState>,
     /// How long a client's listing waits for a sync.
     listing_wait: Duration,
     /// Block size recorded for objects found in an under store.
@@ -203,10 +248,12 @@ impl UfsSync {
             store,
             ufs,
             buckets,
-            publisher,
+            publisher: publisher.clone(),
             versions,
             times: SyncTimes::default(),
             running: Mutex::default(),
+            turns: tokio::sync::Semaphore::new(MAX_RUNS),
+            ha: publisher.ha().clone(),
             listing_wait,
             block_size,
         }
@@ -240,8 +287,12 @@ impl UfsSync {
         found: Option<ObjectMeta>,
     ) -> Result<Option<ObjectMeta>> {
         let Some(interval) = Self::sync_interval(b) else { return Ok(found) };
-        if found.is_some() && !self.times.due(&b.name, &format!("\0{key}"), interval) {
-            return Ok(found);
+        if found.is_some() {
+            let what = format!("\0{key}");
+            if !self.times.due(&b.name, &what, interval) {
+                return Ok(found);
+            }
+            self.times.mark(&b.name, &what); // one lookup of a hot key asks, not each
         }
         if found.as_ref().is_some_and(|f| f.ufs_etag.is_empty() || f.journal_worker != 0) {
             return Ok(found); // not in the under store (yet): nothing to compare
@@ -286,10 +337,8 @@ impl UfsSync {
         if let Some(run) = running.get(&id) {
             return Some(run.clone());
         }
-        match interval {
-            Some(ms) if !self.times.due(&b.name, prefix, ms) => return None,
-            Some(_) => {}
-            None => self.times.mark(&b.name, prefix),
+        if interval.is_some_and(|ms| !self.times.due(&b.name, prefix, ms)) {
+            return None;
         }
         let (tx, done) = watch::channel(None);
         let run = Arc::new(SyncRun {
@@ -298,22 +347,26 @@ impl UfsSync {
             started: Instant::now(),
             listed: AtomicU64::new(0),
             changes: AtomicU64::new(0),
+            first: OnceLock::new(),
             done,
             task: OnceLock::new(),
         });
         running.insert(id.clone(), run.clone());
         syncs_running(running.len());
         let (this, r) = (self.clone(), run.clone());
+        let mut demoted = self.ha.demotions();
         let task = tokio::spawn(async move {
-            let out = this.sync_range(&b, &r).await;
+            let _ending = Ending { sync: &this, id, run: &r };
+            let out = tokio::select! {
+                out = async {
+                    let _turn = this.turns.acquire().await;
+                    this.sync_range(&b, &r).await
+                } => out,
+                Ok(()) = demoted.changed() => Err(Error::unavailable("this master stepped down during the sync; retry")),
+            };
             sync_pass(&b.name, "listing", out.is_ok());
-            if out.is_err() {
-                this.times.forget(&b.name, &r.prefix); // due again at the next listing
-            }
-            let mut running = this.running.lock().unwrap_or_else(|p| p.into_inner());
-            if running.get(&id).is_some_and(|cur| Arc::ptr_eq(cur, &r)) {
-                running.remove(&id);
-                syncs_running(running.len());
+            if out.is_ok() {
+                this.times.mark(&b.name, &r.prefix); // else due again at the next listing
             }
             let _ = tx.send(Some(out.map(|_| ())));
         });
@@ -331,6 +384,7 @@ impl UfsSync {
         // Keys published from here on are checked afresh: the listing may predate them.
         let watch = self.publisher.watch(bucket);
         let mut known = self.known_objects(bucket, prefix).await?;
+        let _ = run.first.set(known.is_empty());
         // object_store lists by whole path segments: list the folder part, filter the rest.
         let dir = match prefix.rfind('/') {
             Some(i) => Some(ufs::key_path(&prefix[..i])?),
@@ -351,7 +405,7 @@ impl UfsSync {
                 continue;
             }
             let listed = run.listed.fetch_add(1, Ordering::Relaxed) + 1;
-            if listed % 100_000 == 0 {
+            if listed.is_multiple_of(100_000) {
                 let changes = run.changes.load(Ordering::Relaxed);
                 tracing::info!(bucket, prefix, listed, changes, "syncing with the under store");
             }
@@ -388,48 +442,37 @@ impl UfsSync {
     }
 
     /// Records objects of the under store that the metadata did not hold, as the listing gave
-    /// them (no HEAD each), under their publish locks. Keys published since the sync began go
-    /// to `recheck` instead: the listing may be older than a delete through Strata. Returns how
-    /// many were recorded.
+    /// them (no HEAD each), under their publish locks. Keys published since the sync began, or
+    /// being published, go to `recheck` instead: the listing may be older than a delete through
+    /// Strata. Returns how many were recorded.
     async fn import(
         &self,
         bucket: &Bucket,
         run: &SyncRun,
-        mut batch: Vec<(String, UfsMeta)>,
+        batch: Vec<(String, UfsMeta)>,
         watch: &crate::publish::Watch<'_>,
         recheck: &mut Vec<String>,
     ) -> Result<u64> {
-        // In key order: holders of several locks at once never wait on each other in a cycle.
-        batch.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        // A key whose lock is held is being published: looked at afresh after.
         let mut held = Vec::with_capacity(batch.len());
-        for (key, _) in &batch {
-            held.push(self.publisher.lock(&bucket.name, key).await);
-        }
         let mut metas = Vec::with_capacity(batch.len());
         for (key, m) in batch {
+            let Some(guard) = self.publisher.try_lock(&bucket.name, &key) else {
+                recheck.push(key);
+                continue;
+            };
             if watch.published(&key) {
                 recheck.push(key);
                 continue;
             }
-            metas.push(ObjectMeta {
-                key,
-                version: self.versions.next().await?,
-                size: m.size,
-                etag: s3_etag(&m),
-                last_modified_ms: m.last_modified.timestamp_millis(),
-                block_size: self.block_size,
-                ufs_etag: fingerprint(&m),
-                ..Default::default()
-            });
+            held.push(guard);
+            metas.push(found_object(key, self.versions.next().await?, &m, self.block_size));
         }
         let (b, created) = (bucket.name.clone(), bucket.created_ms);
         let n = transact(self.store.as_ref(), |t| {
             let (b, metas) = (b.clone(), metas.clone());
             Box::pin(async move {
-                // Not a bucket of the same name mounted since.
-                if t.bucket(&b).await?.created_ms != created {
-                    return Err(Error::unavailable(format!("bucket {b} was unmounted during its sync")));
-                }
+                same_mount(t, &b, created).await?;
                 let mut n = 0;
                 for meta in &metas {
                     if t.object(&b, &meta.key).await?.is_none() {
@@ -484,12 +527,12 @@ impl UfsSync {
             Some(_) => self.versions.next().await?,
             None => 0,
         };
-        let (b, k) = (bucket.name.clone(), key.to_string());
+        let (b, k, created) = (bucket.name.clone(), key.to_string(), bucket.created_ms);
         let block_size = self.block_size;
         transact(self.store.as_ref(), |t| {
             let (b, k, head) = (b.clone(), k.clone(), head.clone());
             Box::pin(async move {
-                t.bucket(&b).await?;
+                same_mount(t, &b, created).await?;
                 let current = t.object(&b, &k).await?;
                 match (head, current) {
                     (None, Some(cur)) if !cur.ufs_etag.is_empty() && cur.journal_worker == 0 => {
@@ -508,16 +551,7 @@ impl UfsSync {
                     }
                     (Some(h), Some(cur)) if cur.size == h.size && cur.ufs_etag == fingerprint(&h) => Ok(Some(cur)),
                     (Some(h), current) => {
-                        let meta = ObjectMeta {
-                            key: k.clone(),
-                            version,
-                            size: h.size,
-                            etag: s3_etag(&h),
-                            last_modified_ms: h.last_modified.timestamp_millis(),
-                            block_size,
-                            ufs_etag: fingerprint(&h),
-                            ..Default::default()
-                        };
+                        let meta = found_object(k.clone(), version, &h, block_size);
                         t.replace_object(&b, current.as_ref(), &meta).await?;
                         Ok(Some(meta))
                     }
@@ -525,5 +559,48 @@ impl UfsSync {
             })
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(first: Option<bool>) -> (SyncRun, watch::Sender<Option<Result<()>>>) {
+        let (tx, done) = watch::channel(None);
+        let run = SyncRun {
+            bucket: "b".into(),
+            prefix: String::new(),
+            started: Instant::now(),
+            listed: AtomicU64::new(7),
+            changes: AtomicU64::new(5),
+            first: OnceLock::new(),
+            done,
+            task: OnceLock::new(),
+        };
+        if let Some(f) = first {
+            run.first.set(f).unwrap();
+        }
+        (run, tx)
+    }
+
+    #[tokio::test]
+    async fn a_listing_past_its_wait_is_refused_only_while_a_first_sync_runs() {
+        for first in [None, Some(true)] {
+            let (r, _tx) = run(first);
+            let e = r.wait(Some(Duration::ZERO)).await.unwrap_err();
+            assert_eq!(e.kind, ErrorKind::Syncing);
+            assert!(e.message.contains("7 keys listed, 5 recorded"), "{e}");
+        }
+        // The range was recorded before: the listing goes on with the metadata as it stands.
+        let (r, tx) = run(Some(false));
+        assert_eq!(r.wait(Some(Duration::ZERO)).await, Ok(()));
+        // A run that ended answers how it ended; one whose task went away, an error.
+        tx.send(Some(Err(Error::unavailable("under store down")))).unwrap();
+        assert_eq!(r.wait(Some(Duration::ZERO)).await.unwrap_err().message, "under store down");
+        let (r, tx) = run(Some(true));
+        drop(tx);
+        assert_eq!(r.wait(None).await.unwrap_err().kind, ErrorKind::Unavailable);
+        assert!(!r.progress().done);
     }
 }
