@@ -223,6 +223,10 @@ impl Master {
     pub async fn list_mounts(&self) -> Result<Vec<Bucket>> {
         self.mounts.list().await
     }
+    /// The syncs with under stores running now: bucket, prefix, progress.
+    pub(crate) fn syncs_running(&self) -> Vec<(String, String, SyncProgress)> {
+        self.mounts.syncs_running()
+    }
     /// Syncs `prefix` of a mount with its under store now, or joins the sync of it running.
     pub(crate) async fn sync_mount(&self, bucket: &str, prefix: &str) -> Result<Arc<crate::sync::SyncRun>> {
         self.mounts.sync_now(bucket, prefix).await

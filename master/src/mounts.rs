@@ -99,6 +99,10 @@ impl Mounts {
         Ok(())
     }
 
+    pub(crate) fn syncs_running(&self) -> Vec<(String, String, strata_common::proto::SyncProgress)> {
+        self.sync.running()
+    }
+
     pub(crate) async fn sync_now(&self, bucket: &str, prefix: &str) -> Result<Arc<crate::sync::SyncRun>> {
         self.sync.sync_now(bucket, prefix).await
     }

@@ -319,6 +319,14 @@ impl UfsSync {
         }
     }
 
+    /// The syncs running now, with their progress, by bucket and prefix.
+    pub(crate) fn running(&self) -> Vec<(String, String, SyncProgress)> {
+        let running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out: Vec<_> = running.values().map(|r| (r.bucket.clone(), r.prefix.clone(), r.progress())).collect();
+        out.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        out
+    }
+
     /// Syncs `prefix` of a mounted bucket now, whatever its interval, or joins the sync of it
     /// running (`strata admin sync`).
     pub(crate) async fn sync_now(self: &Arc<Self>, bucket: &str, prefix: &str) -> Result<Arc<SyncRun>> {

@@ -3,7 +3,7 @@
 use std::fmt::Write;
 
 use strata_common::api::MasterApi;
-use strata_common::proto::{Bucket, ClusterReport, ListObjectsRequest, WorkerInfo};
+use strata_common::proto::{Bucket, ClusterReport, ListObjectsRequest, SyncProgress, WorkerInfo};
 
 use super::html::{bar, bytes, chart, esc, layout, percent, stat};
 use super::{Dashboard, Sample};
@@ -213,6 +213,7 @@ pub(super) async fn jobs(d: &Dashboard) -> String {
         }
     }
     m.push_str("</table>");
+    syncs(&mut m, &d.master.syncs_running());
     loads(&mut m, &r);
     ttl_passes(&mut m, d, r.now_ms);
     m.push_str("<h2>TTL rules</h2>");
@@ -236,6 +237,28 @@ pub(super) async fn jobs(d: &Dashboard) -> String {
         m.push_str("</table>");
     }
     layout("Jobs", "Jobs", &m)
+}
+
+/// Syncs of mounts' listings with their under stores running now (`strata admin sync`).
+pub(super) fn syncs(m: &mut String, running: &[(String, String, SyncProgress)]) {
+    m.push_str("<h2>Syncs with under stores</h2>");
+    if running.is_empty() {
+        m.push_str(r#"<p class="muted" id="syncs">No sync running.</p>"#);
+        return;
+    }
+    m.push_str(r#"<table id="syncs"><tr><th>Bucket</th><th>Prefix</th><th class="num">Keys listed</th><th class="num">Recorded or changed</th><th class="num">Running for</th></tr>"#);
+    for (bucket, prefix, p) in running {
+        let _ = write!(
+            m,
+            r#"<tr class="sync"><td>{}</td><td><code>{}</code></td><td class="num">{}</td><td class="num">{}</td><td class="num">{} s</td></tr>"#,
+            esc(bucket),
+            esc(prefix),
+            p.listed,
+            p.changes,
+            p.elapsed_ms / 1000
+        );
+    }
+    m.push_str("</table>");
 }
 
 /// Cache loads (`strata admin load`) per worker, as of its last heartbeat.

@@ -4,7 +4,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use base64::Engine;
 use strata_common::api::MasterApi;
-use strata_common::proto::{HeartbeatRequest, TierUsage, WorkerInfo};
+use strata_common::proto::{HeartbeatRequest, SyncProgress, TierUsage, WorkerInfo};
 use tower::ServiceExt;
 
 use super::*;
@@ -100,6 +100,14 @@ async fn pages_show_tiers_hit_ratio_and_buckets() {
 }
 
 #[test]
+fn running_syncs_show_their_progress() {
+    let p = SyncProgress { listed: 120_000, changes: 118_000, elapsed_ms: 42_500, done: false };
+    let mut m = String::new();
+    super::pages::syncs(&mut m, &[("lake".into(), "<2026>/".into(), p)]);
+    assert!(m.contains(r#"<td>lake</td><td><code>&lt;2026&gt;/</code></td><td class="num">120000</td><td class="num">118000</td><td class="num">42 s</td>"#), "{m}");
+}
+
+#[test]
 fn html_is_escaped() {
     assert_eq!(html::esc(r#"<a href="x">'&'</a>"#), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
     assert_eq!(html::bytes(1536), "1.5 KiB");
@@ -186,4 +194,5 @@ async fn a_lost_worker_is_one_error_event_and_loads_show_on_the_jobs_page() {
         "{jobs}"
     );
     assert!(jobs.contains(r#"id="ttl-passes""#) && jobs.contains("none yet"), "{jobs}");
+    assert!(jobs.contains("No sync running."), "{jobs}");
 }
