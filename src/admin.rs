@@ -150,8 +150,10 @@ pub async fn mounts(cfg: &Config) -> Result<()> {
 pub async fn sync(cfg: &Config, target: &str) -> Result<()> {
     let master = master_client(cfg, &cluster_secret(cfg, "admin")?)?;
     let (bucket, prefix) = split_target(target);
-    let mut stream =
-        master.sync_mount(bucket, prefix).await.with_context(|| format!("cannot sync {target} with its under store"))?;
+    let mut stream = master
+        .sync_mount(bucket, prefix)
+        .await
+        .with_context(|| format!("cannot sync {target} with its under store"))?;
     let bar = indicatif::ProgressBar::new_spinner().with_style(
         indicatif::ProgressStyle::with_template("{spinner} syncing {prefix}: {msg} ({elapsed})")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),

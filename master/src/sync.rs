@@ -145,12 +145,9 @@ impl SyncTimes {
         }
         m.insert((bucket.to_string(), what.to_string()), Instant::now());
     }
-
 }
 
-/// What identifies one state of an under-store object: its ETag as the under store gives it
-/// (the form a fill's If-Match sends back).
-/// Counts one sync pass (`kind`: a listing, or one key looked up) and the changes it found.
+/// Counts one sync pass (`kind`: a listing, or one key looked up), as it ends.
 fn sync_pass(bucket: &str, kind: &'static str, ok: bool) {
     let bucket = strata_common::ops::bucket_label(bucket, true);
     let result = if ok { "ok" } else { "failed" };
@@ -168,6 +165,8 @@ fn sync_changes(bucket: &str, kind: &'static str, changes: u64) {
     metrics::counter!("strata_master_sync_changes_total", "bucket" => bucket, "kind" => kind).increment(changes);
 }
 
+/// What identifies one state of an under-store object: its ETag as the under store gives it
+/// (the form a fill's If-Match sends back).
 fn fingerprint(m: &UfsMeta) -> String {
     match &m.e_tag {
         Some(t) => t.clone(),
