@@ -366,6 +366,8 @@ impl UfsSync {
             let _ending = Ending { sync: &this, id, run: &r };
             let out = tokio::select! {
                 out = async {
+                    // Known before a turn comes: listings past their wait need it meanwhile.
+                    let _ = r.first.set(this.nothing_recorded(&b.name, &r.prefix).await?);
                     let _turn = this.turns.acquire().await;
                     this.sync_range(&b, &r).await
                 } => out,
@@ -391,7 +393,6 @@ impl UfsSync {
         // Keys published from here on are checked afresh: the listing may predate them.
         let watch = self.publisher.watch(bucket);
         let mut known = self.known_objects(bucket, prefix).await?;
-        let _ = run.first.set(known.is_empty());
         // object_store lists by whole path segments: list the folder part, filter the rest.
         let dir = match prefix.rfind('/') {
             Some(i) => Some(ufs::key_path(&prefix[..i])?),
@@ -494,6 +495,17 @@ impl UfsSync {
         run.changes.fetch_add(n, Ordering::Relaxed);
         sync_changes(&bucket.name, "listing", n);
         Ok(n)
+    }
+
+    /// Whether the metadata holds no object under `prefix`.
+    async fn nothing_recorded(&self, bucket: &str, prefix: &str) -> Result<bool> {
+        let (b, p) = (bucket.to_string(), prefix.to_string());
+        let rows = transact(self.store.as_ref(), |t| {
+            let (b, p) = (b.clone(), p.clone());
+            Box::pin(async move { t.objects_after(&b, &p, "", 1).await })
+        })
+        .await?;
+        Ok(rows.is_empty())
     }
 
     /// Key → (size, fingerprint) of the objects the metadata holds under `prefix`.
