@@ -297,13 +297,10 @@ impl UfsSync {
             return Ok(found); // not in the under store (yet): nothing to compare
         }
         let now = self.sync_key(b, key).await;
-        let changes = match &now {
-            Ok(now) => u64::from(now.as_ref().map(|o| o.version) != found.as_ref().map(|o| o.version)),
-            Err(_) => 0,
-        };
         sync_pass(&b.name, "lookup", now.is_ok());
-        sync_changes(&b.name, "lookup", changes);
-        now
+        let (now, changed) = now?;
+        sync_changes(&b.name, "lookup", u64::from(changed));
+        Ok(now)
     }
 
     /// Brings the metadata of `prefix` in line with the under store's listing, if due. A
@@ -438,10 +435,11 @@ impl UfsSync {
         // Gone from the under store (objects never persisted there have no fingerprint).
         recheck.extend(known.into_iter().filter(|(_, (_, fp))| !fp.is_empty()).map(|(k, _)| k));
         for key in recheck {
-            self.sync_key(b, &key).await?;
-            changes += 1;
-            run.changes.fetch_add(1, Ordering::Relaxed);
-            sync_changes(bucket, "listing", 1);
+            let (_, changed) = self.sync_key(b, &key).await?;
+            let n = u64::from(changed);
+            changes += n;
+            run.changes.fetch_add(n, Ordering::Relaxed);
+            sync_changes(bucket, "listing", n);
         }
         if changes > 0 {
             tracing::info!(bucket, prefix, changes, "metadata synced with the under store");
@@ -531,10 +529,11 @@ impl UfsSync {
     }
 
     /// Re-reads one key from the under store, under its publish lock, and records what is
-    /// there: a new version when it changed, nothing when it is gone.
-    pub(crate) async fn sync_key(&self, bucket: &Bucket, key: &str) -> Result<Option<ObjectMeta>> {
+    /// there: a new version when it changed, nothing when it is gone. Returns the object as it
+    /// now is, and whether that changed.
+    pub(crate) async fn sync_key(&self, bucket: &Bucket, key: &str) -> Result<(Option<ObjectMeta>, bool)> {
         let mount = bucket.mount.clone().ok_or_else(|| Error::internal("a syncing bucket without a mount"))?;
-        let Ok(path) = ufs::key_path(key) else { return Ok(None) };
+        let Ok(path) = ufs::key_path(key) else { return Ok((None, false)) };
         let _held = self.publisher.lock(&bucket.name, key).await;
         let store = self.ufs.open(&mount)?;
         let head = match store.head(&path).await {
@@ -556,23 +555,25 @@ impl UfsSync {
                 match (head, current) {
                     (None, Some(cur)) if !cur.ufs_etag.is_empty() && cur.journal_worker == 0 => {
                         t.remove_object(&b, &cur).await?;
-                        Ok(None)
+                        Ok((None, true))
                     }
-                    (None, current) => Ok(current),
+                    (None, current) => Ok((current, false)),
                     // Written through Strata and not in the under store yet: Strata's is newer.
-                    (Some(_), Some(cur)) if cur.journal_worker != 0 => Ok(Some(cur)),
+                    (Some(_), Some(cur)) if cur.journal_worker != 0 => Ok((Some(cur), false)),
                     // Written through Strata, its fingerprint not recorded (a store that gave no
                     // ETag): record it, keep the object as written.
                     (Some(h), Some(mut cur)) if cur.ufs_etag.is_empty() && cur.size == h.size => {
                         cur.ufs_etag = fingerprint(&h);
                         t.rewrite_object(&b, &cur);
-                        Ok(Some(cur))
+                        Ok((Some(cur), false))
                     }
-                    (Some(h), Some(cur)) if cur.size == h.size && cur.ufs_etag == fingerprint(&h) => Ok(Some(cur)),
+                    (Some(h), Some(cur)) if cur.size == h.size && cur.ufs_etag == fingerprint(&h) => {
+                        Ok((Some(cur), false))
+                    }
                     (Some(h), current) => {
                         let meta = found_object(k.clone(), version, &h, block_size);
                         t.replace_object(&b, current.as_ref(), &meta).await?;
-                        Ok(Some(meta))
+                        Ok((Some(meta), true))
                     }
                 }
             })
