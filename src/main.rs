@@ -105,8 +105,8 @@ enum Admin {
     Unmount { bucket: String },
     /// Every bucket and its under store (secrets masked).
     Mounts,
-    /// Records what the under store of BUCKET[/PREFIX] holds now (new, changed and gone keys),
-    /// with progress; a listing waits for such a sync at most `listing_sync_wait_ms`.
+    /// Records what the under store of BUCKET[/PREFIX] holds (new, changed and gone keys), with
+    /// progress, or follows the sync of it already running; do it before users list a large mount.
     Sync { target: String },
     /// Warms the cache with BUCKET[/PREFIX] across the workers, with progress.
     Load { target: String },

@@ -65,9 +65,10 @@ pub struct Config {
     /// Masters: a staged file (`%strata/` of a mount) untouched this long and claimed by no
     /// part or commit is a dead write's and is deleted; checked every half of it.
     pub staging_grace_secs: u64,
-    /// Masters: how long a client's listing of a mount waits for the sync of its under store
-    /// (the first listing of a large mount records every key); past it, the listing answers 503
-    /// saying how far the sync got, and the sync goes on (`strata admin sync` shows it).
+    /// Masters: how long a client's listing of a mount waits for the sync of its under store;
+    /// past it, a first sync (the range never recorded: every key of a large mount) answers 503
+    /// saying how far it got, a later one lets the listing see the metadata as it stands, and
+    /// the sync goes on (`strata admin sync` shows it). Under the gateways' 60 s call.
     pub listing_sync_wait_ms: u64,
     /// Masters: a token that opens the web dashboard (`/ui?token=...`) besides the root keys.
     pub dashboard_token: Option<String>,
@@ -259,6 +260,11 @@ impl Config {
         }
         if !(self.cache.lrfu_step > 0.0 && self.cache.lrfu_step <= 1.0) {
             return Err(Error::invalid("cache.lrfu_step must be in (0, 1]"));
+        }
+        if self.listing_sync_wait_ms >= 55_000 {
+            return Err(Error::invalid(
+                "listing_sync_wait_ms must be under 55000: a gateway's call to the master gives up at 60 s",
+            ));
         }
         if self.block_size < self.cache.page_size || !self.block_size.is_multiple_of(self.cache.page_size) {
             return Err(Error::invalid("block_size must be a multiple of cache.page_size"));

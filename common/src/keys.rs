@@ -193,6 +193,15 @@ pub fn ttls() -> (Vec<u8>, Vec<u8>) {
     range(Tuple::new().str("ttl"))
 }
 
+/// That a sync of `prefix` of `bucket` with its under store ran to the end (value: the bucket's
+/// `created_ms`, so that a bucket mounted again under the name starts afresh).
+pub fn synced(bucket: &str, prefix: &str) -> Vec<u8> {
+    Tuple::new().str("sync").str(bucket).str(prefix).into_bytes()
+}
+pub fn synced_of(bucket: &str) -> (Vec<u8>, Vec<u8>) {
+    range(Tuple::new().str("sync").str(bucket))
+}
+
 pub fn user(id: &str) -> Vec<u8> {
     Tuple::new().str("user").str(id).into_bytes()
 }

@@ -10,7 +10,7 @@ use strata_common::{Error, Result};
 
 use crate::publish::{Committed, Publisher, intend};
 use crate::schema::{Schema, no_such_key};
-use crate::sync::UfsSync;
+use crate::sync::{Lister, UfsSync};
 
 /// A write's `If-Match` / `If-None-Match` against the object it replaces, compared weakly.
 pub(crate) fn check_write_conditions(
@@ -124,7 +124,8 @@ impl Objects {
     }
 
     pub(crate) async fn list(&self, req: ListObjectsRequest) -> Result<ListObjectsResponse> {
-        self.sync.sync_listing(&req.bucket, &req.prefix, true).await?;
+        let who = if req.start_after.is_empty() { Lister::FirstPage } else { Lister::LaterPage };
+        self.sync.sync_listing(&req.bucket, &req.prefix, who).await?;
         self.list_metadata(req).await
     }
 
@@ -135,7 +136,7 @@ impl Objects {
         F: FnMut(Vec<ObjectMeta>) -> Fut,
         Fut: std::future::Future<Output = Result<()>>,
     {
-        self.sync.sync_listing(bucket, prefix, false).await?;
+        self.sync.sync_listing(bucket, prefix, Lister::Master).await?;
         let mut after = String::new();
         loop {
             let req = ListObjectsRequest {

@@ -245,6 +245,8 @@ impl Schema for Txn {
         self.clear_range(&ub, &ue);
         let (cb, ce) = keys::completed_uploads_of(name);
         self.clear_range(&cb, &ce);
+        let (sb, se) = keys::synced_of(name);
+        self.clear_range(&sb, &se);
     }
 
     async fn object(&mut self, bucket: &str, key: &str) -> Result<Option<ObjectMeta>> {

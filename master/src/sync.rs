@@ -24,7 +24,7 @@ use object_store::{ObjectMeta as UfsMeta, ObjectStore, ObjectStoreExt};
 use strata_common::kv::{KvStore, Txn, transact};
 use strata_common::proto::{Bucket, ObjectMeta, SyncProgress};
 use strata_common::ufs::UfsRegistry;
-use strata_common::{Error, ErrorKind, Result, ufs};
+use strata_common::{Error, ErrorKind, Result, keys, ufs};
 use tokio::sync::watch;
 
 use crate::buckets::Buckets;
@@ -38,6 +38,17 @@ use crate::versions::Versions;
 struct SyncTimes(Mutex<HashMap<(String, String), Instant>>);
 
 const MAX_REMEMBERED: usize = 100_000;
+
+/// Who waits for a listing's sync, and how long (see [`UfsSync::sync_listing`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lister {
+    /// A client's listing, its first page.
+    FirstPage,
+    /// A client's listing, a page after the first (or one that starts after a key).
+    LaterPage,
+    /// The master's own passes (pins, TTL).
+    Master,
+}
 
 /// Syncs of listings' ranges that list their under stores at once; more wait for a turn.
 const MAX_RUNS: usize = 4;
@@ -93,7 +104,8 @@ impl SyncRun {
             Err(_) => None,
             Ok(Ok(done)) => done.clone(),
             Ok(Err(_)) => Some(Err(Error::unavailable(format!(
-                "the sync of bucket {} was stopped (the bucket was unmounted); retry",
+                "the sync of bucket {} stopped before its end (the bucket was unmounted, or the master is \
+                 stopping); retry",
                 self.bucket
             )))),
         }
@@ -304,14 +316,35 @@ impl UfsSync {
     }
 
     /// Brings the metadata of `prefix` in line with the under store's listing, if due. A
-    /// client's listing (`client`) waits for that at most the configured time; the master's own
-    /// passes wait to the end.
-    pub(crate) async fn sync_listing(self: &Arc<Self>, bucket: &str, prefix: &str, client: bool) -> Result<()> {
+    /// client's first page waits for that at most the configured time (for a re-sync, until the
+    /// run is that old), a later page only for a first sync; the master's own passes wait to
+    /// the end.
+    pub(crate) async fn sync_listing(self: &Arc<Self>, bucket: &str, prefix: &str, who: Lister) -> Result<()> {
         let b = self.buckets.get(bucket).await?;
         let Some(interval) = Self::sync_interval(&b) else { return Ok(()) };
-        match self.start(b, prefix, Some(interval)) {
-            Some(run) => run.wait(client.then_some(self.listing_wait)).await,
-            None => Ok(()),
+        let joined =
+            self.running.lock().unwrap_or_else(|p| p.into_inner()).get(&(b.name.clone(), prefix.to_string())).cloned();
+        let run = match joined {
+            Some(run) => run,
+            // The first page started what was due.
+            None if who == Lister::LaterPage => return Ok(()),
+            None if !self.times.due(bucket, prefix, interval) => return Ok(()),
+            None => {
+                let first = !self.recorded_before(&b, prefix).await?;
+                match self.start(b, prefix, Some(interval), first) {
+                    Some(run) => run,
+                    None => return Ok(()),
+                }
+            }
+        };
+        let resync = run.first.get() == Some(&false);
+        match who {
+            Lister::Master => run.wait(None).await,
+            Lister::LaterPage if resync => Ok(()),
+            Lister::FirstPage if resync => {
+                run.wait(Some(self.listing_wait.saturating_sub(run.started.elapsed()))).await
+            }
+            _ => run.wait(Some(self.listing_wait)).await,
         }
     }
 
@@ -330,12 +363,13 @@ impl UfsSync {
         if b.mount.is_none() {
             return Err(Error::invalid(format!("bucket {bucket} is not a mount: it has no under store to sync with")));
         }
-        self.start(b, prefix, None).ok_or_else(|| Error::internal("a sync forced to run did not start"))
+        let first = !self.recorded_before(&b, prefix).await?;
+        self.start(b, prefix, None, first).ok_or_else(|| Error::internal("a sync forced to run did not start"))
     }
 
     /// The running sync of (bucket, prefix), else a new one if due under `interval` (always
     /// without one).
-    fn start(self: &Arc<Self>, b: Bucket, prefix: &str, interval: Option<i64>) -> Option<Arc<SyncRun>> {
+    fn start(self: &Arc<Self>, b: Bucket, prefix: &str, interval: Option<i64>, first: bool) -> Option<Arc<SyncRun>> {
         let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
         let id = (b.name.clone(), prefix.to_string());
         if let Some(run) = running.get(&id) {
@@ -351,7 +385,7 @@ impl UfsSync {
             started: Instant::now(),
             listed: AtomicU64::new(0),
             changes: AtomicU64::new(0),
-            first: OnceLock::new(),
+            first: OnceLock::from(first),
             done,
             task: OnceLock::new(),
         });
@@ -363,10 +397,10 @@ impl UfsSync {
             let _ending = Ending { sync: &this, id, run: &r };
             let out = tokio::select! {
                 out = async {
-                    // Known before a turn comes: listings past their wait need it meanwhile.
-                    let _ = r.first.set(this.nothing_recorded(&b.name, &r.prefix).await?);
                     let _turn = this.turns.acquire().await;
-                    this.sync_range(&b, &r).await
+                    let n = this.sync_range(&b, &r).await?;
+                    this.mark_recorded(&b, &r.prefix).await?;
+                    Ok(n)
                 } => out,
                 Ok(()) = demoted.changed() => Err(Error::unavailable("this master stepped down during the sync; retry")),
             };
@@ -403,7 +437,7 @@ impl UfsSync {
         // Object stores list in key order: their keys are recorded as they come. A folder's
         // come in no order: they are recorded at the end, sorted (the metadata store writes a
         // batch of neighbouring keys several times faster than one spread over the key space).
-        let mut in_order = true;
+        let (mut in_order, mut last) = (true, String::new());
         while let Some(m) = listing.try_next().await.map_err(failed)? {
             let key = ufs::path_key(&m.location);
             if m.location.as_ref().starts_with(&staging) || !key.starts_with(prefix) {
@@ -418,7 +452,8 @@ impl UfsSync {
                 Some((size, fp)) if size != m.size || fp != fingerprint(&m) => recheck.push(key),
                 Some(_) => {}
                 None => {
-                    in_order &= new.last().is_none_or(|(last, _): &(String, UfsMeta)| *last < key);
+                    in_order &= last.is_empty() || last < key;
+                    last.clone_from(&key);
                     new.push((key, m));
                 }
             }
@@ -495,15 +530,36 @@ impl UfsSync {
         Ok(n)
     }
 
-    /// Whether the metadata holds no object under `prefix`.
-    async fn nothing_recorded(&self, bucket: &str, prefix: &str) -> Result<bool> {
-        let (b, p) = (bucket.to_string(), prefix.to_string());
-        let rows = transact(self.store.as_ref(), |t| {
-            let (b, p) = (b.clone(), p.clone());
-            Box::pin(async move { t.objects_after(&b, &p, "", 1).await })
+    /// Whether a sync of `prefix` (or of the whole bucket) ran to the end since `b` was mounted:
+    /// the metadata then holds every key of the range, if not the newest state of each.
+    async fn recorded_before(&self, b: &Bucket, prefix: &str) -> Result<bool> {
+        let (name, p, created) = (b.name.clone(), prefix.to_string(), b.created_ms.to_be_bytes());
+        transact(self.store.as_ref(), |t| {
+            let (name, p) = (name.clone(), p.clone());
+            Box::pin(async move {
+                for range in [p.as_str(), ""] {
+                    if t.get(&keys::synced(&name, range)).await?.is_some_and(|v| v == created) {
+                        return Ok(true);
+                    }
+                }
+                Ok(false)
+            })
         })
-        .await?;
-        Ok(rows.is_empty())
+        .await
+    }
+
+    /// Notes that a sync of `prefix` ran to the end (see [`UfsSync::recorded_before`]).
+    async fn mark_recorded(&self, b: &Bucket, prefix: &str) -> Result<()> {
+        let (name, p, created) = (b.name.clone(), prefix.to_string(), b.created_ms);
+        transact(self.store.as_ref(), |t| {
+            let (name, p) = (name.clone(), p.clone());
+            Box::pin(async move {
+                same_mount(t, &name, created).await?;
+                t.set(&keys::synced(&name, &p), &created.to_be_bytes());
+                Ok(())
+            })
+        })
+        .await
     }
 
     /// Key → (size, fingerprint) of the objects the metadata holds under `prefix`.

@@ -585,6 +585,34 @@ async fn a_listing_that_outwaits_its_sync_answers_so_and_the_sync_goes_on() {
 }
 
 #[tokio::test]
+async fn a_re_sync_that_outwaits_the_listing_lets_it_see_the_recorded_metadata() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = crate::master::test_master_waiting(dir.path(), Duration::ZERO);
+    let src = dir.path().join("lake");
+    std::fs::create_dir_all(&src).unwrap();
+    for i in 0..50usize {
+        std::fs::write(src.join(format!("{i:02}")), b"x").unwrap();
+    }
+    let uri = format!("file://{}", src.display());
+    m.mount("lake", Mount { uri, sync_interval_ms: Some(1), ..Default::default() }).await.unwrap();
+    let req = ListObjectsRequest { bucket: "lake".into(), max_keys: 10, ..Default::default() };
+    assert_eq!(m.list_objects(req.clone()).await.unwrap_err().kind, ErrorKind::Syncing);
+    let run = m.sync_mount("lake", "").await.unwrap();
+    assert_eq!(run.finished(Duration::from_secs(30)).await.unwrap(), Ok(()));
+    // Due again (1 ms): the re-sync starts and the listing is answered from what is recorded.
+    std::fs::write(src.join("new"), b"n").unwrap();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let page = m.list_objects(req.clone()).await.unwrap();
+    assert_eq!((page.objects.len(), page.truncated), (10, true));
+    let next = ListObjectsRequest { start_after: page.next_marker.clone(), ..req.clone() };
+    assert_eq!(m.list_objects(next).await.unwrap().objects.len(), 10, "a later page never waits");
+    let run = m.sync_mount("lake", "").await.unwrap();
+    assert_eq!(run.finished(Duration::from_secs(30)).await.unwrap(), Ok(()));
+    let all = ListObjectsRequest { max_keys: 1000, ..req };
+    assert_eq!(m.list_objects(all).await.unwrap().objects.len(), 51);
+}
+
+#[tokio::test]
 async fn a_sync_whose_listing_predates_a_delete_through_strata_does_not_bring_the_key_back() {
     let (m, dir) = master_with(&[]).await;
     let m = std::sync::Arc::new(m);
@@ -602,15 +630,40 @@ async fn a_sync_whose_listing_predates_a_delete_through_strata_does_not_bring_th
         let m = m.clone();
         async move { m.delete_object("racy", key).await }
     });
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert!(src.join(key).exists());
-    // ... while a sync lists the folder: it sees the file the metadata no longer has.
+    let listed = |m: std::sync::Arc<Master>| async move {
+        let req = ListObjectsRequest { bucket: "racy".into(), max_keys: 1000, ..Default::default() };
+        m.list_objects(req).await.unwrap().objects.into_iter().map(|o| o.key).collect::<Vec<_>>()
+    };
+    for _ in 0..100 {
+        if listed(m.clone()).await == ["other"] {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    assert!(src.join(key).exists(), "the delete is paused between its commit and its file delete");
+    // ... while a sync lists the folder: it sees the file the metadata no longer has (the key's
+    // lock is held: looked at afresh once the delete is done).
     let run = m.sync_mount("racy", "").await.unwrap();
     assert_eq!(run.finished(Duration::from_secs(30)).await.unwrap(), Ok(()));
     assert!(deleting.await.unwrap().unwrap().existed);
     assert!(!src.join(key).exists());
-    let keys: Vec<String> = m.list_objects(req).await.unwrap().objects.into_iter().map(|o| o.key).collect();
-    assert_eq!(keys, ["other"]);
+    assert_eq!(listed(m.clone()).await, ["other"]);
+}
+
+#[tokio::test]
+async fn a_sync_watch_sees_the_keys_published_after_it_began_and_only_those() {
+    let (m, _dir) = master_with(&["before", "after", "unrelated"]).await;
+    m.delete_object("bkt", "before").await.unwrap();
+    let watch = m.publisher.watch("bkt");
+    let later = m.publisher.watch("bkt");
+    m.delete_object("bkt", "after").await.unwrap();
+    m.commit_object(commit("written", 2)).await.unwrap();
+    drop(later);
+    assert!(watch.published("after") && watch.published("written"));
+    assert!(!watch.published("before") && !watch.published("unrelated"));
+    drop(watch);
+    let fresh = m.publisher.watch("bkt");
+    assert!(!fresh.published("after"), "a watch sees nothing published before it");
 }
 
 /// What a master that died between a commit and its move leaves: the object's new metadata
