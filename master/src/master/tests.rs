@@ -1,7 +1,7 @@
 //! The components through the composed master, on the memory store and a local folder as the
 //! root under store: commits, deletes, uploads, journals, pins, TTL, mounts and sync.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use strata_common::ErrorKind;
@@ -556,17 +556,23 @@ async fn a_listing_records_many_new_objects_of_a_read_only_mount_at_once() {
     assert_eq!(again[100].size, 7);
 }
 
+/// A folder of `dir` holding `files` files, mounted as `name` with that sync interval.
+async fn mounted_folder(m: &Master, dir: &Path, name: &str, files: usize, sync_interval_ms: i64) -> PathBuf {
+    let src = dir.join(name);
+    std::fs::create_dir_all(&src).unwrap();
+    for i in 0..files {
+        std::fs::write(src.join(format!("{i:03}")), b"x").unwrap();
+    }
+    let uri = format!("file://{}", src.display());
+    m.mount(name, Mount { uri, sync_interval_ms: Some(sync_interval_ms), ..Default::default() }).await.unwrap();
+    src
+}
+
 #[tokio::test]
 async fn a_listing_that_outwaits_its_sync_answers_so_and_the_sync_goes_on() {
     let dir = tempfile::tempdir().unwrap();
     let m = crate::master::test_master_waiting(dir.path(), Duration::ZERO);
-    let src = dir.path().join("big");
-    std::fs::create_dir_all(&src).unwrap();
-    for i in 0..300usize {
-        std::fs::write(src.join(format!("{i:03}")), b"x").unwrap();
-    }
-    let uri = format!("file://{}", src.display());
-    m.mount("big", Mount { uri, sync_interval_ms: Some(3_600_000), ..Default::default() }).await.unwrap();
+    mounted_folder(&m, dir.path(), "big", 300, 3_600_000).await;
     let req = ListObjectsRequest { bucket: "big".into(), max_keys: 1000, ..Default::default() };
     let e = m.list_objects(req.clone()).await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::Syncing, "{e}");
@@ -588,13 +594,7 @@ async fn a_listing_that_outwaits_its_sync_answers_so_and_the_sync_goes_on() {
 async fn a_re_sync_that_outwaits_the_listing_lets_it_see_the_recorded_metadata() {
     let dir = tempfile::tempdir().unwrap();
     let m = crate::master::test_master_waiting(dir.path(), Duration::ZERO);
-    let src = dir.path().join("lake");
-    std::fs::create_dir_all(&src).unwrap();
-    for i in 0..50usize {
-        std::fs::write(src.join(format!("{i:02}")), b"x").unwrap();
-    }
-    let uri = format!("file://{}", src.display());
-    m.mount("lake", Mount { uri, sync_interval_ms: Some(1), ..Default::default() }).await.unwrap();
+    let src = mounted_folder(&m, dir.path(), "lake", 50, 1).await;
     let req = ListObjectsRequest { bucket: "lake".into(), max_keys: 10, ..Default::default() };
     assert_eq!(m.list_objects(req.clone()).await.unwrap_err().kind, ErrorKind::Syncing);
     let run = m.sync_mount("lake", "").await.unwrap();
