@@ -78,6 +78,7 @@ class Cluster:
     env: dict = field(default_factory=dict)
     master_url: str = None
     masters: list = field(default_factory=list)
+    access_log: Path = None
 
     @property
     def endpoint(self):
@@ -145,10 +146,18 @@ def start_local(tmp, env=None):
     return c
 
 
-def start_cluster(tmp, metadata=None, root_ufs=None, master_args=(), creds=None, env=None):
+def start_cluster(tmp, metadata=None, root_ufs=None, master_args=(), creds=None, env=None, worker_s3=False):
+    """Master, worker and two gateways; `worker_s3`: the worker serves S3 too (`--s3-listen`, its
+    access log in `c.access_log`) and is the first endpoint, the second a gateway of its own."""
     mport, wport, g1, g2 = free_port(), free_port(), free_port(), free_port()
     ak, sk = creds or ("STRATATEST" + secrets.token_hex(5).upper(), secrets.token_urlsafe(30))
     c = Cluster("cluster", [f"http://127.0.0.1:{g1}", f"http://127.0.0.1:{g2}"], ak, sk, tmp / "cluster", logs=tmp)
+    worker_args = []
+    if worker_s3:
+        s3port = free_port()
+        c.access_log = tmp / "worker-s3-access.log"
+        worker_args = ["--s3-listen", f"127.0.0.1:{s3port}", "--access-log", str(c.access_log)]
+        c.endpoints = [f"http://127.0.0.1:{s3port}", f"http://127.0.0.1:{g1}"]
     c.env = {"STRATA_CLUSTER_SECRET": secrets.token_hex(16), "STRATA_HEARTBEAT_INTERVAL_MS": "500", **(env or {})}
     master = f"http://127.0.0.1:{mport}"
     menv = {"STRATA_ROOT_ACCESS_KEY": ak, "STRATA_ROOT_SECRET_KEY": sk}
@@ -161,8 +170,8 @@ def start_cluster(tmp, metadata=None, root_ufs=None, master_args=(), creds=None,
     c.start("master", ["master", "--data-dir", str(c.data_dir / "master"), "--listen", f"127.0.0.1:{mport}",
                        *master_args], menv, master)
     c.start("worker", ["worker", "--data-dir", str(c.data_dir / "worker"), "--listen", f"127.0.0.1:{wport}",
-                       "--master", master], {}, f"http://127.0.0.1:{wport}")
-    for i, port in enumerate((g1, g2)):
+                       "--master", master, *worker_args], {}, f"http://127.0.0.1:{wport}")
+    for i, port in enumerate((g1,) if worker_s3 else (g1, g2)):
         c.start(f"gateway{i + 1}", ["gateway", "--listen", f"127.0.0.1:{port}", "--master", master], {},
                 f"http://127.0.0.1:{port}")
     return c

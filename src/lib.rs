@@ -14,7 +14,7 @@ use strata_common::ops::{Readiness, bind};
 use strata_common::server::{Limits, serve_with};
 use strata_common::tls::ServerTls;
 use strata_common::worker_client::HttpWorker;
-use strata_gateway::{Gateway, GatewayOptions, IN_PROCESS};
+use strata_gateway::{Gateway, GatewayOptions, IN_PROCESS, LocalWorker};
 use strata_master::ui::Dashboard;
 use strata_master::{Jobs, Master, MasterOptions, RootCredentials};
 use strata_worker::{PageStore, Worker, WorkerIdentity, register_and_heartbeat};
@@ -288,7 +288,7 @@ pub async fn run_local(
     let limits = opts.limits.clone();
     let gw = Gateway::new(
         master.clone() as Arc<dyn MasterApi>,
-        Some(Arc::new(worker) as Arc<dyn WorkerApi>),
+        Some(LocalWorker { address: IN_PROCESS.into(), api: Arc::new(worker) as Arc<dyn WorkerApi> }),
         strata_common::ids::secret_key(),
         opts,
     );
@@ -416,11 +416,16 @@ pub async fn run_worker(cfg: Config, shutdown: CancellationToken) -> Result<()> 
     let secret = cluster_secret(&cfg, "worker")?;
     std::fs::create_dir_all(&cfg.data_dir)?;
     let listener = bind(&listen_addr(&cfg, DEFAULT_WORKER_ADDR)).await?;
+    let s3 = match &cfg.s3_listen {
+        Some(addr) => Some(bind(addr).await.with_context(|| format!("cannot listen on {addr} for S3 (s3_listen)"))?),
+        None => None,
+    };
     let address = cfg.advertise.clone().unwrap_or(format!("{}://{}", scheme(&cfg), listener.local_addr()?));
-    let master: Arc<dyn MasterApi> = master_client(&cfg, &secret)?;
+    let grpc = master_client(&cfg, &secret)?;
+    let master: Arc<dyn MasterApi> = grpc.clone();
     let worker = Worker::new(master.clone(), open_cache(&cfg)?, &cfg.data_dir.join("journal"))?;
     let ready = Readiness::default();
-    let me = WorkerIdentity { address, id_file: cfg.data_dir.join("worker_id") };
+    let me = WorkerIdentity { address: address.clone(), id_file: cfg.data_dir.join("worker_id") };
     let hb = tokio::spawn(register_and_heartbeat(
         worker.clone(),
         master,
@@ -429,23 +434,44 @@ pub async fn run_worker(cfg: Config, shutdown: CancellationToken) -> Result<()> 
         ready.clone(),
         shutdown.clone(),
     ));
+    let s3 = match s3 {
+        Some(l) => {
+            let opts = gateway_options(&cfg)?;
+            let limits = opts.limits.clone();
+            let local = LocalWorker { address, api: Arc::new(worker.clone()) as Arc<dyn WorkerApi> };
+            let gw = Gateway::new(gateway_master(grpc, &shutdown), Some(local), secret.clone(), opts);
+            tracing::info!(addr = %l.local_addr()?, tls = limits.tls.is_some(), "worker serving S3 too");
+            let router = strata_gateway::router(gw, ready.clone());
+            let (cfg, stop) = (cfg.clone(), shutdown.clone());
+            Some(tokio::spawn(async move { serve_s3(&cfg, l, router, limits, stop).await }))
+        }
+        None => None,
+    };
     let tls = internal_server_tls(&cfg, &shutdown)?;
-    strata_worker::run(worker, secret, listener, tls, ready, shutdown.clone()).await?;
+    let served = strata_worker::run(worker, secret, listener, tls, ready, shutdown.clone()).await;
     shutdown.cancel();
+    if let Some(s3) = s3 {
+        s3.await??;
+    }
     let _ = hb.await;
+    served?;
     Ok(())
+}
+
+/// A gateway's view of the master: cached and kept exact by the master's watch, or with
+/// STRATA_META_CACHE=off every lookup asking the master (for comparisons and diagnosis).
+fn gateway_master(grpc: Arc<GrpcMaster>, shutdown: &CancellationToken) -> Arc<dyn MasterApi> {
+    if std::env::var("STRATA_META_CACHE").is_ok_and(|v| v == "off") {
+        grpc
+    } else {
+        strata_gateway::CachedMaster::start(grpc, shutdown.clone())
+    }
 }
 
 pub async fn run_gateway(cfg: Config, shutdown: CancellationToken) -> Result<()> {
     let secret = cluster_secret(&cfg, "gateway")?;
     let listener = bind(&listen_addr(&cfg, DEFAULT_GATEWAY_ADDR)).await?;
-    let grpc = master_client(&cfg, &secret)?;
-    // STRATA_META_CACHE=off: every lookup asks the master (for comparisons and diagnosis).
-    let master: Arc<dyn MasterApi> = if std::env::var("STRATA_META_CACHE").is_ok_and(|v| v == "off") {
-        grpc
-    } else {
-        strata_gateway::CachedMaster::start(grpc, shutdown.clone())
-    };
+    let master = gateway_master(master_client(&cfg, &secret)?, &shutdown);
     let opts = gateway_options(&cfg)?;
     let limits = opts.limits.clone();
     let gw = Gateway::new(master, None, secret, opts);

@@ -64,7 +64,12 @@ enum Role {
         restore: Option<PathBuf>,
     },
     /// A cache worker.
-    Worker,
+    Worker {
+        /// Also serve S3 on this host:port, reading this worker's own blocks in process
+        /// (s3_listen).
+        #[arg(long)]
+        s3_listen: Option<String>,
+    },
     /// A stateless S3 gateway.
     Gateway,
     /// Load on any S3 endpoint: ops/s, MiB/s, latency percentiles (e.g. `strata bench get
@@ -331,7 +336,13 @@ async fn main() -> Result<()> {
             .await
         }
         Role::Master { restore } => run_master(cfg, restore, shutdown).await,
-        Role::Worker => run_worker(cfg, shutdown).await,
+        Role::Worker { s3_listen } => {
+            let mut cfg = cfg;
+            if s3_listen.is_some() {
+                cfg.s3_listen = s3_listen;
+            }
+            run_worker(cfg, shutdown).await
+        }
         Role::Gateway => run_gateway(cfg, shutdown).await,
         Role::Bench(args) => strata::bench::main(args).await,
         Role::Admin { cmd: Admin::Report } => strata::admin::report(&cfg).await,

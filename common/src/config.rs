@@ -62,6 +62,9 @@ pub struct Config {
     /// cluster secret kept in the data folder). Unset: a free port of 127.0.0.1, written to
     /// `<data_dir>/admin_address` where `strata admin` finds it; `off`: no admin port.
     pub admin_listen: Option<String>,
+    /// Workers: also serve S3 on this host:port, the worker's own blocks read in process (no
+    /// socket between gateway and worker for them); unset: the worker serves no S3.
+    pub s3_listen: Option<String>,
     /// Masters: a staged file (`%strata/` of a mount) untouched this long and claimed by no
     /// part or commit is a dead write's and is deleted; checked every half of it.
     pub staging_grace_secs: u64,
@@ -162,6 +165,7 @@ impl Default for Config {
             checkpoint_interval_secs: 3600,
             ttl_check_interval_ms: 60_000,
             admin_listen: None,
+            s3_listen: None,
             staging_grace_secs: 3600,
             listing_sync_wait_ms: 20_000,
             dashboard_token: None,
@@ -226,6 +230,7 @@ const SETTINGS: &[&str] = &[
     "staging_grace_secs",
     "listing_sync_wait_ms",
     "admin_listen",
+    "s3_listen",
     "dashboard_token",
     "request_timeout_ms",
     "max_connections",

@@ -32,4 +32,4 @@ pub use access_log::AccessLog;
 pub use http::{router, run};
 pub use meta_cache::CachedMaster;
 pub use state::{Gateway, GatewayOptions, Inner, SECRET_TTL};
-pub use workers::IN_PROCESS;
+pub use workers::{IN_PROCESS, LocalWorker};

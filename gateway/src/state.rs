@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use strata_common::api::{MasterApi, WorkerApi};
+use strata_common::api::MasterApi;
 use strata_common::proto::{Bucket, BucketAccessRequest, CredentialResponse, Mount};
 use strata_common::ttl_cache::TtlCache;
 use strata_common::ufs::UfsRegistry;
@@ -12,7 +12,7 @@ use strata_common::ufs::UfsRegistry;
 use crate::access::Principal;
 use crate::error::S3Result;
 use crate::policy::Policy;
-use crate::workers::WorkerPool;
+use crate::workers::{LocalWorker, WorkerPool};
 
 pub struct GatewayOptions {
     /// Virtual-hosted-style addressing under this domain.
@@ -55,10 +55,10 @@ const ROOT_BUCKET_TTL: Duration = Duration::from_secs(1);
 const MOUNT_TTL: Duration = Duration::from_secs(10);
 
 impl Gateway {
-    /// `local`: the in-process worker of `strata local`, reached without sockets.
+    /// `local`: the worker of this process, reached without sockets.
     pub fn new(
         master: Arc<dyn MasterApi>,
-        local: Option<Arc<dyn WorkerApi>>,
+        local: Option<LocalWorker>,
         cluster_secret: String,
         opts: GatewayOptions,
     ) -> Gateway {

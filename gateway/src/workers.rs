@@ -23,9 +23,17 @@ struct State {
     fetched: Option<Instant>,
 }
 
+/// The worker of the gateway's own process, called without a socket: `strata local`'s (at
+/// [`IN_PROCESS`]) or a worker serving S3 too (at the address it registered).
+#[derive(Clone)]
+pub struct LocalWorker {
+    pub address: String,
+    pub api: Arc<dyn WorkerApi>,
+}
+
 pub struct WorkerPool {
     master: Arc<dyn MasterApi>,
-    local: Option<Arc<dyn WorkerApi>>,
+    local: Option<LocalWorker>,
     secret: String,
     http: reqwest::Client,
     state: RwLock<State>,
@@ -33,7 +41,7 @@ pub struct WorkerPool {
 }
 
 impl WorkerPool {
-    pub fn new(master: Arc<dyn MasterApi>, local: Option<Arc<dyn WorkerApi>>, secret: String) -> WorkerPool {
+    pub fn new(master: Arc<dyn MasterApi>, local: Option<LocalWorker>, secret: String) -> WorkerPool {
         WorkerPool {
             master,
             local,
@@ -60,11 +68,11 @@ impl WorkerPool {
         for w in &workers {
             let handle = match s.handles.get(&w.id) {
                 Some(h) => h.clone(),
-                None if w.address == IN_PROCESS => match &self.local {
-                    Some(l) => l.clone(),
-                    None => continue,
+                None => match &self.local {
+                    Some(l) if l.address == w.address => l.api.clone(),
+                    _ if w.address == IN_PROCESS => continue,
+                    _ => Arc::new(HttpWorker::new(&w.address, &self.secret, self.http.clone())) as Arc<dyn WorkerApi>,
                 },
-                None => Arc::new(HttpWorker::new(&w.address, &self.secret, self.http.clone())) as Arc<dyn WorkerApi>,
             };
             handles.insert(w.id, handle);
         }

@@ -18,7 +18,7 @@ use http_body_util::BodyExt;
 use strata_common::api::{MasterApi, WorkerApi};
 use strata_common::ops::Readiness;
 use strata_common::proto::WorkerInfo;
-use strata_gateway::{Gateway, GatewayOptions, IN_PROCESS};
+use strata_gateway::{Gateway, GatewayOptions, IN_PROCESS, LocalWorker};
 use strata_master::{Master, MasterOptions, RootCredentials};
 use strata_worker::{EvictionPolicy, Medium, PageStore, TierSpec, Worker};
 use tower::ServiceExt;
@@ -65,7 +65,10 @@ impl Env {
             .unwrap();
         let gw = Gateway::new(
             wrap_master(master.clone() as Arc<dyn MasterApi>),
-            Some(wrap_worker(Arc::new(worker.clone()) as Arc<dyn WorkerApi>)),
+            Some(LocalWorker {
+                address: IN_PROCESS.into(),
+                api: wrap_worker(Arc::new(worker.clone()) as Arc<dyn WorkerApi>),
+            }),
             "cluster-secret".into(),
             GatewayOptions {
                 domain: None,
