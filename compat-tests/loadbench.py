@@ -1,6 +1,7 @@
 """`make bench`: `strata bench` against `strata local`, a three-process cluster (master, worker,
-gateway) and nginx serving the same bytes from /dev/shm, in one run on this machine; each figure
-with its ratios cluster/local and cluster/nginx. BENCH_SECONDS per figure (default 5),
+gateway), the same cluster's worker serving S3 itself (`--s3-listen`, column "worker S3") and
+nginx serving the same bytes from /dev/shm, in one run on this machine; each figure with its
+ratios cluster/local, cluster/nginx and worker S3/nginx. BENCH_SECONDS per figure (default 5),
 BENCH_CONCURRENCY (64), BENCH_OBJECTS (1000), BENCH_LIST_OBJECTS (10000). Then 1 GiB: the aws
 cli's upload (multipart, and one PUT), 8 concurrent GET streams (warm), and the peak RSS of the
 gateway (of `strata local`: against its memory tier's quota) during 64 concurrent GETs;
@@ -124,7 +125,7 @@ def large_figures(c, mode, tmp, src):
     print("  1 GiB GET, 8 streams (warm)", flush=True)
     f["get8"] = curl_gets([url] * 8)
     print("  1 GiB GET, 64 streams, RSS sampled", flush=True)
-    gw = c.procs["gateway1" if mode == "cluster" else "local"][0].pid
+    gw = c.procs[{"cluster": "gateway1", "local": "local", "wS3": "worker"}[mode]][0].pid
     pids = [gw] + ([c.procs["worker"][0].pid] if mode == "cluster" else [])
     peak = peak_rss_during(pids, lambda: curl_gets([url] * 64, seconds=int(SECONDS) * 3))
     f["rss64"] = peak[gw]
@@ -204,9 +205,24 @@ LARGE_ROWS = [
     ("mpu", "aws cli 1 GiB multipart upload MiB/s", "{:.0f}"),
     ("put1g", "aws cli 1 GiB single PUT MiB/s", "{:.0f}"),
     ("get8", "1 GiB GET, 8 streams, warm, MiB/s", "{:.0f}"),
-    ("rss64", "gateway peak RSS MiB, 64 GETs", "{:.0f}"),
+    ("rss64", "S3 process peak RSS MiB, 64 GETs", "{:.0f}"),
     ("worker_rss64", "worker peak RSS MiB, 64 GETs", "{:.0f}"),
 ]
+
+
+def table(title, rows, figures):
+    nocache = "nocache" in figures
+    print(f"\n{title:<34}     local    cluster  worker S3      nginx  cluster/local  cluster/nginx"
+          f"  wS3/nginx" + ("    no cache" if nocache else ""))
+    for k, label, fmt in rows:
+        vals = [figures[m].get(k) for m in ("local", "cluster", "wS3", "nginx")]
+        cells = [(fmt.format(v) if v is not None else "-").rjust(10) for v in vals]
+        extra = ""
+        if nocache:
+            v = figures["nocache"].get(k)
+            extra = (fmt.format(v) if v is not None else "-").rjust(12)
+        print(f"{label:<34}{''.join(cells)}  {ratio(vals[1], vals[0]):>13}  {ratio(vals[1], vals[3]):>13}"
+              f"  {ratio(vals[2], vals[3]):>9}{extra}")
 
 
 def main():
@@ -219,7 +235,8 @@ def main():
             with open(src, "wb") as fh:
                 for _ in range(GIB >> 20):
                     fh.write(os.urandom(1 << 20))
-        modes = [("local", start_local), ("cluster", start_cluster)]
+        modes = [("local", start_local), ("cluster", start_cluster),
+                 ("wS3", lambda t: start_cluster(t, worker_s3=True))]
         if os.environ.get("BENCH_NOCACHE"):
             modes.append(("nocache", lambda t: start_cluster(t, env={"STRATA_META_CACHE": "off"})))
         for mode, start in modes:
@@ -234,30 +251,18 @@ def main():
                 c.stop_all()
         print("nginx:", flush=True)
         figures["nginx"] = nginx_figures(tmp, src)
-    print(f"\nfigure ({SECONDS} s each)              local    cluster      nginx  cluster/local  cluster/nginx"
-          + ("  no cache" if "nocache" in figures else ""))
-    for k, label, fmt in ROWS:
-        vals = [figures[m].get(k) for m in ("local", "cluster", "nginx")]
-        cells = [(fmt.format(v) if v is not None else "-").rjust(10) for v in vals]
-        extra = ""
-        if "nocache" in figures:
-            v = figures["nocache"].get(k)
-            extra = (fmt.format(v) if v is not None else "-").rjust(12)
-        print(f"{label:<34}{''.join(cells)}  {ratio(vals[1], vals[0]):>13}  {ratio(vals[1], vals[2]):>13}{extra}")
+    table(f"figure ({SECONDS} s each)", ROWS, figures)
     if LARGE:
-        print(f"\n1 GiB figures                         local    cluster      nginx  cluster/local  cluster/nginx")
-        for k, label, fmt in LARGE_ROWS:
-            vals = [figures[m].get(k) for m in ("local", "cluster", "nginx")]
-            cells = [(fmt.format(v) if v is not None else "-").rjust(10) for v in vals]
-            print(f"{label:<34}{''.join(cells)}  {ratio(vals[1], vals[0]):>13}  {ratio(vals[1], vals[2]):>13}")
-        loc, clu, ngx = figures["local"], figures["cluster"], figures["nginx"]
+        table("1 GiB figures", LARGE_ROWS, figures)
+        loc, clu, ws3, ngx = figures["local"], figures["cluster"], figures["wS3"], figures["nginx"]
         print(f"multipart upload / single PUT: local {ratio(loc['mpu'], loc['put1g'])}, "
-              f"cluster {ratio(clu['mpu'], clu['put1g'])}")
+              f"cluster {ratio(clu['mpu'], clu['put1g'])}, worker S3 {ratio(ws3['mpu'], ws3['put1g'])}")
         print(f"8-stream GET / nginx from tmpfs: local {ratio(loc['get8'], ngx.get('get8'))}, "
-              f"cluster {ratio(clu['get8'], ngx.get('get8'))}")
+              f"cluster {ratio(clu['get8'], ngx.get('get8'))}, worker S3 {ratio(ws3['get8'], ngx.get('get8'))}")
         print(f"RSS during 64 GETs vs the {MEM_QUOTA_MIB} MiB memory tier: strata local {loc['rss64']:.0f} MiB "
               f"(quota {loc['rss64'] - MEM_QUOTA_MIB:+.0f}), cluster worker {clu['worker_rss64']:.0f} MiB "
-              f"(quota {clu['worker_rss64'] - MEM_QUOTA_MIB:+.0f}), cluster gateway {clu['rss64']:.0f} MiB")
+              f"(quota {clu['worker_rss64'] - MEM_QUOTA_MIB:+.0f}), cluster gateway {clu['rss64']:.0f} MiB, "
+              f"worker serving S3 {ws3['rss64']:.0f} MiB (quota {ws3['rss64'] - MEM_QUOTA_MIB:+.0f})")
     print(json.dumps(figures))
 
 
