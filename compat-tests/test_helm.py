@@ -43,7 +43,8 @@ MATRIX = {
     "daemonset-3-tiers": {"workers": {"kind": "DaemonSet", "tiers": [
         {"medium": "MEM", "quota": "2GiB"},
         {"medium": "SSD", "quota": "100GiB", "volume": {"type": "hostPath", "path": "/mnt/nvme/strata"}},
-        {"medium": "HDD", "quota": "2TiB", "volume": {"type": "hostPath", "path": "/mnt/hdd/strata"}}]},
+        {"medium": "HDD", "quota": "2TiB", "volume": {"type": "hostPath", "path": "/mnt/hdd/strata"}}],
+        "s3": {"enabled": True}},
         "config": {"eviction": "lrfu", "lrfuStep": 0.01}},
     "ingress": {"ingress": {"enabled": True, "className": "nginx", "host": "s3.example.com",
                            "tls": [{"secretName": "s3-tls", "hosts": ["s3.example.com", "*.s3.example.com"]}]},
@@ -261,6 +262,22 @@ def test_workers_advertise_stable_names_and_tiers_get_volumes(rendered):
     assert "--advertise=http://$(POD_IP):9200" in ds["spec"]["template"]["spec"]["containers"][0]["args"]
 
 
+def test_workers_serve_s3_to_clients_on_their_node_when_asked(rendered):
+    ds = next(d for d in rendered["daemonset-3-tiers"][1] if d["kind"] == "DaemonSet")
+    c = ds["spec"]["template"]["spec"]["containers"][0]
+    assert "--s3-listen=0.0.0.0:9002" in c["args"]
+    assert {"name": "s3", "containerPort": 9002, "protocol": "TCP"} in c["ports"]
+    svc = next(d for d in rendered["daemonset-3-tiers"][1] if d["kind"] == "Service"
+               and d["metadata"]["name"] == "strata-worker-s3")
+    assert svc["spec"]["internalTrafficPolicy"] == "Local"
+    assert svc["spec"]["ports"] == [{"name": "s3", "port": 9002, "targetPort": "s3", "protocol": "TCP"}]
+    assert svc["spec"]["selector"] == ds["spec"]["selector"]["matchLabels"]
+    defaults = rendered["defaults"][1]
+    assert not any(d["metadata"]["name"] == "strata-worker-s3" for d in defaults), "off by default"
+    sts = next(d for d in defaults if d["kind"] == "StatefulSet" and d["metadata"]["name"] == "strata-worker")
+    assert not any(a.startswith("--s3-listen") for a in sts["spec"]["template"]["spec"]["containers"][0]["args"])
+
+
 def test_gateways_scale_and_the_ingress_serves_the_wildcard(rendered):
     docs = rendered["ingress"][1]
     ing = next(d for d in docs if d["kind"] == "Ingress")
@@ -334,6 +351,8 @@ def test_a_config_change_rolls_every_strata_pod(tmp_path):
     ({"workers": {"kind": "DaemonSet"}}, "a DaemonSet has no PVC per pod"),
     ({"ingress": {"enabled": True}}, "needs ingress.host or config.domain"),
     ({"tls": {"enabled": True}}, "tls.enabled needs tls.secretName"),
+    ({"tls": {"enabled": True, "secretName": "s3-cert"}, "workers": {"s3": {"enabled": True}}},
+     "workers.s3 serves plain HTTP only"),
     ({"mastrs": {"replicas": 1}}, "additional properties 'mastrs' not allowed"),
 ])
 def test_wrong_values_fail_at_install_with_a_clear_message(tmp_path, values, message):

@@ -32,7 +32,8 @@ CASES = {
     "daemonset": {"workers": {"kind": "DaemonSet", "tiers": [
         {"medium": "MEM", "quota": "1MiB"},
         {"medium": "SSD", "quota": "256MiB", "volume": {"type": "hostPath", "path": "/mnt/nvme/strata"}},
-        {"medium": "HDD", "quota": "512MiB", "volume": {"type": "hostPath", "path": "/mnt/hdd/strata"}}]}},
+        {"medium": "HDD", "quota": "512MiB", "volume": {"type": "hostPath", "path": "/mnt/hdd/strata"}}],
+        "s3": {"enabled": True}}},
 }
 
 
@@ -161,6 +162,11 @@ def test_the_rendered_cluster_serves_mounts_and_survives_an_upgrade(run_dir, mot
         if worker_kind == "DaemonSet":
             ssd = tmp_path / "k8s" / "host" / "mnt" / "nvme" / "strata"
             assert sum(f.stat().st_size for f in ssd.rglob("*") if f.is_file()) >= 2 << 20, "pages in the SSD tier"
+            # The workers' own S3 (workers.s3): the same objects, and writes seen by the gateways.
+            local = client(cluster, f"http://127.0.0.1:{cluster.resolve(f'strata-worker-s3.{NS}.svc.cluster.local', 9002)}")
+            assert local.get_object(Bucket="photos", Key="big.bin")["Body"].read() == body
+            local.put_object(Bucket="photos", Key="from-worker.txt", Body=b"node-local")
+            assert s3.get_object(Bucket="photos", Key="from-worker.txt")["Body"].read() == b"node-local"
         # CreateBucket made its folder in the shared root under store.
         assert (tmp_path / "k8s" / "pvc" / "strata-root-ufs" / "photos" / "big.bin").stat().st_size == len(body)
 
