@@ -141,11 +141,11 @@ image: deps venv
 	scripts/build-image $(RELEASE_BIN) $(IMAGE_OUT) $(IMAGE_TAG)
 	IMAGE_OUT=$(IMAGE_OUT) $(PY) -m pytest -q -p no:cacheprovider -m image compat-tests/test_image.py
 
-## `strata bench` against `strata local`, a three-process cluster and nginx (from Debian) serving
-## the same bytes from /dev/shm: 4 KiB GET/HEAD/PUT at 64 connections, a flat listing, one GET at
+## `strata bench` against `strata local`, a three-process cluster, that cluster's worker serving S3
+## itself, and nginx (from Debian) serving the same bytes from /dev/shm: 4 KiB GET/HEAD/PUT at 64 connections, a flat listing, one GET at
 ## a time, 1 GiB figures, each with its ratios (BENCH_SECONDS per figure, default 5); then the
 ## cache's warm/cold ratios over a remote-like under store, and a flat listing of a million keys
-## (BENCH_MILLION_KEYS) mounted from a folder. About 10 min in all.
+## (BENCH_MILLION_KEYS) mounted from a folder. About 15 min in all.
 bench: venv
 	cargo build --release --bin strata $(FEATURES)
 	command -v nginx >/dev/null || (apt-get update -q && apt-get install -y -q nginx)
