@@ -157,7 +157,7 @@ def main():
                 print(f"  {label:<48}cold {size_mib / cold:7.1f} MiB/s   warm {size_mib / warm:7.1f} MiB/s"
                       f"   warm/cold {cold / warm:5.1f}x (goal {goal}x)   hit ratio cold {cold_hits:.0%}"
                       f" warm {warm_hits:.0%}\n  {'':<48}through a separate gateway: warm {size_mib / warm_gw:7.1f}"
-                      f" MiB/s   warm/cold {cold / warm_gw:5.1f}x")
+                      f" MiB/s   against the same cold {cold / warm_gw:5.1f}x")
 
             figures("256 MiB object, one GET:", 256, 10, "one-256mib", 1, 1)
             # The same 1000 ranges every time (strata bench seeds each request by its number).

@@ -125,11 +125,11 @@ def large_figures(c, mode, tmp, src):
     print("  1 GiB GET, 8 streams (warm)", flush=True)
     f["get8"] = curl_gets([url] * 8)
     print("  1 GiB GET, 64 streams, RSS sampled", flush=True)
-    gw = c.procs[{"cluster": "gateway1", "local": "local", "wS3": "worker"}[mode]][0].pid
-    pids = [gw] + ([c.procs["worker"][0].pid] if mode == "cluster" else [])
+    gw = c.procs[{"local": "local", "wS3": "worker"}.get(mode, "gateway1")][0].pid
+    pids = [gw] + ([c.procs["worker"][0].pid] if mode in ("cluster", "nocache") else [])
     peak = peak_rss_during(pids, lambda: curl_gets([url] * 64, seconds=int(SECONDS) * 3))
     f["rss64"] = peak[gw]
-    if mode == "cluster":
+    if len(pids) > 1:
         f["worker_rss64"] = peak[pids[1]]
     return f
 

@@ -276,6 +276,9 @@ def test_workers_serve_s3_to_clients_on_their_node_when_asked(rendered):
     assert not any(d["metadata"]["name"] == "strata-worker-s3" for d in defaults), "off by default"
     sts = next(d for d in defaults if d["kind"] == "StatefulSet" and d["metadata"]["name"] == "strata-worker")
     assert not any(a.startswith("--s3-listen") for a in sts["spec"]["template"]["spec"]["containers"][0]["args"])
+    # Long enough for the S3 requests' 30 s drain, as a gateway's.
+    assert ds["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 40
+    assert sts["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 30
 
 
 def test_gateways_scale_and_the_ingress_serves_the_wildcard(rendered):
@@ -353,6 +356,7 @@ def test_a_config_change_rolls_every_strata_pod(tmp_path):
     ({"tls": {"enabled": True}}, "tls.enabled needs tls.secretName"),
     ({"tls": {"enabled": True, "secretName": "s3-cert"}, "workers": {"s3": {"enabled": True}}},
      "workers.s3 serves plain HTTP only"),
+    ({"workers": {"s3": {"enabled": True}}}, "use workers.kind DaemonSet"),
     ({"mastrs": {"replicas": 1}}, "additional properties 'mastrs' not allowed"),
 ])
 def test_wrong_values_fail_at_install_with_a_clear_message(tmp_path, values, message):
@@ -383,8 +387,14 @@ def test_the_readme_lists_every_value():
     assert not missing, f"not in helm/strata/README.md: {missing}"
 
 
-def test_notes_tell_how_to_read_the_credentials():
+def test_notes_tell_how_to_read_the_credentials(tmp_path):
     r = helm("install", "strata", str(CHART), "--dry-run=client", "--namespace", NS)
     notes = r.stdout.split("NOTES:", 1)[1]
     assert "kubectl -n data get secret strata-auth -o jsonpath='{.data.root-access-key}' | base64 -d" in notes
     assert "port-forward svc/strata-gateway" in notes
+    assert "strata-worker-s3" not in notes
+    f = tmp_path / "worker-s3.yaml"
+    f.write_text(yaml.safe_dump({"workers": {"kind": "DaemonSet", "s3": {"enabled": True},
+                                             "tiers": [{"medium": "MEM", "quota": "1GiB"}]}}))
+    r = helm("install", "strata", str(CHART), "--dry-run=client", "--namespace", NS, "-f", str(f))
+    assert "http://strata-worker-s3.data.svc.cluster.local:9002" in r.stdout.split("NOTES:", 1)[1]

@@ -416,10 +416,15 @@ pub async fn run_worker(cfg: Config, shutdown: CancellationToken) -> Result<()> 
     let secret = cluster_secret(&cfg, "worker")?;
     std::fs::create_dir_all(&cfg.data_dir)?;
     let listener = bind(&listen_addr(&cfg, DEFAULT_WORKER_ADDR)).await?;
+    // The S3 port's settings are checked before the worker registers.
     let s3 = match &cfg.s3_listen {
-        Some(addr) => Some(bind(addr).await.with_context(|| format!("cannot listen on {addr} for S3 (s3_listen)"))?),
+        Some(addr) => {
+            let l = bind(addr).await.with_context(|| format!("cannot listen on {addr} for S3 (s3_listen)"))?;
+            Some((l, gateway_options(&cfg)?))
+        }
         None => None,
     };
+    let tls = internal_server_tls(&cfg, &shutdown)?;
     let address = cfg.advertise.clone().unwrap_or(format!("{}://{}", scheme(&cfg), listener.local_addr()?));
     let grpc = master_client(&cfg, &secret)?;
     let master: Arc<dyn MasterApi> = grpc.clone();
@@ -435,27 +440,33 @@ pub async fn run_worker(cfg: Config, shutdown: CancellationToken) -> Result<()> 
         shutdown.clone(),
     ));
     let s3 = match s3 {
-        Some(l) => {
-            let opts = gateway_options(&cfg)?;
+        Some((l, opts)) => {
             let limits = opts.limits.clone();
             let local = LocalWorker { address, api: Arc::new(worker.clone()) as Arc<dyn WorkerApi> };
             let gw = Gateway::new(gateway_master(grpc, &shutdown), Some(local), secret.clone(), opts);
             tracing::info!(addr = %l.local_addr()?, tls = limits.tls.is_some(), "worker serving S3 too");
             let router = strata_gateway::router(gw, ready.clone());
             let (cfg, stop) = (cfg.clone(), shutdown.clone());
-            Some(tokio::spawn(async move { serve_s3(&cfg, l, router, limits, stop).await }))
+            Some(tokio::spawn(async move {
+                let served = serve_s3(&cfg, l, router, limits, stop.clone()).await;
+                if let Err(e) = &served {
+                    tracing::error!("the worker's S3 port failed, so the worker stops: {e:#}");
+                    stop.cancel();
+                }
+                served
+            }))
         }
         None => None,
     };
-    let tls = internal_server_tls(&cfg, &shutdown)?;
     let served = strata_worker::run(worker, secret, listener, tls, ready, shutdown.clone()).await;
     shutdown.cancel();
-    if let Some(s3) = s3 {
-        s3.await??;
-    }
+    let s3_served = match s3 {
+        Some(task) => task.await.unwrap_or_else(|e| Err(anyhow::anyhow!("the worker's S3 server panicked: {e}"))),
+        None => Ok(()),
+    };
     let _ = hb.await;
     served?;
-    Ok(())
+    s3_served
 }
 
 /// A gateway's view of the master: cached and kept exact by the master's watch, or with

@@ -304,6 +304,11 @@ async fn main() -> Result<()> {
     let cfg = config(&cli)?;
     strata::use_internal_tls(&cfg)?;
     let shutdown = shutdown_on_signal();
+    if cfg.s3_listen.is_some() && matches!(cli.role, Role::Local { .. } | Role::Master { .. } | Role::Gateway) {
+        tracing::warn!(
+            "s3_listen is a worker's setting; this process ignores it (it serves S3 on `listen`, or not at all)"
+        );
+    }
     match cli.role {
         Role::Local { admin_listen } => {
             let mut cfg = cfg;

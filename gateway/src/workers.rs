@@ -20,6 +20,9 @@ pub const IN_PROCESS: &str = strata_common::api::IN_PROCESS;
 struct State {
     workers: Vec<WorkerInfo>,
     handles: HashMap<u64, Arc<dyn WorkerApi>>,
+    /// The same handles by address: a worker back under its id at another address (a pod's
+    /// new IP) gets a client for that address.
+    by_address: HashMap<String, Arc<dyn WorkerApi>>,
     fetched: Option<Instant>,
 }
 
@@ -64,9 +67,9 @@ impl WorkerPool {
         }
         let workers = self.master.list_workers().await?;
         let mut s = self.state.write().unwrap_or_else(|p| p.into_inner());
-        let mut handles = HashMap::new();
+        let (mut handles, mut by_address) = (HashMap::new(), HashMap::new());
         for w in &workers {
-            let handle = match s.handles.get(&w.id) {
+            let handle = match s.by_address.get(&w.address) {
                 Some(h) => h.clone(),
                 None => match &self.local {
                     Some(l) if l.address == w.address => l.api.clone(),
@@ -74,10 +77,12 @@ impl WorkerPool {
                     _ => Arc::new(HttpWorker::new(&w.address, &self.secret, self.http.clone())) as Arc<dyn WorkerApi>,
                 },
             };
+            by_address.insert(w.address.clone(), handle.clone());
             handles.insert(w.id, handle);
         }
         s.workers = workers.into_iter().filter(|w| handles.contains_key(&w.id)).collect();
         s.handles = handles;
+        s.by_address = by_address;
         s.fetched = Some(Instant::now());
         Ok(())
     }
@@ -145,5 +150,59 @@ impl WorkerPool {
             Some(_) => true,
             None => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strata_master::{Master, MasterOptions, RootCredentials};
+    use strata_worker::{EvictionPolicy, Medium, PageStore, TierSpec, Worker};
+
+    async fn master(dir: &std::path::Path) -> Arc<Master> {
+        let store = strata_master::store::open("memory://").await.unwrap();
+        let opts = MasterOptions {
+            root_ufs: format!("file://{}", dir.display()),
+            credentials: RootCredentials::new("AK".into(), "SK".into()),
+            worker_timeout: Duration::from_secs(3600),
+            address: IN_PROCESS.into(),
+            elected: false,
+            block_size: 1 << 20,
+            listing_sync_wait: Duration::from_secs(20),
+        };
+        Arc::new(Master::new(store, opts).unwrap())
+    }
+
+    async fn register(m: &Master, id: u64, address: &str) -> u64 {
+        m.register_worker(WorkerInfo { id, address: address.into(), capacity_bytes: 1 << 20, ..Default::default() })
+            .await
+            .unwrap()
+            .id
+    }
+
+    #[tokio::test]
+    async fn the_worker_at_the_local_address_is_called_in_process_and_a_moved_one_afresh() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = master(dir.path()).await;
+        let (here, there) = ("http://10.0.0.1:9200", "http://10.0.0.2:9200");
+        let a = register(&m, 0, here).await;
+        let b = register(&m, 0, there).await;
+        let tiers = vec![TierSpec { medium: Medium::Mem, dirs: vec![], quota: 1 << 20 }];
+        let cache = PageStore::open(4096, tiers, EvictionPolicy::Lru).unwrap();
+        let api: Arc<dyn WorkerApi> =
+            Arc::new(Worker::new(m.clone() as Arc<dyn MasterApi>, cache, &dir.path().join("journal")).unwrap());
+        let local = LocalWorker { address: here.into(), api: api.clone() };
+        let pool = WorkerPool::new(m.clone() as Arc<dyn MasterApi>, Some(local), "secret".into());
+        let local_of = |h: Option<Arc<dyn WorkerApi>>| Arc::ptr_eq(&h.unwrap(), &api);
+        assert!(local_of(pool.by_id(a).await), "the worker of this process");
+        let b_client = pool.by_id(b).await.unwrap();
+        assert!(!Arc::ptr_eq(&b_client, &api), "another worker is called over HTTP");
+
+        // Both come back under their ids at other addresses (pods with new IPs).
+        register(&m, a, "http://10.0.0.3:9200").await;
+        register(&m, b, "http://10.0.0.4:9200").await;
+        pool.state.write().unwrap().fetched = None;
+        assert!(!local_of(pool.by_id(a).await), "no longer at this process's address");
+        assert!(!Arc::ptr_eq(&pool.by_id(b).await.unwrap(), &b_client), "a client for the new address");
     }
 }
