@@ -5,12 +5,13 @@ import hashlib
 import json
 import os
 import secrets
+import subprocess
 import time
 
 import botocore
 import pytest
 
-from conftest import free_port, start_cluster
+from conftest import BIN, free_port, start_cluster
 
 
 @pytest.fixture(scope="module")
@@ -82,3 +83,11 @@ def test_the_workers_s3_checks_signatures_like_a_gateway(cluster):
         bad.list_buckets()
     assert e.value.response["Error"]["Code"] == "SignatureDoesNotMatch"
     assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+
+
+def test_the_report_says_which_worker_serves_s3_and_where(cluster):
+    r = subprocess.run([BIN, "admin", "report", "--master", cluster.master_url], env=dict(os.environ, **cluster.env),
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert "workers: 2" in r.stdout and r.stdout.count("serves S3 at") == 1, r.stdout
+    assert f"serves S3 at {cluster.endpoints[0]}\n" in r.stdout, r.stdout

@@ -49,6 +49,9 @@ pub fn format_report(r: &ClusterReport) -> String {
             fmt_bytes(w.used_bytes),
             fmt_bytes(w.capacity_bytes)
         );
+        if !w.s3_address.is_empty() {
+            out += &format!("         serves S3 at {}\n", w.s3_address);
+        }
         for t in &w.tiers {
             out += &format!(
                 "         {:<4} used {} of {}\n",
@@ -426,4 +429,30 @@ pub async fn backup(cfg: &Config, output: &Path) -> Result<()> {
     std::fs::rename(&tmp, output).with_context(|| format!("cannot name the backup {}", output.display()))?;
     println!("backup written: {} ({checked} keys, {})", output.display(), fmt_bytes(written));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_report_names_the_workers_serving_s3() {
+        let w = |id, s3: &str| WorkerInfo {
+            id,
+            address: format!("http://10.0.0.{id}:9200"),
+            s3_address: s3.into(),
+            last_heartbeat_ms: 1000,
+            ..Default::default()
+        };
+        let r = ClusterReport {
+            now_ms: 1500,
+            worker_timeout_ms: 10_000,
+            workers: vec![w(1, "http://10.0.0.1:9002"), w(2, "")],
+            ..Default::default()
+        };
+        let text = format_report(&r);
+        assert!(text.contains("#1    http://10.0.0.1:9200"), "{text}");
+        assert_eq!(text.matches("serves S3 at").count(), 1, "{text}");
+        assert!(text.contains("serves S3 at http://10.0.0.1:9002\n"), "{text}");
+    }
 }

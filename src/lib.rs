@@ -255,7 +255,11 @@ pub async fn run_local(
     let jobs = Jobs::new(shutdown.clone());
     spawn_master_jobs(&master, &cfg, &jobs)?;
     let worker = Worker::new(master.clone() as Arc<dyn MasterApi>, open_cache(&cfg)?, &cfg.data_dir.join("journal"))?;
-    let me = WorkerIdentity { address: IN_PROCESS.into(), id_file: cfg.data_dir.join("worker_id") };
+    let me = WorkerIdentity {
+        address: IN_PROCESS.into(),
+        s3_address: String::new(),
+        id_file: cfg.data_dir.join("worker_id"),
+    };
     let registered = Readiness::default();
     let hb = tokio::spawn(register_and_heartbeat(
         worker.clone(),
@@ -430,7 +434,11 @@ pub async fn run_worker(cfg: Config, shutdown: CancellationToken) -> Result<()> 
     let master: Arc<dyn MasterApi> = grpc.clone();
     let worker = Worker::new(master.clone(), open_cache(&cfg)?, &cfg.data_dir.join("journal"))?;
     let ready = Readiness::default();
-    let me = WorkerIdentity { address: address.clone(), id_file: cfg.data_dir.join("worker_id") };
+    let s3_address = match &s3 {
+        Some((l, opts)) => s3_url(l.local_addr()?, &address, opts.limits.tls.is_some()),
+        None => String::new(),
+    };
+    let me = WorkerIdentity { address: address.clone(), s3_address, id_file: cfg.data_dir.join("worker_id") };
     let hb = tokio::spawn(register_and_heartbeat(
         worker.clone(),
         master,
@@ -469,6 +477,18 @@ pub async fn run_worker(cfg: Config, shutdown: CancellationToken) -> Result<()> 
     s3_served
 }
 
+/// The URL a worker's S3 port is reached at: the address it listens on, or on every address
+/// (0.0.0.0, ::) its advertised host with the S3 port.
+fn s3_url(listening: SocketAddr, advertise: &str, tls: bool) -> String {
+    let scheme = if tls { "https" } else { "http" };
+    let host = match advertise.parse::<axum::http::Uri>().ok().and_then(|u| u.host().map(str::to_string)) {
+        Some(h) if listening.ip().is_unspecified() => h,
+        _ => return format!("{scheme}://{listening}"),
+    };
+    let host = if host.contains(':') && !host.starts_with('[') { format!("[{host}]") } else { host };
+    format!("{scheme}://{host}:{}", listening.port())
+}
+
 /// A gateway's view of the master: cached and kept exact by the master's watch, or with
 /// STRATA_META_CACHE=off every lookup asking the master (for comparisons and diagnosis).
 fn gateway_master(grpc: Arc<GrpcMaster>, shutdown: &CancellationToken) -> Arc<dyn MasterApi> {
@@ -490,4 +510,24 @@ pub async fn run_gateway(cfg: Config, shutdown: CancellationToken) -> Result<()>
     ready.set(true);
     tracing::info!(addr = %listener.local_addr()?, tls = limits.tls.is_some(), "gateway serving S3");
     serve_s3(&cfg, listener, strata_gateway::router(gw, ready), limits, shutdown).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_workers_s3_url_takes_its_advertised_host_when_it_listens_everywhere() {
+        let any: SocketAddr = "0.0.0.0:9002".parse().unwrap();
+        assert_eq!(s3_url(any, "http://10.1.2.3:9200", false), "http://10.1.2.3:9002");
+        assert_eq!(
+            s3_url(any, "https://w-0.strata-worker.data.svc:9200", true),
+            "https://w-0.strata-worker.data.svc:9002"
+        );
+        let v6: SocketAddr = "[::]:9002".parse().unwrap();
+        assert_eq!(s3_url(v6, "http://[fd00::7]:9200", false), "http://[fd00::7]:9002");
+        let one: SocketAddr = "127.0.0.1:9002".parse().unwrap();
+        assert_eq!(s3_url(one, "http://10.1.2.3:9200", false), "http://127.0.0.1:9002");
+        assert_eq!(s3_url(any, "not a url", false), "http://0.0.0.0:9002");
+    }
 }

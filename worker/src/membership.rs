@@ -15,6 +15,8 @@ use crate::Worker;
 pub struct WorkerIdentity {
     /// Where the data server is reached (`in-process` inside `strata local`).
     pub address: String,
+    /// Where it serves S3 too (`s3_listen`); empty: it does not.
+    pub s3_address: String,
     /// File that keeps the id across restarts.
     pub id_file: PathBuf,
 }
@@ -69,6 +71,7 @@ async fn register(
         let info = WorkerInfo {
             id: load_id(&me.id_file),
             address: me.address.clone(),
+            s3_address: me.s3_address.clone(),
             capacity_bytes: worker.cache.capacity(),
             used_bytes: worker.cache.used(),
             tiers: tiers(worker),

@@ -446,7 +446,11 @@ async fn reading_from_a_missing_bucket() {
 #[tokio::test]
 async fn a_worker_heartbeats_at_its_interval() {
     let (env, master) = Env::with_master().await;
-    let me = strata_worker::WorkerIdentity { address: "http://w1".into(), id_file: env.dir.path().join("worker_id") };
+    let me = strata_worker::WorkerIdentity {
+        address: "http://w1".into(),
+        s3_address: String::new(),
+        id_file: env.dir.path().join("worker_id"),
+    };
     let (ready, shutdown) = (strata_common::ops::Readiness::default(), tokio_util::sync::CancellationToken::new());
     let interval = Duration::from_millis(50);
     let hb = tokio::spawn(strata_worker::register_and_heartbeat(

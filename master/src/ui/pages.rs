@@ -105,9 +105,13 @@ pub(super) async fn workers(d: &Dashboard) -> String {
         let tiers: String = w.tiers.iter().map(|t| bar(&t.medium, t.used_bytes, t.capacity_bytes)).collect();
         let hits: u64 = w.tiers.iter().map(|t| t.hits).sum();
         let ratio = (hits + w.cache_misses > 0).then(|| hits as f64 / (hits + w.cache_misses) as f64);
+        let s3 = match w.s3_address.as_str() {
+            "" => String::new(),
+            a => format!("<br>S3 <code>{}</code>", esc(a)),
+        };
         let _ = write!(
             m,
-            r#"<tr class="worker" data-id="{id}"><td>#{id}<br><code>{addr}</code></td><td><span class="badge {state}">{state}</span></td><td>{hb}</td><td>{tiers}</td><td class="num">{pages}</td><td class="num">{ratio}</td><td class="num">{ev}</td></tr>"#,
+            r#"<tr class="worker" data-id="{id}"><td>#{id}<br><code>{addr}</code>{s3}</td><td><span class="badge {state}">{state}</span></td><td>{hb}</td><td>{tiers}</td><td class="num">{pages}</td><td class="num">{ratio}</td><td class="num">{ev}</td></tr>"#,
             id = w.id,
             addr = esc(&w.address),
             hb = ago(w.last_heartbeat_ms, r.now_ms),

@@ -27,7 +27,12 @@ fn tiers() -> Vec<TierUsage> {
 async fn dashboard(dir: &std::path::Path) -> Arc<Dashboard> {
     let master = Arc::new(crate::master::test_master(dir));
     let w = master
-        .register_worker(WorkerInfo { address: "http://127.0.0.1:1".into(), tiers: tiers(), ..Default::default() })
+        .register_worker(WorkerInfo {
+            address: "http://127.0.0.1:1".into(),
+            s3_address: "http://127.0.0.1:2".into(),
+            tiers: tiers(),
+            ..Default::default()
+        })
         .await
         .unwrap();
     let hb = HeartbeatRequest {
@@ -95,6 +100,7 @@ async fn pages_show_tiers_hit_ratio_and_buckets() {
     let (_, _, workers) = get(&d, "/ui/workers", basic("a", "s")).await;
     assert!(workers.contains(r#"data-tier="MEM" data-used="1048576" data-quota="4194304""#), "{workers}");
     assert!(workers.contains(r#"<span class="badge live">live</span>"#));
+    assert!(workers.contains("<br>S3 <code>http://127.0.0.1:2</code>"), "kept through the heartbeat: {workers}");
     let (_, _, buckets) = get(&d, "/ui/buckets", basic("a", "s")).await;
     assert!(buckets.contains(r#"data-bucket="data""#) && buckets.contains("CACHE_THROUGH"), "{buckets}");
 }
