@@ -34,6 +34,14 @@ fn status(m: &Master, e: strata_common::Error) -> Status {
     s
 }
 
+/// Times an RPC (a stream's to its end) and counts its error, if any.
+fn observe(rpc: &'static str, started: std::time::Instant, error: Option<&strata_common::Error>) {
+    metrics::histogram!("strata_master_rpc_seconds", "rpc" => rpc).record(started.elapsed().as_secs_f64());
+    if let Some(e) = error {
+        metrics::counter!("strata_master_rpc_errors_total", "rpc" => rpc, "kind" => e.kind.as_str()).increment(1);
+    }
+}
+
 /// Each RPC calls the in-process master, timed and counted; only the primary serves them, and
 /// one in flight when the master steps down is answered at once (a partitioned primary's store
 /// calls could hang until their timeout): a write's outcome is then the store's epoch check's.
@@ -56,10 +64,7 @@ macro_rules! service {
                          committed before that stands)",
                     )),
                 };
-                metrics::histogram!("strata_master_rpc_seconds", "rpc" => stringify!($name)).record(started.elapsed().as_secs_f64());
-                if let Err(e) = &out {
-                    metrics::counter!("strata_master_rpc_errors_total", "rpc" => stringify!($name), "kind" => e.kind.as_str()).increment(1);
-                }
+                observe(stringify!($name), started, out.as_ref().err());
                 out.map(Response::new).map_err(|e| status($m, e))
             }
             )*
@@ -92,13 +97,23 @@ service! {
             let m = &self.0;
             m.ha().check_primary().map_err(|e| status(m, e))?;
             let r = req.into_inner();
-            let run = m.sync_mount(&r.bucket, &r.prefix).await.map_err(|e| status(m, e))?;
-            let stream = futures::stream::unfold(Some(run), |run| async move {
+            let started = std::time::Instant::now();
+            let run = m.sync_mount(&r.bucket, &r.prefix).await.map_err(|e| {
+                observe("sync_mount", started, Some(&e));
+                status(m, e)
+            })?;
+            let stream = futures::stream::unfold(Some(run), move |run| async move {
                 let run = run?;
                 match run.finished(Duration::from_millis(500)).await {
                     None => Some((Ok(run.progress()), Some(run))),
-                    Some(Ok(())) => Some((Ok(run.progress()), None)),
-                    Some(Err(e)) => Some((Err(Status::from(e)), None)),
+                    Some(Ok(())) => {
+                        observe("sync_mount", started, None);
+                        Some((Ok(run.progress()), None))
+                    }
+                    Some(Err(e)) => {
+                        observe("sync_mount", started, Some(&e));
+                        Some((Err(Status::from(e)), None))
+                    }
                 }
             });
             Ok(Response::new(Box::pin(stream)))
