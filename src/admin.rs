@@ -166,7 +166,11 @@ pub async fn sync(cfg: &Config, target: &str) -> Result<()> {
     while let Some(p) = stream.next().await {
         let p = p.map_err(strata_common::Error::from).with_context(|| format!("the sync of {target} failed"))?;
         let rate = p.listed as f64 / (p.elapsed_ms.max(1) as f64 / 1000.0);
-        bar.set_message(format!("{} keys listed, {} recorded or changed ({rate:.0} keys/s)", p.listed, p.changes));
+        bar.set_message(if p.waiting {
+            "waiting for a turn: the master lists a few under stores at once, the others wait".to_string()
+        } else {
+            format!("{} keys listed, {} recorded or changed ({rate:.0} keys/s)", p.listed, p.changes)
+        });
         bar.tick();
         last = Some(p);
     }

@@ -103,6 +103,12 @@ impl Mounts {
         self.sync.running()
     }
 
+    /// The turns syncs take to list an under store (tests hold them).
+    #[cfg(test)]
+    pub(crate) fn sync_turns(&self) -> &tokio::sync::Semaphore {
+        &self.sync.turns
+    }
+
     pub(crate) async fn sync_now(&self, bucket: &str, prefix: &str) -> Result<Arc<crate::sync::SyncRun>> {
         self.sync.sync_now(bucket, prefix).await
     }

@@ -14,7 +14,7 @@
 //! the listing be answered from the metadata as it stands.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -51,7 +51,7 @@ pub(crate) enum Lister {
 }
 
 /// Syncs of listings' ranges that list their under stores at once; more wait for a turn.
-const MAX_RUNS: usize = 4;
+pub(crate) const MAX_RUNS: usize = 4;
 
 /// Takes a run out of the running ones as its task ends, however it ends.
 struct Ending<'a> {
@@ -65,7 +65,7 @@ impl Drop for Ending<'_> {
         let mut running = self.sync.running.lock().unwrap_or_else(|p| p.into_inner());
         if running.get(&self.id).is_some_and(|cur| Arc::ptr_eq(cur, self.run)) {
             running.remove(&self.id);
-            syncs_running(running.len());
+            sync_gauges(&running);
         }
     }
 }
@@ -81,6 +81,8 @@ pub(crate) struct SyncRun {
     listed: AtomicU64,
     /// Keys recorded, changed or removed so far.
     changes: AtomicU64,
+    /// Whether it holds one of the [`MAX_RUNS`] turns (else it waits for one).
+    listing: AtomicBool,
     /// Whether no sync of the range (or of the whole bucket) ran to the end before this one.
     first: bool,
     done: watch::Receiver<Option<Result<()>>>,
@@ -94,6 +96,7 @@ impl SyncRun {
             changes: self.changes.load(Ordering::Relaxed),
             elapsed_ms: self.started.elapsed().as_millis() as u64,
             done: self.done.borrow().is_some(),
+            waiting: !self.listing.load(Ordering::Relaxed),
         }
     }
 
@@ -123,8 +126,14 @@ impl SyncRun {
         }
         let p = self.progress();
         let range = if self.prefix.is_empty() { String::new() } else { format!(" under {:?}", self.prefix) };
-        Err(Error::new(
-            ErrorKind::Syncing,
+        let message = if p.waiting {
+            format!(
+                "bucket {}: the listing of its under store{range} waits for its turn to be recorded ({MAX_RUNS} \
+                 under stores are listed at once; {} s so far); it is answered once that ends: retry it",
+                self.bucket,
+                p.elapsed_ms / 1000
+            )
+        } else {
             format!(
                 "bucket {}: the listing of its under store{range} is being recorded ({} keys listed, {} recorded \
                  or changed, {} s so far); it is answered once that ends: retry it",
@@ -132,8 +141,9 @@ impl SyncRun {
                 p.listed,
                 p.changes,
                 p.elapsed_ms / 1000
-            ),
-        ))
+            )
+        };
+        Err(Error::new(ErrorKind::Syncing, message))
     }
 }
 
@@ -167,8 +177,11 @@ fn sync_pass(bucket: &str, kind: &'static str, ok: bool) {
         .increment(1);
 }
 
-fn syncs_running(n: usize) {
-    metrics::gauge!("strata_master_syncs_running").set(n as f64);
+/// Runs listing their under stores, and runs waiting for a turn to.
+fn sync_gauges(running: &HashMap<(String, String), Arc<SyncRun>>) {
+    let listing = running.values().filter(|r| r.listing.load(Ordering::Relaxed)).count();
+    metrics::gauge!("strata_master_syncs_running").set(listing as f64);
+    metrics::gauge!("strata_master_syncs_waiting").set((running.len() - listing) as f64);
 }
 
 /// Counts changes a sync pass made, as it makes them.
@@ -236,7 +249,7 @@ pub(crate) struct UfsSync {
     /// The syncs of listings' ranges running now, by (bucket, prefix).
     running: Mutex<HashMap<(String, String), Arc<SyncRun>>>,
     /// [`MAX_RUNS`] turns to list an under store.
-    turns: tokio::sync::Semaphore,
+    pub(crate) turns: tokio::sync::Semaphore,
     /// A run stops when this master stops being the primary.
     ha: Arc<HaState>,
     /// How long a client's listing waits for a sync.
@@ -282,7 +295,7 @@ impl UfsSync {
             }
             b != bucket
         });
-        syncs_running(running.len());
+        sync_gauges(&running);
     }
 
     fn sync_interval(bucket: &Bucket) -> Option<i64> {
@@ -385,12 +398,13 @@ impl UfsSync {
             started: Instant::now(),
             listed: AtomicU64::new(0),
             changes: AtomicU64::new(0),
+            listing: AtomicBool::new(false),
             first,
             done,
             task: OnceLock::new(),
         });
         running.insert(id.clone(), run.clone());
-        syncs_running(running.len());
+        sync_gauges(&running);
         let (this, r) = (self.clone(), run.clone());
         let mut demoted = self.ha.demotions();
         let task = tokio::spawn(async move {
@@ -398,6 +412,8 @@ impl UfsSync {
             let out = tokio::select! {
                 out = async {
                     let _turn = this.turns.acquire().await;
+                    r.listing.store(true, Ordering::Relaxed);
+                    sync_gauges(&this.running.lock().unwrap_or_else(|p| p.into_inner()));
                     let n = this.sync_range(&b, &r).await?;
                     this.mark_recorded(&b, &r.prefix).await?;
                     Ok(n)
@@ -650,6 +666,7 @@ mod tests {
             started: Instant::now(),
             listed: AtomicU64::new(7),
             changes: AtomicU64::new(5),
+            listing: AtomicBool::new(true),
             first,
             done,
             task: OnceLock::new(),
@@ -663,6 +680,10 @@ mod tests {
         let e = r.wait(Some(Duration::ZERO)).await.unwrap_err();
         assert_eq!(e.kind, ErrorKind::Syncing);
         assert!(e.message.contains("7 keys listed, 5 recorded"), "{e}");
+        r.listing.store(false, Ordering::Relaxed);
+        assert!(r.progress().waiting);
+        let e = r.wait(Some(Duration::ZERO)).await.unwrap_err();
+        assert!(e.message.contains("waits for its turn") && !e.message.contains("keys listed"), "{e}");
         // The range was recorded before: the listing goes on with the metadata as it stands.
         let (r, tx) = run(false);
         assert_eq!(r.wait(Some(Duration::ZERO)).await, Ok(()));

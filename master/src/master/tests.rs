@@ -591,6 +591,24 @@ async fn a_listing_that_outwaits_its_sync_answers_so_and_the_sync_goes_on() {
 }
 
 #[tokio::test]
+async fn a_sync_past_the_listing_turns_waits_for_one_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = crate::master::test_master_waiting(dir.path(), Duration::ZERO);
+    mounted_folder(&m, dir.path(), "queued", 10, 3_600_000).await;
+    let held = m.mounts.sync_turns().acquire_many(crate::sync::MAX_RUNS as u32).await.unwrap();
+    let run = m.sync_mount("queued", "").await.unwrap();
+    assert!(run.progress().waiting);
+    let req = ListObjectsRequest { bucket: "queued".into(), max_keys: 1000, ..Default::default() };
+    let e = m.list_objects(req.clone()).await.unwrap_err();
+    assert!(e.message.contains("waits for its turn"), "{e}");
+    drop(held);
+    assert_eq!(run.finished(Duration::from_secs(30)).await.unwrap(), Ok(()));
+    let p = run.progress();
+    assert!(!p.waiting && p.done && p.listed == 10, "{p:?}");
+    assert_eq!(m.list_objects(req).await.unwrap().objects.len(), 10);
+}
+
+#[tokio::test]
 async fn a_re_sync_that_outwaits_the_listing_lets_it_see_the_recorded_metadata() {
     let dir = tempfile::tempdir().unwrap();
     let m = crate::master::test_master_waiting(dir.path(), Duration::ZERO);

@@ -250,13 +250,14 @@ pub(super) fn syncs(m: &mut String, running: &[(String, String, SyncProgress)]) 
         m.push_str(r#"<p class="muted" id="syncs">No sync running.</p>"#);
         return;
     }
-    m.push_str(r#"<table id="syncs"><tr><th>Bucket</th><th>Prefix</th><th class="num">Keys listed</th><th class="num">Recorded or changed</th><th class="num">Running for</th></tr>"#);
+    m.push_str(r#"<table id="syncs"><tr><th>Bucket</th><th>Prefix</th><th>State</th><th class="num">Keys listed</th><th class="num">Recorded or changed</th><th class="num">Running for</th></tr>"#);
     for (bucket, prefix, p) in running {
         let _ = write!(
             m,
-            r#"<tr class="sync"><td>{}</td><td><code>{}</code></td><td class="num">{}</td><td class="num">{}</td><td class="num">{} s</td></tr>"#,
+            r#"<tr class="sync"><td>{}</td><td><code>{}</code></td><td>{}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{} s</td></tr>"#,
             esc(bucket),
             esc(prefix),
+            if p.waiting { r#"<span class="badge warn">waiting for a turn</span>"# } else { "listing" },
             p.listed,
             p.changes,
             p.elapsed_ms / 1000

@@ -107,10 +107,15 @@ async fn pages_show_tiers_hit_ratio_and_buckets() {
 
 #[test]
 fn running_syncs_show_their_progress() {
-    let p = SyncProgress { listed: 120_000, changes: 118_000, elapsed_ms: 42_500, done: false };
+    let p = SyncProgress { listed: 120_000, changes: 118_000, elapsed_ms: 42_500, done: false, waiting: false };
+    let queued = SyncProgress { elapsed_ms: 3_000, waiting: true, ..Default::default() };
     let mut m = String::new();
-    super::pages::syncs(&mut m, &[("lake".into(), "<2026>/".into(), p)]);
-    assert!(m.contains(r#"<td>lake</td><td><code>&lt;2026&gt;/</code></td><td class="num">120000</td><td class="num">118000</td><td class="num">42 s</td>"#), "{m}");
+    super::pages::syncs(&mut m, &[("lake".into(), "<2026>/".into(), p), ("sea".into(), "".into(), queued)]);
+    assert!(m.contains(r#"<td>lake</td><td><code>&lt;2026&gt;/</code></td><td>listing</td><td class="num">120000</td><td class="num">118000</td><td class="num">42 s</td>"#), "{m}");
+    assert!(
+        m.contains(r#"<td>sea</td><td><code></code></td><td><span class="badge warn">waiting for a turn</span></td>"#),
+        "{m}"
+    );
 }
 
 #[test]
