@@ -330,8 +330,8 @@ impl UfsSync {
 
     /// Brings the metadata of `prefix` in line with the under store's listing, if due. A
     /// client's first page waits for that at most the configured time (for a re-sync, until the
-    /// run is that old), a later page only for a first sync; the master's own passes wait to
-    /// the end.
+    /// run is that old), a later page only for a first sync (which it starts when none ran);
+    /// the master's own passes wait to the end.
     pub(crate) async fn sync_listing(self: &Arc<Self>, bucket: &str, prefix: &str, who: Lister) -> Result<()> {
         let b = self.buckets.get(bucket).await?;
         let Some(interval) = Self::sync_interval(&b) else { return Ok(()) };
@@ -339,8 +339,17 @@ impl UfsSync {
             self.running.lock().unwrap_or_else(|p| p.into_inner()).get(&(b.name.clone(), prefix.to_string())).cloned();
         let run = match joined {
             Some(run) => run,
-            // The first page started what was due.
-            None if who == Lister::LaterPage => return Ok(()),
+            // The first page started what was due; a page starting after a key with nothing of
+            // the range ever recorded (StartAfter on a first page, a V1 marker) would list none.
+            None if who == Lister::LaterPage => {
+                if self.recorded_before(&b, prefix).await? {
+                    return Ok(());
+                }
+                match self.start(b, prefix, Some(interval), true) {
+                    Some(run) => run,
+                    None => return Ok(()),
+                }
+            }
             None if !self.times.due(bucket, prefix, interval) => return Ok(()),
             None => {
                 let first = !self.recorded_before(&b, prefix).await?;

@@ -591,6 +591,19 @@ async fn a_listing_that_outwaits_its_sync_answers_so_and_the_sync_goes_on() {
 }
 
 #[tokio::test]
+async fn a_first_listing_starting_after_a_key_records_the_mount_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = crate::master::test_master(dir.path());
+    mounted_folder(&m, dir.path(), "fresh", 20, 3_600_000).await;
+    let req =
+        ListObjectsRequest { bucket: "fresh".into(), start_after: "009".into(), max_keys: 5, ..Default::default() };
+    let page = m.list_objects(req).await.unwrap();
+    let keys: Vec<&str> = page.objects.iter().map(|o| o.key.as_str()).collect();
+    assert_eq!(keys, ["010", "011", "012", "013", "014"]);
+    assert!(page.truncated);
+}
+
+#[tokio::test]
 async fn a_sync_past_the_listing_turns_waits_for_one_and_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let m = crate::master::test_master_waiting(dir.path(), Duration::ZERO);
