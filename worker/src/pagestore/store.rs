@@ -552,12 +552,48 @@ impl PageStore {
         }
     }
 
+    /// Moves a page of tier `from` to the top tier: written there first (a disk tier), then
+    /// rebooked in one step, so that readers meanwhile find it in one tier or the other.
     async fn promote(&self, id: PageId, from: usize, data: Bytes) {
-        let Some(e) = self.unbook(&mut self.lock(), id, from) else { return };
-        if let Some(p) = self.file(from, id) {
-            let _ = tokio::fs::remove_file(p).await;
+        let len = data.len() as u64;
+        if self.tiers[0].quota < len {
+            return;
         }
-        Box::pin(self.place(id, 0, data, Some(e.heat))).await;
+        let top = self.file(0, id);
+        if let Some(path) = &top
+            && let Err(e) = page_file::write(path, &data).await
+        {
+            tracing::warn!(file = %path.display(), "cannot write a cache page: {e}");
+            return;
+        }
+        let victims = {
+            let mut books = self.lock();
+            self.unbook(&mut books, id, from).map(|e| {
+                self.book(&mut books, id, 0, len, Some(e.heat));
+                if self.is_mem(0) {
+                    books.mem.insert(id, data);
+                }
+                self.take_victims(&mut books, 0, len)
+            })
+        };
+        match victims {
+            Some(victims) => {
+                if let Some(p) = self.file(from, id) {
+                    let _ = tokio::fs::remove_file(p).await;
+                }
+                self.stats.left(0, victims.len() as u64);
+                Box::pin(self.move_down(0, victims)).await;
+            }
+            // Moved or dropped meanwhile: the copy written above is not needed (unless the page
+            // came to the top tier on another way, in that same file).
+            None => {
+                if let Some(p) = top
+                    && self.tier_of(id) != Some(0)
+                {
+                    let _ = tokio::fs::remove_file(p).await;
+                }
+            }
+        }
     }
 
     /// Takes the policy's victims out of tier `t` until it fits its quota; from the memory tier,

@@ -186,6 +186,35 @@ async fn promotion_moves_a_hot_page_up() {
     assert_eq!(s.get(id(0), MoveUp::IntoRoom).await.unwrap(), page(0));
 }
 
+#[tokio::test(flavor = "current_thread")]
+async fn a_page_being_promoted_is_in_some_tier_all_along() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path(), &[2 * P, 8 * P]);
+    put_tracked(&s, 0..6).await;
+    assert_eq!(s.tier_of(id(0)), Some(1));
+    // Between the promotion's awaits (file writes and deletes, moving memory pages down) this
+    // task looks at where page 0 is.
+    let (watcher, stop) = (s.clone(), Arc::new(std::sync::atomic::AtomicBool::new(false)));
+    let seen = tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            let mut seen = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                seen.push(watcher.tier_of(id(0)));
+                tokio::task::yield_now().await;
+            }
+            seen
+        }
+    });
+    assert_eq!(s.get(id(0), MoveUp::Yes).await.unwrap(), page(0));
+    s.settled().await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let seen = seen.await.unwrap();
+    assert_eq!(s.tier_of(id(0)), Some(0));
+    assert!(seen.len() > 1 && !seen.contains(&None), "{seen:?}");
+    assert_eq!(s.pages(), 6);
+}
+
 #[tokio::test]
 async fn promoting_a_top_tier_page_is_a_plain_hit() {
     let s = mem_only(2 * P, EvictionPolicy::Lru);
