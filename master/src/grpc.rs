@@ -42,6 +42,27 @@ fn observe(rpc: &'static str, started: std::time::Instant, error: Option<&strata
     }
 }
 
+/// A streamed RPC observed once: at its end, or (no error) when its client hangs up.
+struct Observed {
+    rpc: &'static str,
+    started: std::time::Instant,
+    done: bool,
+}
+
+impl Observed {
+    fn end(&mut self, error: Option<&strata_common::Error>) {
+        if !std::mem::replace(&mut self.done, true) {
+            observe(self.rpc, self.started, error);
+        }
+    }
+}
+
+impl Drop for Observed {
+    fn drop(&mut self) {
+        self.end(None);
+    }
+}
+
 /// Each RPC calls the in-process master, timed and counted; only the primary serves them, and
 /// one in flight when the master steps down is answered at once (a partitioned primary's store
 /// calls could hang until their timeout): a write's outcome is then the store's epoch check's.
@@ -102,17 +123,18 @@ service! {
                 observe("sync_mount", started, Some(&e));
                 status(m, e)
             })?;
-            let stream = futures::stream::unfold(Some(run), move |run| async move {
+            let seen = Observed { rpc: "sync_mount", started, done: false };
+            let stream = futures::stream::unfold((Some(run), seen), |(run, mut seen)| async move {
                 let run = run?;
                 match run.finished(Duration::from_millis(500)).await {
-                    None => Some((Ok(run.progress()), Some(run))),
+                    None => Some((Ok(run.progress()), (Some(run), seen))),
                     Some(Ok(())) => {
-                        observe("sync_mount", started, None);
-                        Some((Ok(run.progress()), None))
+                        seen.end(None);
+                        Some((Ok(run.progress()), (None, seen)))
                     }
                     Some(Err(e)) => {
-                        observe("sync_mount", started, Some(&e));
-                        Some((Err(Status::from(e)), None))
+                        seen.end(Some(&e));
+                        Some((Err(Status::from(e)), (None, seen)))
                     }
                 }
             });

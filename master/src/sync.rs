@@ -246,6 +246,9 @@ pub(crate) struct UfsSync {
     publisher: Arc<Publisher>,
     versions: Arc<Versions>,
     times: SyncTimes,
+    /// Ranges known recorded (bucket, prefix, the mount's created_ms): what
+    /// [`UfsSync::recorded_before`] found, kept so that later pages do not ask the store again.
+    recorded: Mutex<std::collections::HashSet<(String, String, i64)>>,
     /// The syncs of listings' ranges running now, by (bucket, prefix).
     running: Mutex<HashMap<(String, String), Arc<SyncRun>>>,
     /// [`MAX_RUNS`] turns to list an under store.
@@ -275,6 +278,7 @@ impl UfsSync {
             publisher: publisher.clone(),
             versions,
             times: SyncTimes::default(),
+            recorded: Default::default(),
             running: Mutex::default(),
             turns: tokio::sync::Semaphore::new(MAX_RUNS),
             ha: publisher.ha().clone(),
@@ -286,6 +290,7 @@ impl UfsSync {
     /// Forgets when `bucket` was synced, and stops its syncs (it was unmounted).
     pub(crate) fn forget(&self, bucket: &str) {
         self.times.0.lock().unwrap_or_else(|p| p.into_inner()).retain(|(b, _), _| b != bucket);
+        self.recorded.lock().unwrap_or_else(|p| p.into_inner()).retain(|(b, _, _)| b != bucket);
         let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
         running.retain(|(b, _), run| {
             if b == bucket
@@ -558,8 +563,12 @@ impl UfsSync {
     /// Whether a sync of `prefix` (or of the whole bucket) ran to the end since `b` was mounted:
     /// the metadata then holds every key of the range, if not the newest state of each.
     async fn recorded_before(&self, b: &Bucket, prefix: &str) -> Result<bool> {
+        let known = (b.name.clone(), prefix.to_string(), b.created_ms);
+        if self.recorded.lock().unwrap_or_else(|p| p.into_inner()).contains(&known) {
+            return Ok(true);
+        }
         let (name, p, created) = (b.name.clone(), prefix.to_string(), b.created_ms.to_be_bytes());
-        transact(self.store.as_ref(), |t| {
+        let recorded = transact(self.store.as_ref(), |t| {
             let (name, p) = (name.clone(), p.clone());
             Box::pin(async move {
                 for range in [p.as_str(), ""] {
@@ -570,7 +579,15 @@ impl UfsSync {
                 Ok(false)
             })
         })
-        .await
+        .await?;
+        if recorded {
+            let mut set = self.recorded.lock().unwrap_or_else(|p| p.into_inner());
+            if set.len() >= MAX_REMEMBERED {
+                set.clear();
+            }
+            set.insert(known);
+        }
+        Ok(recorded)
     }
 
     /// Notes that a sync of `prefix` ran to the end (see [`UfsSync::recorded_before`]).

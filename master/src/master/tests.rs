@@ -610,7 +610,8 @@ async fn a_sync_past_the_listing_turns_waits_for_one_and_says_so() {
     mounted_folder(&m, dir.path(), "queued", 10, 3_600_000).await;
     let held = m.mounts.sync_turns().acquire_many(crate::sync::MAX_RUNS as u32).await.unwrap();
     let run = m.sync_mount("queued", "").await.unwrap();
-    assert!(run.progress().waiting);
+    tokio::time::sleep(Duration::from_millis(100)).await; // its task runs up to the turns
+    assert!(run.progress().waiting && !run.progress().done);
     let req = ListObjectsRequest { bucket: "queued".into(), max_keys: 1000, ..Default::default() };
     let e = m.list_objects(req.clone()).await.unwrap_err();
     assert!(e.message.contains("waits for its turn"), "{e}");

@@ -59,6 +59,8 @@ struct Books {
     clock: u64,
     pinned: HashSet<u64>,
     policy: Box<dyn Policy>,
+    /// Pages being promoted: one promotion a page (they would write the same files).
+    promoting: HashSet<PageId>,
 }
 
 struct Tier {
@@ -153,6 +155,18 @@ impl AsRef<[u8]> for Shared {
     }
 }
 
+/// A page's claim on its promotion, given up when the promotion ends however it ends.
+struct Promoting<'a> {
+    store: &'a PageStore,
+    id: PageId,
+}
+
+impl Drop for Promoting<'_> {
+    fn drop(&mut self) {
+        self.store.lock().promoting.remove(&self.id);
+    }
+}
+
 /// A page taken out of a tier on its way down, with its bytes if it was in memory.
 struct Victim {
     id: PageId,
@@ -223,6 +237,7 @@ impl PageStore {
             clock: 0,
             pinned: HashSet::new(),
             policy: policy::build(policy),
+            promoting: HashSet::new(),
         };
         let stats = Stats::new(&tiers.iter().map(|t| t.medium).collect::<Vec<_>>());
         let store = PageStore {
@@ -556,9 +571,10 @@ impl PageStore {
     /// rebooked in one step, so that readers meanwhile find it in one tier or the other.
     async fn promote(&self, id: PageId, from: usize, data: Bytes) {
         let len = data.len() as u64;
-        if self.tiers[0].quota < len {
+        if self.tiers[0].quota < len || !self.lock().promoting.insert(id) {
             return;
         }
+        let _claimed = Promoting { store: self, id };
         let top = self.file(0, id);
         if let Some(path) = &top
             && let Err(e) = page_file::write(path, &data).await
@@ -578,7 +594,10 @@ impl PageStore {
         };
         match victims {
             Some(victims) => {
-                if let Some(p) = self.file(from, id) {
+                // Unless the page came back down to that tier meanwhile (the same file).
+                if let Some(p) = self.file(from, id)
+                    && self.tier_of(id) != Some(from)
+                {
                     let _ = tokio::fs::remove_file(p).await;
                 }
                 self.stats.left(0, victims.len() as u64);

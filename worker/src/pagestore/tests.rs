@@ -216,6 +216,26 @@ async fn a_page_being_promoted_is_in_some_tier_all_along() {
 }
 
 #[tokio::test]
+async fn pages_promoted_twice_at_once_to_a_disk_top_tier_leave_one_good_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = |medium, name: &str, quota| TierSpec { medium, dirs: vec![dir.path().join(name)], quota };
+    let tiers = vec![disk(Medium::Ssd, "ssd", 2 * P), disk(Medium::Hdd, "hdd", 8 * P)];
+    let s = Arc::new(PageStore::open(P, tiers, EvictionPolicy::Lru).unwrap());
+    put_tracked(&s, 0..4).await;
+    let hdd_file = s.file(1, id(0)).unwrap();
+    assert!(hdd_file.exists());
+    for _ in 0..2 {
+        let (a, b) = tokio::join!(s.get(id(0), MoveUp::Yes), s.get(id(0), MoveUp::Yes));
+        assert_eq!((a.unwrap(), b.unwrap()), (page(0), page(0)));
+        s.settled().await;
+    }
+    assert_eq!(s.tier_of(id(0)), Some(0));
+    assert!(!hdd_file.exists(), "its lower copy is gone");
+    assert_eq!(s.get(id(0), MoveUp::No).await.unwrap(), page(0), "the top copy passes its check");
+    assert_eq!((s.pages(), files_under(dir.path())), (4, 4), "one file a page, no .tmp left");
+}
+
+#[tokio::test]
 async fn promoting_a_top_tier_page_is_a_plain_hit() {
     let s = mem_only(2 * P, EvictionPolicy::Lru);
     s.put(id(0), page(0)).await;
