@@ -1,8 +1,10 @@
 """Spark with the s3a connector (hadoop-aws 3.3.1) against Strata: Parquet written, read back,
 appended, overwritten and listed, with the default (rename-based) file committer and with
-s3a's magic committer. Run by `make test-spark`, which installs pyspark."""
+s3a's magic committer; over HTTPS, and through a worker's own S3 port. Run by `make test-spark`,
+which installs pyspark."""
 
 import importlib.util
+import json
 import os
 from pathlib import Path
 
@@ -157,6 +159,50 @@ def test_parquet_over_https_with_the_ca_in_a_java_truststore(https_local):
         check(spark, path, range(ROWS))
         keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="tables/tls/")["Contents"]]
         assert "tables/tls/_SUCCESS" in keys and any(k.endswith(".parquet") for k in keys), keys
+    finally:
+        if active is None:
+            spark.stop()
+
+
+@pytest.fixture(scope="module")
+def worker_s3(tmp_path_factory):
+    from conftest import start_cluster
+
+    c = start_cluster(tmp_path_factory.mktemp("spark-worker-s3"), worker_s3=True)
+    yield c
+    c.stop_all()
+
+
+def test_parquet_through_a_workers_own_s3(worker_s3):
+    """s3a pointed at a worker's S3 port (`--s3-listen`, the Helm chart's worker-s3 Service):
+    a table written and read there is the same one a gateway of the cluster lists."""
+    from pyspark.sql import SparkSession
+
+    c = worker_s3
+    active = SparkSession.getActiveSession()
+    spark = active or (SparkSession.builder.master("local[2]").appName("strata-s3a-worker")
+                       .config("spark.jars", jars()).config("spark.ui.enabled", "false")
+                       .config("spark.sql.shuffle.partitions", "4").getOrCreate())
+    bucket = "spark-worker-s3"
+    conf = spark._jsc.hadoopConfiguration()
+    for k, v in {"endpoint": c.endpoints[0], "connection.ssl.enabled": "false", "path.style.access": "true",
+                 "access.key": c.access_key, "secret.key": c.secret_key,
+                 "aws.credentials.provider": "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider",
+                 "attempts.maximum": "1", "retry.limit": "1"}.items():
+        conf.set(f"fs.s3a.bucket.{bucket}.{k}", v)
+    try:
+        c.client().create_bucket(Bucket=bucket)
+        path = f"s3a://{bucket}/tables/local"
+        frame(spark, 0).repartition(3).write.mode("overwrite").parquet(path)
+        check(spark, path, range(ROWS))
+        frame(spark, ROWS).write.mode("append").parquet(path)
+        check(spark, path, range(2 * ROWS))
+        through_gateway = c.client(c.endpoints[1])
+        keys = [o["Key"] for o in through_gateway.list_objects_v2(Bucket=bucket, Prefix="tables/local/")["Contents"]]
+        assert "tables/local/_SUCCESS" in keys and len([k for k in keys if k.endswith(".parquet")]) >= 4, keys
+        assert not any("_temporary" in k for k in keys), keys
+        ops = {json.loads(line)["op"] for line in c.access_log.read_text().splitlines() if line.strip()}
+        assert {"PutObject", "GetObject", "ListObjectsV2"} <= ops, ops
     finally:
         if active is None:
             spark.stop()
