@@ -508,8 +508,7 @@ impl PageStore {
         }
         let victims = self.take_victims(&mut self.lock(), 0, len.max(self.headroom()));
         if !victims.is_empty() {
-            self.stats.left(0, victims.len() as u64);
-            self.move_down(0, victims).await;
+            self.hand_down(0, victims).await;
         }
     }
 
@@ -532,30 +531,18 @@ impl PageStore {
         if t >= self.tiers.len() {
             return;
         }
-        if !self.is_mem(t) {
-            let Some(path) = self.file(t, id) else { return };
-            if let Err(e) = page_file::write(&path, &data).await {
-                tracing::warn!(file = %path.display(), "cannot write a cache page: {e}");
-                return;
-            }
+        if !self.is_mem(t) && !self.write_page(t, id, &data).await {
+            return;
         }
         let victims = {
             let mut books = self.lock();
-            if let Some(e) = books.entries.get(&id) {
-                Err(e.tier)
-            } else {
-                self.book(&mut books, id, t, len, heat);
-                if self.is_mem(t) {
-                    books.mem.insert(id, data);
-                }
-                Ok(self.take_victims(&mut books, t, len))
+            match books.entries.get(&id) {
+                Some(e) => Err(e.tier),
+                None => Ok(self.admit(&mut books, id, t, data, heat)),
             }
         };
         match victims {
-            Ok(victims) => {
-                self.stats.left(t, victims.len() as u64);
-                self.move_down(t, victims).await
-            }
+            Ok(victims) => self.hand_down(t, victims).await,
             Err(held_in) => {
                 // Cached again meanwhile (elsewhere): this copy is not needed.
                 if held_in != t
@@ -567,6 +554,35 @@ impl PageStore {
         }
     }
 
+    /// Writes page `id` into disk tier `t`; false (logged) when it cannot.
+    async fn write_page(&self, t: usize, id: PageId, data: &[u8]) -> bool {
+        let Some(path) = self.file(t, id) else { return false };
+        match page_file::write(&path, data).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(file = %path.display(), "cannot write a cache page: {e}");
+                false
+            }
+        }
+    }
+
+    /// Books page `id` (its bytes written, if `t` is a disk tier) in tier `t`, and takes out the
+    /// victims that leaves tier `t` over its quota.
+    fn admit(&self, books: &mut Books, id: PageId, t: usize, data: Bytes, heat: Option<Heat>) -> Vec<Victim> {
+        let len = data.len() as u64;
+        self.book(books, id, t, len, heat);
+        if self.is_mem(t) {
+            books.mem.insert(id, data);
+        }
+        self.take_victims(books, t, len)
+    }
+
+    /// Hands the victims taken out of tier `t` to the tier below, counted.
+    async fn hand_down(&self, t: usize, victims: Vec<Victim>) {
+        self.stats.left(t, victims.len() as u64);
+        self.move_down(t, victims).await
+    }
+
     /// Moves a page of tier `from` to the top tier: written there first (a disk tier), then
     /// rebooked in one step, so that readers meanwhile find it in one tier or the other.
     async fn promote(&self, id: PageId, from: usize, data: Bytes) {
@@ -575,22 +591,12 @@ impl PageStore {
             return;
         }
         let _claimed = Promoting { store: self, id };
-        let top = self.file(0, id);
-        if let Some(path) = &top
-            && let Err(e) = page_file::write(path, &data).await
-        {
-            tracing::warn!(file = %path.display(), "cannot write a cache page: {e}");
+        if !self.is_mem(0) && !self.write_page(0, id, &data).await {
             return;
         }
         let victims = {
             let mut books = self.lock();
-            self.unbook(&mut books, id, from).map(|e| {
-                self.book(&mut books, id, 0, len, Some(e.heat));
-                if self.is_mem(0) {
-                    books.mem.insert(id, data);
-                }
-                self.take_victims(&mut books, 0, len)
-            })
+            self.unbook(&mut books, id, from).map(|e| self.admit(&mut books, id, 0, data, Some(e.heat)))
         };
         match victims {
             Some(victims) => {
@@ -600,13 +606,12 @@ impl PageStore {
                 {
                     let _ = tokio::fs::remove_file(p).await;
                 }
-                self.stats.left(0, victims.len() as u64);
-                Box::pin(self.move_down(0, victims)).await;
+                Box::pin(self.hand_down(0, victims)).await;
             }
             // Moved or dropped meanwhile: the copy written above is not needed (unless the page
             // came to the top tier on another way, in that same file).
             None => {
-                if let Some(p) = top
+                if let Some(p) = self.file(0, id)
                     && self.tier_of(id) != Some(0)
                 {
                     let _ = tokio::fs::remove_file(p).await;
