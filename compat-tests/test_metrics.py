@@ -27,7 +27,8 @@ WORKER = ["strata_worker_cache_hits_total", "strata_worker_cache_misses_total",
           "strata_worker_page_buffers_in_flight_bytes", "strata_worker_cache_bucket_lookups_total", "strata_ufs_requests_total",
           "strata_ufs_request_seconds_bucket"]
 MASTER = ["strata_master_kv_transactions_total", "strata_master_kv_transaction_seconds_bucket",
-          "strata_master_is_primary", "strata_master_epoch", "strata_master_workers", "strata_ufs_requests_total"]
+          "strata_master_is_primary", "strata_master_epoch", "strata_master_workers", "strata_ufs_requests_total",
+          "strata_master_syncs_running", "strata_master_syncs_waiting"]
 GATEWAY = ["strata_gateway_requests_total", "strata_gateway_request_seconds_bucket", "strata_gateway_bytes_out_total",
            "strata_gateway_requests_in_flight", "strata_gateway_bucket_requests_total",
            "strata_gateway_bucket_sent_bytes_total", "strata_gateway_bucket_received_bytes_total"]

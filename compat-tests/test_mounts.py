@@ -205,6 +205,7 @@ def test_a_large_mount_is_synced_apart_from_the_listing_that_started_it(tmp_path
         assert "strata_master_syncs_running 0" in metrics
         assert 'strata_master_sync_changes_total{bucket="big",kind="listing"} 1502' in metrics, metrics
         assert 'strata_master_rpc_seconds_count{rpc="sync_mount"} 2' in metrics, "two syncs ran to their end"
+        assert 'strata_master_rpc_seconds_bucket{rpc="sync_mount",le="3600"} 2' in metrics, "long syncs have buckets"
         r = admin(c, "sync", "nosuch", check=False)
         assert r.returncode != 0 and "nosuch" in r.stderr, r.stderr
         metrics = urllib.request.urlopen(c.master_url + "/metrics").read().decode()

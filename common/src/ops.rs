@@ -8,7 +8,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::get;
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -20,8 +20,14 @@ static METRICS: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 pub fn metrics_handle() -> Option<PrometheusHandle> {
     METRICS
         .get_or_init(|| {
+            const BUCKETS: [f64; 14] =
+                [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+            // RPCs include `strata admin sync`, which lists a whole under store: minutes, not seconds.
+            let rpc = [&BUCKETS[..], &[120.0, 600.0, 3600.0]].concat();
             let builder = PrometheusBuilder::new()
-                .set_buckets(&[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0])
+                .set_buckets(&BUCKETS)
+                .ok()?
+                .set_buckets_for_metric(Matcher::Full("strata_master_rpc_seconds".into()), &rpc)
                 .ok()?;
             let handle = builder.install_recorder().ok()?;
             let upkeep = handle.clone();

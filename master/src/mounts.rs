@@ -109,6 +109,13 @@ impl Mounts {
         &self.sync.turns
     }
 
+    /// Whether `bucket`'s range `prefix` is known recorded without reading the store (tests).
+    #[cfg(test)]
+    pub(crate) fn remembers_recorded(&self, bucket: &str, prefix: &str) -> bool {
+        let set = self.sync.recorded.lock().unwrap_or_else(|p| p.into_inner());
+        set.iter().any(|(b, p, _)| b == bucket && p == prefix)
+    }
+
     pub(crate) async fn sync_now(&self, bucket: &str, prefix: &str) -> Result<Arc<crate::sync::SyncRun>> {
         self.sync.sync_now(bucket, prefix).await
     }

@@ -246,9 +246,9 @@ pub(crate) struct UfsSync {
     publisher: Arc<Publisher>,
     versions: Arc<Versions>,
     times: SyncTimes,
-    /// Ranges known recorded (bucket, prefix, the mount's created_ms): what
-    /// [`UfsSync::recorded_before`] found, kept so that later pages do not ask the store again.
-    recorded: Mutex<std::collections::HashSet<(String, String, i64)>>,
+    /// Ranges known recorded (bucket, prefix, the mount's created_ms): found by
+    /// [`UfsSync::recorded_before`] or marked by a sync's end, so later pages do not ask the store.
+    pub(crate) recorded: Mutex<std::collections::HashSet<(String, String, i64)>>,
     /// The syncs of listings' ranges running now, by (bucket, prefix).
     running: Mutex<HashMap<(String, String), Arc<SyncRun>>>,
     /// [`MAX_RUNS`] turns to list an under store.
@@ -271,6 +271,7 @@ impl UfsSync {
         block_size: u64,
         listing_wait: Duration,
     ) -> UfsSync {
+        sync_gauges(&HashMap::new()); // both at 0 before any sync, not absent
         UfsSync {
             store,
             ufs,
@@ -581,13 +582,17 @@ impl UfsSync {
         })
         .await?;
         if recorded {
-            let mut set = self.recorded.lock().unwrap_or_else(|p| p.into_inner());
-            if set.len() >= MAX_REMEMBERED {
-                set.clear();
-            }
-            set.insert(known);
+            self.remember_recorded(known);
         }
         Ok(recorded)
+    }
+
+    fn remember_recorded(&self, known: (String, String, i64)) {
+        let mut set = self.recorded.lock().unwrap_or_else(|p| p.into_inner());
+        if set.len() >= MAX_REMEMBERED {
+            set.clear();
+        }
+        set.insert(known);
     }
 
     /// Notes that a sync of `prefix` ran to the end (see [`UfsSync::recorded_before`]).
@@ -601,7 +606,9 @@ impl UfsSync {
                 Ok(())
             })
         })
-        .await
+        .await?;
+        self.remember_recorded((b.name.clone(), prefix.to_string(), created));
+        Ok(())
     }
 
     /// Key → (size, fingerprint) of the objects the metadata holds under `prefix`.

@@ -619,6 +619,7 @@ async fn a_sync_past_the_listing_turns_waits_for_one_and_says_so() {
     assert_eq!(run.finished(Duration::from_secs(30)).await.unwrap(), Ok(()));
     let p = run.progress();
     assert!(!p.waiting && p.done && p.listed == 10, "{p:?}");
+    assert!(m.mounts.remembers_recorded("queued", ""), "later pages need no store read");
     assert_eq!(m.list_objects(req).await.unwrap().objects.len(), 10);
 }
 
