@@ -79,6 +79,7 @@ class Cluster:
     master_url: str = None
     masters: list = field(default_factory=list)
     access_log: Path = None
+    bin: str = BIN  # the strata binary its processes run
 
     @property
     def endpoint(self):
@@ -111,7 +112,7 @@ class Cluster:
     def start(self, name, args, env, ready_url):
         log = open(self.logs / f"{name}.log", "ab")
         full_env = dict(os.environ, RUST_LOG="info", STRATA_DOMAIN="s3.strata.test", **self.env, **env)
-        p = subprocess.Popen([BIN, *args], env=full_env, stdout=log, stderr=log)
+        p = subprocess.Popen([self.bin, *args], env=full_env, stdout=log, stderr=log)
         self.procs[name] = (p, args, env, ready_url)
         wait_ready(ready_url, p, name)
         return p
@@ -136,9 +137,9 @@ class Cluster:
             self.stop(name)
 
 
-def start_local(tmp, env=None):
+def start_local(tmp, env=None, bin=BIN):
     port = free_port()
-    c = Cluster("local", [f"http://127.0.0.1:{port}"], "", "", tmp / "local", logs=tmp)
+    c = Cluster("local", [f"http://127.0.0.1:{port}"], "", "", tmp / "local", logs=tmp, bin=bin)
     c.start("local", ["local", "--data-dir", str(c.data_dir), "--listen", f"127.0.0.1:{port}"], env or {}, c.endpoint)
     creds = (c.data_dir / "credentials").read_text()
     fields = dict(line.split(" = ", 1) for line in creds.splitlines() if " = " in line)
@@ -146,12 +147,13 @@ def start_local(tmp, env=None):
     return c
 
 
-def start_cluster(tmp, metadata=None, root_ufs=None, master_args=(), creds=None, env=None, worker_s3=False):
+def start_cluster(tmp, metadata=None, root_ufs=None, master_args=(), creds=None, env=None, worker_s3=False, bin=BIN):
     """Master, worker and two gateways; `worker_s3`: the worker serves S3 too (`--s3-listen`, its
     access log in `c.access_log`) and is the first endpoint, the second a gateway of its own."""
     mport, wport, g1, g2 = free_port(), free_port(), free_port(), free_port()
     ak, sk = creds or ("STRATATEST" + secrets.token_hex(5).upper(), secrets.token_urlsafe(30))
-    c = Cluster("cluster", [f"http://127.0.0.1:{g1}", f"http://127.0.0.1:{g2}"], ak, sk, tmp / "cluster", logs=tmp)
+    c = Cluster("cluster", [f"http://127.0.0.1:{g1}", f"http://127.0.0.1:{g2}"], ak, sk, tmp / "cluster", logs=tmp,
+                bin=bin)
     worker_args = []
     if worker_s3:
         s3port = free_port()

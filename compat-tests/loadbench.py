@@ -6,7 +6,9 @@ BENCH_CONCURRENCY (64), BENCH_OBJECTS (1000), BENCH_LIST_OBJECTS (10000). Then 1
 cli's upload (multipart, and one PUT), 8 concurrent GET streams (warm), and the peak RSS of the
 gateway (of `strata local`: against its memory tier's quota) during 64 concurrent GETs;
 BENCH_LARGE=0 skips these (BENCH_LARGE_MIB sizes the object). BENCH_NOCACHE=1 adds a cluster whose
-gateway has its metadata cache off (STRATA_META_CACHE=off), as a last column."""
+gateway has its metadata cache off (STRATA_META_CACHE=off), as a last column. BENCH_BEFORE=PATH, an
+older strata binary: `strata local` and the cluster run from it too (the same client, same run), and
+a before/after table follows."""
 
 import json
 import os
@@ -30,6 +32,7 @@ BUCKET = "strata-bench"
 LARGE = os.environ.get("BENCH_LARGE", "1") != "0"
 GIB = int(os.environ.get("BENCH_LARGE_MIB", "1024")) << 20  # the "1 GiB" object
 MEM_QUOTA_MIB = 512  # the default memory tier of `strata local` and of a worker
+BEFORE = os.environ.get("BENCH_BEFORE")
 
 
 def bench(endpoint, ak, sk, workload, *args):
@@ -125,8 +128,8 @@ def large_figures(c, mode, tmp, src):
     print("  1 GiB GET, 8 streams (warm)", flush=True)
     f["get8"] = curl_gets([url] * 8)
     print("  1 GiB GET, 64 streams, RSS sampled", flush=True)
-    gw = c.procs[{"local": "local", "wS3": "worker"}.get(mode, "gateway1")][0].pid
-    pids = [gw] + ([c.procs["worker"][0].pid] if mode in ("cluster", "nocache") else [])
+    gw = c.procs[{"local": "local", "local_before": "local", "wS3": "worker"}.get(mode, "gateway1")][0].pid
+    pids = [gw] + ([c.procs["worker"][0].pid] if mode in ("cluster", "nocache", "cluster_before") else [])
     peak = peak_rss_during(pids, lambda: curl_gets([url] * 64, seconds=int(SECONDS) * 3))
     f["rss64"] = peak[gw]
     if len(pids) > 1:
@@ -225,6 +228,19 @@ def table(title, rows, figures):
               f"  {ratio(vals[2], vals[3]):>9}{extra}")
 
 
+def before_after(figures):
+    """Each figure of `strata local` and the cluster from BENCH_BEFORE's binary and from this one."""
+    print(f"\nbefore ({BEFORE}) and after{'':<6}local before      local  after/before"
+          "  cluster before    cluster  after/before")
+    for k, label, fmt in ROWS + (LARGE_ROWS if LARGE else []):
+        cells = []
+        for mode in ("local", "cluster"):
+            b, a = figures[mode + "_before"].get(k), figures[mode].get(k)
+            cells.append(f"{(fmt.format(b) if b is not None else '-'):>12} {(fmt.format(a) if a is not None else '-'):>10}"
+                         f"  {ratio(a, b):>12}")
+        print(f"{label:<34}{'  '.join(cells)}")
+
+
 def main():
     figures = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -239,6 +255,9 @@ def main():
                  ("wS3", lambda t: start_cluster(t, worker_s3=True))]
         if os.environ.get("BENCH_NOCACHE"):
             modes.append(("nocache", lambda t: start_cluster(t, env={"STRATA_META_CACHE": "off"})))
+        if BEFORE:
+            modes += [("local_before", lambda t: start_local(t, bin=BEFORE)),
+                      ("cluster_before", lambda t: start_cluster(t, bin=BEFORE))]
         for mode, start in modes:
             (tmp / mode).mkdir()
             print(f"{mode}:", flush=True)
@@ -263,6 +282,8 @@ def main():
               f"(quota {loc['rss64'] - MEM_QUOTA_MIB:+.0f}), cluster worker {clu['worker_rss64']:.0f} MiB "
               f"(quota {clu['worker_rss64'] - MEM_QUOTA_MIB:+.0f}), cluster gateway {clu['rss64']:.0f} MiB, "
               f"worker serving S3 {ws3['rss64']:.0f} MiB (quota {ws3['rss64'] - MEM_QUOTA_MIB:+.0f})")
+    if BEFORE:
+        before_after(figures)
     print(json.dumps(figures))
 
 
