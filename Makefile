@@ -145,7 +145,8 @@ image: deps venv
 ## itself, and nginx (from Debian) serving the same bytes from /dev/shm: 4 KiB GET/HEAD/PUT at 64 connections, a flat listing, one GET at
 ## a time, 1 GiB figures, each with its ratios (BENCH_SECONDS per figure, default 5); then the
 ## cache's warm/cold ratios over a remote-like under store, and a flat listing of a million keys
-## (BENCH_MILLION_KEYS) mounted from a folder. About 15 min in all.
+## (BENCH_MILLION_KEYS) mounted from a folder. About 15 min in all. BENCH_BEFORE=PATH: strata
+## local and the cluster from an older binary too, and a before/after table.
 bench: venv
 	cargo build --release --bin strata $(FEATURES)
 	command -v nginx >/dev/null || (apt-get update -q && apt-get install -y -q nginx)
