@@ -52,6 +52,9 @@ MATRIX = {
                 "grafanaDashboard": {"enabled": True}, "prometheusRule": {"enabled": True},
                 "gateways": {"service": {"type": "LoadBalancer"}}},
     "gateway-tls": {"tls": {"enabled": True, "secretName": "s3-cert", "httpPort": 9080}},
+    "worker-s3-tls": {"tls": {"enabled": True, "secretName": "s3-cert"},
+                      "workers": {"kind": "DaemonSet", "tiers": [{"medium": "MEM", "quota": "1GiB"}],
+                                  "s3": {"enabled": True}}},
     "existing-secret": {"auth": {"existingSecret": "my-strata"}, "mounts": [S3_MOUNT],
                         "rootUfs": {"uri": "s3://strata-root/data", "persistence": {"enabled": False}}},
 }
@@ -281,6 +284,23 @@ def test_workers_serve_s3_to_clients_on_their_node_when_asked(rendered):
     assert sts["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 30
 
 
+def test_workers_serve_s3_over_https_with_the_gateways_secret_their_internal_port_plain(rendered):
+    ds = next(d for d in rendered["worker-s3-tls"][1] if d["kind"] == "DaemonSet")
+    pod = ds["spec"]["template"]["spec"]
+    c = pod["containers"][0]
+    assert {"--s3-listen=0.0.0.0:9002", "--s3-tls-cert=/etc/strata-tls/tls.crt",
+            "--s3-tls-key=/etc/strata-tls/tls.key", "--advertise=http://$(POD_IP):9200"} <= set(c["args"])
+    assert not any(a.startswith("--tls-") for a in c["args"]), "the internal port stays plain"
+    assert {"name": "tls", "secret": {"secretName": "s3-cert"}} in pod["volumes"]
+    assert any(m["name"] == "tls" and m["mountPath"] == "/etc/strata-tls" for m in c["volumeMounts"])
+    assert c["readinessProbe"]["httpGet"].get("scheme", "HTTP") == "HTTP"
+    for plain in ("daemonset-3-tiers", "gateway-tls"):  # S3 on plain workers; TLS without worker S3
+        w = next(d for d in rendered[plain][1] if d["kind"] in ("DaemonSet", "StatefulSet")
+                 and d["metadata"]["name"] == "strata-worker")["spec"]["template"]["spec"]
+        assert not any(a.startswith("--s3-tls") for a in w["containers"][0]["args"]), plain
+        assert not any(v["name"] == "tls" for v in w["volumes"]), plain
+
+
 def test_gateways_scale_and_the_ingress_serves_the_wildcard(rendered):
     docs = rendered["ingress"][1]
     ing = next(d for d in docs if d["kind"] == "Ingress")
@@ -354,8 +374,6 @@ def test_a_config_change_rolls_every_strata_pod(tmp_path):
     ({"workers": {"kind": "DaemonSet"}}, "a DaemonSet has no PVC per pod"),
     ({"ingress": {"enabled": True}}, "needs ingress.host or config.domain"),
     ({"tls": {"enabled": True}}, "tls.enabled needs tls.secretName"),
-    ({"tls": {"enabled": True, "secretName": "s3-cert"}, "workers": {"s3": {"enabled": True}}},
-     "workers.s3 serves plain HTTP only"),
     ({"workers": {"s3": {"enabled": True}}}, "use workers.kind DaemonSet"),
     ({"mastrs": {"replicas": 1}}, "additional properties 'mastrs' not allowed"),
 ])
@@ -398,3 +416,6 @@ def test_notes_tell_how_to_read_the_credentials(tmp_path):
                                              "tiers": [{"medium": "MEM", "quota": "1GiB"}]}}))
     r = helm("install", "strata", str(CHART), "--dry-run=client", "--namespace", NS, "-f", str(f))
     assert "http://strata-worker-s3.data.svc.cluster.local:9002" in r.stdout.split("NOTES:", 1)[1]
+    r = helm("install", "strata", str(CHART), "--dry-run=client", "--namespace", NS, "-f", str(f),
+             "--set", "tls.enabled=true", "--set", "tls.secretName=s3-cert")
+    assert "https://strata-worker-s3.data.svc.cluster.local:9002" in r.stdout.split("NOTES:", 1)[1]

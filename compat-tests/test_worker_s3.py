@@ -91,3 +91,39 @@ def test_the_report_says_which_worker_serves_s3_and_where(cluster):
     assert r.returncode == 0, r.stderr
     assert "workers: 2" in r.stdout and r.stdout.count("serves S3 at") == 1, r.stdout
     assert f"serves S3 at {cluster.endpoints[0]}\n" in r.stdout, r.stdout
+
+
+def test_a_workers_s3_port_serves_https_with_its_own_certificate_and_its_internal_port_stays_plain(cluster, tmp_path):
+    import boto3
+    import requests
+    from botocore.config import Config
+    from tls_pki import Pki, peer_serial, wait_https
+
+    pki = Pki(tmp_path / "pki")
+    crt, key, serial = pki.issue("worker-s3")
+    port, s3port = free_port(), free_port()
+    internal = f"http://127.0.0.1:{port}"
+    p = cluster.start("worker3", ["worker", "--data-dir", str(tmp_path / "worker3"), "--listen", f"127.0.0.1:{port}",
+                                  "--master", cluster.master_url, "--s3-listen", f"127.0.0.1:{s3port}",
+                                  "--s3-tls-cert", str(crt), "--s3-tls-key", str(key)], {}, internal)
+    try:
+        endpoint = f"https://127.0.0.1:{s3port}"
+        wait_https(endpoint, p, "worker3's S3 port", pki.ca_path)
+        assert peer_serial("127.0.0.1", s3port, pki.ca_path) == serial
+        with pytest.raises(requests.RequestException):
+            requests.get(endpoint.replace("https:", "http:") + "/readyz", timeout=5)
+        s3 = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=cluster.access_key,
+                          aws_secret_access_key=cluster.secret_key, region_name="us-east-1", verify=str(pki.ca_path),
+                          config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}))
+        s3.create_bucket(Bucket="ws3-tls")
+        body = os.urandom(3 << 20)
+        s3.put_object(Bucket="ws3-tls", Key="k", Body=body)
+        assert s3.get_object(Bucket="ws3-tls", Key="k")["Body"].read() == body
+        # Gateways still reach every worker, this one too, over plain HTTP.
+        assert cluster.client(cluster.endpoints[1]).get_object(Bucket="ws3-tls", Key="k")["Body"].read() == body
+        assert requests.get(internal + "/readyz", timeout=5).status_code == 200
+        r = subprocess.run([BIN, "admin", "report", "--master", cluster.master_url],
+                           env=dict(os.environ, **cluster.env), capture_output=True, text=True, timeout=30)
+        assert f"serves S3 at {endpoint}\n" in r.stdout, r.stdout
+    finally:
+        cluster.stop("worker3")

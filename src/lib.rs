@@ -424,7 +424,7 @@ pub async fn run_worker(cfg: Config, shutdown: CancellationToken) -> Result<()> 
     let s3 = match &cfg.s3_listen {
         Some(addr) => {
             let l = bind(addr).await.with_context(|| format!("cannot listen on {addr} for S3 (s3_listen)"))?;
-            Some((l, gateway_options(&cfg)?))
+            Some((l, gateway_options(&worker_s3_config(&cfg)?)?))
         }
         None => None,
     };
@@ -477,6 +477,18 @@ pub async fn run_worker(cfg: Config, shutdown: CancellationToken) -> Result<()> 
     s3_served
 }
 
+/// The settings a worker's S3 port serves with: its own certificate (`tls.s3_cert`/`s3_key`)
+/// when it has one, else the worker's `tls.cert`/`key`.
+fn worker_s3_config(cfg: &Config) -> Result<Config> {
+    let mut s3 = cfg.clone();
+    match (&cfg.tls.s3_cert, &cfg.tls.s3_key) {
+        (Some(c), Some(k)) => (s3.tls.cert, s3.tls.key) = (Some(c.clone()), Some(k.clone())),
+        (None, None) => {}
+        _ => bail!("tls.s3_cert and tls.s3_key go together: set both (PEM files) or neither"),
+    }
+    Ok(s3)
+}
+
 /// The URL a worker's S3 port is reached at: the address it listens on, or on every address
 /// (0.0.0.0, ::) its advertised host with the S3 port.
 fn s3_url(listening: SocketAddr, advertise: &str, tls: bool) -> String {
@@ -515,6 +527,24 @@ pub async fn run_gateway(cfg: Config, shutdown: CancellationToken) -> Result<()>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_workers_s3_port_serves_its_own_certificate_when_it_has_one() {
+        let mut cfg = Config::default();
+        cfg.tls.cert = Some("/internal.crt".into());
+        cfg.tls.key = Some("/internal.key".into());
+        let s3 = worker_s3_config(&cfg).unwrap();
+        assert_eq!(s3.tls.cert.as_deref(), Some(Path::new("/internal.crt")), "none of its own: the worker's");
+        cfg.tls.s3_cert = Some("/s3.crt".into());
+        assert!(worker_s3_config(&cfg).unwrap_err().to_string().contains("tls.s3_key"));
+        cfg.tls.s3_key = Some("/s3.key".into());
+        let s3 = worker_s3_config(&cfg).unwrap();
+        assert_eq!(
+            (s3.tls.cert.as_deref(), s3.tls.key.as_deref()),
+            (Some(Path::new("/s3.crt")), Some(Path::new("/s3.key")))
+        );
+        assert_eq!(cfg.tls.cert.as_deref(), Some(Path::new("/internal.crt")), "the internal port keeps its own");
+    }
 
     #[test]
     fn a_workers_s3_url_takes_its_advertised_host_when_it_listens_everywhere() {

@@ -69,6 +69,13 @@ enum Role {
         /// (s3_listen).
         #[arg(long)]
         s3_listen: Option<String>,
+        /// PEM certificate (chain) the S3 port serves HTTPS with (tls.s3_cert; default
+        /// --tls-cert); reloaded on change and SIGHUP.
+        #[arg(long)]
+        s3_tls_cert: Option<PathBuf>,
+        /// PEM private key of --s3-tls-cert (tls.s3_key).
+        #[arg(long)]
+        s3_tls_key: Option<PathBuf>,
     },
     /// A stateless S3 gateway.
     Gateway,
@@ -341,10 +348,19 @@ async fn main() -> Result<()> {
             .await
         }
         Role::Master { restore } => run_master(cfg, restore, shutdown).await,
-        Role::Worker { s3_listen } => {
+        Role::Worker { s3_listen, s3_tls_cert, s3_tls_key } => {
             let mut cfg = cfg;
             if s3_listen.is_some() {
                 cfg.s3_listen = s3_listen;
+            }
+            if s3_tls_cert.is_some() {
+                cfg.tls.s3_cert = s3_tls_cert;
+            }
+            if s3_tls_key.is_some() {
+                cfg.tls.s3_key = s3_tls_key;
+            }
+            if cfg.s3_listen.is_none() && cfg.tls.s3_cert.is_some() {
+                tracing::warn!("tls.s3_cert is for the S3 port of a worker, and this worker has none (s3_listen)");
             }
             run_worker(cfg, shutdown).await
         }

@@ -108,6 +108,10 @@ pub struct TlsConfig {
     pub client_key: Option<PathBuf>,
     /// Masters and workers: refuse internal callers without a certificate signed by `ca`.
     pub require_client_cert: bool,
+    /// A worker's S3 port (`s3_listen`): serve HTTPS with this pair, the certificate S3 clients
+    /// trust, instead of `cert`/`key` (which also make its internal port HTTPS). Reloaded too.
+    pub s3_cert: Option<PathBuf>,
+    pub s3_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -188,6 +192,8 @@ impl Default for TlsConfig {
             client_cert: None,
             client_key: None,
             require_client_cert: false,
+            s3_cert: None,
+            s3_key: None,
         }
     }
 }
@@ -468,6 +474,9 @@ mod tests {
         assert_eq!(cfg.tls.ca.as_deref(), Some(Path::new("/ca.pem")));
         assert_eq!(cfg.tls.reload_secs, 10);
         assert!(cfg.tls.require_client_cert);
+        assert_eq!(cfg.tls.s3_cert, None);
+        let cfg = load_toml("s3-tls", "[tls]\ns3_cert = \"/s3.pem\"\ns3_key = \"/s3.key\"\n").unwrap();
+        assert_eq!((cfg.tls.cert, cfg.tls.s3_key.as_deref()), (None, Some(Path::new("/s3.key"))));
         assert!(load_toml("tls-typo", "[tls]\ncertificate = \"/c\"\n").is_err(), "unknown tls keys are rejected");
     }
 
