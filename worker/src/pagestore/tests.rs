@@ -235,36 +235,6 @@ async fn pages_promoted_twice_at_once_to_a_disk_top_tier_leave_one_good_copy() {
     assert_eq!((s.pages(), files_under(dir.path())), (4, 4), "one file a page, no .tmp left");
 }
 
-#[tokio::test(flavor = "current_thread")]
-async fn a_page_removed_while_its_promotion_writes_the_top_copy_stays_removed() {
-    let dir = tempfile::tempdir().unwrap();
-    let disk = |medium, name: &str, quota| TierSpec { medium, dirs: vec![dir.path().join(name)], quota };
-    let tiers = vec![disk(Medium::Ssd, "ssd", 2 * P), disk(Medium::Hdd, "hdd", 8 * P)];
-    let s = Arc::new(PageStore::open(P, tiers, EvictionPolicy::Lru).unwrap());
-    put_tracked(&s, 0..4).await;
-    assert_eq!(s.tier_of(id(0)), Some(1));
-    let top_tmp = s.file(0, id(0)).unwrap().with_extension("tmp");
-    let remover = tokio::spawn({
-        let s = s.clone();
-        async move {
-            for _ in 0..1_000_000 {
-                if top_tmp.exists() {
-                    s.remove(id(0)).await;
-                    return true;
-                }
-                tokio::task::yield_now().await;
-            }
-            false
-        }
-    });
-    assert_eq!(s.get(id(0), MoveUp::Yes).await.unwrap(), page(0));
-    s.settled().await;
-    assert!(remover.await.unwrap(), "removed while the promotion wrote its copy");
-    assert_eq!(s.tier_of(id(0)), None);
-    assert!(s.get(id(0), MoveUp::No).await.is_none(), "not brought back by the promotion");
-    assert_eq!((s.pages(), files_under(dir.path())), (3, 3), "neither copy left behind");
-}
-
 #[tokio::test]
 async fn promoting_a_top_tier_page_is_a_plain_hit() {
     let s = mem_only(2 * P, EvictionPolicy::Lru);
