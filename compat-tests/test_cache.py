@@ -143,6 +143,37 @@ def test_load_free_and_pin(cold):
     assert "freed 4.0 MiB" in admin(cold, "free", "cold/warm/").stdout
 
 
+def cached_bytes(c):
+    return sum(metric(w, "strata_worker_cache_bytes") for w in c.workers if alive(c, w))
+
+
+def test_replaced_and_deleted_objects_leave_the_cache_but_not_a_read_under_way(cold):
+    s3 = cold.client()
+    old = os.urandom(48 * MIB)
+    s3.put_object(Bucket="cold", Key="dead/replaced", Body=old)
+    s3.put_object(Bucket="cold", Key="dead/deleted", Body=os.urandom(8 * MIB))
+    assert s3.get_object(Bucket="cold", Key="dead/replaced")["Body"].read() == old  # every page cached
+    time.sleep(1.5)  # the gauges follow the heartbeats
+    full = cached_bytes(cold)
+    assert full >= 56 * MIB, full
+
+    # A read of the old bytes under way when they are replaced ends with them all the same.
+    body = s3.get_object(Bucket="cold", Key="dead/replaced")["Body"]
+    head = body.read(MIB)
+    s3.put_object(Bucket="cold", Key="dead/replaced", Body=b"new")
+    s3.delete_object(Bucket="cold", Key="dead/deleted")
+    time.sleep(5)  # past the master's grace and a heartbeat
+    assert cached_bytes(cold) > full - 16 * MIB, "the pages of the read under way stay"
+    assert hashlib.md5(head + body.read()).digest() == hashlib.md5(old).digest()
+    body.close()
+
+    deadline = time.time() + 15
+    while cached_bytes(cold) > full - 50 * MIB and time.time() < deadline:
+        time.sleep(0.5)
+    assert cached_bytes(cold) <= full - 50 * MIB, (full, cached_bytes(cold))
+    assert s3.get_object(Bucket="cold", Key="dead/replaced")["Body"].read() == b"new"
+
+
 def test_reads_go_on_when_workers_die(cold):
     objects = {}
     for i in range(6):

@@ -26,6 +26,7 @@ mod buckets;
 mod credentials;
 #[cfg(feature = "etcd")]
 pub mod election;
+mod free;
 #[doc(hidden)]
 pub mod fuzzing;
 mod grpc;

@@ -17,6 +17,7 @@ use tokio_util::task::TaskTracker;
 use crate::acl::Acls;
 use crate::buckets::Buckets;
 use crate::credentials::RootCredentials;
+use crate::free::ToFree;
 use crate::ha::{HaState, stored_epoch};
 use crate::journal::Journal;
 use crate::membership::Membership;
@@ -62,6 +63,8 @@ pub struct Master {
     journal: Arc<Journal>,
     mounts: Mounts,
     ttl: Ttl,
+    /// Versions workers may drop from their caches (expired, replaced, deleted).
+    to_free: Arc<ToFree>,
     store: Arc<dyn KvStore>,
     ufs: Arc<UfsRegistry>,
     publisher: Arc<Publisher>,
@@ -83,7 +86,9 @@ impl Master {
             Arc::new(FencedStore::watched(raw_store.clone(), ha.fence.clone(), meta_watch.clone()));
         let versions = Arc::new(Versions::new(store.clone()));
         let buckets = Arc::new(Buckets::new(store.clone(), ufs.clone(), root.uri));
-        let publisher = Arc::new(Publisher::new(store.clone(), ufs.clone(), ha.clone(), buckets.clone()));
+        let to_free = Arc::new(ToFree::default());
+        let publisher =
+            Arc::new(Publisher::new(store.clone(), ufs.clone(), ha.clone(), buckets.clone(), to_free.clone()));
         let sync = Arc::new(UfsSync::new(
             store.clone(),
             ufs.clone(),
@@ -106,7 +111,8 @@ impl Master {
             uploads: Arc::new(Uploads::new(store.clone(), ufs.clone(), buckets.clone(), publisher.clone())),
             journal: Arc::new(Journal::new(store.clone(), publisher.clone())),
             mounts: Mounts::new(store.clone(), ufs.clone(), buckets.clone(), sync, objects.clone()),
-            ttl: Ttl::new(store.clone(), objects.clone()),
+            ttl: Ttl::new(store.clone(), objects.clone(), to_free.clone()),
+            to_free,
             store,
             ufs,
             publisher,
@@ -372,7 +378,7 @@ impl MasterApi for Master {
         let mut r = self.membership.heartbeat(&req);
         if !r.reregister {
             r.pinned = self.mounts.pinned_versions().await?;
-            r.free = self.ttl.to_free(self.worker_timeout);
+            r.free = self.to_free.current(self.worker_timeout);
         }
         Ok(r)
     }

@@ -26,6 +26,7 @@ use strata_common::ufs::UfsRegistry;
 use strata_common::{Error, Result, ufs};
 
 use crate::buckets::Buckets;
+use crate::free::ToFree;
 use crate::ha::HaState;
 use crate::schema::Schema;
 use crate::store::fenced::{FENCED_OFF, UNFENCED};
@@ -56,6 +57,8 @@ pub(crate) struct Publisher {
     ufs: Arc<UfsRegistry>,
     ha: Arc<HaState>,
     buckets: Arc<Buckets>,
+    /// The versions commits replaced or deleted, for workers to drop from their caches.
+    to_free: Arc<ToFree>,
     locks: KeyedLocks<Key>,
     clears: Clears,
     /// Keys published in buckets whose under store a sync is listing (see [`Publisher::watch`]).
@@ -147,12 +150,14 @@ impl Publisher {
         ufs: Arc<UfsRegistry>,
         ha: Arc<HaState>,
         buckets: Arc<Buckets>,
+        to_free: Arc<ToFree>,
     ) -> Publisher {
         Publisher {
             store,
             ufs,
             ha,
             buckets,
+            to_free,
             locks: KeyedLocks::default(),
             clears: Clears::default(),
             watched: Default::default(),
@@ -223,6 +228,7 @@ impl Publisher {
                             self.refresh_ufs_etag(&mount, bucket, key, version).await;
                         }
                         self.clear_intent(&intent).await;
+                        self.to_free.replaced(deleted);
                         Ok(value)
                     }
                     Err(e) => {
@@ -232,7 +238,10 @@ impl Publisher {
                     }
                 }
             }
-            Ok(Committed { value, mount: None, .. }) => Ok(value),
+            Ok(Committed { value, mount: None, replaced, .. }) => {
+                self.to_free.replaced(replaced.map_or(0, |r| r.version));
+                Ok(value)
+            }
             Err(e) => {
                 if !staging.is_empty()
                     && let Ok(mount) = self.buckets.mount_of(bucket).await

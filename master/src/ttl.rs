@@ -2,39 +2,17 @@
 //! workers' caches (FREE) or deleted, from the under store too (DELETE). The primary applies
 //! them every `ttl_check_interval_ms`; workers learn what to free with their heartbeats.
 
-use std::collections::HashMap;
 use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use strata_common::kv::{KvStore, transact};
 use strata_common::proto::TtlRule;
 use strata_common::{Error, Result, ids};
 
+use crate::free::ToFree;
 use crate::objects::Objects;
 use crate::schema::Schema;
-
-/// Versions to free, each told to every worker for a while.
-#[derive(Default)]
-struct ToFree(Mutex<HashMap<u64, Instant>>);
-
-impl ToFree {
-    fn add(&self, versions: impl IntoIterator<Item = u64>) {
-        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        for v in versions {
-            m.entry(v).or_insert_with(Instant::now);
-        }
-    }
-
-    /// What a heartbeat carries: versions added within `keep` (long enough for every live
-    /// worker to heartbeat once).
-    fn current(&self, keep: Duration) -> Vec<u64> {
-        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        m.retain(|_, at| at.elapsed() < keep);
-        m.keys().copied().collect()
-    }
-}
 
 fn action(rule: &TtlRule) -> Result<&'static str> {
     match rule.action.to_ascii_uppercase().as_str() {
@@ -61,13 +39,13 @@ pub struct TtlPasses {
 pub(crate) struct Ttl {
     store: Arc<dyn KvStore>,
     objects: Arc<Objects>,
-    to_free: ToFree,
+    to_free: Arc<ToFree>,
     passes: Mutex<TtlPasses>,
 }
 
 impl Ttl {
-    pub(crate) fn new(store: Arc<dyn KvStore>, objects: Arc<Objects>) -> Ttl {
-        Ttl { store, objects, to_free: ToFree::default(), passes: Default::default() }
+    pub(crate) fn new(store: Arc<dyn KvStore>, objects: Arc<Objects>, to_free: Arc<ToFree>) -> Ttl {
+        Ttl { store, objects, to_free, passes: Default::default() }
     }
 
     pub(crate) fn passes(&self) -> TtlPasses {
@@ -118,11 +96,6 @@ impl Ttl {
 
     pub(crate) async fn rules(&self) -> Result<Vec<TtlRule>> {
         transact(self.store.as_ref(), |t| Box::pin(async move { t.ttl_rules().await })).await
-    }
-
-    /// The versions a heartbeat tells workers to free: those expired within `keep`.
-    pub(crate) fn to_free(&self, keep: Duration) -> Vec<u64> {
-        self.to_free.current(keep)
     }
 
     /// One pass over every rule: deletes, or queues for freeing, the objects that expired since

@@ -164,14 +164,11 @@ pub async fn register_and_heartbeat(
             Ok(r) => {
                 worker.cache.set_pinned(&r.pinned);
                 // The master repeats each version for a while: free it once.
-                for v in r.free {
-                    if !r.pinned.contains(&v) && freed.insert(v) {
-                        worker.cache.remove_version(v).await;
-                    }
-                }
-                if freed.len() > 100_000 {
+                if freed.len() > 200_000 {
                     freed.clear();
                 }
+                let new = r.free.into_iter().filter(|v| !freed.contains(v));
+                freed.extend(worker.free_versions(new));
             }
             Err(e) => tracing::warn!("heartbeat to the master failed: {e}"),
         }

@@ -1,6 +1,7 @@
 //! The worker's read path: a range of an object served page by page from the cache, a
 //! missing page filled once (one fill per page at a time) from the under store or the journal.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -26,15 +27,17 @@ const READ_AHEAD: usize = 4;
 /// not hold many pages each beyond the cache's quota.
 const READ_AHEAD_BUDGET: u64 = 64 << 20;
 
-/// A read under way, holding its pages of the read-ahead budget while its stream lives.
+/// A read under way, holding its pages of the read-ahead budget while its stream lives, and
+/// keeping its version's pages from being freed.
 struct Reading {
     worker: Worker,
     ahead: usize,
+    version: u64,
 }
 
 impl Reading {
     /// Takes up to `READ_AHEAD` pages of the budget, no more than the `pages` after the first.
-    fn start(worker: &Worker, page_size: u64, pages: u64) -> Reading {
+    fn start(worker: &Worker, version: u64, page_size: u64, pages: u64) -> Reading {
         let budget = (READ_AHEAD_BUDGET / page_size.max(1)) as usize;
         let want = READ_AHEAD.min(usize::try_from(pages.saturating_sub(1)).unwrap_or(READ_AHEAD));
         let taken = &worker.read_ahead_taken;
@@ -43,17 +46,44 @@ impl Reading {
             ahead = want.min(budget.saturating_sub(now));
             Some(now + ahead)
         });
-        Reading { worker: worker.clone(), ahead }
+        *worker.reading().entry(version).or_default() += 1;
+        Reading { worker: worker.clone(), ahead, version }
     }
 }
 
 impl Drop for Reading {
     fn drop(&mut self) {
         self.worker.read_ahead_taken.fetch_sub(self.ahead, Ordering::Relaxed);
+        let mut reading = self.worker.reading();
+        if let Some(n) = reading.get_mut(&self.version) {
+            *n -= 1;
+            if *n == 0 {
+                reading.remove(&self.version);
+            }
+        }
     }
 }
 
 impl Worker {
+    fn reading(&self) -> std::sync::MutexGuard<'_, HashMap<u64, usize>> {
+        self.reading.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Drops the cached pages of `versions` but those pinned or being read, in the background;
+    /// returns the versions dropped (those kept are left for a later call).
+    pub fn free_versions(&self, versions: impl IntoIterator<Item = u64>) -> HashSet<u64> {
+        let pinned = self.cache.pinned();
+        let reading = self.reading();
+        let free: HashSet<u64> =
+            versions.into_iter().filter(|v| !pinned.contains(v) && !reading.contains_key(v)).collect();
+        drop(reading);
+        if !free.is_empty() {
+            let (cache, versions) = (self.cache.clone(), free.clone());
+            tokio::spawn(async move { cache.remove_versions(&versions).await });
+        }
+        free
+    }
+
     pub(crate) async fn do_read(&self, req: ReadRequest) -> Result<ByteStream> {
         let end = req.offset.checked_add(req.len).filter(|e| *e <= req.object_size).ok_or_else(|| {
             Error::invalid(format!(
@@ -71,7 +101,7 @@ impl Worker {
         };
         let ps = self.cache.page_size();
         let (first, last) = (req.offset / ps, (end - 1) / ps);
-        let reading = Reading::start(self, ps, last - first + 1);
+        let reading = Reading::start(self, req.version, ps, last - first + 1);
         let ahead = 1 + reading.ahead;
         let this = self.clone();
         let req = Arc::new(req);

@@ -690,8 +690,18 @@ impl PageStore {
 
     /// Drops every page of `version` (an aborted write, `strata admin free`); returns the bytes freed.
     pub async fn remove_version(&self, version: u64) -> u64 {
-        let ids: Vec<(PageId, u64)> =
-            self.lock().entries.iter().filter(|(id, _)| id.version == version).map(|(id, e)| (*id, e.len)).collect();
+        self.remove_versions(&std::collections::HashSet::from([version])).await
+    }
+
+    /// Drops every page of these versions, looking through the books once; returns the bytes freed.
+    pub async fn remove_versions(&self, versions: &std::collections::HashSet<u64>) -> u64 {
+        let ids: Vec<(PageId, u64)> = self
+            .lock()
+            .entries
+            .iter()
+            .filter(|(id, _)| versions.contains(&id.version))
+            .map(|(id, e)| (*id, e.len))
+            .collect();
         let mut freed = 0;
         for (id, len) in ids {
             self.remove(id).await;
