@@ -171,11 +171,8 @@ impl WorkerApi for Worker {
     }
     async fn free(&self, versions: Vec<u64>) -> Result<u64> {
         let pinned = self.cache.pinned();
-        let mut freed = 0;
-        for v in versions.into_iter().filter(|v| !pinned.contains(v)) {
-            freed += self.cache.remove_version(v).await;
-        }
-        Ok(freed)
+        let versions = versions.into_iter().filter(|v| !pinned.contains(v)).collect();
+        Ok(self.cache.remove_versions(&versions).await)
     }
     async fn write(&self, req: WriteRequest, body: ByteStream) -> Result<WriteResult> {
         self.do_write(req, body).await
