@@ -85,6 +85,9 @@ pub struct PageStore {
     sending: Mutex<HashMap<PageId, Weak<Tracked>>>,
     /// Moves between tiers started by reads and running on their own (see [`PageStore::detach`]).
     moving: Arc<AtomicU64>,
+    /// In tests: a promotion that wrote its top copy says so on the first, then waits for the second.
+    #[cfg(test)]
+    pub(crate) promotion_written: Mutex<Option<(Arc<tokio::sync::Notify>, Arc<tokio::sync::Notify>)>>,
 }
 
 /// Whether a page read from below the top tier moves up to it.
@@ -249,6 +252,8 @@ impl PageStore {
             leaving: Arc::default(),
             sending: Mutex::default(),
             moving: Arc::default(),
+            #[cfg(test)]
+            promotion_written: Mutex::default(),
         };
         for t in 0..store.tiers.len() {
             for dir in &store.tiers[t].dirs {
@@ -593,6 +598,14 @@ impl PageStore {
         let _claimed = Promoting { store: self, id };
         if !self.is_mem(0) && !self.write_page(0, id, &data).await {
             return;
+        }
+        #[cfg(test)]
+        {
+            let hook = self.promotion_written.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            if let Some((written, go)) = hook {
+                written.notify_one();
+                go.notified().await;
+            }
         }
         let victims = {
             let mut books = self.lock();

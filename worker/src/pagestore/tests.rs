@@ -236,6 +236,31 @@ async fn pages_promoted_twice_at_once_to_a_disk_top_tier_leave_one_good_copy() {
 }
 
 #[tokio::test]
+async fn a_page_removed_while_its_promotion_writes_the_top_copy_stays_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = |medium, name: &str, quota| TierSpec { medium, dirs: vec![dir.path().join(name)], quota };
+    let tiers = vec![disk(Medium::Ssd, "ssd", 2 * P), disk(Medium::Hdd, "hdd", 8 * P)];
+    let s = Arc::new(PageStore::open(P, tiers, EvictionPolicy::Lru).unwrap());
+    put_tracked(&s, 0..4).await;
+    assert_eq!(s.tier_of(id(0)), Some(1));
+    let (written, go) = (Arc::new(tokio::sync::Notify::new()), Arc::new(tokio::sync::Notify::new()));
+    *s.promotion_written.lock().unwrap() = Some((written.clone(), go.clone()));
+    let reader = tokio::spawn({
+        let s = s.clone();
+        async move { s.get(id(0), MoveUp::Yes).await }
+    });
+    written.notified().await;
+    assert!(s.file(0, id(0)).unwrap().exists(), "the top copy is written");
+    s.remove(id(0)).await;
+    go.notify_one();
+    assert_eq!(reader.await.unwrap().unwrap(), page(0), "the read under way gets its page");
+    s.settled().await;
+    assert_eq!(s.tier_of(id(0)), None);
+    assert!(s.get(id(0), MoveUp::No).await.is_none(), "not brought back by the promotion");
+    assert_eq!((s.pages(), files_under(dir.path())), (3, 3), "neither copy left behind");
+}
+
+#[tokio::test]
 async fn promoting_a_top_tier_page_is_a_plain_hit() {
     let s = mem_only(2 * P, EvictionPolicy::Lru);
     s.put(id(0), page(0)).await;
