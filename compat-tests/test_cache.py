@@ -174,6 +174,39 @@ def test_replaced_and_deleted_objects_leave_the_cache_but_not_a_read_under_way(c
     assert s3.get_object(Bucket="cold", Key="dead/replaced")["Body"].read() == b"new"
 
 
+def test_a_slow_read_across_workers_ends_with_the_bytes_it_began_though_they_are_replaced(tmp_path):
+    """A GET reads an object's blocks one after another, here from two workers, each worker's
+    next block a while after its last: a worker keeps the pages of a version it read lately."""
+    c = start_cluster(tmp_path, env={"STRATA_BLOCK_SIZE": str(4 * MIB)})
+    try:
+        port = free_port()
+        c.start("worker2", ["worker", "--data-dir", str(c.data_dir / "worker2"), "--listen", f"127.0.0.1:{port}",
+                            "--master", c.master_url], {}, f"http://127.0.0.1:{port}")
+        deadline = time.time() + 10
+        while len(re.findall(r" live ", admin(c, "report").stdout)) < 2 and time.time() < deadline:
+            time.sleep(0.2)
+        workers = [c.procs["worker"][3], c.procs["worker2"][3]]
+        s3 = c.client()
+        s3.create_bucket(Bucket="slow")
+        old = os.urandom(40 * MIB)
+        s3.put_object(Bucket="slow", Key="obj", Body=old)
+        assert s3.get_object(Bucket="slow", Key="obj")["Body"].read() == old
+        time.sleep(1.5)  # the gauges follow the heartbeats
+        assert all(metric(w, "strata_worker_cache_bytes") > 0 for w in workers), "blocks on both workers"
+
+        body = s3.get_object(Bucket="slow", Key="obj")["Body"]
+        got = [body.read(MIB)]
+        s3.put_object(Bucket="slow", Key="obj", Body=b"new")
+        while len(got) < 40:  # about 6 s: past the master's grace, over many heartbeats
+            time.sleep(0.15)
+            got.append(body.read(MIB))
+        assert body.read() == b""
+        assert hashlib.md5(b"".join(got)).digest() == hashlib.md5(old).digest()
+        assert s3.get_object(Bucket="slow", Key="obj")["Body"].read() == b"new"
+    finally:
+        c.stop_all()
+
+
 def test_reads_go_on_when_workers_die(cold):
     objects = {}
     for i in range(6):

@@ -8,7 +8,6 @@ mod read;
 mod server;
 mod write;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
@@ -48,8 +47,8 @@ pub struct Inner {
     pub loads: LoadStats,
     /// Pages of the read-ahead budget the reads under way hold (see read.rs).
     read_ahead_taken: std::sync::atomic::AtomicUsize,
-    /// Reads under way of each version: its pages stay while one runs (see [`Worker::free_versions`]).
-    reading: std::sync::Mutex<HashMap<u64, usize>>,
+    /// Reads of each version, under way and lately ended: their pages stay (see [`Worker::free_versions`]).
+    reading: std::sync::Mutex<read::Reads>,
 }
 
 /// Block loads running now, ended since start, and the bytes they brought in (while running).

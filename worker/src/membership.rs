@@ -108,7 +108,7 @@ pub async fn register_and_heartbeat(
     ready.set(true);
     tracing::info!(worker = id, address = %me.address, "registered with the master");
     let current = Arc::new(std::sync::atomic::AtomicU64::new(id));
-    let mut freed = std::collections::HashSet::new();
+    let (mut freed, mut kept) = (std::collections::HashSet::new(), std::collections::HashSet::new());
     // The journal's persists may take long: they run beside the heartbeats, never in their way.
     tokio::spawn({
         let (worker, current, shutdown) = (worker.clone(), current.clone(), shutdown.clone());
@@ -163,12 +163,18 @@ pub async fn register_and_heartbeat(
             }
             Ok(r) => {
                 worker.cache.set_pinned(&r.pinned);
-                // The master repeats each version for a while: free it once.
+                // The master repeats each version for a while: free it once. Those kept for a
+                // read are tried again at the next beats (or left to eviction past a bound).
                 if freed.len() > 200_000 {
                     freed.clear();
                 }
-                let new = r.free.into_iter().filter(|v| !freed.contains(v));
-                freed.extend(worker.free_versions(new));
+                kept.extend(r.free.into_iter().filter(|v| !freed.contains(v)));
+                let now = worker.free_versions(kept.iter().copied());
+                kept.retain(|v| !now.contains(v));
+                if kept.len() > 100_000 {
+                    kept.clear();
+                }
+                freed.extend(now);
             }
             Err(e) => tracing::warn!("heartbeat to the master failed: {e}"),
         }

@@ -4,6 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt, stream};
@@ -27,8 +28,43 @@ const READ_AHEAD: usize = 4;
 /// not hold many pages each beyond the cache's quota.
 const READ_AHEAD_BUDGET: u64 = 64 << 20;
 
+/// How long a version's pages stay after its last read here ended: a GET through a gateway
+/// reads an object's blocks one after another, from several workers, so a worker's next block
+/// of it may come a while after its last. (Shorter than the master tells a version for.)
+const READ_LATELY: Duration = Duration::from_secs(5);
+
+/// The reads of each version on this worker: under way, and when the last one ended.
+#[derive(Default)]
+pub(crate) struct Reads {
+    versions: HashMap<u64, (usize, Instant)>,
+    pruned: Option<Instant>,
+}
+
+impl Reads {
+    fn started(&mut self, version: u64) {
+        self.versions.entry(version).or_insert((0, Instant::now())).0 += 1;
+    }
+
+    fn ended(&mut self, version: u64) {
+        if let Some((n, last)) = self.versions.get_mut(&version) {
+            *n = n.saturating_sub(1);
+            *last = Instant::now();
+        }
+        // Forgets the reads that no longer keep pages, once a second at most.
+        if self.pruned.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+            self.versions.retain(|_, (n, last)| *n > 0 || last.elapsed() < READ_LATELY);
+            self.pruned = Some(Instant::now());
+        }
+    }
+
+    /// Whether a read of `version` is under way or ended lately.
+    fn keeps(&self, version: u64) -> bool {
+        self.versions.get(&version).is_some_and(|(n, last)| *n > 0 || last.elapsed() < READ_LATELY)
+    }
+}
+
 /// A read under way, holding its pages of the read-ahead budget while its stream lives, and
-/// keeping its version's pages from being freed.
+/// keeping its version's pages from being freed (and a while after, see [`READ_LATELY`]).
 struct Reading {
     worker: Worker,
     ahead: usize,
@@ -46,7 +82,7 @@ impl Reading {
             ahead = want.min(budget.saturating_sub(now));
             Some(now + ahead)
         });
-        *worker.reading().entry(version).or_default() += 1;
+        worker.reading().started(version);
         Reading { worker: worker.clone(), ahead, version }
     }
 }
@@ -54,28 +90,21 @@ impl Reading {
 impl Drop for Reading {
     fn drop(&mut self) {
         self.worker.read_ahead_taken.fetch_sub(self.ahead, Ordering::Relaxed);
-        let mut reading = self.worker.reading();
-        if let Some(n) = reading.get_mut(&self.version) {
-            *n -= 1;
-            if *n == 0 {
-                reading.remove(&self.version);
-            }
-        }
+        self.worker.reading().ended(self.version);
     }
 }
 
 impl Worker {
-    fn reading(&self) -> std::sync::MutexGuard<'_, HashMap<u64, usize>> {
+    fn reading(&self) -> std::sync::MutexGuard<'_, Reads> {
         self.reading.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Drops the cached pages of `versions` but those pinned or being read, in the background;
+    /// Drops the cached pages of `versions` but those pinned or read lately, in the background;
     /// returns the versions dropped (those kept are left for a later call).
     pub fn free_versions(&self, versions: impl IntoIterator<Item = u64>) -> HashSet<u64> {
         let pinned = self.cache.pinned();
         let reading = self.reading();
-        let free: HashSet<u64> =
-            versions.into_iter().filter(|v| !pinned.contains(v) && !reading.contains_key(v)).collect();
+        let free: HashSet<u64> = versions.into_iter().filter(|v| !pinned.contains(v) && !reading.keeps(*v)).collect();
         drop(reading);
         if !free.is_empty() {
             let (cache, versions) = (self.cache.clone(), free.clone());
@@ -185,4 +214,29 @@ fn bucket_lookup(req: &ReadRequest, result: &'static str) {
     strata_common::read_source::note(if result == "hit" { read_source::CACHE_HIT } else { read_source::UNDER_STORE });
     let bucket = strata_common::ops::bucket_label(&req.loc.bucket, true);
     metrics::counter!("strata_worker_cache_bucket_lookups_total", "bucket" => bucket, "result" => result).increment(1);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_version_is_kept_while_read_and_a_while_after() {
+        let mut r = Reads::default();
+        assert!(!r.keeps(7), "never read");
+        r.started(7);
+        r.started(7);
+        r.ended(7);
+        assert!(r.keeps(7), "one read still under way");
+        r.ended(7);
+        assert!(r.keeps(7), "read lately");
+        let long_ago = Instant::now().checked_sub(READ_LATELY + Duration::from_secs(1)).unwrap();
+        r.versions.insert(7, (0, long_ago));
+        r.versions.insert(8, (1, long_ago));
+        assert!(!r.keeps(7), "its last read ended long ago");
+        assert!(r.keeps(8), "a read under way, however long");
+        r.pruned = None;
+        r.ended(9);
+        assert_eq!(r.versions.keys().copied().collect::<HashSet<_>>(), HashSet::from([8]), "the old ones forgotten");
+    }
 }
