@@ -170,7 +170,7 @@ impl WorkerApi for Worker {
     }
     async fn free(&self, versions: Vec<u64>) -> Result<u64> {
         let pinned = self.cache.pinned();
-        let versions = versions.into_iter().filter(|v| !pinned.contains(v)).collect();
+        let versions = versions.into_iter().filter(|v| pinned.binary_search(v).is_err()).collect();
         Ok(self.cache.remove_versions(&versions).await)
     }
     async fn write(&self, req: WriteRequest, body: ByteStream) -> Result<WriteResult> {

@@ -168,12 +168,9 @@ pub async fn register_and_heartbeat(
                 if freed.len() > 200_000 {
                     freed.clear();
                 }
-                kept.extend(r.free.into_iter().filter(|v| !freed.contains(v)));
-                let now = worker.free_versions(kept.iter().copied());
-                kept.retain(|v| !now.contains(v));
-                if kept.len() > 100_000 {
-                    kept.clear();
-                }
+                let told = r.free.into_iter().filter(|v| !freed.contains(v));
+                let (now, still) = worker.free_versions(told.chain(kept.drain()));
+                kept = if still.len() > 100_000 { Default::default() } else { still };
                 freed.extend(now);
             }
             Err(e) => tracing::warn!("heartbeat to the master failed: {e}"),

@@ -100,17 +100,20 @@ impl Worker {
     }
 
     /// Drops the cached pages of `versions` but those pinned or read lately, in the background;
-    /// returns the versions dropped (those kept are left for a later call).
-    pub fn free_versions(&self, versions: impl IntoIterator<Item = u64>) -> HashSet<u64> {
+    /// returns the versions dropped and those kept for a read (for a later call).
+    pub fn free_versions(&self, versions: impl IntoIterator<Item = u64>) -> (HashSet<u64>, HashSet<u64>) {
         let pinned = self.cache.pinned();
         let reading = self.reading();
-        let free: HashSet<u64> = versions.into_iter().filter(|v| !pinned.contains(v) && !reading.keeps(*v)).collect();
+        let (mut free, mut kept) = (HashSet::new(), HashSet::new());
+        for v in versions.into_iter().filter(|v| pinned.binary_search(v).is_err()) {
+            if reading.keeps(v) { &mut kept } else { &mut free }.insert(v);
+        }
         drop(reading);
         if !free.is_empty() {
             let (cache, versions) = (self.cache.clone(), free.clone());
             tokio::spawn(async move { cache.remove_versions(&versions).await });
         }
-        free
+        (free, kept)
     }
 
     pub(crate) async fn do_read(&self, req: ReadRequest) -> Result<ByteStream> {

@@ -743,6 +743,7 @@ impl PageStore {
         books.entries.iter().filter(|(id, _)| books.pinned.contains(&id.version)).map(|(_, e)| e.len).sum()
     }
 
+    /// The pinned versions, sorted.
     pub fn pinned(&self) -> Vec<u64> {
         let mut v: Vec<u64> = self.lock().pinned.iter().copied().collect();
         v.sort_unstable();
