@@ -80,8 +80,10 @@ class Pod:
         env = self.env()
         expand = lambda s: VAR.sub(lambda m: env.get(m.group(1), m.group(0)), s)  # noqa: E731
         argv = [expand(a) for a in self.container["command"] + self.container.get("args", [])]
-        argv[0] = self.cluster.binaries.get(argv[0], argv[0])
+        binary = self.cluster.binaries.get(argv[0])
         argv = [self.addresses(self.local_paths(a, folders)) for a in argv]
+        # A host binary's path is not the pod's: under /tmp, it would be mapped to the pod's /tmp.
+        argv[0] = binary or argv[0]
         env = {k: self.cluster.binaries.get(v, self.addresses(self.local_paths(v, folders))) for k, v in env.items()}
         return argv, env
 
