@@ -169,8 +169,7 @@ impl WorkerApi for Worker {
         Ok(LoadResult { bytes, from_ufs: missing.min(bytes) })
     }
     async fn free(&self, versions: Vec<u64>) -> Result<u64> {
-        let pinned = self.cache.pinned();
-        let versions = versions.into_iter().filter(|v| pinned.binary_search(v).is_err()).collect();
+        let versions = self.cache.unpinned(versions);
         Ok(self.cache.remove_versions(&versions).await)
     }
     async fn write(&self, req: WriteRequest, body: ByteStream) -> Result<WriteResult> {

@@ -102,10 +102,10 @@ impl Worker {
     /// Drops the cached pages of `versions` but those pinned or read lately, in the background;
     /// returns the versions dropped and those kept for a read (for a later call).
     pub fn free_versions(&self, versions: impl IntoIterator<Item = u64>) -> (HashSet<u64>, HashSet<u64>) {
-        let pinned = self.cache.pinned();
+        let unpinned = self.cache.unpinned(versions);
         let reading = self.reading();
         let (mut free, mut kept) = (HashSet::new(), HashSet::new());
-        for v in versions.into_iter().filter(|v| pinned.binary_search(v).is_err()) {
+        for v in unpinned {
             if reading.keeps(v) { &mut kept } else { &mut free }.insert(v);
         }
         drop(reading);

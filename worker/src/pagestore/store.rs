@@ -743,6 +743,12 @@ impl PageStore {
         books.entries.iter().filter(|(id, _)| books.pinned.contains(&id.version)).map(|(_, e)| e.len).sum()
     }
 
+    /// Those of `versions` that are not pinned.
+    pub fn unpinned(&self, versions: impl IntoIterator<Item = u64>) -> HashSet<u64> {
+        let books = self.lock();
+        versions.into_iter().filter(|v| !books.pinned.contains(v)).collect()
+    }
+
     /// The pinned versions, sorted.
     pub fn pinned(&self) -> Vec<u64> {
         let mut v: Vec<u64> = self.lock().pinned.iter().copied().collect();
